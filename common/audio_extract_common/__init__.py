@@ -1,0 +1,1 @@
+"""Code shared by the API, the operator and the worker: the custom resource, ids, formats, address guard."""

@@ -1,0 +1,66 @@
+"""What a worker tells the operator: progress reports while it runs, one result when it ends.
+
+The result is JSON in the container's termination message (Kubernetes keeps at most 4 KiB of it),
+and the exit code says whether a failure is worth retrying, so a Job's ``podFailurePolicy`` can
+fail permanent errors at once.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .resource import ErrorCode, InputFile, JobError, OutputFile, Step
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+"""Unexpected failure: retried by the Job's backoffLimit."""
+EXIT_TRANSIENT = 75
+"""Possibly transient (network, timeouts): retried by the Job's backoffLimit."""
+EXIT_PERMANENT = 65
+"""Bad input (no audio, not media, too large, bad spec): retrying cannot help; the Job fails at once."""
+
+PERMANENT_CODES = frozenset(
+    {ErrorCode.SOURCE_TOO_LARGE, ErrorCode.INVALID_VIDEO, ErrorCode.NO_AUDIO_STREAM, ErrorCode.EXTRACTION_FAILED}
+)
+TERMINATION_MESSAGE_LIMIT = 4096
+
+
+def exit_code_for(code: ErrorCode) -> int:
+    if code in PERMANENT_CODES:
+        return EXIT_PERMANENT
+    if code == ErrorCode.DOWNLOAD_FAILED:
+        return EXIT_TRANSIENT
+    return EXIT_INTERNAL
+
+
+class WorkerResult(BaseModel):
+    """Exactly one of ``output`` and ``error``; ``inputFile`` when the source was probed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    output: OutputFile | None = None
+    error: JobError | None = None
+    inputFile: InputFile | None = None
+
+    def to_message(self) -> str:
+        """JSON under the termination-message limit; long error details are cut first."""
+        text = self.model_dump_json(exclude_none=True)
+        if len(text.encode()) > TERMINATION_MESSAGE_LIMIT and self.error and self.error.details:
+            overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
+            details = self.error.details.encode()[: max(0, len(self.error.details.encode()) - overflow)]
+            cut = self.model_copy(update={"error": self.error.model_copy(
+                update={"details": details.decode(errors="ignore") + "…"})})
+            text = cut.model_dump_json(exclude_none=True)
+        return text
+
+
+class ProgressReport(BaseModel):
+    """Body of the worker's progress POST (bearer token: the job's own HMAC token)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    jobId: str
+    step: Step
+    progress: int = Field(ge=0, le=100)
+    estimatedTimeRemaining: int | None = None
+    inputFile: InputFile | None = None

@@ -1,0 +1,89 @@
+"""Where outputs and uploads live. The filesystem store is a directory (in a cluster, a
+ReadWriteMany volume shared by the workers and the API); an S3-compatible store would implement
+the same small interface.
+
+Layout under the root: ``<jobId>/<filename>.<ext>`` for outputs, ``uploads/<uploadId>`` for
+uploads. Writes go to a temporary file in the same directory and are renamed into place, so a
+reader never sees a partial file and a pod that runs twice leaves one correct file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+class Store(Protocol):
+    def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+    def put_file(self, key: str, source: Path) -> int: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def size(self, key: str) -> int | None: ...
+    def delete_prefix(self, prefix: str) -> None: ...
+    def local_path(self, key: str) -> Path | None: ...
+
+
+def output_key(job_id: str, filename: str) -> str:
+    return f"{job_id}/{filename}"
+
+
+def upload_key(upload_id: str) -> str:
+    return f"uploads/{upload_id}"
+
+
+class FilesystemStore:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    @contextlib.contextmanager
+    def writer(self, key: str) -> Iterator[BinaryIO]:
+        """Write ``key`` atomically: the file appears whole when the block exits without error."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def put_file(self, key: str, source: Path) -> int:
+        """Copy a finished local file in atomically; returns its size."""
+        with self.writer(key) as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return self._path(key).stat().st_size
+
+    def open(self, key: str) -> BinaryIO:
+        return open(self._path(key), "rb")
+
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete_prefix(self, prefix: str) -> None:
+        path = self._path(prefix)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
