@@ -64,9 +64,10 @@ class Source(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.type != 'url' || has(self.url)", "message": "url is required when type is url"},
+                {"rule": "self.type != 'url' || has(self.url)", "message": "url is required when type is url",
+                 "fieldPath": ".url"},
                 {"rule": "self.type != 'upload' || has(self.file)",
-                 "message": "file is required when type is upload"},
+                 "message": "file is required when type is upload", "fieldPath": ".file"},
             ]
         }
     )
@@ -99,7 +100,8 @@ class Output(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {"rule": "!has(self.bitrate) || self.format in ['mp3', 'aac', 'ogg', 'opus']",
-                 "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)"},
+                 "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)",
+                 "fieldPath": ".bitrate"},
             ]
         }
     )
@@ -109,6 +111,7 @@ class Output(_Model):
     bitrate: str | None = Field(
         default=None,
         pattern=BITRATE_RE.pattern,
+        max_length=5,  # what the pattern allows; bounds the CEL rules' cost estimate
         description="Bitrate override like `192k`, lossy formats only, range checked per codec.",
     )
     normalize: bool = Field(default=False, description="EBU R128 loudness normalization to -23 LUFS, -1 dBTP.")
@@ -146,8 +149,26 @@ class ExtractionJob(_Model):
     options: Options = Field(default_factory=Options, description="Naming, priority and webhook.")
 
 
+JobIndex = Annotated[int, Field(ge=0, lt=MAX_JOBS, description="A 0-based job index.")]
+
+
 class BatchSpec(_Model):
     """The desired batch: the same body as POST /v1/batch, plus cancellation."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                # The operator builds one Job per entry when the batch is created; later edits
+                # could never reach them, so the API server refuses them instead.
+                {"rule": "self.jobs == oldSelf.jobs", "message": "jobs are immutable", "fieldPath": ".jobs"},
+                {"rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                 "message": "a cancelled batch cannot be resumed", "fieldPath": ".cancel"},
+                {"rule": "!has(self.cancelJobs) || self.cancelJobs.all(i, i < size(self.jobs))",
+                 "message": "cancelJobs names a job index the batch does not have",
+                 "fieldPath": ".cancelJobs"},
+            ]
+        }
+    )
 
     jobs: list[ExtractionJob] = Field(min_length=1, max_length=MAX_JOBS, description="1 to 10 extractions.")
     webhook: HttpUrl | None = Field(
@@ -156,11 +177,17 @@ class BatchSpec(_Model):
         json_schema_extra={"x-kubernetes-validations": _URL_CEL},
     )
     cancel: bool = Field(default=False, description="Set to true to cancel every unfinished job of the batch.")
-    cancelJobs: list[Annotated[int, Field(ge=0, lt=MAX_JOBS)]] = Field(
+    cancelJobs: list[JobIndex] = Field(
         default_factory=list,
         max_length=MAX_JOBS,
         description="Indexes (0-based) of single jobs to cancel.",
     )
+
+    @model_validator(mode="after")
+    def _cancel_indexes_exist(self) -> BatchSpec:
+        if any(i >= len(self.jobs) for i in self.cancelJobs):
+            raise ValueError("cancelJobs names a job index the batch does not have")
+        return self
 
 
 # --- status ----------------------------------------------------------------------------------
