@@ -31,6 +31,8 @@ class Outcome:
     """Seconds, from a 429's Retry-After header."""
     blocked: bool = False
     """The target resolved to an address the guard refuses: no request was sent."""
+    read_bytes: int = 0
+    """Bytes of the response body read (bounded by the sender)."""
 
 
 @dataclass(frozen=True)
