@@ -1,0 +1,172 @@
+"""The batch/v1 Job running one extraction: a pure function of the batch, the job index and settings.
+
+Names are deterministic (``ids.job_object_name``) so a repeated create hits "already exists"
+instead of duplicating work; the owner reference makes deleting a batch delete its Jobs. Jobs are
+created suspended: the operator (or Kueue) admits them by unsuspending.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from audio_extract_common import ids
+from audio_extract_common.resource import API_VERSION, KIND, BatchSpec
+from audio_extract_common.results import EXIT_PERMANENT
+
+from .settings import Settings
+from .tokens import progress_token
+
+CONTAINER = "worker"
+WORKER_COMMAND = ["python", "-m", "audio_extract_worker"]
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+WORKER_ENV_PREFIX = "AUDIO_EXTRACT_WORKER_"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "audio-extract-operator"
+PRIORITY_ANNOTATION = "audioextract.io/priority"
+INDEX_ANNOTATION = "audioextract.io/index"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+NONROOT_UID = 65532
+"""The distroless "nonroot" user the image runs as."""
+
+
+def batch_key_of(batch: Mapping[str, Any]) -> str:
+    meta = batch["metadata"]
+    return ids.batch_key(meta["name"], meta["uid"])
+
+
+def job_labels(key: str, index: int) -> dict[str, str]:
+    """Labels on a Job and its pods: which batch and job they run (label values may hold ``_``)."""
+    return {
+        MANAGED_BY_LABEL: MANAGED_BY,
+        "app.kubernetes.io/name": "audio-extract-worker",
+        ids.KEY_LABEL: key,
+        ids.BATCH_LABEL: ids.batch_id(key),
+        ids.JOB_LABEL: ids.job_id(key, index),
+    }
+
+
+def worker_env(spec: BatchSpec, key: str, index: int, settings: Settings) -> list[dict[str, str]]:
+    job_id = ids.job_id(key, index)
+    job = spec.jobs[index].model_dump(mode="json", exclude_none=True)
+    values: dict[str, str | None] = {
+        "JOB": json.dumps({"jobId": job_id, "batchId": ids.batch_id(key), **job}, separators=(",", ":")),
+        "STORE_ROOT": settings.store_mount_path,
+        "SCRATCH_DIR": settings.scratch_mount_path,
+        "RESULT_PATH": TERMINATION_MESSAGE_PATH,
+        "ALLOW_CIDRS": settings.worker_allow_cidrs or None,
+        "CONNECT_TIMEOUT": _opt(settings.worker_connect_timeout),
+        "READ_TIMEOUT": _opt(settings.worker_read_timeout),
+        "MAX_SOURCE_BYTES": _opt(settings.worker_max_source_bytes),
+    }
+    secret = settings.progress_secret.get_secret_value()
+    if settings.progress_url and secret:
+        values["PROGRESS_URL"] = settings.progress_url
+        values["PROGRESS_TOKEN"] = progress_token(secret, job_id)
+    env = [{"name": WORKER_ENV_PREFIX + k, "value": v} for k, v in values.items() if v is not None]
+    # Python and ffmpeg write temporary files; the root filesystem is read-only.
+    env.append({"name": "TMPDIR", "value": settings.scratch_mount_path})
+    return env
+
+
+def _opt(value: float | int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[str, Any]:
+    """The Job for ``batch.spec.jobs[index]``."""
+    meta = batch["metadata"]
+    spec = BatchSpec.model_validate(batch["spec"])
+    key = batch_key_of(batch)
+    job_id = ids.job_id(key, index)
+    priority = str(spec.jobs[index].options.priority)
+    labels = job_labels(key, index)
+    job_labels_ = dict(labels)
+    if settings.kueue_queue:
+        job_labels_[KUEUE_QUEUE_LABEL] = settings.kueue_queue
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "fsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [{
+            "name": CONTAINER,
+            "image": settings.worker_image,
+            "imagePullPolicy": settings.image_pull_policy,
+            "command": list(WORKER_COMMAND),
+            "env": worker_env(spec, key, index, settings),
+            "resources": {
+                "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+            },
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+            "terminationMessagePolicy": "File",
+            "volumeMounts": [
+                {"name": "store", "mountPath": settings.store_mount_path},
+                {"name": "scratch", "mountPath": settings.scratch_mount_path},
+            ],
+        }],
+        "volumes": [
+            {"name": "store", "persistentVolumeClaim": {"claimName": settings.store_claim}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
+        ],
+    }
+    if settings.worker_service_account:
+        pod_spec["serviceAccountName"] = settings.worker_service_account
+    priority_class = settings.priority_class(priority)
+    if priority_class:
+        pod_spec["priorityClassName"] = priority_class
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": ids.job_object_name(job_id),
+            "namespace": meta["namespace"],
+            "labels": job_labels_,
+            "annotations": {PRIORITY_ANNOTATION: priority, INDEX_ANNOTATION: str(index)},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": {
+            "suspend": True,
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            "podReplacementPolicy": "Failed",
+            "podFailurePolicy": {"rules": [
+                # The worker exits EXIT_PERMANENT for bad input: retrying cannot help.
+                {"action": "FailJob",
+                 "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [EXIT_PERMANENT]}},
+                # Evictions and preemptions are not the worker's fault: retry without counting them.
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            ]},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def owned_by(job: Mapping[str, Any], batch_uid: str) -> bool:
+    """Whether an existing Job is ours to keep (a same-named foreign Job is a permanent problem)."""
+    refs = job.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == batch_uid and ref.get("controller") for ref in refs)

@@ -1,0 +1,196 @@
+"""Pure mappings from what Kubernetes reports to the resource's status.
+
+``job_entry`` turns one Job (and its pods) into the job's status entry; ``summarize`` derives the
+batch's counts, phase and conditions from the entries. Terminal entries never change again, so a
+late or repeated event cannot undo an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from audio_extract_common.resource import (
+    TERMINAL_STATES,
+    BatchStatus,
+    Condition,
+    ErrorCode,
+    JobError,
+    JobState,
+    JobStatus,
+    Phase,
+    Step,
+)
+from audio_extract_common.results import WorkerResult
+from pydantic import ValidationError
+
+from .jobs import CONTAINER
+
+
+def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_ and c.get("status") == "True":
+            return c
+    return None
+
+
+def job_finished(job: Mapping[str, Any]) -> str | None:
+    """``"Complete"`` or ``"Failed"`` once the Job is terminal (interim conditions don't count)."""
+    for type_ in ("Complete", "Failed"):
+        if _condition(job, type_):
+            return type_
+    return None
+
+
+def job_suspended(job: Mapping[str, Any]) -> bool:
+    return bool((job.get("spec") or {}).get("suspend"))
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER:
+            return (cs.get("state") or {}).get("terminated")
+    return None
+
+
+def pod_result(pod: Mapping[str, Any]) -> WorkerResult | None:
+    """The worker's result from a pod's termination message, if it left a readable one."""
+    terminated = _terminated(pod)
+    message = (terminated or {}).get("message")
+    if not message:
+        return None
+    try:
+        result = WorkerResult.model_validate_json(message)
+    except ValidationError:
+        return None
+    return result if (result.output is None) != (result.error is None) else None
+
+
+def _latest_first(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def finished_at(pod: Mapping[str, Any]) -> str:
+        return (_terminated(pod) or {}).get("finishedAt") or pod["metadata"].get("creationTimestamp") or ""
+    return sorted(pods, key=finished_at, reverse=True)
+
+
+def job_entry(entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]],
+              now: str) -> JobStatus:
+    """The job's status entry after observing its Job and pods (``entry`` unchanged when terminal)."""
+    if entry.status in TERMINAL_STATES or job is None:
+        return entry
+    finished = job_finished(job)
+    if finished is None:
+        if job_suspended(job):
+            return entry
+        if entry.status == JobState.queued:
+            started = (job.get("status") or {}).get("startTime") or now
+            return entry.model_copy(update={
+                "status": JobState.processing, "startedAt": entry.startedAt or started,
+                "currentStep": entry.currentStep or Step.downloading_video})
+        return entry
+
+    pods = _latest_first(pods)
+    update: dict[str, Any] = {"completedAt": now, "estimatedTimeRemaining": None, "currentStep": None}
+    results = [r for r in (pod_result(p) for p in pods) if r is not None]
+    if finished == "Complete":
+        ok = next((r for r in results if r.output is not None), None)
+        if ok is not None:
+            update.update(status=JobState.completed, progress=100, outputFile=ok.output, error=None,
+                          currentStep=Step.finalizing)
+            if ok.inputFile is not None:
+                update["inputFile"] = ok.inputFile
+            return entry.model_copy(update=update)
+        update.update(status=JobState.failed, error=JobError(
+            code=ErrorCode.INTERNAL_ERROR, message="the worker finished without leaving a result"))
+        return entry.model_copy(update=update)
+
+    reason = _condition(job, "Failed").get("reason")  # type: ignore[union-attr]
+    failed = next((r for r in results if r.error is not None), None)
+    if reason == "DeadlineExceeded":
+        error = JobError(code=ErrorCode.TIMEOUT, message="the job ran past its deadline",
+                         details=(failed.error.message if failed and failed.error else None))
+    elif failed is not None and failed.error is not None:
+        error = failed.error
+    else:
+        error = JobError(code=ErrorCode.INTERNAL_ERROR, message="the worker's pod ended without a result",
+                         details=f"Job failed: {reason}")
+    update.update(status=JobState.failed, error=error)
+    if failed is not None and failed.inputFile is not None:
+        update["inputFile"] = failed.inputFile
+    return entry.model_copy(update=update)
+
+
+def cancelled(entry: JobStatus, now: str) -> JobStatus:
+    if entry.status in TERMINAL_STATES:
+        return entry
+    return entry.model_copy(update={
+        "status": JobState.cancelled, "completedAt": now, "currentStep": None, "estimatedTimeRemaining": None,
+        "error": JobError(code=ErrorCode.CANCELLED, message="the job was cancelled")})
+
+
+def failed_permanently(entry: JobStatus, code: ErrorCode, message: str, now: str) -> JobStatus:
+    if entry.status in TERMINAL_STATES:
+        return entry
+    return entry.model_copy(update={
+        "status": JobState.failed, "completedAt": now, "currentStep": None,
+        "error": JobError(code=code, message=message)})
+
+
+def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str, message: str,
+                  now: str, generation: int | None) -> list[Condition]:
+    """Upsert a condition; ``lastTransitionTime`` moves only when its status flips."""
+    value = "True" if status else "False"
+    out, found = [], False
+    for c in conditions:
+        if c.type != type_:
+            out.append(c)
+            continue
+        found = True
+        changed = c.status != value
+        out.append(c.model_copy(update={
+            "status": value, "reason": reason, "message": message, "observedGeneration": generation,
+            "lastTransitionTime": now if changed else c.lastTransitionTime}))
+    if not found:
+        out.append(Condition(type=type_, status=value, reason=reason, message=message,
+                             lastTransitionTime=now, observedGeneration=generation))
+    return out
+
+
+def summarize(status: BatchStatus, now: str, generation: int | None) -> BatchStatus:
+    """Counts, phase and the Accepted/Running/Complete/Failed conditions from the job entries."""
+    states = [JobState(j.status) for j in status.jobs]
+    count = {s: states.count(s) for s in JobState}
+    total = len(states)
+    done = total > 0 and all(s in TERMINAL_STATES for s in states)
+    unsuccessful = count[JobState.failed] + count[JobState.cancelled]
+    if done:
+        phase = Phase.Succeeded if unsuccessful == 0 else Phase.Failed
+    elif count[JobState.queued] == total:
+        phase = Phase.Queued
+    else:
+        phase = Phase.Running
+
+    conds = list(status.conditions)
+    conds = set_condition(conds, "Accepted", True, "JobsCreated", f"{total} job(s) accepted", now, generation)
+    conds = set_condition(conds, "Running", count[JobState.processing] > 0,
+                          "JobsRunning" if count[JobState.processing] else ("AllJobsFinished" if done else "Waiting"),
+                          f"{count[JobState.processing]} processing, {count[JobState.queued]} queued",
+                          now, generation)
+    conds = set_condition(conds, "Complete", done, "AllJobsFinished" if done else "JobsPending",
+                          f"{count[JobState.completed]}/{total} completed, {unsuccessful} failed or cancelled",
+                          now, generation)
+    conds = set_condition(conds, "Failed", done and unsuccessful > 0,
+                          "JobsFailed" if done and unsuccessful else "NoFailure",
+                          f"{unsuccessful} job(s) failed or were cancelled" if unsuccessful else "",
+                          now, generation)
+    # A permanent problem (e.g. a foreign Job holding a name) keeps its own condition, set elsewhere.
+    return status.model_copy(update={
+        "total": total,
+        "queued": count[JobState.queued],
+        "processing": count[JobState.processing],
+        "completed": count[JobState.completed],
+        "failed": unsuccessful,
+        "phase": phase,
+        "conditions": conds,
+        "observedGeneration": generation,
+        "completedAt": (status.completedAt or now) if done else None,
+    })
