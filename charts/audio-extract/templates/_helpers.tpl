@@ -1,0 +1,117 @@
+{{/*
+audio-extract.name: the chart name, or nameOverride.
+*/}}
+{{- define "audio-extract.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+audio-extract.fullname: the prefix of every object name. Truncated to 52 characters so that
+"<fullname>-operator" and friends stay within the 63-character DNS label limit.
+*/}}
+{{- define "audio-extract.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+audio-extract.chart: chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "audio-extract.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+audio-extract.selectorLabels: the immutable labels selecting one component's pods.
+Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "audio-extract.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "audio-extract.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+audio-extract.labels: the standard labels of every object of one component.
+Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "audio-extract.labels" -}}
+helm.sh/chart: {{ include "audio-extract.chart" .ctx }}
+{{ include "audio-extract.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: audio-extract
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- with .ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+audio-extract.componentName: "<fullname>-<component>", the name of a component's objects.
+Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "audio-extract.componentName" -}}
+{{- printf "%s-%s" (include "audio-extract.fullname" .ctx) .component }}
+{{- end }}
+
+{{/*
+audio-extract.image: "repository:tag" of the one image (tag defaults to appVersion).
+Call with (dict "ctx" $ "image" .Values.image).
+*/}}
+{{- define "audio-extract.image" -}}
+{{- $repo := .image.repository | default .ctx.Values.image.repository }}
+{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion }}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+
+{{/*
+audio-extract.secretName: the operator's Secret (webhook signing secret, progress-token key):
+secrets.existingSecret, or the one this chart creates.
+*/}}
+{{- define "audio-extract.secretName" -}}
+{{- .Values.secrets.existingSecret | default (printf "%s-operator" (include "audio-extract.fullname" .)) }}
+{{- end }}
+
+{{/*
+audio-extract.apiKeysSecretName: the Secret of API-key digests mounted into the API:
+secrets.existingApiKeysSecret, or the one this chart creates.
+*/}}
+{{- define "audio-extract.apiKeysSecretName" -}}
+{{- .Values.secrets.existingApiKeysSecret | default (printf "%s-api-keys" (include "audio-extract.fullname" .)) }}
+{{- end }}
+
+{{/*
+audio-extract.progressUrl: the operator's progress endpoint as the worker pods reach it.
+*/}}
+{{- define "audio-extract.progressUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "audio-extract.componentName" (dict "ctx" . "component" "operator")) .Release.Namespace (int .Values.operator.progressPort) }}
+{{- end }}
+
+{{/*
+audio-extract.podSecurityContext / audio-extract.securityContext: shared by every pod the chart
+runs; the values hold the secure defaults (restricted Pod Security level).
+*/}}
+{{- define "audio-extract.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext }}
+{{- end }}
+{{- define "audio-extract.securityContext" -}}
+{{- toYaml .Values.securityContext }}
+{{- end }}
+
+{{/*
+audio-extract.workerPodSelector: a label selector matching the extraction Jobs' pods, which the
+operator labels with the job id.
+*/}}
+{{- define "audio-extract.workerPodSelector" -}}
+matchExpressions:
+  - key: audioextract.io/job-id
+    operator: Exists
+{{- end }}
