@@ -1,8 +1,16 @@
-"""Webhook tunables. The operator's one settings object builds this (env AUDIO_EXTRACT_OPERATOR_*)."""
+"""Webhook tunables.
+
+``WebhookConfig`` is what the webhook code takes (tests build it directly). ``WebhookSettings``
+holds the same tunables as ``webhook_*`` fields for the operator's one settings object, which
+inherits it, so they come from ``AUDIO_EXTRACT_OPERATOR_WEBHOOK_*`` environment variables.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings
 
 DEFAULT_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0)
 """Seconds to wait after attempts 1..7 (Svix/Standard Webhooks style): 8 attempts over ~31.6 h."""
@@ -24,3 +32,61 @@ class WebhookConfig(BaseModel):
     max_response_bytes: int = Field(default=64 * 1024, description="At most this much of a response is read.")
     allow_cidrs: str = Field(default="", description="CIDRs exempt from the address guard (dev/tests).")
     concurrency: int = Field(default=64, ge=1, description="Attempts in flight at once, across all batches.")
+    poll_interval: float = Field(
+        default=0.5, gt=0, description="Seconds between looks at a batch's due deliveries."
+    )
+    crash_after_send: Path | None = Field(
+        default=None,
+        description="Test fault hook: if set and the file does not exist, create it and SIGKILL "
+        "the process right after a delivery attempt, before recording it.",
+    )
+
+
+class WebhookSettings(BaseSettings):
+    """Mixin for the operator's settings: ``AUDIO_EXTRACT_OPERATOR_WEBHOOK_*``."""
+
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="Standard Webhooks signing secret (`whsec_<base64>`); empty = "
+        "no webhooks are sent (deliveries stay pending).",
+    )
+    webhook_public_prefix: str = Field(
+        default="/audio-extract/v1", description="Prefix of downloadUrl in payloads."
+    )
+    webhook_schedule: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEDULE),
+        description="Retry delays in seconds (JSON list); attempts = len + 1 (default spans ~31.6 h).",
+    )
+    webhook_schedule_scale: float = Field(
+        default=1.0, gt=0, description="Schedule multiplier (tests shrink it)."
+    )
+    webhook_jitter: float = Field(
+        default=0.1, ge=0, le=0.5, description="Retry delays vary by +/- this fraction."
+    )
+    webhook_timeout: float = Field(default=15.0, gt=0, description="Seconds one delivery attempt may take.")
+    webhook_allow_cidrs: str = Field(
+        default="", description="CIDRs webhook targets may use despite the address guard (dev/tests only)."
+    )
+    webhook_concurrency: int = Field(default=64, ge=1, description="Delivery attempts in flight at once.")
+    webhook_poll_interval: float = Field(
+        default=0.5, gt=0,
+        description="Seconds between looks at a batch's due deliveries (bounds added latency).",
+    )
+    webhook_crash_after_send: Path | None = Field(
+        default=None,
+        description="Test fault hook only: SIGKILL after the first attempt, before recording it "
+        "(a marker file makes it fire once).",
+    )
+
+    def webhook_config(self) -> WebhookConfig:
+        return WebhookConfig(
+            secret=self.webhook_secret.get_secret_value(),
+            public_prefix=self.webhook_public_prefix,
+            schedule=tuple(self.webhook_schedule),
+            schedule_scale=self.webhook_schedule_scale,
+            jitter=self.webhook_jitter,
+            timeout=self.webhook_timeout,
+            allow_cidrs=self.webhook_allow_cidrs,
+            concurrency=self.webhook_concurrency,
+            poll_interval=self.webhook_poll_interval,
+            crash_after_send=self.webhook_crash_after_send,
+        )

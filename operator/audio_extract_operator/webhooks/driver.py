@@ -1,0 +1,192 @@
+"""Driving deliveries from the operator: plan what a batch owes, send what is due, record outcomes.
+
+The resource's status is the durable record (``status.jobs[i].webhook`` and ``status.webhook``).
+One ``tick`` per batch, called repeatedly (a kopf timer/daemon per batch), does:
+
+1. *Plan*: deliveries owed (terminal job with a target, or a finished batch with a batch
+   webhook) but not recorded yet get a pending record with a deterministic ``webhook-id``.
+2. *Send*: every due pending delivery gets one attempt (concurrently, under a process-wide
+   bound), then its new state is written with one JSON patch per batch. The record is written
+   **after** the attempt: a crash in between means the event is sent again with the same id
+   (at least once; receivers deduplicate on ``webhook-id``), never lost and never invented.
+
+Writes are JSON patches on exactly the ``webhook`` paths, guarded by ``test`` ops on the
+object's uid and each entry's ``jobId``, so they never touch what the rest of the operator
+writes. This process remembers what it wrote until the watch shows it back: a tick that sees an
+older record (a stale view, or another status write that carried an old copy) re-writes the
+remembered state instead of sending again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, Delivery
+from audio_extract_common.timefmt import iso
+
+from . import events
+from .config import WebhookConfig
+from .policy import Schedule, is_due, next_state
+from .send import Sender
+
+log = logging.getLogger(__name__)
+
+Slot = int | None
+"""A job's index, or None for the batch's own ``batch.completed``."""
+
+PatchStatus = Callable[[str, str, list[dict[str, Any]]], Awaitable[None]]
+"""``(namespace, name, json_patch_ops)``: apply a JSON patch to the batch's status subresource."""
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+def _progress(d: Delivery) -> tuple[int, int]:
+    return (0 if d.state == "pending" else 1, d.attempts)
+
+
+def fresher(seen: Delivery | None, mine: Delivery | None) -> Delivery | None:
+    """The more advanced of the recorded and the remembered state of one event."""
+    if mine is None or (seen is not None and (seen.id != mine.id or _progress(seen) >= _progress(mine))):
+        return seen
+    return mine
+
+
+def recorded(status: BatchStatus) -> dict[Slot, Delivery]:
+    out: dict[Slot, Delivery] = {j.index: j.webhook for j in status.jobs if j.webhook is not None}
+    if status.webhook is not None:
+        out[None] = status.webhook
+    return out
+
+
+def patch_ops(uid: str, status: BatchStatus, writes: Mapping[Slot, Delivery]) -> list[dict[str, Any]]:
+    """JSON patch writing ``writes`` into status, guarded so it lands on the entries it means."""
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/uid", "value": uid}]
+    position = {j.index: pos for pos, j in enumerate(status.jobs)}
+    for slot, d in sorted(writes.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+        value = d.model_dump(mode="json", exclude_none=True)
+        if slot is None:
+            ops.append({"op": "add", "path": "/status/webhook", "value": value})
+        else:
+            pos = position[slot]
+            ops.append({"op": "test", "path": f"/status/jobs/{pos}/jobId", "value": status.jobs[pos].jobId})
+            ops.append({"op": "add", "path": f"/status/jobs/{pos}/webhook", "value": value})
+    return ops
+
+
+def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Cheap filter on raw dicts: does this batch owe or have a pending delivery?"""
+    jobs = status.get("jobs") or []
+    spec_jobs = spec.get("jobs") or []
+    batch_hook = spec.get("webhook")
+    terminal = [j.get("status") in TERMINAL_STATES for j in jobs]
+    for j, done in zip(jobs, terminal, strict=True):
+        hook = j.get("webhook")
+        if hook is not None:
+            if hook.get("state") == "pending":
+                return True
+        elif done:
+            i = j.get("index", -1)
+            own = ((spec_jobs[i].get("options") or {}).get("webhook")) if 0 <= i < len(spec_jobs) else None
+            if own or batch_hook:
+                return True
+    if batch_hook and jobs and all(terminal):
+        hook = status.get("webhook")
+        return hook is None or hook.get("state") == "pending"
+    return False
+
+
+class Driver:
+    """One per operator process (kept in kopf's memo): the sender, the bound and the memory."""
+
+    def __init__(self, config: WebhookConfig, patch: PatchStatus, sender: Sender | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.config = config
+        self.enabled = bool(config.secret)
+        self.patch = patch
+        self.sender = sender if sender is not None else (Sender(config) if self.enabled else None)
+        self.schedule = Schedule.from_config(config)
+        self.clock = clock
+        self._bound = asyncio.Semaphore(config.concurrency)
+        self._memory: dict[tuple[str, Slot], Delivery] = {}
+        self.sent_total = 0
+
+    async def aclose(self) -> None:
+        if self.sender is not None:
+            await self.sender.aclose()
+
+    def forget(self, uid: str) -> None:
+        """Drop what is remembered of a batch (it was deleted)."""
+        for key in [k for k in self._memory if k[0] == uid]:
+            del self._memory[key]
+
+    async def tick(self, ref: BatchRef, spec: BatchSpec, status: BatchStatus) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        current: dict[Slot, Delivery] = {}
+        writes: dict[Slot, Delivery] = {}
+        for slot, seen in recorded(status).items():
+            key = (ref.uid, slot)
+            best = fresher(seen, self._memory.get(key))
+            if best is seen:
+                self._memory.pop(key, None)  # the watch caught up with what was written
+            else:
+                writes[slot] = best  # an older copy came back: restore, do not resend
+            current[slot] = best
+        fresh = status.model_copy(deep=True)
+        for j in fresh.jobs:
+            j.webhook = current.get(j.index)
+        fresh.webhook = current.get(None)
+        for p in events.plan(spec, fresh, ref.uid, iso(now)):
+            current[p.index] = self._memory.get((ref.uid, p.index)) or p.delivery
+            if current[p.index] is not p.delivery:
+                writes[p.index] = current[p.index]
+
+        due = [slot for slot, d in current.items() if is_due(d, now)]
+        # Not due yet and never written (only if the first attempt is deferred): record the plan.
+        for slot, d in current.items():
+            if slot not in due and (slot not in recorded(status)) and slot not in writes:
+                writes[slot] = d
+        if due:
+            results = await asyncio.gather(*(self._attempt(fresh, slot, current[slot]) for slot in due))
+            self._fault_hook()
+            for slot, d in zip(due, results, strict=True):
+                writes[slot] = d
+                self._memory[(ref.uid, slot)] = d
+        if writes:
+            await self._write(ref, status, writes)
+
+    async def _attempt(self, status: BatchStatus, slot: Slot, d: Delivery) -> Delivery:
+        assert self.sender is not None
+        body = events.body_for(status, slot, d, self.config.public_prefix)
+        async with self._bound:
+            outcome = await self.sender.attempt(d, body)
+        self.sent_total += 1
+        new = next_state(d, outcome, self.clock(), self.schedule)
+        log.info("webhook %s %s to %s: attempt %d -> %s (%s)", d.id, d.event, d.url, new.attempts, new.state,
+                 outcome.status_code if outcome.status_code is not None else outcome.error)
+        return new
+
+    async def _write(self, ref: BatchRef, status: BatchStatus, writes: Mapping[Slot, Delivery]) -> None:
+        try:
+            await self.patch(ref.namespace, ref.name, patch_ops(ref.uid, status, writes))
+        except Exception as e:  # kept in memory; the next tick writes it again
+            log.warning("recording webhook deliveries of %s/%s failed: %s", ref.namespace, ref.name, e)
+
+    def _fault_hook(self) -> None:
+        marker = self.config.crash_after_send
+        if marker is not None and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
