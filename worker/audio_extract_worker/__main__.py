@@ -1,0 +1,87 @@
+"""``python -m audio_extract_worker``: run the job from the environment, write the result, exit.
+
+Exit codes (``audio_extract_common.results``): 0 done; 65 permanent failure (bad media, no
+audio, too large, ffmpeg failed, invalid job spec): the Job's podFailurePolicy fails it at once;
+75 possibly transient (download failed): retried by backoffLimit; 1 unexpected error;
+143 stopped by SIGTERM (pod deleted, batch cancelled or deadline).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import signal
+import sys
+from types import FrameType
+
+from audio_extract_common.resource import ErrorCode, JobError
+from audio_extract_common.results import EXIT_INTERNAL, EXIT_OK, EXIT_PERMANENT, WorkerResult, exit_code_for
+from audio_extract_common.store import FilesystemStore
+from pydantic import ValidationError
+
+from .job import run_job
+from .progress import ProgressReporter
+from .settings import WorkerSettings
+from .spec import WorkerJob
+
+log = logging.getLogger("audio_extract_worker")
+EXIT_TERMINATED = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind (finally blocks kill ffmpeg and remove scratch files)."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def _write_result(settings: WorkerSettings, result: WorkerResult) -> None:
+    message = result.to_message()
+    try:
+        settings.result_path.write_text(message)
+    except OSError as e:
+        log.error("cannot write the result to %s: %s", settings.result_path, e)
+    print(message, flush=True)  # also in the pod log
+
+
+def peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would log source URLs
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    settings = WorkerSettings()
+    try:
+        job = WorkerJob.model_validate_json(settings.job_json())
+    except (ValidationError, ValueError, OSError) as e:
+        detail = str(e)[:1000]
+        _write_result(settings, WorkerResult(error=JobError(
+            code=ErrorCode.INTERNAL_ERROR, message="invalid job spec", details=detail)))
+        return EXIT_PERMANENT  # retrying the same spec cannot help
+    reporter = ProgressReporter(job.jobId, settings.progress_url, settings.progress_token,
+                                settings.progress_interval, settings.progress_timeout)
+    code = EXIT_INTERNAL
+    try:
+        result = run_job(job, settings, FilesystemStore(settings.store_root), reporter)
+        code = EXIT_OK if result.output else exit_code_for(ErrorCode(result.error.code))  # type: ignore[union-attr]
+    except Terminated:
+        result = WorkerResult(error=JobError(code=ErrorCode.CANCELLED, message="the worker was stopped"))
+        code = EXIT_TERMINATED
+    except Exception as e:
+        log.exception("unexpected failure")
+        result = WorkerResult(error=JobError(code=ErrorCode.INTERNAL_ERROR, message="unexpected worker error",
+                                             details=f"{type(e).__name__}: {e}"[:1000]))
+    finally:
+        reporter.close()
+    _write_result(settings, result)
+    log.info("%s", json.dumps({"event": "finished", "jobId": job.jobId, "exitCode": code,
+                               "peakRssKiB": peak_rss_kib()}))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Run one ffmpeg command: progress from ``-progress pipe:1``, a time limit, a bounded stderr tail."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import threading
+from collections.abc import Callable
+
+from audio_extract_common.resource import ErrorCode
+
+from .errors import JobFailure
+
+STDERR_LINES = 60
+
+
+def run_ffmpeg(args: list[str], timeout: float,
+               on_time: Callable[[float], None] = lambda seconds: None) -> str:
+    """Run ``args``; call ``on_time`` with the output position in seconds; return stderr's tail.
+
+    ``out_time_us`` is parsed (``out_time_ms`` is microseconds too, trac #7345, and early
+    blocks can be negative). Raises JobFailure(TIMEOUT) past ``timeout`` seconds and
+    JobFailure(EXTRACTION_FAILED) on a non-zero exit, with ffmpeg's last lines as details.
+    """
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+    drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+    drain.start()
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us":
+                try:
+                    micros = int(value)
+                except ValueError:
+                    continue
+                if micros >= 0:
+                    on_time(micros / 1e6)
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        drain.join(5)
+    stderr = "\n".join(tail)
+    if timed_out.is_set():
+        raise JobFailure(ErrorCode.TIMEOUT, f"ffmpeg took longer than {timeout:g} s")
+    if proc.returncode != 0:
+        last = [line for line in tail if line.strip()][-8:]
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"ffmpeg failed (exit code {proc.returncode})",
+                         "\n".join(last) or None)
+    return stderr
+
+
+def _drain(stream, tail: collections.deque[str]) -> None:  # type: ignore[no-untyped-def]
+    for raw in stream:
+        tail.append(raw.decode(errors="replace").rstrip())

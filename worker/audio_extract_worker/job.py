@@ -1,0 +1,153 @@
+"""One job, step by step: fetch ▸ probe ▸ extract ▸ store. Returns the WorkerResult."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from audio_extract_common.formats import Format
+from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step
+from audio_extract_common.results import WorkerResult
+from audio_extract_common.store import Store, output_key, upload_key
+
+from . import fetch
+from .command import InvalidOutput, OutputSpec, Paths, can_copy, extension, ffmpeg_args, measure_args
+from .errors import JobFailure
+from .ffmpeg_run import run_ffmpeg
+from .loudness import parse_ebur128
+from .probe import ProbeFacts, probe
+from .progress import ProgressReporter
+from .settings import WorkerSettings
+from .spec import WorkerJob, default_filename
+
+log = logging.getLogger(__name__)
+
+MEASURE_SHARE = 30
+"""Percent of the extract step's progress bar given to the loudness measuring pass."""
+
+
+def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
+            reporter: ProgressReporter) -> WorkerResult:
+    """Run ``job``; every failure ends as a result with a contract error code."""
+    input_file: InputFile | None = None
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{job.jobId}-", dir=settings.scratch_dir)).resolve()
+    try:
+        spec = _validated(job)  # bad combinations end here, before any download or ffmpeg run
+        source, name = _acquire(job, settings, store, work, reporter)
+        reporter.report(Step.analyzing_video, 0)
+        facts = probe(source)
+        input_file = InputFile(name=name, size=facts.size, duration=facts.duration, format=facts.format_name)
+        reporter.report(Step.analyzing_video, 100, input_file=input_file)
+        out = work / f"output.{extension(spec.format)}"
+        transcoded = _extract(spec, facts, Paths(source, out), settings, reporter)
+        reporter.report(Step.finalizing, 0)
+        output = _finalize(job, spec, out, transcoded, store)
+        reporter.report(Step.finalizing, 100)
+        return WorkerResult(output=output, inputFile=input_file)
+    except JobFailure as failure:
+        log.info("job %s failed: %s %s", job.jobId, failure.code, failure.message)
+        return WorkerResult(error=failure.to_error(), inputFile=input_file)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _validated(job: WorkerJob) -> OutputSpec:
+    try:
+        spec = OutputSpec.from_model(job.output)
+        spec.validate()
+    except InvalidOutput as e:
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"invalid output settings: {e}") from None
+    return spec
+
+
+def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
+             reporter: ProgressReporter) -> tuple[Path, str]:
+    """The source as a local absolute path, and its display name."""
+    reporter.report(Step.downloading_video, 0)
+    if job.source.type == "upload":
+        file_id = job.source.file or ""
+        key = upload_key(file_id)
+        size = store.size(key)
+        if size is None:
+            raise JobFailure(ErrorCode.DOWNLOAD_FAILED, f"upload {file_id} was not found in the store")
+        if size > settings.max_source_bytes:
+            raise JobFailure(ErrorCode.SOURCE_TOO_LARGE,
+                             f"the source is larger than the {settings.max_source_bytes:,}-byte limit")
+        local = store.local_path(key)
+        if local is None:  # a remote store: copy it into scratch first
+            local = work / "source"
+            with store.open(key) as src, open(local, "wb") as dst:
+                shutil.copyfileobj(src, dst, fetch.CHUNK)
+        reporter.report(Step.downloading_video, 100)
+        return local.resolve(), file_id
+    dest = work / "source"
+    limits = fetch.FetchLimits(settings.max_source_bytes, settings.connect_timeout, settings.read_timeout,
+                               settings.max_redirects)
+
+    def progress(done: int, total: int | None) -> None:
+        if total:
+            reporter.report(Step.downloading_video, 100 * done / total)
+
+    fetched = fetch.download(job.source.url or "", dest, settings.allow, limits, progress)
+    reporter.report(Step.downloading_video, 100)
+    return dest, fetched.name
+
+
+def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: WorkerSettings,
+             reporter: ProgressReporter) -> bool:
+    reporter.report(Step.extracting_audio, 0)
+    duration = facts.duration
+    started = time.monotonic()
+
+    def progress_in(low: float, high: float):  # type: ignore[no-untyped-def]
+        def on_time(seconds: float) -> None:
+            if duration:
+                share = min(1.0, seconds / duration)
+                pct = low + (high - low) * share
+                eta = None
+                elapsed = time.monotonic() - started
+                if pct > 1:
+                    eta = int(elapsed * (100 - pct) / pct)
+                reporter.report(Step.extracting_audio, pct, eta)
+        return on_time
+
+    loudness = None
+    transcoded = not can_copy(spec, facts)
+    start = 0.0
+    if spec.normalize:
+        stderr = run_ffmpeg(measure_args(facts, paths.source), settings.ffmpeg_timeout,
+                            progress_in(0, MEASURE_SHARE))
+        try:
+            loudness = parse_ebur128(stderr)
+        except ValueError:
+            raise JobFailure(ErrorCode.EXTRACTION_FAILED, "loudness measurement failed",
+                             stderr[-500:] or None) from None
+        start = MEASURE_SHARE
+    run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness), settings.ffmpeg_timeout, progress_in(start, 100))
+    reporter.report(Step.extracting_audio, 100)
+    return transcoded
+
+
+def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, store: Store) -> OutputFile:
+    if not out.exists() or out.stat().st_size == 0:
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "ffmpeg produced no audio")
+    try:
+        result = probe(out)
+    except JobFailure as e:
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable",
+                         e.message) from None
+    filename = f"{default_filename(job)}.{extension(spec.format)}"
+    key = output_key(job.jobId, filename)
+    size = store.put_file(key, out)  # temp file + rename: never a partial output in the store
+    bitrate = None
+    if result.duration:
+        bitrate = f"{round(size * 8 / result.duration / 1000)}k"
+    with contextlib.suppress(Exception):
+        out.unlink()
+    return OutputFile(filename=filename, path=key, size=size, duration=result.duration,
+                      format=Format(spec.format).value, bitrate=bitrate, transcoded=transcoded)

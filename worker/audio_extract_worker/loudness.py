@@ -1,0 +1,96 @@
+"""EBU R128 normalisation: measure with ``ebur128``, then apply one linear gain with ``loudnorm``.
+
+Pass 1 uses the ``ebur128`` filter, which measured ~5x cheaper than a ``loudnorm`` measuring
+pass (reference §2.2: 3.7 s vs 19.6 s for 10 min; loudnorm measures at 192 kHz). Its summary
+gives everything loudnorm's linear mode needs: integrated loudness, its gate threshold, LRA
+and true peak.
+
+Pass 2 is ``loudnorm`` with ``linear=true``. loudnorm silently switches to *dynamic* mode (a
+compressor that upsamples to 192 kHz) unless all measured values are present and non-zero,
+the target LRA covers the measured LRA and the linear gain keeps the true peak at or under
+the target (``af_loudnorm.c``, ``init``). :func:`normalize_filter` applies that same rule
+before ffmpeg runs, so the fallback never happens unnoticed:
+- ``measured_LRA`` 0 (a steady signal) is passed as 0.1: it is only a mode switch in linear
+  mode and the gain does not depend on it;
+- the target LRA is raised to the measured LRA (it is unused in linear mode);
+- when the gain would push the true peak over -1 dBTP, loudnorm cannot be linear: the same
+  gain is applied with ``volume`` and the peaks are caught by ``alimiter`` under -1 dBTP
+  (with margin, since alimiter limits sample peaks). A limiter touches only the peaks, so the
+  integrated loudness stays on target (checked in the component tests).
+- a silent source (integrated loudness at the -70 LUFS gate) is left as it is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+TARGET_I = -23.0
+TARGET_TP = -1.0
+DEFAULT_LRA = 7.0
+MAX_LRA = 50.0
+SILENT_LUFS = -69.5
+LIMITER_MARGIN_DB = 1.0
+"""Extra headroom below the true-peak target for the sample-peak limiter."""
+
+
+@dataclass(frozen=True)
+class Loudness:
+    integrated: float
+    """LUFS."""
+    threshold: float
+    """Relative gate threshold of the integrated measurement, LUFS."""
+    lra: float
+    """Loudness range, LU."""
+    true_peak: float
+    """dBTP (dBFS of the 4x oversampled signal)."""
+
+
+_NUMBER = r"(-?(?:\d+(?:\.\d+)?|inf))"
+_SUMMARY = re.compile(
+    r"Integrated loudness:\s*I:\s*" + _NUMBER + r"\s*LUFS\s*Threshold:\s*" + _NUMBER + r"\s*LUFS"
+    r".*?Loudness range:\s*LRA:\s*" + _NUMBER + r"\s*LU"
+    r".*?True peak:\s*Peak:\s*" + _NUMBER + r"\s*dBFS",
+    re.DOTALL,
+)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    return -99.0 if math.isinf(value) else value
+
+
+def parse_ebur128(stderr: str) -> Loudness:
+    """The summary ffmpeg prints after an ``ebur128=peak=true`` pass (the last one wins)."""
+    matches = list(_SUMMARY.finditer(stderr))
+    if not matches:
+        raise ValueError("no ebur128 summary in ffmpeg's output")
+    i, thresh, lra, tp = (_float(g) for g in matches[-1].groups())
+    return Loudness(integrated=i, threshold=thresh, lra=lra, true_peak=tp)
+
+
+MEASURE_FILTER = "ebur128=peak=true:framelog=verbose"
+"""``framelog=verbose`` keeps the 10-per-second frame lines out of the info log; only the summary remains."""
+
+
+def normalize_filter(m: Loudness) -> str | None:
+    """The pass-2 filter that brings ``m`` to -23 LUFS / -1 dBTP, or None for a silent source."""
+    if m.integrated <= SILENT_LUFS:
+        return None
+    gain = TARGET_I - m.integrated
+    measured_lra = max(m.lra, 0.1)
+    target_lra = min(max(DEFAULT_LRA, measured_lra), MAX_LRA)
+    if m.true_peak + gain <= TARGET_TP and measured_lra <= target_lra:
+        return (
+            f"loudnorm=I={TARGET_I:g}:TP={TARGET_TP:g}:LRA={target_lra:.1f}"
+            f":measured_I={m.integrated:.2f}:measured_TP={m.true_peak:.2f}"
+            f":measured_LRA={measured_lra:.2f}:measured_thresh={m.threshold:.2f}"
+            ":offset=0:linear=true:print_format=none"
+        )
+    limit = 10 ** ((TARGET_TP - LIMITER_MARGIN_DB) / 20)
+    return f"volume={gain:.2f}dB,alimiter=limit={limit:.4f}:attack=1:release=50:level=false"
+
+
+def is_linear(filter_text: str | None) -> bool:
+    return bool(filter_text) and filter_text.startswith("loudnorm=")  # type: ignore[union-attr]

@@ -1,0 +1,51 @@
+"""The worker's settings: environment variables with the prefix ``AUDIO_EXTRACT_WORKER_``.
+
+The operator's Job builder sets them (see the worker contract in the team brief):
+``JOB`` (the job spec as JSON, or ``JOB_FILE``, a path to a file holding it), ``STORE_ROOT``,
+``SCRATCH_DIR``, ``RESULT_PATH``, ``PROGRESS_URL`` + ``PROGRESS_TOKEN``, ``ALLOW_CIDRS``,
+``MAX_SOURCE_BYTES``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``FFMPEG_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from audio_extract_common.netguard import AllowList
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIO_EXTRACT_WORKER_", extra="ignore")
+
+    job: str | None = Field(default=None, description="Job spec: ExtractionJob JSON + jobId, batchId.")
+    job_file: Path | None = Field(default=None, description="Alternative to JOB: a file holding that JSON.")
+    store_root: Path = Field(default=Path("/data"), description="Mount path of the store volume.")
+    scratch_dir: Path = Field(default=Path("/scratch"), description="Writable scratch directory (emptyDir).")
+    result_path: Path = Field(default=Path("/dev/termination-log"), description="Where the result JSON goes.")
+    progress_url: str | None = Field(default=None, description="Progress endpoint (POST, bearer token).")
+    progress_token: str | None = Field(default=None, description="Bearer token for the progress endpoint.")
+    progress_interval: float = Field(default=1.0, ge=0, description="Seconds between progress POSTs at most.")
+    progress_timeout: float = Field(default=2.0, gt=0, description="Seconds one progress POST may take.")
+    allow_cidrs: str = Field(default="", description="Comma-separated CIDRs exempt from the address guard.")
+    max_source_bytes: int = Field(default=5_000_000_000, gt=0, description="Download cap (SOURCE_TOO_LARGE).")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect to the source host.")
+    read_timeout: float = Field(default=30.0, gt=0, description="Seconds without a byte from the source.")
+    max_redirects: int = Field(default=3, ge=0, description="Redirects followed, each hop re-checked.")
+    ffmpeg_timeout: float = Field(default=3600.0, gt=0, description="Seconds per ffmpeg run (TIMEOUT).")
+
+    @model_validator(mode="after")
+    def _parse_allowlist(self) -> WorkerSettings:
+        AllowList.parse(self.allow_cidrs)  # fail at start-up on a bad CIDR, not at the first request
+        return self
+
+    @property
+    def allow(self) -> AllowList:
+        return AllowList.parse(self.allow_cidrs)
+
+    def job_json(self) -> str:
+        if self.job:
+            return self.job
+        if self.job_file:
+            return self.job_file.read_text()
+        raise ValueError("neither AUDIO_EXTRACT_WORKER_JOB nor AUDIO_EXTRACT_WORKER_JOB_FILE is set")
