@@ -1,0 +1,66 @@
+"""``create_app()``: the FastAPI application, built from one Settings object.
+
+Run: ``uvicorn --factory audio_extract_api.app:create_app`` (or ``python -m audio_extract_api``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from audio_extract_common.netguard import AllowList
+from audio_extract_common.resource import ExtractionJob
+from audio_extract_common.store import FilesystemStore
+from fastapi import FastAPI
+
+from . import errors, openapi
+from .auth import KeyStore, RateLimiter
+from .bodies import BatchRequest
+from .deps import Services
+from .kube import Kube
+from .metrics import Metrics
+from .middleware import Edge
+from .queue import QueueView
+from .routes import health, public_router
+from .settings import Settings
+
+
+def build_services(settings: Settings) -> Services:
+    kube = Kube(settings)
+    return Services(
+        settings=settings,
+        keys=KeyStore(settings.api_keys_path, settings.api_keys_reload_seconds),
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        kube=kube,
+        queue=QueueView(kube, settings.queue_capacity, settings.queue_retry_after_seconds,
+                        settings.kube_timeout_seconds),
+        store=FilesystemStore(settings.store_root),
+        allow=AllowList.parse(settings.allow_cidrs),
+        metrics=Metrics(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The queue watch starts on the first submission (or here, in a served process), and
+        # everything holding sockets is closed on the way out.
+        try:
+            yield
+        finally:
+            await svc.queue.stop()
+            await svc.kube.close()
+
+    app = FastAPI(title="audio-extract", version="1.0.0", lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+    app.state.services = svc
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(public_router(), prefix="/v1")
+    app.include_router(public_router(), prefix="/audio-extract/v1", include_in_schema=False)
+    openapi.install(app, [BatchRequest, ExtractionJob])
+    app.add_middleware(Edge, settings=settings, metrics=svc.metrics)
+    return app

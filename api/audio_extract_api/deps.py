@@ -1,0 +1,101 @@
+"""What handlers get injected: the process's services, the caller, and id lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from audio_extract_common import ids
+from audio_extract_common.netguard import AllowList
+from audio_extract_common.store import FilesystemStore
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
+from .auth import KeyStore, Principal, RateLimiter
+from .errors import InvalidJobId, InvalidRequest, JobNotFound
+from .kube import Kube
+from .metrics import Metrics
+from .queue import QueueView
+from .settings import Settings
+from .views import job_count, job_id_of
+
+
+@dataclass
+class Services:
+    """Everything one API process holds, built once in ``create_app``."""
+
+    settings: Settings
+    keys: KeyStore
+    limiter: RateLimiter
+    kube: Kube
+    queue: QueueView
+    store: FilesystemStore
+    allow: AllowList
+    metrics: Metrics = field(default_factory=Metrics)
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+Svc = Annotated[Services, Depends(services)]
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
+                        description="An API key; the service stores only its SHA-256 digest.")
+
+
+def caller(svc: Svc, key: Annotated[str | None, Depends(_api_key)]) -> Principal:
+    who = svc.keys.authenticate(key)
+    svc.limiter.check(who.key_id)
+    return who
+
+
+def writer(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    who.require("write")
+    return who
+
+
+def reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
+    who.require("read")
+    return who
+
+
+Reader = Annotated[Principal, Depends(reader)]
+Writer = Annotated[Principal, Depends(writer)]
+
+JOB_ID_PATTERN = ids.JOB_ID_RE.pattern
+BATCH_ID_PATTERN = ids.BATCH_ID_RE.pattern
+
+
+async def find_job(kube: Kube, job_id: str) -> tuple[dict[str, Any], int]:
+    """The batch holding ``job_id`` and the job's index, without listing batches."""
+    if not ids.JOB_ID_RE.match(job_id):
+        raise InvalidJobId(f"Malformed job id {job_id[:64]!r}: expected job_ + 16 lowercase hex")
+    parsed = ids.parse_job_id(job_id)
+    if parsed is None:
+        raise JobNotFound()
+    key, index = parsed
+    obj = await kube.get(ids.batch_object_name(key)) or await kube.find_by_key(key)
+    if obj is None or index >= job_count(obj) or job_id_of(obj, index) != job_id:
+        raise JobNotFound()
+    return obj, index
+
+
+async def find_batch(kube: Kube, batch_id: str) -> dict[str, Any]:
+    if not ids.BATCH_ID_RE.match(batch_id):
+        raise InvalidJobId(f"Malformed batch id {batch_id[:64]!r}: expected batch_ + 16 lowercase hex")
+    key = ids.parse_batch_id(batch_id)
+    if key is None:
+        raise JobNotFound("No such batch")
+    obj = await kube.get(ids.batch_object_name(key)) or await kube.find_by_key(key)
+    if obj is None:
+        raise JobNotFound("No such batch")
+    return obj
+
+
+async def read_json_body(request: Request) -> bytes:
+    ctype = request.headers.get("content-type", "")
+    media = ctype.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise InvalidRequest(f"Content-Type must be application/json, not {media[:64]!r}")
+    return await request.body()

@@ -1,0 +1,86 @@
+"""The outer edge of every request: body-size cap, last-resort error envelope, metrics.
+
+A pure ASGI middleware so it sees the byte stream itself: ``Content-Length`` over the cap is
+refused before reading, and a body without one (chunked, or lying) is counted as it arrives and
+cut off at the cap with 413 PAYLOAD_TOO_LARGE.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError, InternalError, InvalidRequest, PayloadTooLarge, render
+from .metrics import Metrics
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MULTIPART_SLACK = 1 << 20
+"""Room for multipart boundaries and part headers on top of the upload cap."""
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+
+    def _limit(self, path: str) -> int:
+        if path.rstrip("/").endswith("/uploads"):
+            return self.settings.max_upload_bytes + MULTIPART_SLACK
+        return self.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started_at = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+            await send(message)
+
+        async def answer(err: ApiError) -> None:
+            await render(err)(scope, receive, tracking_send)
+
+        try:
+            limit = self._limit(scope["path"])
+            declared = dict(scope["headers"]).get(b"content-length")
+            try:
+                declared_len = int(declared) if declared is not None else None
+            except ValueError:
+                raise InvalidRequest("Invalid Content-Length") from None
+            if declared_len is not None and declared_len > limit:
+                raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+                return message
+
+            await self.app(scope, limited_receive, tracking_send)
+        except ApiError as e:
+            if not response_started:
+                await answer(e)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not response_started:
+                await answer(InternalError())
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started_at)

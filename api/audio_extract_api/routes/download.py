@@ -1,0 +1,42 @@
+"""GET /v1/download/{jobId}: the audio file, streamed from the store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from audio_extract_common.formats import FORMATS
+from audio_extract_common.store import output_key
+from fastapi import APIRouter, Header
+from starlette.responses import StreamingResponse
+
+from ..deps import Reader, Svc, find_job
+from ..downloads import completed_output, file_response
+from ..errors import FileExpired
+from ..openapi import errors
+from ..schemas import ErrorEnvelope
+from ..views import job_status
+from .status import JobIdParam
+
+router = APIRouter(tags=["jobs"])
+
+_AUDIO = {info.media_type: {"schema": {"type": "string", "format": "binary"}} for info in FORMATS.values()}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The audio file", "content": _AUDIO},
+    202: {"model": ErrorEnvelope, "description": "JOB_NOT_COMPLETED: queued or processing"},
+    206: {"description": "(extension) The requested byte range", "content": _AUDIO},
+    409: {"model": ErrorEnvelope, "description": "The job failed; `code` is the job's own error code"},
+    **errors(400, 401, 403, 404, 410, 416, 429, 503),
+}
+
+
+@router.get("/download/{jobId}", response_class=StreamingResponse, responses=_RESPONSES,
+            summary="Download a completed job's audio")
+async def get_download(svc: Svc, who: Reader, jobId: JobIdParam,
+                       range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None
+                       ) -> StreamingResponse:
+    obj, index = await find_job(svc.kube, jobId)
+    out = completed_output(job_status(obj, index))
+    path = svc.store.local_path(out.get("path") or output_key(jobId, out.get("filename", "")))
+    if path is None or not path.is_file():
+        raise FileExpired()
+    return file_response(path, out, range_)

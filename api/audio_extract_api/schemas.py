@@ -1,0 +1,130 @@
+"""Response shapes, for the OpenAPI document (handlers build plain dicts in ``views``; the
+component tests validate real responses against this document through schemathesis)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+T = TypeVar("T")
+
+JobStateName = Literal["queued", "processing", "completed", "failed", "cancelled"]
+StepName = Literal["downloading_video", "analyzing_video", "extracting_audio", "finalizing"]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="A code from CONTRACT §4, or a job-level code on a failed download.")
+    message: str
+    details: str | list[FieldError] | None = None
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False]
+    error: ErrorBody
+
+
+class Envelope(BaseModel, Generic[T]):
+    success: Literal[True]
+    data: T
+    message: str | None = None
+
+
+class AcceptedJob(BaseModel):
+    jobId: str
+    status: JobStateName
+    statusUrl: str
+
+
+class BatchAccepted(BaseModel):
+    batchId: str
+    totalJobs: int
+    jobs: list[AcceptedJob]
+
+
+class ExtractAccepted(BaseModel):
+    jobId: str
+    batchId: str
+    status: JobStateName
+    estimatedTime: int = Field(description="Seconds until the output is expected (heuristic, see the docs).")
+    statusUrl: str
+
+
+class InputFileView(BaseModel):
+    name: str | None
+    size: int | None
+    duration: float | None
+    format: str | None
+
+
+class OutputFileView(BaseModel):
+    filename: str | None
+    url: str | None
+    size: int | None
+    duration: float | None
+    format: str | None
+    bitrate: str | None
+
+
+class JobErrorView(BaseModel):
+    code: str
+    message: str | None
+    details: str | None
+
+
+class OptionsView(BaseModel):
+    filename: str | None
+    webhook: str | None
+    priority: str
+
+
+class JobView(BaseModel):
+    jobId: str
+    batchId: str
+    status: JobStateName
+    progress: int = Field(ge=0, le=100)
+    currentStep: StepName | None
+    estimatedTimeRemaining: int | None
+    inputFile: InputFileView | None
+    outputFile: OutputFileView | None
+    downloadUrl: str | None
+    error: JobErrorView | None
+    options: OptionsView
+    createdAt: str | None
+    startedAt: str | None
+    completedAt: str | None
+    expiresAt: str | None
+    expired: bool
+    webhook: dict[str, Any] | None = Field(description="(extension) Delivery state of this job's webhook.")
+
+
+class BatchView(BaseModel):
+    batchId: str
+    name: str = Field(description="The ExtractionBatch object's name.")
+    phase: str
+    totalJobs: int
+    queued: int
+    processing: int
+    completed: int
+    failed: int
+    cancelled: int
+    cancelRequested: bool
+    webhook: str | None
+    webhookDelivery: dict[str, Any] | None
+    createdAt: str | None
+    completedAt: str | None
+    jobs: list[JobView]
+
+
+class UploadResult(BaseModel):
+    fileId: str
+    size: int
+
+
+class Health(BaseModel):
+    status: str

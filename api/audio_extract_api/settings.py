@@ -1,0 +1,85 @@
+"""The API's one settings object, read from the environment (prefix ``AUDIO_EXTRACT_API_``).
+
+Every tunable carries its unit in its name or description and the reason for its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUDIO_EXTRACT_API_", extra="ignore")
+
+    # --- where batches live -----------------------------------------------------------------
+    namespace: str = Field(default="default", description="Namespace of the ExtractionBatch objects.")
+    kubeconfig: Path | None = Field(
+        default=None, description="Kubeconfig file; unset = in-cluster service account."
+    )
+    kube_context: str | None = Field(default=None, description="Kubeconfig context; unset = current.")
+    kube_timeout_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Per-call timeout towards the Kubernetes API; past it the API answers 503.",
+    )
+
+    # --- public URLs ------------------------------------------------------------------------
+    public_prefix: str = Field(
+        default="/audio-extract/v1",
+        description="Prefix of the statusUrl/downloadUrl the API returns (CONTRACT §1).",
+    )
+
+    # --- auth -------------------------------------------------------------------------------
+    api_keys_path: Path | None = Field(
+        default=None,
+        description="File of `<id> <sha256-hex> [scopes]` lines, or a directory (a mounted Secret) "
+        "with one file per key id holding `<sha256-hex> [scopes]`. Unset = every request is 401.",
+    )
+    api_keys_reload_seconds: float = Field(
+        default=10.0, gt=0, le=60,
+        description="How often the key file is re-read; rotation takes effect within this (≤ 60 s).",
+    )
+    rate_limit_per_minute: int = Field(
+        default=0, ge=0, description="Requests per key per minute (token bucket); 0 = no limit."
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Bucket size; 0 = same as the per-minute rate."
+    )
+
+    # --- admission --------------------------------------------------------------------------
+    queue_capacity: int = Field(
+        default=1000, ge=1,
+        description="Jobs allowed to wait in `queued`; a batch that would exceed it gets 503 QUEUE_FULL.",
+    )
+    queue_retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After on QUEUE_FULL.")
+    estimate_base_seconds: int = Field(
+        default=20, ge=0,
+        description="estimatedTime for a job that starts at once: fetch, probe and encode of a short video.",
+    )
+    estimate_per_queued_seconds: int = Field(
+        default=5, ge=0,
+        description="estimatedTime added per job already queued ahead (assumes ~4 slots of ~20 s jobs).",
+    )
+
+    # --- input limits -----------------------------------------------------------------------
+    max_body_bytes: int = Field(
+        default=1 << 20, ge=1024,
+        description="JSON bodies; 10 jobs with 2048-char URLs are ~30 KiB, 1 MiB leaves room.",
+    )
+    max_upload_bytes: int = Field(default=5 * 1000**3, ge=1, description="Uploads (5 GB per CONTRACT).")
+    max_json_depth: int = Field(default=16, ge=4, description="Our bodies nest 4 deep; more is abuse.")
+    allow_cidrs: str = Field(
+        default="",
+        description="Comma-separated CIDRs exempt from the address guard for source/webhook URLs "
+        "(default empty: private, loopback, link-local and metadata addresses are refused).",
+    )
+
+    # --- store ------------------------------------------------------------------------------
+    store_root: Path = Field(default=Path("/data"), description="Root of the filesystem store.")
+
+    @field_validator("public_prefix")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return "/" + v.strip("/") if v.strip("/") else ""

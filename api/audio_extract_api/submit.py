@@ -1,0 +1,82 @@
+"""Turning an accepted request into one ExtractionBatch, idempotently when asked to.
+
+Idempotency-Key: the batch key is derived from (API key id, Idempotency-Key), so the object's
+name *is* the idempotency record and the API server's name uniqueness makes concurrent
+duplicates safe: exactly one create succeeds, the other gets AlreadyExists and reads the
+winner. The request body's canonical SHA-256 is stored in an annotation; the same key with
+another body is 409 IDEMPOTENCY_CONFLICT. A key is remembered for as long as its batch exists
+(at least the contract's 24 h: batches outlive their outputs' retention).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from audio_extract_common import ids
+from audio_extract_common.resource import BatchSpec, manifest
+
+from .auth import Principal
+from .errors import IdempotencyConflict, InternalError, InvalidRequest, ServiceUnavailable
+from .kube import AlreadyExists, Kube
+from .queue import QueueView
+from .views import KEY_ID_ANNOTATION, REQUEST_HASH_ANNOTATION
+
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+"""Visible ASCII, 1-255 characters (draft-ietf-httpapi-idempotency-key-header)."""
+
+
+@dataclass
+class Submitted:
+    obj: dict[str, Any]
+    replayed: bool
+    ahead: int
+    """Jobs queued ahead of this batch when it was admitted (0 on replay)."""
+
+
+def idempotent_batch_key(key_id: str, idempotency_key: str) -> str:
+    return hashlib.sha256(f"{key_id}\0{idempotency_key}".encode()).hexdigest()[: ids.KEY_HEX]
+
+
+def check_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not IDEMPOTENCY_KEY_RE.match(value):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters",
+                             [{"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}])
+    return value
+
+
+def _replay(existing: dict[str, Any], body_hash: str) -> Submitted:
+    stored = (existing["metadata"].get("annotations") or {}).get(REQUEST_HASH_ANNOTATION, "")
+    if not hmac.compare_digest(stored.encode(), body_hash.encode()):
+        raise IdempotencyConflict()
+    return Submitted(existing, replayed=True, ahead=0)
+
+
+async def submit(kube: Kube, queue: QueueView, who: Principal, spec: BatchSpec, body_hash: str,
+                 idempotency_key: str | None) -> Submitted:
+    if idempotency_key:
+        key = idempotent_batch_key(who.key_id, idempotency_key)
+        existing = await kube.get(ids.batch_object_name(key))
+        if existing is not None:
+            return _replay(existing, body_hash)
+    else:
+        key = ids.new_key()
+    name = ids.batch_object_name(key)
+    body = manifest(name, spec, labels={ids.KEY_LABEL: key},
+                    annotations={KEY_ID_ANNOTATION: who.key_id, REQUEST_HASH_ANNOTATION: body_hash})
+    try:
+        async with queue.admit(name, len(spec.jobs)) as ahead:
+            created = await kube.create(body)
+    except AlreadyExists:
+        if not idempotency_key:
+            raise InternalError() from None  # 56 random bits collided: astronomically unlikely
+        existing = await kube.get(name)
+        if existing is None:  # created and deleted in between
+            raise ServiceUnavailable(headers={"Retry-After": "1"}) from None
+        return _replay(existing, body_hash)
+    return Submitted(created, replayed=False, ahead=ahead)
