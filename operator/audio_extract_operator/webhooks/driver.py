@@ -85,8 +85,16 @@ def patch_ops(uid: str, status: BatchStatus, writes: Mapping[Slot, Delivery]) ->
     return ops
 
 
-def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """Cheap filter on raw dicts: does this batch owe or have a pending delivery?"""
+def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any], now: str | None = None) -> bool:
+    """Cheap test on raw dicts: does this batch owe a delivery not yet recorded, or have a pending
+    one (with ``now``, an ISO time: a pending one that is due)?"""
+
+    def active(hook: Mapping[str, Any] | None) -> bool:
+        if hook is None or hook.get("state") != "pending":
+            return False
+        due_at = hook.get("nextAttemptAt")
+        return now is None or due_at is None or due_at <= now  # ISO 8601 "Z" strings sort by time
+
     jobs = status.get("jobs") or []
     spec_jobs = spec.get("jobs") or []
     batch_hook = spec.get("webhook")
@@ -94,7 +102,7 @@ def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     for j, done in zip(jobs, terminal, strict=True):
         hook = j.get("webhook")
         if hook is not None:
-            if hook.get("state") == "pending":
+            if active(hook):
                 return True
         elif done:
             i = j.get("index", -1)
@@ -103,7 +111,7 @@ def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
                 return True
     if batch_hook and jobs and all(terminal):
         hook = status.get("webhook")
-        return hook is None or hook.get("state") == "pending"
+        return hook is None or active(hook)
     return False
 
 
@@ -125,6 +133,10 @@ class Driver:
     async def aclose(self) -> None:
         if self.sender is not None:
             await self.sender.aclose()
+
+    def wants_tick(self, uid: str, spec: Mapping[str, Any], status: Mapping[str, Any], now: str) -> bool:
+        """Anything to plan, send or re-record for this batch right now?"""
+        return needs_work(spec, status, now) or any(k[0] == uid for k in self._memory)
 
     def forget(self, uid: str) -> None:
         """Drop what is remembered of a batch (it was deleted)."""

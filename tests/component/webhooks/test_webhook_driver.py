@@ -234,3 +234,14 @@ def test_needs_work_filter():
     assert not needs_work(spec, status)
     status["jobs"][0]["webhook"] = {"state": "pending"}
     assert needs_work(spec, status)
+
+
+def test_needs_work_with_now_counts_only_due_pending():
+    store = make_store(1, "https://h.example.com/")
+    spec, status = store.obj["spec"], store.obj["status"]
+    spec["webhook"] = None
+    spec["jobs"][0]["options"] = {"webhook": "https://j.example.com/"}
+    status["jobs"][0]["webhook"] = {"state": "pending", "nextAttemptAt": "2026-01-21T12:00:10Z"}
+    assert needs_work(spec, status)
+    assert not needs_work(spec, status, "2026-01-21T12:00:09Z")
+    assert needs_work(spec, status, "2026-01-21T12:00:10Z")
