@@ -26,6 +26,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "audio-extract-operator"
 PRIORITY_ANNOTATION = "audioextract.io/priority"
 INDEX_ANNOTATION = "audioextract.io/index"
+BATCH_CREATED_ANNOTATION = "audioextract.io/batch-created"
+"""The batch's creationTimestamp: admission is FIFO by batch, not by when a Job object was made."""
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 NONROOT_UID = 65532
 """The distroless "nonroot" user the image runs as."""
@@ -138,7 +140,8 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
             "name": ids.job_object_name(job_id),
             "namespace": meta["namespace"],
             "labels": job_labels_,
-            "annotations": {PRIORITY_ANNOTATION: priority, INDEX_ANNOTATION: str(index)},
+            "annotations": {PRIORITY_ANNOTATION: priority, INDEX_ANNOTATION: str(index),
+                            BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or ""},
             "ownerReferences": [{
                 "apiVersion": API_VERSION,
                 "kind": KIND,

@@ -9,12 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from .webhooks.config import WebhookSettings
 
 ENV_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
 
 
-class Settings(BaseSettings):
+class Settings(WebhookSettings):
+    """Operator settings; the ``webhook_*`` fields come from the webhooks package's mixin."""
+
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     # --- where it runs -----------------------------------------------------------------------

@@ -1,0 +1,26 @@
+"""``python -m audio_extract_operator``: run the operator (same as ``kopf run -m audio_extract_operator.handlers``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+
+def main() -> None:
+    import kopf
+
+    from . import handlers  # registers the handlers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = handlers.SETTINGS
+    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    asyncio.run(kopf.operator(
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=liveness,
+    ))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""kopf handlers: thin, each parses what it got and calls one function of ``reconcile``.
+
+Batches: create/resume/spec-change → ``Reconciler.batch``; every event feeds the registry.
+Jobs (only ours, selected by label on the server): every event feeds the registry and maps the
+Job's state into its batch's status. Admission, retention and webhook delivery run as loops
+started here at start-up (see ``loops``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from audio_extract_common import ids
+from audio_extract_common.resource import GROUP, PLURAL, VERSION
+
+from . import loops
+from .deliveries import Deliveries
+from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
+from .kube import Kube, KubeError, Transient
+from .progress import Progress
+from .reconcile import PermanentProblem, Reconciler
+from .registry import Registry
+from .settings import Settings
+from .statuswriter import StatusWriter
+
+log = logging.getLogger(__name__)
+SETTINGS = Settings()  # one per process, read from the environment once
+_S = SETTINGS
+BATCH = (GROUP, VERSION, PLURAL)
+JOB_EVENT_RETRIES = 3
+
+
+class Context:
+    """Everything the handlers share, kept in kopf's memo."""
+
+    def __init__(self, settings: Settings, kube: Kube) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.registry = Registry()
+        self.writer = StatusWriter(kube, settings, self.registry)
+        self.reconciler = Reconciler(kube, settings, self.registry, self.writer)
+        self.progress = Progress(settings, self.registry, self.writer)
+        self.deliveries = Deliveries(settings, kube, self.registry)
+        self.tasks: list[asyncio.Task[None]] = []
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Stale watches are the most reported kopf failure: bound them on both sides.
+    settings.watching.server_timeout = _S.watch_server_timeout
+    settings.watching.client_timeout = _S.watch_server_timeout + 30
+    settings.watching.connect_timeout = 30
+    # Our Jobs only, filtered by the API server rather than in this process.
+    settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    # kopf's own bookkeeping lives in annotations; status is ours and schema-checked.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="audioextract.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="audioextract.io")
+    settings.persistence.finalizer = "audioextract.io/operator"
+    settings.posting.level = logging.WARNING  # our Events say what happened; don't mirror logs
+    settings.queueing.worker_limit = 64
+    settings.execution.max_workers = 4
+    settings.networking.request_timeout = 60
+    settings.networking.error_backoffs = [1, 2, 5, 10]
+
+    ctx = Context(_S, await Kube.connect(_S.kubeconfig))
+    memo.ctx = ctx
+    await ctx.progress.start()
+    ctx.tasks = [
+        asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
+        asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
+        asyncio.create_task(loops.delivery_loop(_S, ctx.deliveries)),
+    ]
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context | None = getattr(memo, "ctx", None)
+    if ctx is None:
+        return
+    for t in ctx.tasks:
+        t.cancel()
+    await asyncio.gather(*ctx.tasks, return_exceptions=True)
+    await ctx.progress.stop()
+    await ctx.deliveries.aclose()
+    await ctx.kube.close()
+
+
+# --- ExtractionBatch ---------------------------------------------------------------------------
+
+@kopf.on.resume(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
+@kopf.on.create(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
+@kopf.on.update(*BATCH, field="spec", timeout=_S.handler_timeout, retries=_S.handler_retries,
+                backoff=_S.handler_backoff)
+async def reconcile_batch(body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo,
+                          **_: Any) -> None:
+    ctx: Context = memo.ctx
+    key = batch_key_of(body)
+    if (meta.get("labels") or {}).get(ids.KEY_LABEL) != key:
+        patch.metadata.setdefault("labels", {})[ids.KEY_LABEL] = key  # how the API finds kubectl batches
+    ctx.registry.observe_batch(body)
+    try:
+        await ctx.reconciler.batch(body)
+    except PermanentProblem as e:
+        raise kopf.PermanentError(str(e)) from None
+    except Transient as e:
+        raise kopf.TemporaryError(str(e), delay=_S.handler_backoff) from None
+    except KubeError as e:  # Forbidden, Conflict, ...: retried a bounded number of times
+        raise kopf.TemporaryError(str(e), delay=_S.handler_backoff * 2) from None
+
+
+@kopf.on.event(*BATCH)
+async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context = memo.ctx
+    ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
+    if type == "DELETED":
+        ctx.writer.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+        ctx.deliveries.forget(body["metadata"]["uid"])
+    elif (body.get("status") or {}).get("completedAt") or any(
+            j.get("webhook") is None and j.get("status") in ("completed", "failed", "cancelled")
+            for j in (body.get("status") or {}).get("jobs") or []):
+        ctx.deliveries.wake.set()
+
+
+# --- Jobs ----------------------------------------------------------------------------------------
+
+@kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
+async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context = memo.ctx
+    if type == "DELETED":
+        ctx.registry.observe_job(body, deleted=True)
+        return
+    info = ctx.registry.observe_job(body)
+    if info is None:
+        return
+    # Event handlers are not retried by kopf: retry here a few times; the retention loop's
+    # resync catches anything still missing.
+    for attempt in range(JOB_EVENT_RETRIES):
+        try:
+            await ctx.reconciler.job(body)
+            return
+        except KubeError as e:
+            log.warning("mapping Job %s (attempt %d): %s", body["metadata"]["name"], attempt + 1, e)
+            await asyncio.sleep(0.5 * (attempt + 1))

@@ -1,0 +1,171 @@
+"""The operator's one thin Kubernetes client: plain-dict REST calls, client exceptions converted here.
+
+Handlers never see ``kubernetes_asyncio`` exceptions: a call raises ``NotFound``, ``AlreadyExists``,
+``Conflict`` (a stale resourceVersion), ``Invalid``/``Forbidden`` (permanent: retrying the same
+request cannot help) or ``Transient`` (network, 5xx, 429: retry later). Objects are plain dicts,
+like kopf's bodies, so the pure builders and mappings work on either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from audio_extract_common.resource import GROUP, PLURAL, VERSION
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+
+MERGE_PATCH = "application/merge-patch+json"
+REQUEST_TIMEOUT = 30.0
+"""Seconds for one API request; a hung connection must not hold a handler past its timeout."""
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+class NotFound(KubeError):
+    pass
+
+
+class AlreadyExists(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """The object changed since it was read (resourceVersion precondition failed)."""
+
+
+class Invalid(KubeError):
+    """The request itself is wrong (422/400): permanent."""
+
+
+class Forbidden(KubeError):
+    """RBAC refused it: permanent until someone changes the Role."""
+
+
+class Transient(KubeError):
+    """Network trouble, 5xx, 429: worth retrying after a delay."""
+
+
+def _convert(e: k8s.ApiException) -> KubeError:
+    try:
+        body = json.loads(e.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    status, reason, message = e.status or 0, body.get("reason") or e.reason or "", body.get("message") or ""
+    if status == 404:
+        return NotFound(status, reason, message)
+    if status == 409:
+        return (AlreadyExists if reason == "AlreadyExists" else Conflict)(status, reason, message)
+    if status in (400, 422):
+        return Invalid(status, reason, message)
+    if status in (401, 403):
+        return Forbidden(status, reason, message)
+    return Transient(status, reason, message)
+
+
+def batch_path(namespace: str, name: str | None = None, sub: str = "") -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+
+def job_path(namespace: str, name: str | None = None) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs" + (f"/{name}" if name else "")
+
+
+class Kube:
+    """Async client for the few calls the operator makes."""
+
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        configuration = k8s.Configuration()
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        except k8s_config.ConfigException:
+            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        return cls(k8s.ApiClient(configuration))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def call(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
+                   content_type: str = "application/json") -> Any:
+        try:
+            return await self.api.call_api(
+                path, method,
+                query_params=list((query or {}).items()),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                response_types_map={200: "object", 201: "object", 202: "object"},
+                _return_http_data_only=True,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except k8s.ApiException as e:
+            raise _convert(e) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+            raise Transient(0, type(e).__name__, str(e)) from None
+
+    # --- ExtractionBatch ------------------------------------------------------------------------
+
+    async def get_batch(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.call("GET", batch_path(namespace, name))
+
+    async def list_batches(self, namespace: str | None) -> list[dict[str, Any]]:
+        path = batch_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+        return (await self.call("GET", path))["items"]
+
+    async def patch_batch_status(self, namespace: str, name: str, status: dict[str, Any],
+                                 resource_version: str | None = None) -> dict[str, Any]:
+        """Merge-patch ``status``; with ``resource_version`` it fails with Conflict if the object moved."""
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.call("PATCH", batch_path(namespace, name, "status"), body, content_type=MERGE_PATCH)
+
+    async def patch_batch(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self.call("PATCH", batch_path(namespace, name), patch, content_type=MERGE_PATCH)
+
+    async def delete_batch(self, namespace: str, name: str, uid: str | None = None) -> None:
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self.call("DELETE", batch_path(namespace, name), body)
+        except NotFound:
+            pass
+
+    # --- Jobs and Pods ------------------------------------------------------------------------
+
+    async def create_job(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        return await self.call("POST", job_path(job["metadata"]["namespace"]), dict(job))
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self.call("GET", job_path(namespace, name))
+
+    async def set_job_suspended(self, namespace: str, name: str, suspend: bool,
+                                uid: str | None = None) -> dict[str, Any]:
+        patch: dict[str, Any] = {"spec": {"suspend": suspend}}
+        if uid:  # only the Job we decided about, not a same-named successor
+            patch["metadata"] = {"uid": uid}
+        return await self.call("PATCH", job_path(namespace, name), patch, content_type=MERGE_PATCH)
+
+    async def delete_job(self, namespace: str, name: str) -> None:
+        """Delete a Job and (in the background) its pods; a missing Job is fine."""
+        try:
+            await self.call("DELETE", job_path(namespace, name), {"propagationPolicy": "Background"})
+        except NotFound:
+            pass
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        out = await self.call("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})
+        return out["items"]

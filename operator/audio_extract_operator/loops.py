@@ -1,0 +1,112 @@
+"""The operator's level-based loops: admission, retention/resync and webhook delivery.
+
+kopf reacts to edges (an event per change); these loops look at the whole state at an interval,
+so a missed or collapsed event, or a crash between two writes, is corrected on the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from audio_extract_common.timefmt import iso, now
+
+from .admission import to_admit
+from .deliveries import Deliveries
+from .jobs import MANAGED_BY, MANAGED_BY_LABEL
+from .kube import Kube, KubeError, NotFound
+from .reconcile import Reconciler
+from .registry import Registry
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+JOB_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+
+async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> None:
+    """Full list of our Jobs, so the first admission pass after a restart counts every running one."""
+    for ns in settings.namespaces or [None]:
+        path = f"/apis/batch/v1/namespaces/{ns}/jobs" if ns else "/apis/batch/v1/jobs"
+        listing = await kube.call("GET", path, query={"labelSelector": JOB_SELECTOR})
+        for job in listing["items"]:
+            job.setdefault("metadata", {}).setdefault("resourceVersion", listing["metadata"]["resourceVersion"])
+            registry.observe_job(job)
+    registry.jobs_synced = True
+
+
+async def admission_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> int:
+    """Unsuspend queued Jobs up to the running limit; returns how many were admitted."""
+    chosen = to_admit(registry.queued(), registry.running_count(), settings.max_running)
+    for c in chosen:
+        ref = (c.namespace, c.name)
+        info = registry.jobs.get(ref)
+        if info is None:
+            continue
+        try:
+            patched = await kube.set_job_suspended(c.namespace, c.name, False, info.uid)
+        except NotFound:
+            registry.jobs.pop(ref, None)
+            continue
+        except KubeError as e:
+            log.warning("admitting %s/%s failed: %s", c.namespace, c.name, e)
+            continue
+        registry.observe_job(patched)
+        registry.set_suspended(ref, False, 0)
+        log.info("admitted %s/%s (%s priority)", c.namespace, c.name, c.priority)
+        try:
+            await reconciler.admitted(info, iso(now()))
+        except KubeError as e:  # the Job's own event maps it to processing later
+            log.warning("recording admission of %s failed: %s", c.name, e)
+    return len(chosen)
+
+
+async def admission_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
+    while True:
+        try:
+            if not registry.jobs_synced:
+                await sync_jobs(kube, settings, registry)
+            registry.wake.clear()
+            if not settings.kueue_queue:
+                await admission_pass(kube, settings, registry, reconciler)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("admission pass failed: %s", e)
+        try:
+            await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission_interval)
+        except TimeoutError:
+            pass
+
+
+async def retention_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
+    """Expire outputs and old batches; re-map finished Jobs whose outcome is not in status yet."""
+    while True:
+        try:
+            for ns in settings.namespaces or [None]:
+                for body in await kube.list_batches(ns):
+                    await reconciler.retain(body)
+            for info in list(registry.jobs.values()):
+                if info.finished is not None and reconciler.needs_update(info):
+                    await reconciler.job(await kube.get_job(info.namespace, info.name))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("retention pass failed: %s", e)
+        await asyncio.sleep(settings.retention_interval)
+
+
+async def delivery_loop(settings: Settings, deliveries: Deliveries) -> None:
+    while True:
+        try:
+            deliveries.wake.clear()
+            await deliveries.drive()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("delivery pass failed: %s", e)
+        try:
+            await asyncio.wait_for(deliveries.wake.wait(), timeout=settings.webhook_poll_interval)
+        except TimeoutError:
+            pass
+
+

@@ -1,0 +1,134 @@
+"""The internal endpoint workers post progress to, and the coalescing of those posts into status.
+
+``POST /progress`` with a ``ProgressReport`` body and ``Authorization: Bearer <token>``, where
+the token is the job's own HMAC (``tokens.progress_token``): a pod can report only for its job.
+Reports are kept per batch and written at most once per ``status_flush_interval`` (≈1 s), so a
+chatty worker costs the API server one status write a second per batch, not one per post.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from audio_extract_common import ids
+from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState
+from audio_extract_common.results import ProgressReport
+from pydantic import ValidationError
+
+from .registry import Ref, Registry
+from .settings import Settings
+from .statuswriter import StatusWriter
+from .tokens import token_matches
+
+log = logging.getLogger(__name__)
+MAX_BODY = 16 * 1024
+
+
+def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> BatchStatus | None:
+    """Progress onto non-terminal entries; progress never goes backwards within a step sequence."""
+    changed = False
+    for job in status.jobs:
+        report = reports.get(job.index)
+        if report is None or job.status in TERMINAL_STATES:
+            continue
+        update: dict[str, Any] = {"currentStep": report.step, "progress": max(job.progress, report.progress)
+                                  if job.currentStep == report.step else report.progress,
+                                  "estimatedTimeRemaining": report.estimatedTimeRemaining}
+        if job.status == JobState.queued:
+            update["status"] = JobState.processing
+        if report.inputFile is not None:
+            update["inputFile"] = report.inputFile
+        for k, v in update.items():
+            if getattr(job, k) != v:
+                setattr(job, k, v)
+                changed = True
+    return status if changed else None
+
+
+class Progress:
+    def __init__(self, settings: Settings, registry: Registry, writer: StatusWriter) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.writer = writer
+        self._pending: dict[Ref, dict[int, ProgressReport]] = {}
+        self._last_flush: dict[Ref, float] = {}
+        self._flushing: set[Ref] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner: web.AppRunner | None = None
+        self.received = 0
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post("/progress", self.handle)
+        app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
+        return app
+
+    async def start(self) -> None:
+        if not self.settings.progress_port:
+            return
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.settings.progress_host, self.settings.progress_port).start()
+        log.info("progress endpoint on %s:%d", self.settings.progress_host, self.settings.progress_port)
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        try:
+            report = ProgressReport.model_validate_json(await request.read())
+        except (ValidationError, ValueError):
+            return web.json_response({"error": "invalid progress report"}, status=422)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        if not token_matches(self.settings.progress_secret.get_secret_value(), report.jobId, token):
+            return web.json_response({"error": "bad token"}, status=401)
+        parsed = ids.parse_job_id(report.jobId)
+        ref = self.registry.keys.get(parsed[0]) if parsed else None
+        if parsed is None or ref is None:
+            return web.json_response({"error": "unknown job"}, status=404)
+        self.received += 1
+        self.submit(ref, parsed[1], report)
+        return web.Response(status=202)
+
+    # --- coalescing ---------------------------------------------------------------------------
+
+    def submit(self, ref: Ref, index: int, report: ProgressReport) -> None:
+        self._pending.setdefault(ref, {})[index] = report
+        if ref not in self._flushing:
+            self._flushing.add(ref)
+            task = asyncio.create_task(self._flush_later(ref))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush_later(self, ref: Ref) -> None:
+        try:
+            wait = self._last_flush.get(ref, 0.0) + self.settings.status_flush_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            reports = self._pending.pop(ref, {})
+            self._last_flush[ref] = time.monotonic()
+            if reports:
+                await self.writer.update(ref[0], ref[1], lambda _b, s: apply_reports(s, reports))
+        except Exception as e:  # progress is advisory: the outcome comes from the Job
+            log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)
+        finally:
+            self._flushing.discard(ref)
+            if self._pending.get(ref):
+                self.submit_pending(ref)
+
+    def submit_pending(self, ref: Ref) -> None:
+        if ref not in self._flushing:
+            self._flushing.add(ref)
+            task = asyncio.create_task(self._flush_later(ref))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,233 @@
+"""What the operator does for one batch and for one Job; kopf handlers and loops call these.
+
+Every function is idempotent (deterministic names, "already exists" accepted only from our own
+Job, terminal status entries never change), so it is safe after a crash at any point.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from audio_extract_common import ids
+from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, ErrorCode, JobStatus
+from audio_extract_common.store import FilesystemStore
+from audio_extract_common.timefmt import iso, now, parse
+from pydantic import ValidationError
+
+from . import k8sevents
+from .jobs import batch_key_of, build_job, owned_by
+from .kube import AlreadyExists, Invalid, Kube, NotFound
+from .mapping import cancelled, failed_permanently, job_entry, set_condition
+from .registry import JobInfo, Registry
+from .settings import Settings
+from .statuswriter import StatusWriter
+
+log = logging.getLogger(__name__)
+
+
+class PermanentProblem(Exception):
+    """Retrying cannot help; the batch carries a condition and an Event saying why."""
+
+
+def initial_entries(body: Mapping[str, Any], spec: BatchSpec, status: BatchStatus) -> BatchStatus | None:
+    """One entry per spec job (kept if already there); None when status is already initialized."""
+    key = batch_key_of(body)
+    if len(status.jobs) == len(spec.jobs) and status.batchId == ids.batch_id(key):
+        return None
+    created = body["metadata"].get("creationTimestamp") or iso(now())
+    by_index = {j.index: j for j in status.jobs}
+    status.batchId = ids.batch_id(key)
+    status.jobs = [by_index.get(i) or JobStatus(index=i, jobId=ids.job_id(key, i),
+                                                 jobName=ids.job_object_name(ids.job_id(key, i)),
+                                                 createdAt=created)
+                   for i in range(len(spec.jobs))]
+    return status
+
+
+def cancel_indexes(spec: BatchSpec) -> set[int]:
+    return set(range(len(spec.jobs))) if spec.cancel else {i for i in spec.cancelJobs if i < len(spec.jobs)}
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, settings: Settings, registry: Registry, writer: StatusWriter) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.registry = registry
+        self.writer = writer
+
+    async def batch(self, body: Mapping[str, Any]) -> None:
+        """Status initialized, cancellations applied, one Job per unfinished job."""
+        meta = body["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        try:
+            spec = BatchSpec.model_validate(body["spec"])
+        except ValidationError as e:
+            await self._permanent(body, "InvalidSpec", f"spec failed validation: {e.errors()[0]['msg']}")
+            raise PermanentProblem(str(e)) from None
+        status = await self.writer.update(ns, name, lambda b, s: initial_entries(b, spec, s))
+        if status is None:
+            return  # deleted meanwhile
+
+        cancel = cancel_indexes(spec)
+        to_cancel = [j for j in status.jobs if j.index in cancel and j.status not in TERMINAL_STATES]
+        for j in to_cancel:
+            # Block first: the admission loop must never start a job we are cancelling.
+            self.registry.block((ns, j.jobName))
+            await self.kube.delete_job(ns, j.jobName)
+        if to_cancel:
+            at = iso(now())
+            idx = {j.index for j in to_cancel}
+            status = await self.writer.update(ns, name, lambda b, s: _mark(s, idx, lambda e: cancelled(e, at)))
+            if status is None:
+                return
+
+        foreign: list[str] = []
+        for j in status.jobs:
+            if j.status in TERMINAL_STATES or j.index in cancel:
+                continue
+            known = self.registry.jobs.get((ns, j.jobName))
+            if known is not None and known.batch_uid == uid:
+                continue
+            job = build_job(body, j.index, self.settings)
+            try:
+                created = await self.kube.create_job(job)
+                self.registry.observe_job(created)
+            except AlreadyExists:
+                try:
+                    existing = await self.kube.get_job(ns, j.jobName)
+                except NotFound:
+                    raise  # deleted between the two calls: kopf retries the handler
+                if not owned_by(existing, uid):
+                    foreign.append(j.jobName)
+                else:
+                    self.registry.observe_job(existing)
+            except Invalid as e:
+                await self._fail_jobs(body, {j.index}, ErrorCode.INTERNAL_ERROR, f"the Job was refused: {e.message}",
+                                      "JobRefused")
+                raise PermanentProblem(e.message) from None
+        if foreign:
+            idx = {int(n[-2:], 16) - 1 for n in foreign}
+            await self._fail_jobs(body, idx, ErrorCode.INTERNAL_ERROR,
+                                  "a Job with this job's name exists and belongs to something else",
+                                  "JobNameTaken", ", ".join(foreign))
+            raise PermanentProblem(f"foreign Jobs hold names: {foreign}")
+        self.registry.wake.set()
+
+    async def _fail_jobs(self, body: Mapping[str, Any], idx: set[int], code: ErrorCode, message: str,
+                         reason: str, detail: str = "") -> None:
+        meta = body["metadata"]
+        at = iso(now())
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus:
+            s = _mark(s, idx, lambda e: failed_permanently(e, code, message, at))
+            s.conditions = set_condition(s.conditions, "Blocked", True, reason, f"{message} {detail}".strip(),
+                                         at, b["metadata"].get("generation"))
+            return s
+        await self.writer.update(meta["namespace"], meta["name"], change)
+        await k8sevents.post(self.kube, body, "Warning", reason, f"{message} {detail}".strip())
+
+    async def _permanent(self, body: Mapping[str, Any], reason: str, message: str) -> None:
+        meta = body["metadata"]
+        at = iso(now())
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus:
+            s.conditions = set_condition(s.conditions, "Blocked", True, reason, message, at,
+                                         b["metadata"].get("generation"))
+            return s
+        await self.writer.update(meta["namespace"], meta["name"], change)
+        await k8sevents.post(self.kube, body, "Warning", reason, message)
+
+    # --- Jobs ---------------------------------------------------------------------------------
+
+    def needs_update(self, info: JobInfo) -> bool:
+        """Whether a Job's state may change its entry (avoids reads for Jobs already accounted for)."""
+        body = self.registry.batches.get((info.namespace, info.batch))
+        if body is None:
+            return True
+        status = BatchStatus.model_validate(body.get("status") or {})
+        entry = next((j for j in status.jobs if j.index == info.index), None)
+        if entry is None:
+            return True
+        if entry.status in TERMINAL_STATES:
+            return False
+        return info.finished is not None or (not info.suspended and entry.status == "queued")
+
+    async def job(self, job: Mapping[str, Any]) -> None:
+        """Map one Job's state (and, once it finished, its pods' results) into its entry."""
+        info = JobInfo.of(job)
+        if info is None or not self.needs_update(info):
+            return
+        pods: list[dict[str, Any]] = []
+        if info.finished is not None:
+            # Job names are job ids with "-" for "_" (ids.job_object_name).
+            job_id = "job_" + info.name.removeprefix("job-")
+            pods = await self.kube.list_pods(info.namespace, f"{ids.JOB_LABEL}={job_id}")
+        at = iso(now())
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            if b["metadata"]["uid"] != info.batch_uid:
+                return None
+            entry = next((j for j in s.jobs if j.index == info.index), None)
+            if entry is None:
+                return None
+            new = job_entry(entry, job, pods, at)
+            if new == entry:
+                return None
+            s.jobs = [new if j.index == info.index else j for j in s.jobs]
+            return s
+        await self.writer.update(info.namespace, info.batch, change)
+
+    async def admitted(self, info: JobInfo, started: str) -> None:
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            if b["metadata"]["uid"] != info.batch_uid:
+                return None
+            for j in s.jobs:
+                if j.index == info.index and j.status == "queued":
+                    j.status, j.startedAt, j.currentStep = "processing", started, "downloading_video"
+                    return s
+            return None
+        await self.writer.update(info.namespace, info.batch, change)
+
+    # --- retention ----------------------------------------------------------------------------
+
+    async def retain(self, body: Mapping[str, Any]) -> None:
+        """Remove expired outputs; delete the batch once its record retention has passed."""
+        meta = body["metadata"]
+        status = BatchStatus.model_validate(body.get("status") or {})
+        current = now()
+        if status.completedAt and (current - parse(status.completedAt)).total_seconds() \
+                >= self.settings.record_retention_seconds:
+            log.info("deleting %s/%s: finished at %s, past record retention", meta["namespace"], meta["name"],
+                     status.completedAt)
+            self._remove_outputs(status.jobs)
+            await self.kube.delete_batch(meta["namespace"], meta["name"], meta["uid"])
+            return
+        due = [j for j in status.jobs if j.status == "completed" and not j.expired and j.expiresAt
+               and parse(j.expiresAt) <= current]
+        if not due:
+            return
+        self._remove_outputs(due)
+        idx = {j.index for j in due}
+
+        def change(_b: dict[str, Any], s: BatchStatus) -> BatchStatus:
+            for j in s.jobs:
+                if j.index in idx:
+                    j.expired = True
+            return s
+        await self.writer.update(meta["namespace"], meta["name"], change)
+        await k8sevents.post(self.kube, body, "Normal", "OutputsExpired",
+                             f"{len(due)} output(s) removed after the retention window")
+
+    def _remove_outputs(self, jobs: list[JobStatus]) -> None:
+        if self.settings.store_root is None:
+            return
+        store = FilesystemStore(self.settings.store_root)
+        for j in jobs:
+            store.delete_prefix(j.jobId)
+
+
+def _mark(status: BatchStatus, idx: set[int], fn) -> BatchStatus:  # type: ignore[no-untyped-def]
+    status.jobs = [fn(j) if j.index in idx else j for j in status.jobs]
+    return status

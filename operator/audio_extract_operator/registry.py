@@ -1,0 +1,141 @@
+"""What the operator knows between API calls: its Jobs (for admission) and the batches it watches.
+
+Fed by the watch (kopf events) and by the operator's own writes. The admission decision depends
+on the count of running Jobs, so a stale watch event must not undo a newer local fact: every
+record keeps the resourceVersion it came from and older events are ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from audio_extract_common import ids
+from audio_extract_common.resource import API_VERSION, KIND
+
+from .admission import Candidate
+from .jobs import BATCH_CREATED_ANNOTATION, INDEX_ANNOTATION, PRIORITY_ANNOTATION
+from .mapping import job_finished, job_suspended
+
+Ref = tuple[str, str]
+"""(namespace, name)"""
+
+
+def _rv(obj: Mapping[str, Any]) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except ValueError:  # opaque by contract; etcd-backed servers use integers
+        return 0
+
+
+def owner_batch(job: Mapping[str, Any]) -> str | None:
+    for ref in job["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == KIND and ref.get("apiVersion") == API_VERSION:
+            return ref.get("name")
+    return None
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    namespace: str
+    name: str
+    uid: str
+    batch: str
+    batch_uid: str
+    index: int
+    priority: str
+    batch_created: str
+    suspended: bool
+    finished: str | None
+    rv: int
+
+    @classmethod
+    def of(cls, job: Mapping[str, Any]) -> JobInfo | None:
+        meta = job["metadata"]
+        batch = owner_batch(job)
+        if batch is None:
+            return None
+        ann = meta.get("annotations") or {}
+        owner_uid = next(r["uid"] for r in meta["ownerReferences"] if r.get("name") == batch)
+        return cls(
+            namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid", ""), batch=batch,
+            batch_uid=owner_uid, index=int(ann.get(INDEX_ANNOTATION, "0")),
+            priority=ann.get(PRIORITY_ANNOTATION, "normal"),
+            batch_created=ann.get(BATCH_CREATED_ANNOTATION) or meta.get("creationTimestamp") or "",
+            suspended=job_suspended(job), finished=job_finished(job), rv=_rv(job))
+
+    @property
+    def running(self) -> bool:
+        return not self.suspended and self.finished is None
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.namespace, self.name, self.priority, self.batch_created, self.index)
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.jobs: dict[Ref, JobInfo] = {}
+        self.batches: dict[Ref, dict[str, Any]] = {}
+        self.keys: dict[str, Ref] = {}
+        """batch key -> (namespace, name), for progress reports that name only a job id."""
+        self.blocked: set[Ref] = set()
+        """Jobs that must not be admitted (being cancelled or deleted)."""
+        self.wake = asyncio.Event()
+        self.jobs_synced = False
+
+    # --- Jobs ---------------------------------------------------------------------------------
+
+    def observe_job(self, job: Mapping[str, Any], deleted: bool = False) -> JobInfo | None:
+        info = JobInfo.of(job)
+        if info is None:
+            return None
+        ref = (info.namespace, info.name)
+        known = self.jobs.get(ref)
+        if deleted:
+            if known is None or known.uid == info.uid:
+                self.jobs.pop(ref, None)
+                self.blocked.discard(ref)
+                self.wake.set()
+            return None
+        if known is not None and known.uid == info.uid and known.rv > info.rv:
+            return known  # a stale event: keep the newer local fact
+        self.jobs[ref] = info
+        if known is None or known.running != info.running or known.finished != info.finished:
+            self.wake.set()
+        return info
+
+    def set_suspended(self, ref: Ref, suspended: bool, rv: int) -> None:
+        known = self.jobs.get(ref)
+        if known is not None:
+            self.jobs[ref] = replace(known, suspended=suspended, rv=max(rv, known.rv))
+
+    def block(self, ref: Ref) -> None:
+        self.blocked.add(ref)
+
+    def running_count(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.running)
+
+    def queued(self) -> list[Candidate]:
+        return [j.candidate() for ref, j in self.jobs.items()
+                if j.suspended and j.finished is None and ref not in self.blocked]
+
+    def jobs_of(self, namespace: str, batch: str) -> list[JobInfo]:
+        return [j for j in self.jobs.values() if j.namespace == namespace and j.batch == batch]
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def observe_batch(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        meta = body["metadata"]
+        ref = (meta["namespace"], meta["name"])
+        key = ids.batch_key(meta["name"], meta["uid"])
+        if deleted:
+            self.batches.pop(ref, None)
+            self.keys.pop(key, None)
+            return
+        known = self.batches.get(ref)
+        if known is not None and known["metadata"].get("uid") == meta.get("uid") and _rv(known) > _rv(body):
+            return
+        self.batches[ref] = dict(body)
+        self.keys[key] = ref
