@@ -22,6 +22,20 @@ MULTIPART_SLACK = 1 << 20
 """Room for multipart boundaries and part headers on top of the upload cap."""
 
 
+PREFIXES = ("/audio-extract/v1", "/v1")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template with its mount prefix (bounded label values for metrics)."""
+    path = getattr(scope.get("route"), "path", None)
+    if path is None:
+        return "unmatched"
+    for prefix in PREFIXES:
+        if scope["path"].startswith(prefix + "/") and not path.startswith(prefix):
+            return prefix + path
+    return path
+
+
 class Edge:
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
         self.app = app
@@ -79,8 +93,7 @@ class Edge:
             if not response_started:
                 await answer(InternalError())
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started_at)

@@ -1,0 +1,93 @@
+"""Fixtures for the API's component tests: the app in process through httpx's ASGI transport.
+
+No cluster here: the Kubernetes client points at a closed loopback port, which is the one
+situation a real API server cannot produce on demand (unreachable → 503). Everything these tests
+exercise is decided before the API would talk to Kubernetes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audio_extract_api.app import create_app
+from audio_extract_api.settings import Settings
+
+KEY = "axk_component-test-key"
+READ_ONLY_KEY = "axk_read-only-key"
+OTHER_KEY = "axk_second-key"
+
+UNREACHABLE_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: gone, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: c, context: {cluster: gone, user: u}}]
+current-context: c
+"""
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@pytest.fixture
+def keys_file(tmp_path: Path) -> Path:
+    path = tmp_path / "api-keys"
+    path.write_text(f"# id digest scopes\nmain {sha(KEY)}\nviewer {sha(READ_ONLY_KEY)} read\nother {sha(OTHER_KEY)}\n")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, keys_file: Path) -> Settings:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
+    return Settings(kubeconfig=kubeconfig, api_keys_path=keys_file, store_root=tmp_path / "store",
+                    kube_timeout_seconds=2.0)
+
+
+AppFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> AppFactory:
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings.model_copy(update=overrides))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api.test",
+                                         headers={"X-API-Key": KEY}) as c:
+                c.app = app  # type: ignore[attr-defined]
+                yield c
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client() as c:
+        yield c
+
+
+def _assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["success"] is False, body
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+@pytest.fixture
+def expect_error() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
+    """Assert an error envelope with this status and code; returns its ``error`` object."""
+    return _assert_error

@@ -1,0 +1,66 @@
+"""POST /v1/uploads: raw and multipart bodies streamed into the store, capped."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def stored(store_root) -> dict[str, bytes]:
+    d = store_root / "uploads"
+    return {p.name: p.read_bytes() for p in d.iterdir()} if d.exists() else {}
+
+
+async def test_raw_upload(client, settings):
+    data = os.urandom(300_000)
+    r = await client.post("/v1/uploads", content=data, headers={"Content-Type": "video/mp4"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["success"] is True
+    file_id = body["data"]["fileId"]
+    assert file_id.startswith("upl_") and len(file_id) == 20
+    assert body["data"]["size"] == len(data)
+    assert stored(settings.store_root) == {file_id: data}
+
+
+async def test_multipart_upload_keeps_only_the_file_part(client, settings):
+    data = os.urandom(200_000)
+    r = await client.post("/v1/uploads", files={"file": ("clip.mp4", data, "video/mp4")},
+                          data={"note": "ignored"})
+    assert r.status_code == 201, r.text
+    assert stored(settings.store_root) == {r.json()["data"]["fileId"]: data}
+
+
+async def test_upload_is_usable_as_a_source(client, expect_error):
+    file_id = (await client.post("/v1/uploads", content=b"video bytes")).json()["data"]["fileId"]
+    body = {"jobs": [{"source": {"type": "upload", "file": file_id}, "output": {"format": "mp3"}}]}
+    # Validation passes (the upload exists); the unreachable Kubernetes API answers.
+    expect_error(await client.post("/v1/batch", json=body), 503, "SERVICE_UNAVAILABLE")
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_upload_over_the_cap_is_413_and_leaves_nothing(make_client, settings, expect_error, chunked):
+    async def gen():
+        for _ in range(8):
+            yield b"x" * 4096
+
+    async with make_client(max_upload_bytes=10_000) as c:
+        content = gen() if chunked else b"x" * 20_000
+        expect_error(await c.post("/v1/uploads", content=content), 413, "PAYLOAD_TOO_LARGE")
+        # multipart slack is for boundaries, not for a bigger file
+        r = await c.post("/v1/uploads", files={"file": ("a.mp4", b"y" * 10_001, "video/mp4")})
+        expect_error(r, 413, "PAYLOAD_TOO_LARGE")
+    assert stored(settings.store_root) == {}
+    leftovers = list((settings.store_root / "uploads").glob("*")) if (settings.store_root / "uploads").exists() else []
+    assert leftovers == []
+
+
+async def test_empty_and_partless_uploads_are_400(client, settings, expect_error):
+    expect_error(await client.post("/v1/uploads", content=b""), 400, "INVALID_REQUEST")
+    r = await client.post("/v1/uploads", files={"other": ("a.mp4", b"data", "video/mp4")})
+    expect_error(r, 400, "INVALID_REQUEST")
+    r = await client.post("/v1/uploads", content=b"--x\r\nnot multipart",
+                          headers={"Content-Type": "multipart/form-data"})
+    expect_error(r, 400, "INVALID_REQUEST")
+    assert stored(settings.store_root) == {}
