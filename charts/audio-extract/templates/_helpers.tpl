@@ -89,10 +89,11 @@ secrets.existingApiKeysSecret, or the one this chart creates.
 {{- end }}
 
 {{/*
-audio-extract.progressUrl: the operator's progress endpoint as the worker pods reach it.
+audio-extract.progressUrl: the operator's progress endpoint (POST /progress) as the worker pods
+reach it, through the operator's Service.
 */}}
 {{- define "audio-extract.progressUrl" -}}
-{{- printf "http://%s.%s.svc:%d" (include "audio-extract.componentName" (dict "ctx" . "component" "operator")) .Release.Namespace (int .Values.operator.progressPort) }}
+{{- printf "http://%s.%s.svc:%d/progress" (include "audio-extract.componentName" (dict "ctx" . "component" "operator")) .Release.Namespace (int .Values.operator.progressPort) }}
 {{- end }}
 
 {{/*

@@ -1,0 +1,176 @@
+"""The Helm chart rendered by the real ``helm`` binary, and identities that act under its RBAC.
+
+Chart tests use ``render``/``find``. The operator and API cluster tests use ``act_as`` so they run
+under the chart's Roles (the single place those rules live) instead of as cluster admin::
+
+    import sys, pathlib
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[N] / "chart"))  # tests/chart
+    from render import act_as
+
+    identity = act_as(cluster, namespace, "operator")   # or "api"
+    identity.kubeconfig   # a kubeconfig file: a real ServiceAccount token, no admin rights
+    identity.api_client() # a kubernetes.client.ApiClient using it
+
+``act_as`` renders the chart for ``namespace`` and creates that component's ServiceAccount, Role
+and RoleBinding there (idempotent), then requests a token for the ServiceAccount (TokenRequest),
+so the API server authenticates and authorizes the process exactly as in a real install.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "audio-extract"
+RELEASE = "audio-extract"
+NAMESPACE = "audio-extract"
+K8S_VERSION = "v1.36.3"
+COMPONENTS = ("api", "operator", "worker")
+
+
+def helm_binary() -> Path:
+    """The helm built by ``localcluster/build-binaries.sh`` (or found in KUBEBUILDER_ASSETS)."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        return Path(assets) / "helm"
+    cache = Path(os.environ.get("AUDIO_EXTRACT_CACHE", Path.home() / ".cache" / "audio-extract"))
+    helm = cache / "bin" / f"k8s-{K8S_VERSION}" / "helm"
+    if not helm.exists():
+        # same build as the cluster's binaries; a no-op when they are present
+        subprocess.run(["bash", str(REPO / "localcluster" / "build-binaries.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+    return helm
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # An empty HOME-independent config: no repositories, no plugins, no cache outside a temp dir.
+    env = {**os.environ, "HELM_CACHE_HOME": _helm_home("cache"), "HELM_CONFIG_HOME": _helm_home("config"),
+           "HELM_DATA_HOME": _helm_home("data")}
+    return subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=check, env=env)
+
+
+_HOME: list[Path] = []
+
+
+def _helm_home(kind: str) -> str:
+    if not _HOME:
+        _HOME.append(Path(tempfile.mkdtemp(prefix="audio-extract-helm-")))
+    return str(_HOME[0] / kind)
+
+
+def template(values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE, release: str = RELEASE,
+             include_crds: bool = False, show_only: str | None = None, check: bool = True,
+             ) -> subprocess.CompletedProcess[str]:
+    """``helm template`` of the chart; ``values`` are passed as a values file."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    if include_crds:
+        args.append("--include-crds")
+    if show_only:
+        args += ["--show-only", show_only]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(values or {}, f)
+    try:
+        return helm(*args, "--values", f.name, check=check)
+    finally:
+        os.unlink(f.name)
+
+
+def render(values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """The chart's objects, parsed."""
+    out = template(values, **kwargs).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of ``kind`` (and ``name``); fails loudly if absent or ambiguous."""
+    hits = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(hits) == 1, f"expected one {kind} {name or ''}, found {[o['metadata']['name'] for o in hits]}"
+    return hits[0]
+
+
+def component_name(component: str, release: str = RELEASE) -> str:
+    """Object names of a component under the default fullname (release name contains the chart name)."""
+    return f"{release}-{component}"
+
+
+def rbac_objects(component: str, namespace: str, release: str = RELEASE) -> list[dict[str, Any]]:
+    """The ServiceAccount, Role and RoleBinding the chart renders for ``component`` in ``namespace``."""
+    assert component in COMPONENTS, component
+    name = component_name(component, release)
+    objects = render(namespace=namespace, release=release)
+    wanted = [o for o in objects
+              if o["kind"] in ("ServiceAccount", "Role", "RoleBinding") and o["metadata"]["name"] == name]
+    assert any(o["kind"] == "ServiceAccount" for o in wanted), f"no ServiceAccount {name}"
+    return wanted
+
+
+def role_rules(component: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """The rules of the component's Role (empty for the worker, which has none)."""
+    roles = [o for o in rbac_objects(component, namespace) if o["kind"] == "Role"]
+    return roles[0]["rules"] if roles else []
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A component's ServiceAccount in a test namespace, with a token-bearing kubeconfig."""
+
+    component: str
+    namespace: str
+    service_account: str
+    kubeconfig: Path
+
+    @property
+    def username(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{self.service_account}"
+
+    def api_client(self) -> Any:
+        import kubernetes
+
+        return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess (kopf, uvicorn, kubectl) that should act as this identity."""
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+
+def apply_rbac(cluster: Any, namespace: str, component: str, release: str = RELEASE) -> str:
+    """Create (server-side apply) the component's rendered ServiceAccount/Role/RoleBinding; returns
+    the ServiceAccount name."""
+    objects = rbac_objects(component, namespace, release)
+    manifest = yaml.safe_dump_all(objects)
+    cluster.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", "-", input=manifest)
+    return component_name(component, release)
+
+
+def act_as(cluster: Any, namespace: str, component: str, *, release: str = RELEASE,
+           token_seconds: int = 3 * 3600) -> Identity:
+    """Set up the component's chart RBAC in ``namespace`` and return an identity using a real
+    ServiceAccount token (kubectl create token = the TokenRequest API)."""
+    sa = apply_rbac(cluster, namespace, component, release)
+    token = cluster.kubectl("create", "token", sa, "-n", namespace,
+                            f"--duration={token_seconds}s").stdout.strip()
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server_entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    user = f"{namespace}-{sa}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [server_entry],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": server_entry["name"], "user": user,
+                                                "namespace": namespace}}],
+        "current-context": user,
+    }
+    path = Path(cluster.workdir) / "identities" / f"{user}.kubeconfig"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return Identity(component, namespace, sa, path)

@@ -1,0 +1,536 @@
+"""The chart as the real helm binary renders it: lint, the default render's guarantees (least
+privilege, probes, resources, restricted security contexts, egress fence), non-default values, the
+values schema, the wiring between objects and the processes' settings, and a golden snapshot.
+
+Golden update: ``UPDATE_GOLDEN=1 pytest tests/chart/test_chart_render.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from render import CHART, NAMESPACE, REPO, find, helm, render, template
+
+pytestmark = pytest.mark.chart
+
+GOLDEN = Path(__file__).parent / "golden" / "default.yaml"
+OPERATOR_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
+API_PREFIX = "AUDIO_EXTRACT_API_"
+PRIVATE_V4 = [
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]
+PRIVATE_V6 = ["fc00::/7", "fe80::/10"]
+DIGEST = "a" * 64
+Objects = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def default() -> Objects:
+    return render()
+
+
+def pod_specs(objects: Objects) -> dict[str, dict[str, Any]]:
+    """Every pod spec the chart renders, by owner name."""
+    specs = {}
+    for o in objects:
+        if o["kind"] == "Deployment":
+            specs[o["metadata"]["name"]] = o["spec"]["template"]["spec"]
+        elif o["kind"] == "Pod":
+            specs[o["metadata"]["name"]] = o["spec"]
+    return specs
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """name -> value, or name -> ("secret", secretName, key) / ("field", path)."""
+    out: dict[str, Any] = {}
+    for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in e:
+            out[e["name"]] = e["value"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            ref = e["valueFrom"]["secretKeyRef"]
+            out[e["name"]] = ("secret", ref["name"], ref["key"])
+        else:
+            out[e["name"]] = ("field", e["valueFrom"]["fieldRef"]["fieldPath"])
+    return out
+
+
+# --- lint and schema ------------------------------------------------------------------------------
+
+def test_lint_passes_with_default_and_ci_values() -> None:
+    for extra in ([], ["--values", str(CHART / "ci" / "ci-values.yaml")]):
+        out = helm("lint", "--strict", str(CHART), *extra, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "0 chart(s) failed" in out.stdout
+
+
+@pytest.mark.parametrize(("values", "error"), [
+    ({"operator": {"replicas": 2}}, "maximum"),
+    ({"secrets": {"apiKeys": {"ci": "not-a-digest"}}}, "apiKeys"),
+    ({"allowCIDRs": ["10.0.0.0"]}, "allowCIDRs"),
+    ({"api": {"resources": {"limits": None}}}, "limits"),  # null deletes a default
+    ({"worker": {"maxRunning": 0}}, "maxRunning"),
+    ({"oprator": {}}, "oprator"),
+])
+def test_schema_refuses_bad_values(values: dict[str, Any], error: str) -> None:
+    out = template(values, check=False)
+    assert out.returncode != 0
+    assert error in out.stderr
+
+
+def test_every_value_is_documented() -> None:
+    """Each value has a `# --` comment right above it naming it (helm-docs style); a group of values
+    needs none, and the contents of a documented map or list (e.g. `resources`) are its default."""
+    lines = [line for line in (CHART / "values.yaml").read_text().splitlines() if line.strip()]
+    keys = [(i, len(m.group(1)), m.group(2)) for i, line in enumerate(lines)
+            if (m := re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line))]
+    stack: list[tuple[int, bool]] = []  # (indent, documented) of the enclosing keys
+    undocumented = []
+    for n, (i, indent, key) in enumerate(keys):
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        comment = lines[i - 1].strip()
+        documented = comment.startswith("# -- ") and key in comment
+        is_group = n + 1 < len(keys) and keys[n + 1][1] > indent and not lines[i].split(":", 1)[1].strip()
+        if not (documented or any(d for _, d in stack) or is_group):
+            undocumented.append(key)
+        stack.append((indent, documented))
+    assert not undocumented
+
+
+# --- the default render -----------------------------------------------------------------------------
+
+def test_default_render_has_the_expected_objects(default: Objects) -> None:
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in default)
+    assert kinds == sorted([
+        "Deployment/audio-extract-api", "Deployment/audio-extract-operator",
+        "Service/audio-extract-api", "Service/audio-extract-operator",
+        "PodDisruptionBudget/audio-extract-api",
+        "ServiceAccount/audio-extract-api", "ServiceAccount/audio-extract-operator",
+        "ServiceAccount/audio-extract-worker",
+        "Role/audio-extract-api", "Role/audio-extract-operator",
+        "RoleBinding/audio-extract-api", "RoleBinding/audio-extract-operator",
+        "Secret/audio-extract-operator", "Secret/audio-extract-api-keys",
+        "PersistentVolumeClaim/audio-extract-store",
+        "NetworkPolicy/audio-extract-api", "NetworkPolicy/audio-extract-operator",
+        "NetworkPolicy/audio-extract-worker",
+        "Pod/audio-extract-test-healthz",
+    ])
+    assert all(o["metadata"]["namespace"] == NAMESPACE for o in default)
+    for o in default:
+        labels = o["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["app.kubernetes.io/instance"] == "audio-extract"
+        assert labels["helm.sh/chart"] == "audio-extract-0.1.0"
+
+
+def test_no_wildcards_no_secrets_no_pod_creation(default: Objects) -> None:
+    assert not [o for o in default if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    roles = {o["metadata"]["name"]: o["rules"] for o in default if o["kind"] == "Role"}
+    assert set(roles) == {"audio-extract-api", "audio-extract-operator"}
+    for rules in roles.values():
+        for rule in rules:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field]
+            assert "secrets" not in rule["resources"]
+            assert "resourceNames" not in rule
+            if "pods" in rule["resources"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_operator_rules_are_what_it_uses(default: Objects) -> None:
+    rules = find(default, "Role", "audio-extract-operator")["rules"]
+    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+               for v in rule["verbs"]}
+    assert granted == {
+        *{("audioextract.io", "extractionbatches", v) for v in ("get", "list", "watch", "patch", "delete")},
+        ("audioextract.io", "extractionbatches/status", "patch"),
+        *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "patch", "delete")},
+        *{("", "pods", v) for v in ("get", "list", "watch")},
+        ("", "events", "create"),
+    }
+
+
+def test_api_rules_are_what_it_uses(default: Objects) -> None:
+    rules = find(default, "Role", "audio-extract-api")["rules"]
+    assert rules == [{"apiGroups": ["audioextract.io"], "resources": ["extractionbatches"],
+                      "verbs": ["create", "get", "list", "watch", "patch"]}]
+
+
+def test_worker_identity_has_no_token_and_no_binding(default: Objects) -> None:
+    sa = find(default, "ServiceAccount", "audio-extract-worker")
+    assert sa["automountServiceAccountToken"] is False
+    bindings = [o for o in default if o["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    subjects = [s for o in bindings for s in o["subjects"]]
+    assert {s["name"] for s in subjects} == {"audio-extract-api", "audio-extract-operator"}
+    # bindings point at their own component's Role and an existing ServiceAccount
+    for binding in (o for o in default if o["kind"] == "RoleBinding"):
+        find(default, "Role", binding["roleRef"]["name"])
+        for s in binding["subjects"]:
+            assert s["namespace"] == NAMESPACE
+            find(default, "ServiceAccount", s["name"])
+
+
+def test_every_container_has_resources_and_a_restricted_security_context(default: Objects) -> None:
+    specs = pod_specs(default)
+    assert set(specs) == {"audio-extract-api", "audio-extract-operator", "audio-extract-test-healthz"}
+    for name, spec in specs.items():
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0, name
+        assert psc["seccompProfile"]["type"] == "RuntimeDefault", name
+        for volume in spec.get("volumes", []):
+            allowed = {"emptyDir", "persistentVolumeClaim", "secret", "configMap"}
+            assert set(volume) - {"name"} <= allowed, name
+        for c in spec["containers"]:
+            for section in ("requests", "limits"):
+                assert set(c["resources"][section]) >= {"cpu", "memory"}, (name, section)
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert not sc["capabilities"].get("add")
+            assert c["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
+
+
+def test_api_deployment_probes_service_and_budget(default: Objects) -> None:
+    api = find(default, "Deployment", "audio-extract-api")
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["command"] == [
+        "python", "-m", "audio_extract_api", "--host", "0.0.0.0", "--port", "8000"]
+    assert api["spec"]["replicas"] == 2
+    pod_labels = api["spec"]["template"]["metadata"]["labels"]
+    service = find(default, "Service", "audio-extract-api")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    budget = find(default, "PodDisruptionBudget", "audio-extract-api")
+    assert budget["spec"]["selector"]["matchLabels"] == api["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] == 1
+    # the API's identity is its own ServiceAccount, which the API Role is bound to
+    assert api["spec"]["template"]["spec"]["serviceAccountName"] == "audio-extract-api"
+
+
+def test_operator_deployment_is_one_recreated_replica_with_liveness(default: Objects) -> None:
+    op = find(default, "Deployment", "audio-extract-operator")
+    assert op["spec"]["replicas"] == 1
+    assert op["spec"]["strategy"] == {"type": "Recreate"}
+    spec = op["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == "audio-extract-operator"
+    container = spec["containers"][0]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"liveness": 8080, "progress": 8081}
+    assert "readinessProbe" not in container  # kopf has no readiness; nothing routes to it but progress
+    service = find(default, "Service", "audio-extract-operator")
+    assert service["spec"]["selector"].items() <= op["spec"]["template"]["metadata"]["labels"].items()
+    assert [p["port"] for p in service["spec"]["ports"]] == [8081]
+
+
+def test_settings_env_names_exist_in_the_processes_settings(default: Objects) -> None:
+    """pydantic-settings ignores unknown variables: a misspelt name would silently do nothing."""
+    from audio_extract_api.settings import Settings as ApiSettings
+    from audio_extract_operator.settings import Settings as OperatorSettings
+
+    for deployment, prefix, settings in (("audio-extract-operator", OPERATOR_PREFIX, OperatorSettings),
+                                         ("audio-extract-api", API_PREFIX, ApiSettings)):
+        names = env_of(find(default, "Deployment", deployment))
+        assert names
+        for name in names:
+            assert name.startswith(prefix), name
+            assert name[len(prefix):].lower() in settings.model_fields, name
+
+
+def test_secret_references_resolve(default: Objects) -> None:
+    op_env = env_of(find(default, "Deployment", "audio-extract-operator"))
+    secret = find(default, "Secret", "audio-extract-operator")
+    refs = [v for v in op_env.values() if isinstance(v, tuple) and v[0] == "secret"]
+    assert {(name, key) for _, name, key in refs} == {
+        ("audio-extract-operator", "progress-secret"), ("audio-extract-operator", "webhook-signing-secret")}
+    for _, _, key in refs:
+        assert secret["data"][key]
+    import base64
+    assert base64.b64decode(secret["data"]["webhook-signing-secret"]).startswith(b"whsec_")
+    api = find(default, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in api["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "audio-extract-api-keys"
+    mounts = {m["name"]: m["mountPath"] for m in api["containers"][0]["volumeMounts"]}
+    api_env = env_of(find(default, "Deployment", "audio-extract-api"))
+    assert api_env[API_PREFIX + "API_KEYS_PATH"] == mounts["api-keys"]
+    # the API never sees the operator's secrets
+    assert not [v for v in env_of(find(default, "Deployment", "audio-extract-api")).values()
+                if isinstance(v, tuple) and v[0] == "secret"]
+
+
+def test_worker_egress_is_dns_progress_and_public_addresses_only(default: Objects) -> None:
+    policy = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]
+    assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    assert not policy.get("ingress")
+    egress = policy["egress"]
+    assert all(rule.get("to") for rule in egress)  # a rule without `to` would allow every destination
+    dns, progress, public = egress
+    assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
+    assert progress["to"] == [{"podSelector": {"matchLabels": find(
+        default, "Deployment", "audio-extract-operator")["spec"]["selector"]["matchLabels"]}}]
+    assert progress["ports"] == [{"protocol": "TCP", "port": 8081}]
+    assert "ports" not in public
+    assert public["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
+        {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}},
+    ]
+
+
+def test_api_and_operator_ingress_only_where_needed(default: Objects) -> None:
+    api = find(default, "NetworkPolicy", "audio-extract-api")["spec"]
+    assert api["policyTypes"] == ["Ingress"]
+    assert api["ingress"] == [{"ports": [{"protocol": "TCP", "port": "http"}]}]
+    op = find(default, "NetworkPolicy", "audio-extract-operator")["spec"]
+    assert op["policyTypes"] == ["Ingress"]
+    [rule] = op["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": "progress"}]
+    workers = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["podSelector"]
+    assert rule["from"] == [{"podSelector": workers}]
+
+
+def test_store_claim_is_shared_read_write_many(default: Objects) -> None:
+    pvc = find(default, "PersistentVolumeClaim", "audio-extract-store")
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "100Gi"
+    assert "storageClassName" not in pvc["spec"]
+    assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for name in ("audio-extract-api", "audio-extract-operator"):
+        volumes = find(default, "Deployment", name)["spec"]["template"]["spec"]["volumes"]
+        assert {"name": "store", "persistentVolumeClaim": {"claimName": "audio-extract-store"}} in volumes
+    assert env_of(find(default, "Deployment", "audio-extract-operator"))[OPERATOR_PREFIX + "STORE_CLAIM"] == \
+        "audio-extract-store"
+
+
+def test_helm_test_hook_calls_healthz(default: Objects) -> None:
+    pod = find(default, "Pod", "audio-extract-test-healthz")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["containers"][0]["command"][-1] == "http://audio-extract-api.audio-extract.svc:80/healthz"
+
+
+def test_notes_render_with_warnings_for_missing_keys() -> None:
+    out = helm("install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE).stdout
+    assert "kubectl -n audio-extract port-forward svc/audio-extract-api 8000:80" in out
+    assert "secrets.apiKeys is empty" in out
+
+
+# --- the operator's Job, built from the chart's settings ------------------------------------------------
+
+def operator_settings(objects: Objects, monkeypatch: pytest.MonkeyPatch,
+                      name: str = "audio-extract-operator") -> Any:
+    """The operator's Settings as the rendered Deployment's environment makes them."""
+    from audio_extract_operator.settings import Settings
+
+    for key in list(os.environ):
+        if key.startswith(OPERATOR_PREFIX):
+            monkeypatch.delenv(key)
+    for var, value in env_of(find(objects, "Deployment", name)).items():
+        if isinstance(value, tuple):
+            value = {"secret": "s3cret", "field": "audio-extract"}[value[0]]
+        monkeypatch.setenv(var, value)
+    return Settings()
+
+
+def sample_batch(namespace: str = NAMESPACE) -> dict[str, Any]:
+    batch = yaml.safe_load((REPO / "crds" / "samples" / "batch-mp3-aac.yaml").read_text())
+    batch["metadata"].update(namespace=namespace, uid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    return batch
+
+
+def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.MonkeyPatch) -> None:
+    from audio_extract_operator.jobs import build_job
+
+    settings = operator_settings(default, monkeypatch)
+    assert settings.namespaces == [NAMESPACE]
+    job = build_job(sample_batch(), 0, settings)
+    pod = job["spec"]["template"]
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == "audio-extract-worker"
+    assert spec["automountServiceAccountToken"] is False
+    assert {"name": "store", "persistentVolumeClaim": {"claimName": "audio-extract-store"}} in spec["volumes"]
+    container = spec["containers"][0]
+    assert container["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"},
+                                      "limits": {"cpu": "2", "memory": "1Gi"}}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AUDIO_EXTRACT_WORKER_PROGRESS_URL"] == "http://audio-extract-operator.audio-extract.svc:8081/progress"
+    assert env["AUDIO_EXTRACT_WORKER_STORE_ROOT"] == "/data"
+    assert job["spec"]["activeDeadlineSeconds"] == 1800
+    assert "priorityClassName" not in spec
+    # the NetworkPolicies select exactly these pods
+    selector = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["podSelector"]
+    assert selects(selector, pod["metadata"]["labels"])
+    for name in ("audio-extract-api", "audio-extract-operator"):
+        labels = find(default, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+        assert not selects(selector, labels)
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        present = expr["key"] in labels
+        if expr["operator"] == "Exists" and not present:
+            return False
+        if expr["operator"] == "In" and labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+# --- non-default values -----------------------------------------------------------------------------
+
+CUSTOM = {
+    "fullnameOverride": "ax",
+    "image": {"repository": "registry.example.com/ax", "tag": "1.2.3", "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "secrets": {"apiKeys": {"ci": DIGEST, "reader": f"{'b' * 64} read"},
+                "existingSecret": "ax-operator-secrets"},
+    "allowCIDRs": ["10.20.0.0/16"],
+    "store": {"claimName": "shared-media", "storageClassName": "nfs", "size": "2Ti"},
+    "api": {"replicas": 3, "ingress": {"enabled": True, "className": "nginx", "host": "ax.example.com",
+                                        "tlsSecretName": "ax-tls"},
+            "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
+            "env": {"AUDIO_EXTRACT_API_RATE_LIMIT_BURST": "20"}},
+    "worker": {"kueueQueueName": "media", "maxRunning": 32, "activeDeadlineSeconds": 600,
+               "priorityClassNames": {"high": "ax-high"}, "image": {"tag": "1.2.3-ffmpeg"}},
+    "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"]},
+}
+
+
+@pytest.fixture(scope="module")
+def custom() -> Objects:
+    return render(CUSTOM, namespace="media")
+
+
+def test_custom_names_images_and_pull_secrets(custom: Objects) -> None:
+    names = {o["metadata"]["name"] for o in custom}
+    assert {"ax-api", "ax-operator", "ax-worker", "ax-api-keys", "shared-media"} <= names
+    assert "ax-operator" not in {o["metadata"]["name"] for o in custom if o["kind"] == "Secret"}
+    for spec in pod_specs(custom).values():
+        assert spec["containers"][0]["image"] == "registry.example.com/ax:1.2.3"
+        assert spec["containers"][0]["imagePullPolicy"] == "Always"
+    for name in ("ax-api", "ax-operator"):
+        spec = find(custom, "Deployment", name)["spec"]["template"]["spec"]
+        assert spec["imagePullSecrets"] == [{"name": "regcred"}]
+    assert find(custom, "ServiceAccount", "ax-worker")["imagePullSecrets"] == [{"name": "regcred"}]
+    assert find(custom, "Deployment", "ax-api")["spec"]["replicas"] == 3
+
+
+def test_custom_secrets(custom: Objects) -> None:
+    keys = find(custom, "Secret", "ax-api-keys")
+    assert keys["stringData"] == {"ci": DIGEST, "reader": f"{'b' * 64} read"}
+    env = env_of(find(custom, "Deployment", "ax-operator"))
+    assert env[OPERATOR_PREFIX + "WEBHOOK_SECRET"] == (
+        "secret", "ax-operator-secrets", "webhook-signing-secret")
+    assert env[OPERATOR_PREFIX + "PROGRESS_SECRET"] == ("secret", "ax-operator-secrets", "progress-secret")
+    existing = render({"secrets": {"existingApiKeysSecret": "mine", "existingSecret": "theirs"}})
+    assert not [o for o in existing if o["kind"] == "Secret"]
+    api = find(existing, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]
+    assert {"name": "api-keys", "secret": {"secretName": "mine", "defaultMode": 0o440}} in api["volumes"]
+
+
+def test_custom_ingress(custom: Objects) -> None:
+    ingress = find(custom, "Ingress", "ax-api")["spec"]
+    assert ingress["ingressClassName"] == "nginx"
+    assert ingress["tls"] == [{"hosts": ["ax.example.com"], "secretName": "ax-tls"}]
+    backend = ingress["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "ax-api", "port": {"name": "http"}}
+    assert not [o for o in render() if o["kind"] == "Ingress"]
+
+
+def test_custom_store(custom: Objects) -> None:
+    pvc = find(custom, "PersistentVolumeClaim", "shared-media")["spec"]
+    assert pvc["storageClassName"] == "nfs"
+    assert pvc["resources"]["requests"]["storage"] == "2Ti"
+    env = env_of(find(custom, "Deployment", "ax-operator"))
+    assert env[OPERATOR_PREFIX + "STORE_CLAIM"] == "shared-media"
+    own = render({"store": {"create": False, "claimName": "byo"}})
+    assert not [o for o in own if o["kind"] == "PersistentVolumeClaim"]
+    volumes = find(own, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "store", "persistentVolumeClaim": {"claimName": "byo"}} in volumes
+
+
+def test_custom_worker_settings_reach_the_jobs(custom: Objects, monkeypatch: pytest.MonkeyPatch,
+                                               ) -> None:
+    from audio_extract_operator.jobs import build_job
+
+    settings = operator_settings(custom, monkeypatch, "ax-operator")
+    assert settings.namespaces == ["media"]
+    assert settings.max_running == 32
+    batch = sample_batch("media")
+    batch["spec"]["jobs"][0]["options"] = {"priority": "high"}
+    high, low = build_job(batch, 0, settings), build_job(batch, 1, settings)
+    assert high["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "media"
+    assert high["spec"]["template"]["spec"]["priorityClassName"] == "ax-high"
+    assert "priorityClassName" not in low["spec"]["template"]["spec"]
+    assert high["spec"]["activeDeadlineSeconds"] == 600
+    container = high["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.com/ax:1.2.3-ffmpeg"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["AUDIO_EXTRACT_WORKER_ALLOW_CIDRS"] == "10.20.0.0/16"
+    assert env["AUDIO_EXTRACT_WORKER_PROGRESS_URL"] == "http://ax-operator.media.svc:8081/progress"
+    api_env = env_of(find(custom, "Deployment", "ax-api"))
+    assert api_env[API_PREFIX + "ALLOW_CIDRS"] == "10.20.0.0/16"
+    assert api_env[API_PREFIX + "RATE_LIMIT_BURST"] == "20"
+    # no kueue label unless asked
+    default_env = env_of(find(render(), "Deployment", "audio-extract-operator"))
+    assert OPERATOR_PREFIX + "KUEUE_QUEUE" not in default_env
+    custom_env = env_of(find(custom, "Deployment", "ax-operator"))
+    assert json.loads(custom_env[OPERATOR_PREFIX + "PRIORITY_CLASSES"]) == {"high": "ax-high"}
+
+
+def test_custom_network_policies(custom: Objects) -> None:
+    worker = find(custom, "NetworkPolicy", "ax-worker")["spec"]["egress"]
+    assert worker[2]["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": [*PRIVATE_V4, "203.0.113.0/24"]}},
+        {"ipBlock": {"cidr": "::/0", "except": [*PRIVATE_V6, "2001:db8::/48"]}},
+    ]
+    assert worker[3] == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}
+    api = find(custom, "NetworkPolicy", "ax-api")["spec"]["ingress"][0]
+    assert api["from"] == [
+        {"namespaceSelector": {"matchLabels": {"name": "ingress"}}},
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "audio-extract",
+                                         "app.kubernetes.io/instance": "audio-extract",
+                                         "app.kubernetes.io/component": "test"}}},
+    ]
+    test_pod_labels = find(custom, "Pod", "ax-test-healthz")["metadata"]["labels"]
+    assert api["from"][1]["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
+    off = render({"networkPolicy": {"enabled": False}})
+    assert not [o for o in off if o["kind"] == "NetworkPolicy"]
+
+
+# --- CRD and golden snapshot -------------------------------------------------------------------------
+
+def test_chart_crd_is_the_generated_one() -> None:
+    chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
+    assert chart_crds == ["extractionbatches.yaml"]
+    assert (CHART / "crds" / "extractionbatches.yaml").read_text() == \
+        (REPO / "crds" / "extractionbatches.yaml").read_text(), "run `make crds`"
+    objects = render(include_crds=True)
+    crd = find(objects, "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "extractionbatches.audioextract.io"
+
+
+def normalized_default_render() -> str:
+    """The default render with the values that are random on every run masked."""
+    out = template().stdout
+    out = re.sub(r"(checksum/secret: )[0-9a-f]{64}", r"\1<sha256>", out)
+    return re.sub(r'((?:webhook-signing-secret|progress-secret): )"[^"]*"', r'\1"<generated>"', out)
+
+
+def test_default_render_matches_golden() -> None:
+    rendered = normalized_default_render()
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(rendered)
+    assert GOLDEN.exists(), "no golden file: run with UPDATE_GOLDEN=1"
+    assert rendered == GOLDEN.read_text(), "default render changed: review, then UPDATE_GOLDEN=1"
