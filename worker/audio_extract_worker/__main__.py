@@ -46,6 +46,15 @@ def _write_result(settings: WorkerSettings, result: WorkerResult) -> None:
     print(message, flush=True)  # also in the pod log
 
 
+def _spec_error(e: Exception) -> JobError:
+    """A bad ``output`` (the API and CRD normally stop it) is EXTRACTION_FAILED; anything else internal."""
+    detail = str(e)[:1000]
+    errors = e.errors() if isinstance(e, ValidationError) else []
+    if errors and all(err["loc"][:1] == ("output",) for err in errors):
+        return JobError(code=ErrorCode.EXTRACTION_FAILED, message="invalid output settings", details=detail)
+    return JobError(code=ErrorCode.INTERNAL_ERROR, message="invalid job spec", details=detail)
+
+
 def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -58,9 +67,7 @@ def main() -> int:
     try:
         job = WorkerJob.model_validate_json(settings.job_json())
     except (ValidationError, ValueError, OSError) as e:
-        detail = str(e)[:1000]
-        _write_result(settings, WorkerResult(error=JobError(
-            code=ErrorCode.INTERNAL_ERROR, message="invalid job spec", details=detail)))
+        _write_result(settings, WorkerResult(error=_spec_error(e)))
         return EXIT_PERMANENT  # retrying the same spec cannot help
     reporter = ProgressReporter(job.jobId, settings.progress_url, settings.progress_token,
                                 settings.progress_interval, settings.progress_timeout)

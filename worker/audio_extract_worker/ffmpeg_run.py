@@ -22,38 +22,38 @@ def run_ffmpeg(args: list[str], timeout: float,
     blocks can be negative). Raises JobFailure(TIMEOUT) past ``timeout`` seconds and
     JobFailure(EXTRACTION_FAILED) on a non-zero exit, with ffmpeg's last lines as details.
     """
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
-    drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
-    drain.start()
     timed_out = threading.Event()
+    with subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+        drain.start()
 
-    def expire() -> None:
-        timed_out.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout, expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            key, _, value = raw.decode(errors="replace").strip().partition("=")
-            if key == "out_time_us":
-                try:
-                    micros = int(value)
-                except ValueError:
-                    continue
-                if micros >= 0:
-                    on_time(micros / 1e6)
-        proc.wait()
-    finally:
-        timer.cancel()
-        if proc.poll() is None:
+        def expire() -> None:
+            timed_out.set()
             proc.kill()
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                key, _, value = raw.decode(errors="replace").strip().partition("=")
+                if key == "out_time_us":
+                    try:
+                        micros = int(value)
+                    except ValueError:
+                        continue
+                    if micros >= 0:
+                        on_time(micros / 1e6)
             proc.wait()
-        drain.join(5)
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # an exception (SIGTERM) while ffmpeg runs: never leave it behind
+                proc.kill()
+                proc.wait()
+            drain.join(5)
     stderr = "\n".join(tail)
     if timed_out.is_set():
         raise JobFailure(ErrorCode.TIMEOUT, f"ffmpeg took longer than {timeout:g} s")

@@ -1,0 +1,113 @@
+"""Every format and tier through the worker on real ffmpeg; overrides, copy path, metadata."""
+
+from __future__ import annotations
+
+import pytest
+from audio_extract_common.formats import Format, Quality
+from audio_extract_worker.quality import QUALITY
+from conftest import (
+    SOURCE_SECONDS,
+    InProcess,
+    Media,
+    Run,
+    audio_payload_kbps,
+    decoded_seconds,
+    ffprobe_json,
+    job_spec,
+)
+
+CODEC = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "pcm_s16le", "ogg": "vorbis", "opus": "opus"}
+CONTAINER = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "wav", "ogg": "ogg", "opus": "ogg"}
+
+
+def probe_output(run: Run) -> tuple[dict, dict]:
+    data = ffprobe_json(run.output_path, "-show_format", "-show_streams")
+    (stream,) = data["streams"]
+    return data["format"], stream
+
+
+@pytest.mark.parametrize("quality", list(Quality))
+@pytest.mark.parametrize("fmt", list(Format))
+def test_format_and_tier(fmt: Format, quality: Quality, media: Media, worker: InProcess) -> None:
+    run = worker.run(job_spec(worker.upload(media.pcm_mkv), {"format": fmt.value, "quality": quality.value}))
+    assert run.result.error is None, run.result.error
+    out = run.result.output
+    assert out is not None and out.transcoded is (fmt != Format.wav)  # pcm_s16le → wav is a copy
+    assert out.filename == f"{run.result.output.path.split('/')[-1]}" == f"job_00c0ffee00c0ffee.{fmt.value}"
+    container, stream = probe_output(run)
+    assert stream["codec_name"] == CODEC[fmt.value]
+    assert container["format_name"] == CONTAINER[fmt.value]
+    assert abs(decoded_seconds(run.output_path) - SOURCE_SECONDS) <= 0.1
+    assert abs(out.duration - SOURCE_SECONDS) <= 0.1  # type: ignore[operator]
+    tier = QUALITY[fmt][quality]
+    if tier.nominal_kbps:
+        kbps = audio_payload_kbps(run.output_path)
+        assert tier.min_kbps <= kbps <= tier.max_kbps, f"{fmt}/{quality}: {kbps:.1f} kbps"  # type: ignore[operator]
+    if fmt == Format.wav:
+        assert int(stream["bit_rate"]) == 48000 * 2 * 16
+    assert run.store_files() == [run.output_path]
+    assert run.scratch_files() == []
+
+
+@pytest.mark.parametrize(("fmt", "bitrate", "codec"), [
+    ("mp3", "128k", "mp3"), ("aac", "64k", "aac"), ("ogg", "100k", "vorbis"), ("opus", "48k", "opus"),
+])
+def test_bitrate_override(fmt: str, bitrate: str, codec: str, media: Media, worker: InProcess) -> None:
+    run = worker.run(job_spec(worker.upload(media.pcm_mkv),
+                              {"format": fmt, "quality": "extreme", "bitrate": bitrate}))
+    _, stream = probe_output(run)
+    assert stream["codec_name"] == codec
+    target = int(bitrate[:-1])
+    kbps = audio_payload_kbps(run.output_path)
+    assert abs(kbps - target) <= 0.15 * target, f"{fmt} {bitrate}: {kbps:.1f} kbps"
+
+
+def test_copy_path_aac_in_mp4(media: Media, worker: InProcess) -> None:
+    """AAC 256k in MP4 → .aac: copied (transcoded false), same audio packets, ADTS container."""
+    run = worker.run(job_spec(worker.upload(media.aac_mp4), {"format": "aac", "quality": "high"}))
+    out = run.result.output
+    assert out is not None and out.transcoded is False
+    container, stream = probe_output(run)
+    assert (container["format_name"], stream["codec_name"]) == ("aac", "aac")
+    source_packets = ffprobe_json(media.aac_mp4, "-select_streams", "a:0", "-show_entries", "packet=size")
+    output_packets = ffprobe_json(run.output_path, "-select_streams", "a:0", "-show_entries", "packet=size")
+    adts_header = 7  # each ADTS frame is the MP4 sample plus a 7-byte header
+    assert [int(p["size"]) - adts_header for p in output_packets["packets"]] == [
+        int(p["size"]) for p in source_packets["packets"]]
+    assert abs(decoded_seconds(run.output_path) - SOURCE_SECONDS) <= 0.1
+
+
+def test_copy_path_when_source_meets_tier(media: Media, worker: InProcess) -> None:
+    run = worker.run(job_spec(worker.upload(media.aac_low_mp4), {"format": "aac", "quality": "low"}))
+    assert run.result.output is not None and run.result.output.transcoded is False
+
+
+@pytest.mark.parametrize(("source", "output"), [
+    ("aac_low_mp4", {"format": "aac", "quality": "medium"}),  # 96k source, 128k tier: re-encode
+    ("aac_mp4", {"format": "aac", "quality": "medium", "normalize": True}),
+    ("aac_mp4", {"format": "aac", "bitrate": "160k"}),
+])
+def test_copy_path_not_taken(source: str, output: dict, media: Media, worker: InProcess) -> None:
+    run = worker.run(job_spec(worker.upload(getattr(media, source)), output))
+    assert run.result.output is not None and run.result.output.transcoded is True
+    _, stream = probe_output(run)
+    assert stream["codec_name"] == "aac"
+    nominal = int(output.get("bitrate", "128k")[:-1])
+    assert abs(audio_payload_kbps(run.output_path) - nominal) <= 0.1 * nominal
+
+
+@pytest.mark.parametrize("preserve", [True, False])
+def test_preserve_metadata(preserve: bool, media: Media, worker: InProcess) -> None:
+    run = worker.run(job_spec(worker.upload(media.aac_mp4), {"format": "mp3", "preserveMetadata": preserve}))
+    data = ffprobe_json(run.output_path, "-show_entries", "format_tags:stream_tags")
+    tags = {**data["format"].get("tags", {}), **data["streams"][0].get("tags", {})}
+    assert (tags.get("title") == "Source Title") is preserve
+
+
+def test_filename_option_and_rerun_leaves_one_file(media: Media, worker: InProcess) -> None:
+    spec = job_spec(worker.upload(media.aac_mp4), {"format": "opus"}, {"filename": "episode-01"})
+    first = worker.run(spec)
+    second = worker.run(spec)  # a pod that runs twice
+    assert first.result.output and second.result.output
+    assert second.result.output.path == "job_00c0ffee00c0ffee/episode-01.opus"
+    assert second.store_files() == [second.output_path]
