@@ -117,6 +117,43 @@ def role_rules(component: str, namespace: str = NAMESPACE) -> list[dict[str, Any
     return roles[0]["rules"] if roles else []
 
 
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    """name -> value, or name -> ("secret", secretName, key) / ("field", path)."""
+    out: dict[str, Any] = {}
+    for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "value" in e:
+            out[e["name"]] = e["value"]
+        elif "secretKeyRef" in e.get("valueFrom", {}):
+            ref = e["valueFrom"]["secretKeyRef"]
+            out[e["name"]] = ("secret", ref["name"], ref["key"])
+        else:
+            out[e["name"]] = ("field", e["valueFrom"]["fieldRef"]["fieldPath"])
+    return out
+
+
+def operator_settings(objects: list[dict[str, Any]], monkeypatch: Any,
+                      name: str = "audio-extract-operator") -> Any:
+    """The operator's Settings as the rendered Deployment's environment makes them (secrets and
+    field references get stand-in values); ``monkeypatch`` is pytest's fixture."""
+    from audio_extract_operator.settings import Settings
+
+    for key in list(os.environ):
+        if key.startswith("AUDIO_EXTRACT_OPERATOR_"):
+            monkeypatch.delenv(key)
+    for var, value in env_of(find(objects, "Deployment", name)).items():
+        if isinstance(value, tuple):
+            value = {"secret": "s3cret", "field": "audio-extract"}[value[0]]
+        monkeypatch.setenv(var, value)
+    return Settings()
+
+
+def sample_batch(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """A sample ExtractionBatch as the API server would return it (namespace and uid set)."""
+    batch = yaml.safe_load((REPO / "crds" / "samples" / "batch-mp3-aac.yaml").read_text())
+    batch["metadata"].update(namespace=namespace, uid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    return batch
+
+
 @dataclass(frozen=True)
 class Identity:
     """A component's ServiceAccount in a test namespace, with a token-bearing kubeconfig."""

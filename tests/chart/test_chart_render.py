@@ -14,8 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from render import CHART, NAMESPACE, REPO, find, helm, render, template
+from render import (
+    CHART,
+    NAMESPACE,
+    REPO,
+    env_of,
+    find,
+    helm,
+    operator_settings,
+    render,
+    sample_batch,
+    template,
+)
 
 pytestmark = pytest.mark.chart
 
@@ -43,20 +53,6 @@ def pod_specs(objects: Objects) -> dict[str, dict[str, Any]]:
         elif o["kind"] == "Pod":
             specs[o["metadata"]["name"]] = o["spec"]
     return specs
-
-
-def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
-    """name -> value, or name -> ("secret", secretName, key) / ("field", path)."""
-    out: dict[str, Any] = {}
-    for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
-        if "value" in e:
-            out[e["name"]] = e["value"]
-        elif "secretKeyRef" in e.get("valueFrom", {}):
-            ref = e["valueFrom"]["secretKeyRef"]
-            out[e["name"]] = ("secret", ref["name"], ref["key"])
-        else:
-            out[e["name"]] = ("field", e["valueFrom"]["fieldRef"]["fieldPath"])
-    return out
 
 
 # --- lint and schema ------------------------------------------------------------------------------
@@ -150,6 +146,7 @@ def test_operator_rules_are_what_it_uses(default: Objects) -> None:
     assert granted == {
         *{("audioextract.io", "extractionbatches", v) for v in ("get", "list", "watch", "patch", "delete")},
         ("audioextract.io", "extractionbatches/status", "patch"),
+        ("audioextract.io", "extractionbatches/finalizers", "update"),
         *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "patch", "delete")},
         *{("", "pods", v) for v in ("get", "list", "watch")},
         ("", "events", "create"),
@@ -227,6 +224,7 @@ def test_operator_deployment_is_one_recreated_replica_with_liveness(default: Obj
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"liveness": 8080, "progress": 8081}
     assert "readinessProbe" not in container  # kopf has no readiness; nothing routes to it but progress
+    assert container["command"] == ["python", "-m", "audio_extract_operator"]
     service = find(default, "Service", "audio-extract-operator")
     assert service["spec"]["selector"].items() <= op["spec"]["template"]["metadata"]["labels"].items()
     assert [p["port"] for p in service["spec"]["ports"]] == [8081]
@@ -324,27 +322,6 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
 
 
 # --- the operator's Job, built from the chart's settings ------------------------------------------------
-
-def operator_settings(objects: Objects, monkeypatch: pytest.MonkeyPatch,
-                      name: str = "audio-extract-operator") -> Any:
-    """The operator's Settings as the rendered Deployment's environment makes them."""
-    from audio_extract_operator.settings import Settings
-
-    for key in list(os.environ):
-        if key.startswith(OPERATOR_PREFIX):
-            monkeypatch.delenv(key)
-    for var, value in env_of(find(objects, "Deployment", name)).items():
-        if isinstance(value, tuple):
-            value = {"secret": "s3cret", "field": "audio-extract"}[value[0]]
-        monkeypatch.setenv(var, value)
-    return Settings()
-
-
-def sample_batch(namespace: str = NAMESPACE) -> dict[str, Any]:
-    batch = yaml.safe_load((REPO / "crds" / "samples" / "batch-mp3-aac.yaml").read_text())
-    batch["metadata"].update(namespace=namespace, uid="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
-    return batch
-
 
 def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.MonkeyPatch) -> None:
     from audio_extract_operator.jobs import build_job
