@@ -1,66 +1,47 @@
-"""Integration point with the webhooks package: where deliveries are created and driven.
+"""Integration point with the webhooks package (``webhooks/``, owned by the webhooks engineer).
 
-The webhook driver (``webhooks.driver.Driver``) plans a delivery from status the first time a job
-(or the batch) is terminal and records it in ``JobStatus.webhook`` / ``BatchStatus.webhook``, then
-sends what is due. The operator calls into it from three places:
+Webhook deliveries are planned from status and driven by ``webhooks.daemon``: a kopf daemon per
+batch that owes or has a pending delivery (job terminal → ``JobStatus.webhook``; batch finished →
+``BatchStatus.webhook``). The operator's part is only this wiring:
 
-- ``on_job_terminal`` / ``on_batch_complete``: a status write made a job (or the batch) terminal —
-  wakes the drive loop so the first attempt goes out at once;
-- ``drive``: the operator's delivery loop calls it every ``webhook_poll_interval`` seconds; it
-  ticks every batch that owes or has pending deliveries;
-- ``forget``: a batch was deleted.
+- ``register()`` at import time of ``handlers`` adds the daemon to kopf's registry;
+- ``install(memo, settings, kube)`` at start-up puts the one ``Driver`` into ``memo.webhooks``,
+  with ``patch_status`` (a JSON patch on the status subresource through our client) as its writer;
+- ``close(memo)`` at clean-up.
+
+The Driver's JSON patches touch only the ``webhook`` paths (guarded by ``test`` ops), while the
+operator's own status writes carry a resourceVersion precondition, so neither overwrites the other.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from typing import Any
 
-from audio_extract_common.resource import BatchSpec, BatchStatus
+import kopf
 
 from .kube import Kube, batch_path
-from .registry import Registry
 from .settings import Settings
-from .webhooks.driver import BatchRef, Driver, needs_work
+from .webhooks.daemon import MEMO_KEY
+from .webhooks.daemon import register as register_daemon
+from .webhooks.driver import Driver
 
-log = logging.getLogger(__name__)
 JSON_PATCH = "application/json-patch+json"
 
 
-class Deliveries:
-    def __init__(self, settings: Settings, kube: Kube, registry: Registry) -> None:
-        self.kube = kube
-        self.registry = registry
-        self.driver = Driver(settings.webhook_config(), self._patch_status)
-        self.wake = asyncio.Event()
+def register() -> None:
+    register_daemon()
 
-    async def _patch_status(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
-        await self.kube.call("PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH)
 
-    def on_job_terminal(self, namespace: str, name: str, index: int) -> None:
-        self.wake.set()
+def install(memo: kopf.Memo, settings: Settings, kube: Kube) -> Driver:
+    async def patch_status(namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+        await kube.call("PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH)
 
-    def on_batch_complete(self, namespace: str, name: str) -> None:
-        self.wake.set()
+    driver = Driver(settings.webhook_config(), patch_status)
+    memo[MEMO_KEY] = driver
+    return driver
 
-    def forget(self, uid: str) -> None:
-        self.driver.forget(uid)
 
-    async def drive(self) -> None:
-        """One pass over the batches that owe deliveries."""
-        if not self.driver.enabled:
-            return
-        ticks = []
-        for (ns, name), body in list(self.registry.batches.items()):
-            spec, status = body.get("spec") or {}, body.get("status") or {}
-            if not needs_work(spec, status):
-                continue
-            ref = BatchRef(ns, name, body["metadata"]["uid"])
-            ticks.append(self.driver.tick(ref, BatchSpec.model_validate(spec), BatchStatus.model_validate(status)))
-        for result in await asyncio.gather(*ticks, return_exceptions=True):
-            if isinstance(result, Exception):
-                log.warning("webhook delivery pass failed: %s", result)
-
-    async def aclose(self) -> None:
-        await self.driver.aclose()
+async def close(memo: kopf.Memo) -> None:
+    driver: Driver | None = memo.get(MEMO_KEY)
+    if driver is not None:
+        await driver.aclose()

@@ -16,8 +16,7 @@ import kopf
 from audio_extract_common import ids
 from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
-from . import loops
-from .deliveries import Deliveries
+from . import deliveries, loops
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, Transient
 from .progress import Progress
@@ -29,6 +28,7 @@ from .statuswriter import StatusWriter
 log = logging.getLogger(__name__)
 SETTINGS = Settings()  # one per process, read from the environment once
 _S = SETTINGS
+deliveries.register()  # the webhooks package's per-batch delivery daemon
 BATCH = (GROUP, VERSION, PLURAL)
 JOB_EVENT_RETRIES = 3
 
@@ -43,7 +43,6 @@ class Context:
         self.writer = StatusWriter(kube, settings, self.registry)
         self.reconciler = Reconciler(kube, settings, self.registry, self.writer)
         self.progress = Progress(settings, self.registry, self.writer)
-        self.deliveries = Deliveries(settings, kube, self.registry)
         self.tasks: list[asyncio.Task[None]] = []
 
 
@@ -62,16 +61,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING  # our Events say what happened; don't mirror logs
     settings.queueing.worker_limit = 64
     settings.execution.max_workers = 4
+    # Resources are known (our CRD, Jobs): no cluster-wide CRD watch, so a namespaced Role suffices.
+    settings.scanning.disabled = True
     settings.networking.request_timeout = 60
     settings.networking.error_backoffs = [1, 2, 5, 10]
 
     ctx = Context(_S, await Kube.connect(_S.kubeconfig))
     memo.ctx = ctx
+    deliveries.install(memo, _S, ctx.kube)
     await ctx.progress.start()
     ctx.tasks = [
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
         asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
-        asyncio.create_task(loops.delivery_loop(_S, ctx.deliveries)),
     ]
 
 
@@ -84,7 +85,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         t.cancel()
     await asyncio.gather(*ctx.tasks, return_exceptions=True)
     await ctx.progress.stop()
-    await ctx.deliveries.aclose()
+    await deliveries.close(memo)
     await ctx.kube.close()
 
 
@@ -117,11 +118,6 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
     if type == "DELETED":
         ctx.writer.forget(body["metadata"]["namespace"], body["metadata"]["name"])
-        ctx.deliveries.forget(body["metadata"]["uid"])
-    elif (body.get("status") or {}).get("completedAt") or any(
-            j.get("webhook") is None and j.get("status") in ("completed", "failed", "cancelled")
-            for j in (body.get("status") or {}).get("jobs") or []):
-        ctx.deliveries.wake.set()
 
 
 # --- Jobs ----------------------------------------------------------------------------------------

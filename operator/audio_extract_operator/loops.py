@@ -12,7 +12,6 @@ import logging
 from audio_extract_common.timefmt import iso, now
 
 from .admission import to_admit
-from .deliveries import Deliveries
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL
 from .kube import Kube, KubeError, NotFound
 from .reconcile import Reconciler
@@ -93,20 +92,3 @@ async def retention_loop(kube: Kube, settings: Settings, registry: Registry, rec
         except Exception as e:
             log.warning("retention pass failed: %s", e)
         await asyncio.sleep(settings.retention_interval)
-
-
-async def delivery_loop(settings: Settings, deliveries: Deliveries) -> None:
-    while True:
-        try:
-            deliveries.wake.clear()
-            await deliveries.drive()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.warning("delivery pass failed: %s", e)
-        try:
-            await asyncio.wait_for(deliveries.wake.wait(), timeout=settings.webhook_poll_interval)
-        except TimeoutError:
-            pass
-
-

@@ -1,0 +1,55 @@
+"""The operator's permissions, in one place: the Helm chart renders exactly these rules, and the
+cluster tests run the operator as a ServiceAccount bound to them.
+
+No ``*``, no Secrets, no Pod creation (the Job controller creates pods), read-only on Pods (to read
+termination messages). The same rules serve a namespaced Role (operator watching listed
+namespaces) and a ClusterRole (cluster-wide mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches"],
+     "verbs": ["get", "list", "watch", "patch", "delete"]},
+    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/status"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"],
+     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+SERVICE_ACCOUNT = "audio-extract-operator"
+
+
+def role(namespace: str, name: str = SERVICE_ACCOUNT) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": name, "namespace": namespace}, "rules": RULES}
+
+
+def role_binding(namespace: str, name: str = SERVICE_ACCOUNT, service_account: str = SERVICE_ACCOUNT,
+                 sa_namespace: str | None = None) -> dict[str, Any]:
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": service_account,
+                          "namespace": sa_namespace or namespace}]}
+
+
+def service_account(namespace: str, name: str = SERVICE_ACCOUNT) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}
+
+
+def sa_username(namespace: str, name: str = SERVICE_ACCOUNT) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+def sa_groups(namespace: str) -> tuple[str, ...]:
+    return ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
+
+
+if __name__ == "__main__":  # `python -m audio_extract_operator.rbac` prints the rules as YAML
+    import yaml
+
+    print(yaml.safe_dump({"rules": RULES}, sort_keys=False))
