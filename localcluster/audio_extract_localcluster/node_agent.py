@@ -1,0 +1,732 @@
+"""The local node agent: the kubelet's part of running pods, as local processes, for dev and tests.
+
+    python -m audio_extract_localcluster.node_agent --kubeconfig K --node-name N [--slots S]
+        [--volumes-root DIR] [--state-dir DIR]
+
+What it does:
+- registers Node N as Ready with capacity/allocatable (cpu, memory, `pods` = slots) and renews
+  its Lease in `kube-node-lease`, as a kubelet does, so the node lifecycle controller keeps it;
+- watches the pods the (real) kube-scheduler bound to N and runs each pod's container
+  `command + args` as a local process in its own process group. `$(VAR)` references are
+  expanded; `python`/`python3` as command[0] is this venv's interpreter and the venv's bin is on
+  PATH. Env: literal values, fieldRef (metadata.*, spec.nodeName/serviceAccountName,
+  status.podIP/hostIP), configMapKeyRef, secretKeyRef, envFrom. Volumes become local
+  directories: emptyDir → a per-pod directory, persistentVolumeClaim → `<volumes-root>/<ns>/<claim>`
+  (the same directory for every pod, which is how a ReadWriteMany volume behaves), hostPath →
+  itself, configMap/secret/downwardAPI/projected (incl. serviceAccountToken) → files. Each
+  mount path, and the terminationMessagePath, is rewritten wherever it occurs in env values,
+  args and workingDir. stdout/stderr go to `<state-dir>/pods/<ns>/<pod>-<uid>/{stdout,stderr}.log`;
+- writes pod status: Pending → Running → Succeeded/Failed, containerStatuses with exit code,
+  reason, the termination message (the remapped terminationMessagePath file, ≤ 4096 bytes) and
+  start/finish times; restarts containers for restartPolicy OnFailure/Always with back-off;
+- on deletion (deletionTimestamp) or when the pod's activeDeadlineSeconds passes: TERM the
+  process group, wait the grace period, KILL, then confirm the deletion (grace period 0).
+
+What it does not do: pull or unpack images (the image is only recorded; the command runs from the
+host, so a container without `command` cannot run and its pod fails with ContainerCannotRun),
+run more than one container or init containers, probes (started containers are Ready at once),
+network namespaces or pod IPs (every pod is 127.0.0.1 and shares the host's network), resource
+limits, user/security contexts, `kubectl logs`/`exec` (there is no kubelet API; read the log
+files), and the in-cluster service-account path /var/run/secrets/... only exists if mounted as a
+volume (it is then rewritten like any mount path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import kubernetes
+from kubernetes.client import ApiException
+
+log = logging.getLogger("node-agent")
+
+SMP = "application/strategic-merge-patch+json"
+LEASE_SECONDS, RENEW_SECONDS = 40, 10  # the kubelet's defaults
+MESSAGE_LIMIT = 4096  # bytes of termination message the kubelet keeps
+DEFAULT_TERMINATION_PATH = "/dev/termination-log"
+MISSING_REF_WAIT = 10.0  # seconds to wait for a referenced ConfigMap/Secret to appear (kubelet retries)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CannotRun(Exception):
+    """The pod asks for something this agent cannot do; it fails (or waits) with this reason."""
+
+    def __init__(self, message: str, reason: str = "ContainerCannotRun") -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+# -- pure helpers: from a pod spec to a local command ------------------------------------------
+
+VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: unknown references stay as written, `$$` escapes `$`."""
+    return VAR_REF.sub(lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+def rewrite_paths(text: str, mapping: dict[str, str]) -> str:
+    """Replace each container path in `text` by its local path, as whole path components only
+    (`/data` → local in `/data/x` and `--out=/data`, but not in `/database`)."""
+    for container_path in sorted(mapping, key=len, reverse=True):
+        pattern = r"(?<![\w./-])" + re.escape(container_path.rstrip("/")) + r"(?=/|$|[^\w.-])"
+        text = re.sub(pattern, lambda _m, p=container_path: mapping[p], text)
+    return text
+
+
+def field_value(pod: dict, path: str) -> str:
+    meta, spec = pod["metadata"], pod["spec"]
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+    if m:
+        return meta.get(m.group(1), {}).get(m.group(2), "")
+    simple = {
+        "metadata.name": meta["name"],
+        "metadata.namespace": meta["namespace"],
+        "metadata.uid": meta["uid"],
+        "spec.nodeName": spec.get("nodeName", ""),
+        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+        "status.podIPs": "127.0.0.1",
+    }
+    if path in simple:
+        return simple[path]
+    if path in ("metadata.labels", "metadata.annotations"):
+        items = meta.get(path.split(".")[1], {})
+        return "\n".join(f'{k}="{v}"' for k, v in sorted(items.items()))
+    raise CannotRun(f"fieldRef {path} is not supported by the local node agent")
+
+
+class PodFiles:
+    """Reads the ConfigMaps, Secrets and tokens a pod refers to (retrying briefly, like a kubelet)."""
+
+    def __init__(self, core: kubernetes.client.CoreV1Api, pod: dict) -> None:
+        self.core, self.pod, self.ns = core, pod, pod["metadata"]["namespace"]
+
+    def _read(self, kind: str, name: str, optional: bool) -> dict[str, str] | None:
+        deadline = time.monotonic() + MISSING_REF_WAIT
+        while True:
+            try:
+                if kind == "configmap":
+                    cm = self.core.read_namespaced_config_map(name, self.ns)
+                    data = {k: v.encode() for k, v in (cm.data or {}).items()}
+                    data |= {k: base64.b64decode(v) for k, v in (cm.binary_data or {}).items()}
+                else:
+                    secret = self.core.read_namespaced_secret(name, self.ns)
+                    data = {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+                return data
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+                if optional:
+                    return None
+                if time.monotonic() > deadline:
+                    raise CannotRun(f"{kind} {self.ns}/{name} not found", "CreateContainerConfigError") from e
+                time.sleep(0.5)
+
+    def key(self, ref: dict, kind: str) -> str | None:
+        data = self._read(kind, ref["name"], ref.get("optional", False))
+        if data is None:
+            return None
+        if ref["key"] not in data:
+            if ref.get("optional"):
+                return None
+            raise CannotRun(f"key {ref['key']} not in {kind} {ref['name']}", "CreateContainerConfigError")
+        return data[ref["key"]].decode()
+
+    def files(self, kind: str, src: dict) -> dict[str, bytes]:
+        data = (
+            self._read(kind, src.get("name") or src.get("secretName", ""), src.get("optional", False)) or {}
+        )
+        if src.get("items"):
+            return {item["path"]: data[item["key"]] for item in src["items"] if item["key"] in data}
+        return data
+
+    def downward(self, src: dict) -> dict[str, bytes]:
+        return {
+            i["path"]: field_value(self.pod, i["fieldRef"]["fieldPath"]).encode()
+            for i in src.get("items", [])
+        }
+
+    def token(self, src: dict) -> dict[str, bytes]:
+        meta = self.pod["metadata"]
+        request = {
+            "spec": {
+                "audiences": [src["audience"]] if src.get("audience") else [],
+                "expirationSeconds": src.get("expirationSeconds", 3600),
+                "boundObjectRef": {
+                    "kind": "Pod",
+                    "apiVersion": "v1",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            }
+        }
+        sa = self.pod["spec"].get("serviceAccountName") or "default"
+        token = self.core.create_namespaced_service_account_token(sa, self.ns, request).status.token
+        return {src["path"]: token.encode()}
+
+
+def write_files(directory: Path, files: dict[str, bytes]) -> None:
+    for rel, content in files.items():
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+def prepare(
+    pod: dict, pod_dir: Path, volumes_root: Path, files: PodFiles
+) -> tuple[list[str], dict, Path, Path]:
+    """Lay out the pod's volumes and compute (argv, env, cwd, termination-message file)."""
+    spec = pod["spec"]
+    if spec.get("initContainers") or len(spec["containers"]) != 1:
+        raise CannotRun("the local node agent runs pods with exactly one container and no init containers")
+    c = spec["containers"][0]
+    if not c.get("command"):
+        raise CannotRun(
+            f"container {c['name']} has no command; the local node agent cannot read image "
+            f"entrypoints (image {c.get('image')} is not pulled)"
+        )
+    ns = pod["metadata"]["namespace"]
+    volumes: dict[str, Path] = {}
+    for v in spec.get("volumes", []):
+        local = pod_dir / "volumes" / v["name"]
+        if "persistentVolumeClaim" in v:
+            local = volumes_root / ns / v["persistentVolumeClaim"]["claimName"]
+        elif "hostPath" in v:
+            local = Path(v["hostPath"]["path"])
+        elif "configMap" in v:
+            write_files(local, files.files("configmap", v["configMap"]))
+        elif "secret" in v:
+            write_files(local, files.files("secret", v["secret"]))
+        elif "downwardAPI" in v:
+            write_files(local, files.downward(v["downwardAPI"]))
+        elif "projected" in v:
+            for src in v["projected"].get("sources", []):
+                if "configMap" in src:
+                    write_files(local, files.files("configmap", src["configMap"]))
+                elif "secret" in src:
+                    write_files(local, files.files("secret", src["secret"]))
+                elif "downwardAPI" in src:
+                    write_files(local, files.downward(src["downwardAPI"]))
+                elif "serviceAccountToken" in src:
+                    write_files(local, files.token(src["serviceAccountToken"]))
+        elif "emptyDir" not in v:
+            raise CannotRun(f"volume {v['name']}: type {sorted(set(v) - {'name'})} is not supported")
+        local.mkdir(parents=True, exist_ok=True)
+        volumes[v["name"]] = local
+
+    mapping: dict[str, str] = {}
+    for m in c.get("volumeMounts", []):
+        local = volumes[m["name"]] / m.get("subPath", "")
+        local.mkdir(parents=True, exist_ok=True)
+        mapping[m["mountPath"]] = str(local)
+    termination_file = pod_dir / "termination-log"
+    termination_file.write_bytes(b"")
+    mapping[c.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH] = str(termination_file)
+
+    venv_bin = str(Path(sys.executable).parent)
+    env = {"HOME": str(pod_dir), "HOSTNAME": pod["metadata"]["name"], "PATH": os.environ.get("PATH", "")}
+    for src in c.get("envFrom", []):
+        kind, ref = (
+            ("configmap", src["configMapRef"]) if "configMapRef" in src else ("secret", src["secretRef"])
+        )
+        data = files._read(kind, ref["name"], ref.get("optional", False)) or {}
+        env |= {src.get("prefix", "") + k: v.decode() for k, v in data.items()}
+    for e in c.get("env", []):
+        value: str | None
+        if "valueFrom" not in e:
+            value = expand(e.get("value", ""), env)
+        elif "fieldRef" in e["valueFrom"]:
+            value = field_value(pod, e["valueFrom"]["fieldRef"]["fieldPath"])
+        elif "configMapKeyRef" in e["valueFrom"]:
+            value = files.key(e["valueFrom"]["configMapKeyRef"], "configmap")
+        elif "secretKeyRef" in e["valueFrom"]:
+            value = files.key(e["valueFrom"]["secretKeyRef"], "secret")
+        else:
+            raise CannotRun(f"env {e['name']}: {sorted(e['valueFrom'])} is not supported")
+        if value is not None:
+            env[e["name"]] = value
+    argv = [expand(a, env) for a in [*c["command"], *c.get("args", [])]]
+    env = {k: rewrite_paths(v, mapping) for k, v in env.items()}
+    env["PATH"] = venv_bin + os.pathsep + env["PATH"]
+    argv = [rewrite_paths(a, mapping) for a in argv]
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable
+    cwd = Path(rewrite_paths(c["workingDir"], mapping)) if c.get("workingDir") else pod_dir
+    cwd.mkdir(parents=True, exist_ok=True)
+    return argv, env, cwd, termination_file
+
+
+# -- one pod ------------------------------------------------------------------------------------
+
+
+class PodRunner(threading.Thread):
+    def __init__(self, agent: NodeAgent, pod: dict) -> None:
+        meta = pod["metadata"]
+        super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
+        self.agent, self.pod = agent, pod
+        self.ns, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        self.container = pod["spec"]["containers"][0]
+        self.dir = agent.state_dir / "pods" / self.ns / f"{self.name}-{self.uid[:8]}"
+        self.stop_event = threading.Event()
+        self.grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self.proc: subprocess.Popen | None = None
+        self.start_time = now()
+
+    def request_stop(self, grace: int | None) -> None:
+        if grace is not None:
+            self.grace = grace
+        self.stop_event.set()
+
+    # status ------------------------------------------------------------------------------------
+
+    def patch(self, status: dict) -> None:
+        status |= {
+            "hostIP": "127.0.0.1",
+            "hostIPs": [{"ip": "127.0.0.1"}],
+            "podIP": "127.0.0.1",
+            "podIPs": [{"ip": "127.0.0.1"}],
+            "startTime": self.start_time,
+        }
+        try:
+            self.agent.core.patch_namespaced_pod_status(
+                self.name, self.ns, {"status": status}, _content_type=SMP
+            )
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("status of %s/%s: %s", self.ns, self.name, e.reason)
+
+    def container_status(self, state: dict, restarts: int, ready: bool = False) -> dict:
+        c = self.container
+        return {
+            "name": c["name"],
+            "image": c.get("image", ""),
+            "imageID": "",
+            "state": state,
+            "ready": ready,
+            "started": "running" in state,
+            "restartCount": restarts,
+            **({"containerID": f"local://{self.proc.pid}"} if self.proc else {}),
+        }
+
+    @staticmethod
+    def conditions(ready: bool, reason: str | None = None) -> list[dict]:
+        t = now()
+        flag = "True" if ready else "False"
+        return [
+            {"type": "PodReadyToStartContainers", "status": "True", "lastTransitionTime": t},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+            *(
+                {"type": k, "status": flag, "lastTransitionTime": t, **({"reason": reason} if reason else {})}
+                for k in ("ContainersReady", "Ready")
+            ),
+        ]
+
+    def cannot_run(self, err: CannotRun) -> None:
+        log.warning("pod %s/%s cannot run: %s", self.ns, self.name, err.message)
+        if self.pod["spec"].get("restartPolicy", "Always") == "Always":
+            # a kubelet keeps such pods Pending; failing them would make a ReplicaSet spin
+            state = {"waiting": {"reason": err.reason, "message": err.message}}
+            self.patch({"phase": "Pending", "containerStatuses": [self.container_status(state, 0)]})
+            return
+        t = now()
+        state = {
+            "terminated": {
+                "exitCode": 128,
+                "reason": err.reason,
+                "message": err.message,
+                "startedAt": t,
+                "finishedAt": t,
+            }
+        }
+        self.patch(
+            {
+                "phase": "Failed",
+                "reason": err.reason,
+                "message": err.message,
+                "conditions": self.conditions(False, "PodFailed"),
+                "containerStatuses": [self.container_status(state, 0)],
+            }
+        )
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            argv, env, cwd, term_file = prepare(
+                self.pod, self.dir, self.agent.volumes_root, PodFiles(self.agent.core, self.pod)
+            )
+        except CannotRun as e:
+            self.cannot_run(e)
+            return
+        except Exception as e:
+            log.exception("preparing %s/%s", self.ns, self.name)
+            self.cannot_run(CannotRun(f"node agent error: {e}", "CreateContainerError"))
+            return
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        deadline_s = self.pod["spec"].get("activeDeadlineSeconds")
+        deadline = time.monotonic() + deadline_s if deadline_s else None
+        restarts = 0
+        while True:
+            try:
+                code, started, finished, why = self.run_once(argv, env, cwd, term_file, restarts, deadline)
+            except CannotRun as e:
+                self.cannot_run(e)
+                return
+            message = self.termination_message(term_file, code)
+            reason = "Completed" if code == 0 else "Error"
+            state = {
+                "terminated": {
+                    "exitCode": code,
+                    "reason": reason,
+                    "startedAt": started,
+                    "finishedAt": finished,
+                    "containerID": f"local://{self.proc.pid}",
+                    **({"message": message} if message else {}),
+                }
+            }
+            again = why is None and (policy == "Always" or (policy == "OnFailure" and code != 0))
+            if not again:
+                break
+            restarts += 1
+            backoff = min(10 * 2 ** (restarts - 1), 300)
+            waiting = self.container_status({"waiting": {"reason": "CrashLoopBackOff"}}, restarts)
+            self.patch(
+                {
+                    "phase": "Running",
+                    "conditions": self.conditions(False, "ContainersNotReady"),
+                    "containerStatuses": [waiting | {"lastState": state}],
+                }
+            )
+            if self.stop_event.wait(backoff):
+                why = "deleted"
+                break
+        phase = "Succeeded" if code == 0 and why != "deadline" else "Failed"
+        status = {
+            "phase": phase,
+            "conditions": self.conditions(False, "PodCompleted"),
+            "containerStatuses": [self.container_status(state, restarts)],
+        }
+        if why == "deadline":
+            status |= {
+                "reason": "DeadlineExceeded",
+                "message": f"Pod was active on the node longer than the specified deadline ({deadline_s} s)",
+            }
+        self.patch(status)
+        log.info("pod %s/%s %s (exit %s%s)", self.ns, self.name, phase, code, f", {why}" if why else "")
+        if why == "deleted":
+            self.agent.confirm_deletion(self.ns, self.name, self.uid)
+
+    def run_once(self, argv, env, cwd, term_file, restarts, deadline) -> tuple[int, str, str, str | None]:
+        term_file.write_bytes(b"")
+        with open(self.dir / "stdout.log", "ab") as out, open(self.dir / "stderr.log", "ab") as err:
+            try:
+                self.proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as e:
+                raise CannotRun(f"cannot start {argv[0]}: {e}", "StartError") from e
+        started = now()
+        self.patch(
+            {
+                "phase": "Running",
+                "conditions": self.conditions(True),
+                "containerStatuses": [
+                    self.container_status({"running": {"startedAt": started}}, restarts, ready=True)
+                ],
+            }
+        )
+        why = None
+        while self.proc.poll() is None:
+            if self.stop_event.wait(0.1):
+                why = "deleted"
+            elif deadline and time.monotonic() > deadline:
+                why = "deadline"
+            if why:
+                self.kill(self.grace if why == "deleted" else 0)
+        return (
+            self.proc.returncode if self.proc.returncode >= 0 else 128 - self.proc.returncode,
+            started,
+            now(),
+            why,
+        )
+
+    def kill(self, grace: int) -> None:
+        assert self.proc is not None
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers in the group
+
+    def termination_message(self, term_file: Path, code: int) -> str:
+        data = term_file.read_bytes()[:MESSAGE_LIMIT] if term_file.exists() else b""
+        if (
+            not data
+            and code != 0
+            and self.container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
+            logs = (self.dir / "stderr.log").read_bytes() + (self.dir / "stdout.log").read_bytes()
+            data = logs[-2048:]
+        return data.decode(errors="replace")
+
+
+# -- the node ----------------------------------------------------------------------------------
+
+
+class NodeAgent:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, node: str, slots: int, volumes_root: Path, state_dir: Path
+    ) -> None:
+        self.core = kubernetes.client.CoreV1Api(api)
+        self.leases = kubernetes.client.CoordinationV1Api(api)
+        self.node, self.slots = node, slots
+        self.volumes_root, self.state_dir = volumes_root, state_dir
+        self.runners: dict[str, PodRunner] = {}
+        self.stopping = threading.Event()
+
+    def register(self) -> None:
+        labels = {
+            "kubernetes.io/hostname": self.node,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "audioextract.io/local-node": "true",
+        }
+        try:
+            created = self.core.create_node({"metadata": {"name": self.node, "labels": labels}})
+            self.node_uid = created.metadata.uid
+        except ApiException as e:
+            if e.status != 409:
+                raise
+            self.node_uid = self.core.read_node(self.node).metadata.uid
+        mem_kib = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+        resources = {
+            "cpu": str(os.cpu_count() or 1),
+            "memory": f"{mem_kib}Ki",
+            "pods": str(self.slots),
+            "ephemeral-storage": f"{shutil.disk_usage(self.state_dir).total // 1024}Ki",
+        }
+        t = now()
+
+        def ok(kind: str, reason: str) -> dict:
+            return {
+                "type": kind,
+                "status": "False",
+                "reason": reason,
+                "lastHeartbeatTime": t,
+                "lastTransitionTime": t,
+                "message": "not measured by the local node agent",
+            }
+
+        status = {
+            "capacity": resources,
+            "allocatable": resources,
+            "conditions": [
+                ok("MemoryPressure", "KubeletHasSufficientMemory"),
+                ok("DiskPressure", "KubeletHasNoDiskPressure"),
+                ok("PIDPressure", "KubeletHasSufficientPID"),
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "lastHeartbeatTime": t,
+                    "lastTransitionTime": t,
+                    "message": "local node agent is posting ready status",
+                },
+            ],
+            "addresses": [
+                {"type": "InternalIP", "address": "127.0.0.1"},
+                {"type": "Hostname", "address": self.node},
+            ],
+            "nodeInfo": {
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kernelVersion": os.uname().release,
+                "osImage": "local processes",
+                "containerRuntimeVersion": "local://audio-extract-node-agent",
+                "kubeletVersion": "v1.36.3",
+                "kubeProxyVersion": "",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        }
+        self.core.patch_node_status(self.node, {"status": status}, _content_type=SMP)
+        log.info("node %s registered: %s", self.node, resources)
+
+    def renew_lease(self) -> None:
+        body = {
+            "metadata": {
+                "name": self.node,
+                "namespace": "kube-node-lease",
+                "ownerReferences": [
+                    {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": self.node_uid}
+                ],
+            },
+            "spec": {
+                "holderIdentity": self.node,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "renewTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        }
+        try:
+            self.leases.patch_namespaced_lease(self.node, "kube-node-lease", body, _content_type=SMP)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            self.leases.create_namespaced_lease("kube-node-lease", body)
+
+    def lease_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.renew_lease()
+            except Exception as e:
+                log.warning("lease renewal failed: %s", e)
+            self.stopping.wait(RENEW_SECONDS)
+
+    def confirm_deletion(self, ns: str, name: str, uid: str) -> None:
+        try:
+            # grace period 0 and the uid precondition in one DeleteOptions body
+            self.core.delete_namespaced_pod(
+                name, ns, body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+            )
+            log.info("pod %s/%s: deletion confirmed", ns, name)
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("confirming deletion of %s/%s: %s", ns, name, e.reason)
+
+    def handle(self, kind: str, pod: dict) -> None:
+        meta, uid = pod["metadata"], pod["metadata"]["uid"]
+        runner = self.runners.get(uid)
+        if kind == "DELETED":
+            if runner:
+                runner.request_stop(0)
+                del self.runners[uid]
+                shutil.rmtree(runner.dir / "volumes", ignore_errors=True)
+            return
+        if meta.get("deletionTimestamp"):
+            if runner and runner.is_alive():
+                runner.request_stop(meta.get("deletionGracePeriodSeconds"))
+            else:
+                self.confirm_deletion(meta["namespace"], meta["name"], uid)
+            return
+        if runner:
+            return
+        phase = pod.get("status", {}).get("phase", "Pending")
+        if phase in ("Succeeded", "Failed"):
+            return
+        runner = self.runners[uid] = PodRunner(self, pod)
+        if phase == "Running":  # started by an earlier agent whose process is gone
+            runner.cannot_run(CannotRun("the node agent restarted while the pod ran", "NodeAgentRestarted"))
+            return
+        log.info("pod %s/%s: starting", meta["namespace"], meta["name"])
+        runner.start()
+
+    def watch_loop(self) -> None:
+        selector = f"spec.nodeName={self.node}"
+        while not self.stopping.is_set():
+            try:
+                listing = json.loads(
+                    self.core.list_pod_for_all_namespaces(
+                        field_selector=selector, _preload_content=False
+                    ).data
+                )
+                for pod in listing["items"]:
+                    self.handle("ADDED", pod)
+                rv = listing["metadata"]["resourceVersion"]
+                while not self.stopping.is_set():
+                    stream = kubernetes.watch.Watch().stream(
+                        self.core.list_pod_for_all_namespaces,
+                        field_selector=selector,
+                        resource_version=rv,
+                        timeout_seconds=60,
+                        allow_watch_bookmarks=True,
+                    )
+                    for event in stream:
+                        obj = event["raw_object"]
+                        rv = obj["metadata"]["resourceVersion"]
+                        if event["type"] != "BOOKMARK":
+                            self.handle(event["type"], obj)
+            except ApiException as e:
+                if e.status != 410:  # 410 Gone: our resourceVersion is too old, list again
+                    log.warning("pod watch: %s", e)
+                    self.stopping.wait(1)
+            except Exception as e:
+                log.warning("pod watch: %s", e)
+                self.stopping.wait(1)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        for runner in list(self.runners.values()):
+            if runner.proc and runner.proc.poll() is None:
+                runner.kill(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--node-name", default="local-node")
+    parser.add_argument(
+        "--slots", type=int, default=os.cpu_count() or 1, help="pods run at once (node's pods capacity)"
+    )
+    parser.add_argument(
+        "--volumes-root", type=Path, required=True, help="PVC claim C in namespace N → DIR/N/C"
+    )
+    parser.add_argument("--state-dir", type=Path, help="pod logs and emptyDirs (default: a temp dir)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    state = args.state_dir or Path(tempfile.mkdtemp(prefix=f"node-{args.node_name}-"))
+    state.mkdir(parents=True, exist_ok=True)
+    args.volumes_root.mkdir(parents=True, exist_ok=True)
+    api = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
+    agent = NodeAgent(api, args.node_name, args.slots, args.volumes_root.resolve(), state.resolve())
+    agent.register()
+    agent.renew_lease()
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    threading.Thread(target=agent.lease_loop, name="lease", daemon=True).start()
+    threading.Thread(target=agent.watch_loop, name="pods", daemon=True).start()
+    done.wait()
+    log.info("stopping: killing %d pod processes", sum(1 for r in agent.runners.values() if r.is_alive()))
+    agent.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Child processes of the local cluster: started in their own process group, logged to a file,
+stopped with TERM then KILL, and never left behind.
+
+A `Component` is the spec of one long-running process (name, argv, env, a ready check); the
+`Supervisor` starts a list of them in order, waiting for each to be ready, and stops them in
+reverse order. `make dev` and the test fixtures use the same mechanism for the control plane, the
+node agent and (later) the operator and the API.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # If the Python process that started us is killed outright (SIGKILL, OOM), atexit never runs:
+    # the kernel then sends SIGTERM to the child, so no control-plane process outlives its owner.
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Component:
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] | None = None  # None: inherit this process's environment
+    ready: Callable[[], bool] | None = None  # None: ready as soon as it runs
+    ready_timeout: float = 60.0
+    stop_timeout: float = 10.0  # seconds between TERM and KILL
+    cwd: Path | None = None
+    extra: dict = field(default_factory=dict)  # free-form facts for status lines (e.g. a URL)
+
+
+class ComponentFailed(RuntimeError):
+    pass
+
+
+class ManagedProcess:
+    def __init__(self, spec: Component, log_path: Path) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            list(spec.argv),
+            env=spec.env,
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: TERM/KILL reach grandchildren too
+            preexec_fn=_die_with_parent,
+        )
+        self.started = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_ready(self, deadline: float) -> float:
+        """Seconds from launch to ready; raises ComponentFailed if it exits or times out first."""
+        while True:
+            if not self.alive():
+                raise ComponentFailed(
+                    f"{self.spec.name} exited with {self.proc.returncode}; log {self.log_path}:\n"
+                    + self.log_tail()
+                )
+            try:
+                if self.spec.ready is None or self.spec.ready():
+                    return time.monotonic() - self.started
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    f"{self.spec.name} not ready after {self.spec.ready_timeout:.0f} s; "
+                    f"log {self.log_path}:\n" + self.log_tail()
+                )
+            time.sleep(0.1)
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self) -> int | None:
+        """TERM the process group, KILL it after the stop timeout; returns the exit code."""
+        if self.alive():
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.spec.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.proc.wait()
+        # the leader may be gone while the group lives on (a child that ignored TERM)
+        self.signal(signal.SIGKILL)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Supervisor:
+    """Starts components in order (each ready before the next), stops them in reverse order."""
+
+    def __init__(self, log_dir: Path, report: Callable[[str], None] | None = None) -> None:
+        self.log_dir = log_dir
+        self.report = report or (lambda line: None)
+        self.running: list[ManagedProcess] = []
+        self._atexit = False
+
+    def start(self, spec: Component) -> ManagedProcess:
+        if not self._atexit:
+            atexit.register(self.stop_all)  # tests that crash still leave no processes behind
+            self._atexit = True
+        proc = ManagedProcess(spec, self.log_dir / f"{spec.name}.log")
+        self.running.append(proc)
+        took = proc.wait_ready(time.monotonic() + spec.ready_timeout)
+        detail = " ".join(f"{k}={v}" for k, v in spec.extra.items())
+        self.report(f"{spec.name:<24} ready in {took:5.1f} s  pid {proc.pid:<7} {detail}".rstrip())
+        return proc
+
+    def check(self) -> list[ManagedProcess]:
+        """The components that have exited."""
+        return [p for p in self.running if not p.alive()]
+
+    def stop_all(self) -> None:
+        # TERM everything first (newest first), then wait: stopping takes as long as the slowest.
+        procs, self.running = list(reversed(self.running)), []
+        for p in procs:
+            if p.alive():
+                p.signal(signal.SIGTERM)
+        for p in procs:
+            code = p.stop()
+            self.report(f"{p.spec.name:<24} stopped (exit {code})")
+        if self._atexit:
+            atexit.unregister(self.stop_all)
+            self._atexit = False

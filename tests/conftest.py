@@ -1,0 +1,86 @@
+"""Shared fixtures: the local Kubernetes cluster (started once per session, with a node agent),
+a fresh namespace per test, and an admin API client.
+
+    @pytest.mark.cluster
+    def test_something(cluster, namespace, k8s_api): ...
+
+`cluster` is an `audio_extract_localcluster.cluster.LocalCluster`: `.kubeconfig`, `.server`,
+`.bin_dir`, `.workdir`, `.volumes_root` (a PVC claim C in namespace N is the directory
+`volumes_root/N/C` for pods), `.env` (KUBECONFIG and PATH with kubectl), `.kubectl(*args)`, and
+`.run(Component)` to add a managed process (e.g. the operator) that is stopped with the cluster.
+Logs: `<workdir>/logs/*.log`. The binaries are built on first use (minutes), never skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+
+import kubernetes
+import pytest
+from audio_extract_localcluster.cluster import LocalCluster
+
+NODE_SLOTS = 4  # pods the local node runs at once; the foundation tests need a few in parallel
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--keep-cluster",
+        action="store_true",
+        help="keep the local cluster's directory (logs, etcd data) after the session",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # a test that uses the cluster is a cluster test even if it forgot the marker
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    # its own temp dir, not pytest's tmp_path: concurrent pytest runs prune each other's basetemp
+    local = LocalCluster(keep=request.config.getoption("--keep-cluster"), report=_report(request))
+    try:
+        local.start()
+        local.run(local.node_agent(slots=NODE_SLOTS))
+        yield local
+    finally:
+        local.stop()  # also registered with atexit; PDEATHSIG covers a killed pytest
+
+
+def _report(request: pytest.FixtureRequest):
+    terminal = request.config.pluginmanager.get_plugin("terminalreporter")
+    return lambda line: terminal.write_line(f"[local cluster] {line}") if terminal else None
+
+
+@pytest.fixture(scope="session")
+def k8s_api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
+    client = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster: LocalCluster, k8s_api) -> Iterator[str]:
+    dead = cluster.failed()
+    assert not dead, f"local cluster processes exited: {dead} (logs in {cluster.log_dir})"
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    core.create_namespace({"metadata": {"name": name}})
+    # pods are refused until the namespace's `default` ServiceAccount exists
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except kubernetes.client.ApiException as e:
+            if e.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield name
+    core.delete_namespace(name)
