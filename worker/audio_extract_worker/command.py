@@ -135,14 +135,19 @@ def _base(probe: ProbeFacts, source: Path, loglevel: str = "error") -> list[str]
             "-map", f"0:{probe.audio.index}", "-vn", "-sn", "-dn"]
 
 
-def measure_args(probe: ProbeFacts, source: Path) -> list[str]:
-    """Normalisation pass 1: ebur128 measurement (summary on stderr at log level info)."""
-    return [*_base(probe, source, loglevel="info"), "-af", MEASURE_FILTER, "-f", "null", "-"]
+def measure_args(probe: ProbeFacts, source: Path, before: str | None = None) -> list[str]:
+    """Normalisation pass 1: ebur128 measurement (summary on stderr at log level info).
+
+    ``before``: a filter to measure the result of (the limiter route's correction rounds).
+    """
+    chain = f"{before},{MEASURE_FILTER}" if before else MEASURE_FILTER
+    return [*_base(probe, source, loglevel="info"), "-af", chain, "-f", "null", "-"]
 
 
 def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
-                loudness: Loudness | None = None) -> list[str]:
-    """The extraction command. ``loudness`` (pass 1's measurement) is required when normalising."""
+                loudness: Loudness | None = None, correction: float = 0.0) -> list[str]:
+    """The extraction command. ``loudness`` (pass 1's measurement) is required when normalising;
+    ``correction`` is the limiter route's measured gain correction (dB)."""
     spec.validate()
     args = _base(probe, paths.source)
     if spec.preserve_metadata:
@@ -152,17 +157,18 @@ def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
     if can_copy(spec, probe):
         args += ["-c:a", "copy"]
     else:
-        args += _encode_args(spec, probe, loudness)
+        args += _encode_args(spec, probe, loudness, correction)
     return [*args, "-f", CODECS[spec.format].muxer, "-y", f"file:{_absolute(paths.output)}"]
 
 
-def _encode_args(spec: OutputSpec, probe: ProbeFacts, loudness: Loudness | None) -> list[str]:
+def _encode_args(spec: OutputSpec, probe: ProbeFacts, loudness: Loudness | None,
+                 correction: float) -> list[str]:
     args: list[str] = []
     rate = output_sample_rate(spec, probe)
     if spec.normalize:
         if loudness is None:
             raise ValueError("normalize needs the pass-1 loudness measurement")
-        filt = normalize_filter(loudness)
+        filt = normalize_filter(loudness, correction)
         if filt:
             args += ["-af", filt]
     args += ["-c:a", encoder(spec, probe)]

@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from audio_extract_common.formats import Format
@@ -18,7 +19,7 @@ from . import fetch
 from .command import InvalidOutput, OutputSpec, Paths, can_copy, extension, ffmpeg_args, measure_args
 from .errors import JobFailure
 from .ffmpeg_run import run_ffmpeg
-from .loudness import parse_ebur128
+from .loudness import MAX_CORRECTIONS, Loudness, gain_correction, is_linear, normalize_filter, parse_ebur128
 from .probe import ProbeFacts, probe
 from .progress import ProgressReporter
 from .settings import WorkerSettings
@@ -117,20 +118,35 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
         return on_time
 
     loudness = None
+    correction = 0.0
     transcoded = not can_copy(spec, facts)
     start = 0.0
     if spec.normalize:
-        stderr = run_ffmpeg(measure_args(facts, paths.source), settings.ffmpeg_timeout,
-                            progress_in(0, MEASURE_SHARE))
-        try:
-            loudness = parse_ebur128(stderr)
-        except ValueError:
-            raise JobFailure(ErrorCode.EXTRACTION_FAILED, "loudness measurement failed",
-                             stderr[-500:] or None) from None
+        loudness = _measure(facts, paths.source, None, settings, progress_in(0, MEASURE_SHARE))
+        chosen = normalize_filter(loudness)
+        rounds = 0
+        while chosen and not is_linear(chosen) and rounds < MAX_CORRECTIONS:
+            result = _measure(facts, paths.source, chosen, settings, lambda seconds: None)
+            next_correction = gain_correction(correction, result)
+            if next_correction is None:
+                break
+            correction, rounds = next_correction, rounds + 1
+            chosen = normalize_filter(loudness, correction)
         start = MEASURE_SHARE
-    run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness), settings.ffmpeg_timeout, progress_in(start, 100))
+    run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
+               progress_in(start, 100))
     reporter.report(Step.extracting_audio, 100)
     return transcoded
+
+
+def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,
+             on_time: Callable[[float], None]) -> Loudness:
+    stderr = run_ffmpeg(measure_args(facts, source, before), settings.ffmpeg_timeout, on_time)
+    try:
+        return parse_ebur128(stderr)
+    except ValueError:
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "loudness measurement failed",
+                         stderr[-500:] or None) from None
 
 
 def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, store: Store) -> OutputFile:

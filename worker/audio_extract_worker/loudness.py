@@ -15,8 +15,13 @@ before ffmpeg runs, so the fallback never happens unnoticed:
 - the target LRA is raised to the measured LRA (it is unused in linear mode);
 - when the gain would push the true peak over -1 dBTP, loudnorm cannot be linear: the same
   gain is applied with ``volume`` and the peaks are caught by ``alimiter`` under -1 dBTP
-  (with margin, since alimiter limits sample peaks). A limiter touches only the peaks, so the
-  integrated loudness stays on target (checked in the component tests).
+  (with margin, since alimiter limits sample peaks). Limiting lowers the loudness by an amount
+  that depends on how much of it sat in the peaks, so the result of this route is measured
+  again (``ebur128`` after the filter, a cheap pass) and the gain corrected until it is within
+  0.3 LU (:func:`gain_correction`; at most 3 rounds). Only sources whose peaks stand far above
+  their loudness take this route.
+- measured values outside loudnorm's option ranges (a source louder than 0 LUFS) take the
+  same gain + limiter route, since loudnorm would refuse to start;
 - a silent source (integrated loudness at the -70 LUFS gate) is left as it is.
 """
 
@@ -31,7 +36,7 @@ TARGET_TP = -1.0
 DEFAULT_LRA = 7.0
 MAX_LRA = 50.0
 SILENT_LUFS = -69.5
-LIMITER_MARGIN_DB = 1.0
+LIMITER_MARGIN_DB = 1.5
 """Extra headroom below the true-peak target for the sample-peak limiter."""
 
 
@@ -74,14 +79,21 @@ MEASURE_FILTER = "ebur128=peak=true:framelog=verbose"
 """``framelog=verbose`` keeps the 10-per-second frame lines out of the info log; only the summary remains."""
 
 
-def normalize_filter(m: Loudness) -> str | None:
-    """The pass-2 filter that brings ``m`` to -23 LUFS / -1 dBTP, or None for a silent source."""
+def normalize_filter(m: Loudness, correction: float = 0.0) -> str | None:
+    """The pass-2 filter that brings ``m`` to -23 LUFS / -1 dBTP, or None for a silent source.
+
+    ``correction`` (dB) is added to the gain of the limiter route, found by measuring its result
+    (:func:`gain_correction`): limiting the peaks lowers the loudness a little, by an amount that
+    depends on the material.
+    """
     if m.integrated <= SILENT_LUFS:
         return None
     gain = TARGET_I - m.integrated
     measured_lra = max(m.lra, 0.1)
     target_lra = min(max(DEFAULT_LRA, measured_lra), MAX_LRA)
-    if m.true_peak + gain <= TARGET_TP and measured_lra <= target_lra:
+    in_range = -99 <= m.integrated <= 0 and -99 <= m.threshold <= 0 and -99 <= m.true_peak <= 99 \
+        and measured_lra <= 99  # loudnorm refuses the run ("out of range") outside these
+    if in_range and m.true_peak + gain <= TARGET_TP and measured_lra <= target_lra:
         return (
             f"loudnorm=I={TARGET_I:g}:TP={TARGET_TP:g}:LRA={target_lra:.1f}"
             f":measured_I={m.integrated:.2f}:measured_TP={m.true_peak:.2f}"
@@ -89,7 +101,20 @@ def normalize_filter(m: Loudness) -> str | None:
             ":offset=0:linear=true:print_format=none"
         )
     limit = 10 ** ((TARGET_TP - LIMITER_MARGIN_DB) / 20)
-    return f"volume={gain:.2f}dB,alimiter=limit={limit:.4f}:attack=1:release=50:level=false"
+    return f"volume={gain + correction:.2f}dB,alimiter=limit={limit:.4f}:attack=1:release=50:level=false"
+
+
+CORRECTION_TOLERANCE = 0.3
+"""LU: the limiter route's result is re-measured until it is this close to the target."""
+MAX_CORRECTIONS = 3
+
+
+def gain_correction(current: float, result: Loudness) -> float | None:
+    """The next correction (dB) for the limiter route, or None when ``result`` is on target."""
+    error = TARGET_I - result.integrated
+    if abs(error) <= CORRECTION_TOLERANCE:
+        return None
+    return current + error
 
 
 def is_linear(filter_text: str | None) -> bool:

@@ -101,9 +101,9 @@ class Media:
     def empty(self) -> Path:
         return self._make("empty.mp4", lambda p: p.write_bytes(b""))
 
-    def loudness_source(self, name: str, expr: str) -> Path:
+    def loudness_source(self, name: str, expr: str, post: str = "") -> Path:
         return self._make(f"{name}.mka", lambda p: ffmpeg(
-            "-f", "lavfi", "-i", f"aevalsrc='{expr}':s=48000:d={SOURCE_SECONDS}:c=stereo",
+            "-f", "lavfi", "-i", f"aevalsrc='{expr}':s=48000:d={SOURCE_SECONDS}:c=stereo{post}",
             "-c:a", "flac", str(p)))
 
 

@@ -167,7 +167,7 @@ def test_no_user_string_reaches_the_command_line() -> None:
 
 def test_normalize_decisions() -> None:
     peaky = Loudness(integrated=-40.0, threshold=-50.0, lra=3.0, true_peak=-6.0)  # +17 dB would clip
-    assert normalize_filter(peaky) == "volume=17.00dB,alimiter=limit=0.7943:attack=1:release=50:level=false"
+    assert normalize_filter(peaky) == "volume=17.00dB,alimiter=limit=0.7499:attack=1:release=50:level=false"
     wide = Loudness(integrated=-20.0, threshold=-30.0, lra=18.5, true_peak=-8.0)
     assert ":LRA=18.5:" in normalize_filter(wide)  # type: ignore[operator]
     assert normalize_filter(Loudness(-70.0, -70.0, 0.0, -99.0)) is None  # silence stays silence
@@ -213,3 +213,23 @@ def test_parse_probe() -> None:
 
 def test_formats_table_matches_codecs() -> None:
     assert set(QUALITY) == set(FORMATS) == set(Format)
+
+
+def test_normalize_out_of_loudnorm_range_uses_gain_and_limiter() -> None:
+    hot = Loudness(integrated=0.4, threshold=-9.6, lra=1.0, true_peak=0.9)
+    assert normalize_filter(hot).startswith("volume=-23.40dB,alimiter=")  # type: ignore[union-attr]
+
+
+def test_limiter_route_gain_correction() -> None:
+    from audio_extract_worker.command import measure_args
+    from audio_extract_worker.loudness import gain_correction
+
+    peaky = Loudness(integrated=-34.3, threshold=-44.3, lra=20.0, true_peak=0.2)
+    first = normalize_filter(peaky)
+    assert first.startswith("volume=11.30dB,")  # type: ignore[union-attr]
+    correction = gain_correction(0.0, Loudness(-28.8, -38.8, 20.0, -0.8))
+    assert correction == pytest.approx(5.8)
+    assert normalize_filter(peaky, correction).startswith("volume=17.10dB,")  # type: ignore[arg-type,union-attr]
+    assert gain_correction(5.8, Loudness(-23.2, -33.2, 20.0, -2.0)) is None
+    args = measure_args(facts(), PATHS.source, before=first)
+    assert args[args.index("-af") + 1] == f"{first},ebur128=peak=true:framelog=verbose"

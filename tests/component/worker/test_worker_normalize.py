@@ -1,0 +1,46 @@
+"""EBU R128 normalisation: the output lands at -23 LUFS (±1 LU) and under the true-peak ceiling."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
+from conftest import InProcess, Media, job_spec
+
+NOISE = "{a}*(random(0)*2-1){extra}|{a}*(random(1)*2-1){extra}"
+# Noise low-passed at 6 kHz, closer to programme material than full-band white noise, whose
+# energy above the lossy encoders' low-pass would be cut after measuring.
+MUSICLIKE = ",lowpass=f=6000"
+SOURCES = {
+    # name: (aevalsrc expression, post filter, output format, pass-2 filter kind)
+    "quiet": (NOISE.format(a=0.01, extra=""), MUSICLIKE, "mp3", "loudnorm"),
+    "loud": (NOISE.format(a=0.6, extra=""), MUSICLIKE, "opus", "loudnorm"),
+    # louder than 0 LUFS: outside loudnorm's measured_I range, so gain + limiter
+    "very_loud": (NOISE.format(a=0.9, extra=""), "", "flac", "volume"),
+    # quiet noise with sharp clicks: +gain would push the peaks over -1 dBTP, so loudnorm could
+    # not stay linear; the worker switches to gain + limiter and must still hit the target
+    "peaky": (NOISE.format(a=0.01, extra="+0.9*lt(mod(t\\,1)\\,0.0001)"), MUSICLIKE, "aac", "volume"),
+}
+
+
+def measure(path) -> Loudness:  # type: ignore[no-untyped-def]
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-i", str(path),
+                           "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
+                          capture_output=True, check=True, timeout=60)
+    return parse_ebur128(proc.stderr.decode())
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_normalize_reaches_target(name: str, media: Media, worker: InProcess) -> None:
+    expr, post, fmt, kind = SOURCES[name]
+    source = media.loudness_source(name, expr, post)
+    before = measure(source)
+    assert abs(before.integrated + 23) > 5, before  # the source really is off target
+    assert normalize_filter(before).startswith(kind)  # type: ignore[union-attr]
+    run = worker.run(job_spec(worker.upload(source), {"format": fmt, "normalize": True}))
+    assert run.result.output is not None, run.result.error
+    assert run.result.output.transcoded is True
+    after = measure(run.output_path)
+    assert abs(after.integrated - -23.0) <= 1.0, (name, before, after)
+    assert after.true_peak <= -0.5, (name, before, after)  # -1 dBTP target; lossy coding adds a little
