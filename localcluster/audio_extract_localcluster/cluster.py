@@ -32,7 +32,8 @@ BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 CONTROLLERS = (
     "job,garbagecollector,ttl-after-finished,namespace,serviceaccount,serviceaccount-token,"
-    "nodelifecycle,podgc,deployment,replicaset,root-ca-cert-publisher"
+    "nodelifecycle,podgc,deployment,replicaset,root-ca-cert-publisher,persistentvolume-binder-controller,"
+    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 )
 SERVICE_CIDR = "10.0.0.0/24"
 SA_ISSUER = "https://kubernetes.default.svc"

@@ -19,6 +19,8 @@ What it does:
 - writes pod status: Pending → Running → Succeeded/Failed, containerStatuses with exit code,
   reason, the termination message (the remapped terminationMessagePath file, ≤ 4096 bytes) and
   start/finish times; restarts containers for restartPolicy OnFailure/Always with back-off;
+- provisions a hostPath volume for every claim of the default `local` StorageClass
+  (`provisioner.py`), so pods with claims pass the scheduler's volume checks;
 - on deletion (deletionTimestamp) or when the pod's activeDeadlineSeconds passes: TERM the
   process group, wait the grace period, KILL, then confirm the deletion (grace period 0).
 
@@ -52,6 +54,8 @@ from pathlib import Path
 
 import kubernetes
 from kubernetes.client import ApiException
+
+from .provisioner import Provisioner
 
 log = logging.getLogger("node-agent")
 
@@ -709,6 +713,12 @@ def main(argv: list[str] | None = None) -> None:
         "--volumes-root", type=Path, required=True, help="PVC claim C in namespace N → DIR/N/C"
     )
     parser.add_argument("--state-dir", type=Path, help="pod logs and emptyDirs (default: a temp dir)")
+    parser.add_argument(
+        "--no-provision",
+        dest="provision",
+        action="store_false",
+        help="do not provision volumes for claims of the default `local` StorageClass",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     state = args.state_dir or Path(tempfile.mkdtemp(prefix=f"node-{args.node_name}-"))
@@ -723,6 +733,8 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(sig, lambda *_: done.set())
     threading.Thread(target=agent.lease_loop, name="lease", daemon=True).start()
     threading.Thread(target=agent.watch_loop, name="pods", daemon=True).start()
+    if args.provision:
+        Provisioner(api, agent.volumes_root, agent.stopping).start()
     done.wait()
     log.info("stopping: killing %d pod processes", sum(1 for r in agent.runners.values() if r.is_alive()))
     agent.shutdown()

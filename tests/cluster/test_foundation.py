@@ -207,3 +207,37 @@ def test_service_account_without_rbac_cannot_list_jobs(namespace, cluster, k8s_a
         ).stdout.strip()
         == "no"
     )
+
+
+def test_claims_are_bound_and_pod_sources_map_to_local_files(namespace, cluster, k8s_api):
+    """A claim of the default StorageClass is provisioned and bound, so the scheduler admits the
+    pod; the claim is the directory volumes_root/<ns>/<claim>; ConfigMap/Secret values arrive."""
+    batch, core = kubernetes.client.BatchV1Api(k8s_api), kubernetes.client.CoreV1Api(k8s_api)
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "store"},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"greeting": "hi"}})
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "sec"}, "stringData": {"token": "s3cret"}})
+    manifest = job("writer", 'echo "$TOKEN $(cat /etc/cfg/greeting)" > "$OUT"')
+    manifest["spec"]["template"]["spec"] |= {
+        "volumes": [
+            {"name": "store", "persistentVolumeClaim": {"claimName": "store"}},
+            {"name": "cfg", "configMap": {"name": "cfg"}},
+        ]
+    }
+    manifest["spec"]["template"]["spec"]["containers"][0] |= {
+        "volumeMounts": [{"name": "store", "mountPath": "/data"}, {"name": "cfg", "mountPath": "/etc/cfg"}],
+        "env": [
+            {"name": "OUT", "value": "/data/result.txt"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
+        ],
+    }
+    batch.create_namespaced_job(namespace, manifest)
+
+    wait_for("Job Complete", lambda: condition(batch.read_namespaced_job("writer", namespace), "Complete"))
+    assert core.read_namespaced_persistent_volume_claim("store", namespace).status.phase == "Bound"
+    assert (cluster.volumes_root / namespace / "store" / "result.txt").read_text() == "s3cret hi\n"
