@@ -205,3 +205,116 @@ def forbidden(call: Any) -> None:
     with pytest.raises(ApiException) as refused:
         call()
     assert refused.value.status == 403, refused.value
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Any, timeout: float = 60, logs: tuple[Any, ...] = ()) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n" + "\n".join(p.read_text()[-3000:] for p in logs))
+        time.sleep(0.25)
+
+
+def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str, k8s_api: Any,
+                                                    tmp_path: Any, crd: None) -> None:
+    """The real processes, each with its chart ServiceAccount's token and the environment the chart
+    renders (ports and paths moved to this machine): a request becomes a batch, the batch Jobs and
+    status, and neither process is refused anything."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+    from render import env_of
+
+    objects = render({"allowCIDRs": ["127.0.0.0/8"]}, namespace=namespace)
+    apply(cluster, [o for o in objects if o["kind"] == "ServiceAccount"])
+    api_id, operator_id = act_as(cluster, namespace, "api"), act_as(cluster, namespace, "operator")
+    key = "axk_chart-test"
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "ci").write_text(hashlib.sha256(key.encode()).hexdigest())
+    store = tmp_path / "store"
+    store.mkdir()
+    api_port, liveness_port = free_port(), free_port()
+
+    def process_env(deployment: str, identity: Any, local: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_")}
+        for name, value in env_of(find(objects, "Deployment", deployment)).items():
+            if isinstance(value, tuple):  # secretKeyRef / fieldRef, resolved as the kubelet would
+                value = namespace if value[0] == "field" else "whsec_" + "A" * 44
+            env[name] = value
+        env.update(local, KUBECONFIG=str(identity.kubeconfig))
+        return env
+
+    api_env = process_env("audio-extract-api", api_id, {
+        "AUDIO_EXTRACT_API_API_KEYS_PATH": str(tmp_path / "keys"),
+        "AUDIO_EXTRACT_API_STORE_ROOT": str(store),
+        "AUDIO_EXTRACT_API_KUBECONFIG": str(api_id.kubeconfig)})
+    operator_env = process_env("audio-extract-operator", operator_id, {
+        "AUDIO_EXTRACT_OPERATOR_STORE_ROOT": str(store),
+        "AUDIO_EXTRACT_OPERATOR_LIVENESS_PORT": str(liveness_port),
+        "AUDIO_EXTRACT_OPERATOR_PROGRESS_PORT": str(free_port()),
+        "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(operator_id.kubeconfig)})
+    assert operator_env["AUDIO_EXTRACT_OPERATOR_NAMESPACES"] == json.dumps([namespace])
+
+    logs = (tmp_path / "api.log", tmp_path / "operator.log")
+    procs = []
+    try:
+        for cmd, env, log in (
+            ([sys.executable, "-m", "audio_extract_api", "--host", "127.0.0.1", "--port", str(api_port)],
+             api_env, logs[0]),
+            ([sys.executable, "-m", "audio_extract_operator"], operator_env, logs[1]),
+        ):
+            with log.open("w") as out:
+                procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
+
+        def answers(url: str) -> bool:
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("API /readyz", lambda: answers(f"http://127.0.0.1:{api_port}/readyz"), logs=logs)
+        wait_for("operator /healthz", lambda: answers(f"http://127.0.0.1:{liveness_port}/healthz"), logs=logs)
+        body = {"jobs": [
+            {"source": {"type": "url", "url": "http://127.0.0.1:9/a.mp4"}, "output": {"format": "mp3"}},
+            {"source": {"type": "url", "url": "http://127.0.0.1:9/b.mp4"}, "output": {"format": "ogg"}}]}
+        reply = httpx.post(f"http://127.0.0.1:{api_port}/v1/batch", headers={"X-API-Key": key}, timeout=10,
+                           json=body)
+        assert reply.status_code == 202, reply.text
+        batch_id = reply.json()["data"]["batchId"]
+        name = batch_id.replace("_", "-")
+
+        batch_api = kubernetes.client.BatchV1Api(k8s_api)
+        jobs = wait_for("the operator's Jobs", lambda: batch_api.list_namespaced_job(
+            namespace, label_selector=f"audioextract.io/batch={batch_id}").items, logs=logs)
+        assert all(j.spec.template.spec.service_account_name == "audio-extract-worker" for j in jobs)
+        custom = kubernetes.client.CustomObjectsApi(k8s_api)
+        wait_for("the batch status", lambda: (custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name).get("status") or {}).get("jobs"), logs=logs)
+        status = httpx.get(f"http://127.0.0.1:{api_port}/v1/batch/{batch_id}", headers={"X-API-Key": key},
+                           timeout=10)
+        assert status.status_code == 200, status.text
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    for log in logs:
+        text = log.read_text()
+        assert "Forbidden" not in text and " 403" not in text, f"{log.name}:\n{text[-4000:]}"
