@@ -1,0 +1,122 @@
+"""`make dev`: the whole system on this machine, in the foreground, until Ctrl-C.
+
+Starts the local control plane and the node agent, then each further component (the operator,
+the API, ...), one status line per component; logs go to `.local/logs/<component>.log`, and
+`.local/dev.env` holds what a shell needs to talk to the cluster:
+
+    set -a; . .local/dev.env; set +a
+    kubectl get nodes
+
+Ctrl-C (or SIGTERM) stops everything, newest first; no process is left behind (each runs in its
+own process group, which is TERMed then KILLed).
+
+Extension point — adding a component: put its module path in `EXTENSIONS`. The module exposes
+`dev_components(cluster: LocalCluster, local: Path) -> list[Component]`, which may prepare the
+cluster first (apply CRDs, create a namespace, ...) and returns the processes to run, in start
+order, each with a ready check (see `processes.Component`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .cluster import LocalCluster
+from .processes import ComponentFailed
+
+# "module:function"; a module that does not exist yet is reported and skipped.
+EXTENSIONS = (
+    "audio_extract_operator.dev:dev_components",
+    "audio_extract_api.dev:dev_components",
+)
+
+
+def say(line: str) -> None:
+    print(f"[dev] {line}", flush=True)
+
+
+def write_env(local: Path, cluster: LocalCluster) -> Path:
+    env_file = local / "dev.env"
+    env_file.write_text(
+        "# written by `make dev`; use it with: set -a; . .local/dev.env; set +a\n"
+        f"KUBECONFIG={cluster.kubeconfig}\n"
+        f"PATH={cluster.bin_dir}:$PATH\n"
+        f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n"
+    )
+    return env_file
+
+
+def extensions(cluster: LocalCluster, local: Path) -> list:
+    specs = []
+    for entry in EXTENSIONS:
+        module_name, func = entry.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            say(f"{module_name} not present: skipped")
+            continue
+        specs += getattr(module, func)(cluster, local)
+    return specs
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(local: Path, slots: int | None) -> int:
+    local.mkdir(parents=True, exist_ok=True)
+    logs = local / "logs"
+    shutil.rmtree(logs, ignore_errors=True)  # one run's logs at a time
+    cluster = LocalCluster(local / "cluster", log_dir=logs, report=say)
+    cluster.volumes_root = local / "volumes"  # kept across runs, like a real volume
+    # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C does; SIGINT is set
+    # explicitly because Python leaves it ignored when started in the background
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupt)
+    try:
+        cluster.start()
+        cluster.run(cluster.node_agent(slots=slots, volumes_root=cluster.volumes_root))
+        for spec in extensions(cluster, local):
+            cluster.run(spec)
+        env_file = write_env(local, cluster)
+        say(f"all up; logs in {logs}/; environment in {env_file}")
+        say("try: set -a; . .local/dev.env; set +a; kubectl get nodes   (Ctrl-C stops everything)")
+        while True:
+            dead = cluster.failed()
+            if dead:
+                say(f"exited: {', '.join(dead)}; stopping (see {logs}/)")
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print(flush=True)
+        say("stopping")
+        return 0
+    except ComponentFailed as e:
+        say(f"failed to start: {e}")
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        cluster.stop()
+        (local / "dev.env").unlink(missing_ok=True)
+        say("stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the local cluster, node agent, operator and API.")
+    parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="state, logs and dev.env")
+    parser.add_argument("--slots", type=int, default=None, help="pods the node runs at once (default: CPUs)")
+    args = parser.parse_args()
+    sys.exit(run(args.local_dir.resolve(), args.slots or os.cpu_count()))
+
+
+if __name__ == "__main__":
+    main()
