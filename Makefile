@@ -53,6 +53,27 @@ lint: venv ## Ruff
 bench: venv system-deps control-plane ## Run the benchmarks in bench/ (not part of the tests)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# kind-deploy: the chart on a throw-away kind cluster, for users with Docker (cannot run here).
+# One node, so the store can be kind's ReadWriteOnce local-path volume: every pod on a node shares it.
+KIND_CLUSTER ?= audio-extract
+IMAGE_REPO ?= audio-extract
+IMAGE_TAG ?= dev
+API_KEY ?= axk_local-kind-key
+
+.PHONY: kind-deploy
+kind-deploy: ## Kind cluster + image build/load + helm install (needs docker, kind, helm, kubectl)
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || kind create cluster --name '$(KIND_CLUSTER)'
+	docker build -t '$(IMAGE_REPO):$(IMAGE_TAG)' .
+	kind load docker-image '$(IMAGE_REPO):$(IMAGE_TAG)' --name '$(KIND_CLUSTER)'
+	helm upgrade --install audio-extract charts/audio-extract --kube-context 'kind-$(KIND_CLUSTER)' \
+	  --namespace audio-extract --create-namespace --wait \
+	  --set image.repository='$(IMAGE_REPO)' --set image.tag='$(IMAGE_TAG)' --set image.pullPolicy=Never \
+	  --set 'store.accessModes={ReadWriteOnce}' --set store.size=5Gi \
+	  --set secrets.apiKeys.dev=$$(printf %s '$(API_KEY)' | sha256sum | cut -d' ' -f1)
+	helm test audio-extract --kube-context 'kind-$(KIND_CLUSTER)' --namespace audio-extract
+	@echo "API: kubectl --context kind-$(KIND_CLUSTER) -n audio-extract port-forward svc/audio-extract-api 8000:80"
+	@echo "     then: curl -H 'X-API-Key: $(API_KEY)' http://127.0.0.1:8000/v1/batch ..."
+
 .PHONY: clean
 clean: ## Remove .venv and .local (the binary cache in ~/.cache/audio-extract stays)
 	rm -rf $(VENV) .local

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from render import (
     CHART,
     NAMESPACE,
@@ -511,3 +512,25 @@ def test_default_render_matches_golden() -> None:
         GOLDEN.write_text(rendered)
     assert GOLDEN.exists(), "no golden file: run with UPDATE_GOLDEN=1"
     assert rendered == GOLDEN.read_text(), "default render changed: review, then UPDATE_GOLDEN=1"
+
+
+def test_kind_deploy_values_render() -> None:
+    """`make kind-deploy` cannot run here (no Docker); its helm flags are checked instead."""
+    import shlex
+    import subprocess
+
+    recipe = subprocess.run(["make", "-n", "kind-deploy"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout
+    command = re.search(r"^helm upgrade --install .*?(?<!\\)$", recipe, re.M | re.S).group(0)
+    command = re.sub(r"\$\((.*?)\)", "0" * 64, command.replace("\\\n", " "))  # the digest's $(...)
+    helm_, upgrade, install, release, chart, *flags = shlex.split(command)
+    assert (helm_, upgrade, install, release, chart) == ("helm", "upgrade", "--install", "audio-extract",
+                                                         "charts/audio-extract")
+    values = [f for f in flags if f not in ("--wait", "--create-namespace")
+              and not f.startswith("--kube-context") and f != "kind-audio-extract"]
+    rendered = helm("template", release, str(REPO / chart), *values).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    assert find(objects, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert find(objects, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == "audio-extract:dev"
+    assert find(objects, "Secret", "audio-extract-api-keys")["stringData"] == {"dev": "0" * 64}
