@@ -141,10 +141,17 @@ def test_no_wildcards_no_secrets_no_pod_creation(default: Objects) -> None:
 
 
 def test_operator_rules_are_what_it_uses(default: Objects) -> None:
+    """The chart's operator Role grants exactly what the operator declares it needs
+    (``audio_extract_operator.rbac.RULES``, which its own cluster tests run under)."""
+    from audio_extract_operator import rbac
+
+    def grants(rules: Objects) -> set[tuple[str, str, str]]:
+        return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
+                for v in rule["verbs"]}
+
     rules = find(default, "Role", "audio-extract-operator")["rules"]
-    granted = {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
-               for v in rule["verbs"]}
-    assert granted == {
+    assert grants(rules) == grants(rbac.RULES)
+    assert grants(rules) == {
         *{("audioextract.io", "extractionbatches", v) for v in ("get", "list", "watch", "patch", "delete")},
         ("audioextract.io", "extractionbatches/status", "patch"),
         ("audioextract.io", "extractionbatches/finalizers", "update"),
@@ -152,6 +159,7 @@ def test_operator_rules_are_what_it_uses(default: Objects) -> None:
         *{("", "pods", v) for v in ("get", "list", "watch")},
         ("", "events", "create"),
     }
+    assert find(default, "ServiceAccount", rbac.SERVICE_ACCOUNT)
 
 
 def test_api_rules_are_what_it_uses(default: Objects) -> None:
