@@ -241,3 +241,20 @@ def test_claims_are_bound_and_pod_sources_map_to_local_files(namespace, cluster,
     wait_for("Job Complete", lambda: condition(batch.read_namespaced_job("writer", namespace), "Complete"))
     assert core.read_namespaced_persistent_volume_claim("store", namespace).status.phase == "Bound"
     assert (cluster.volumes_root / namespace / "store" / "result.txt").read_text() == "s3cret hi\n"
+
+
+def test_pod_the_agent_cannot_run_fails_with_a_reason(namespace, k8s_api):
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    pod = {
+        "metadata": {"name": "image-only"},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "nginx"}]},
+    }
+    core.create_namespaced_pod(namespace, pod)
+
+    failed = wait_for(
+        "pod Failed",
+        lambda: (p := core.read_namespaced_pod("image-only", namespace)).status.phase == "Failed" and p,
+    )
+    assert failed.status.reason == "ContainerCannotRun"
+    terminated = failed.status.container_statuses[0].state.terminated
+    assert "no command" in terminated.message and "nginx" in terminated.message
