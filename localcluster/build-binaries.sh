@@ -61,6 +61,18 @@ export GOFLAGS= GOTOOLCHAIN=local
 started=$(date +%s)
 mod() { local d="$CACHE/src/$1"; mkdir -p "$d"; cd "$d"; [[ -f go.mod ]] || printf 'module local/%s\n\ngo %s\n' "$1" "$GO_MIN" > go.mod; }
 
+# Runs a noisy command (go get prints every module it downloads) with its output in a log file;
+# shows the end of that log only if the command fails.
+quiet() {
+  local log="$CACHE/logs/$1.log"; shift
+  mkdir -p "$CACHE/logs"
+  if ! "$@" >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    say "failed: $* (full log: $log)"
+    exit 1
+  fi
+}
+
 wanted() { for b in "$@"; do [[ " ${need[*]} " == *" $b "* ]] && return 0; done; return 1; }
 
 if wanted "${K8S_BINS[@]}"; then
@@ -74,7 +86,8 @@ if wanted "${K8S_BINS[@]}"; then
     grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging/src/k8s.io/[a-z0-9-]+' "$gomod" \
       | awk -v v="v0.$minor" '{print "replace " $1 " => " $1 " " v}' >> go.mod
   fi
-  for b in "${K8S_BINS[@]}"; do go get -tool "k8s.io/kubernetes/cmd/$b@$K8S_VERSION"; done
+  say "go get ${K8S_BINS[*]} (module downloads logged in $CACHE/logs/)"
+  for b in "${K8S_BINS[@]}"; do quiet "go-get-$b" go get -tool "k8s.io/kubernetes/cmd/$b@$K8S_VERSION"; done
   minor_num=$(echo "$K8S_VERSION" | cut -d. -f2)
   ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -89,14 +102,14 @@ fi
 if wanted etcd; then
   say "building etcd $ETCD_VERSION"
   mod "etcd-$ETCD_VERSION"
-  go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  quiet go-get-etcd go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
   go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
 fi
 
 if wanted helm; then
   say "building helm $HELM_VERSION"
   mod "helm-$HELM_VERSION"
-  go get -tool "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+  quiet go-get-helm go get -tool "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
     -o "$BIN/helm" helm.sh/helm/v4/cmd/helm
 fi
