@@ -186,6 +186,8 @@ def test_every_container_has_resources_and_a_restricted_security_context(default
     specs = pod_specs(default)
     assert set(specs) == {"audio-extract-api", "audio-extract-operator", "audio-extract-test-healthz"}
     for name, spec in specs.items():
+        # Services named audio-extract-api/-operator would inject AUDIO_EXTRACT_API_PORT etc.
+        assert spec["enableServiceLinks"] is False, name
         psc = spec["securityContext"]
         assert psc["runAsNonRoot"] is True and psc["runAsUser"] != 0, name
         assert psc["seccompProfile"]["type"] == "RuntimeDefault", name
