@@ -726,6 +726,10 @@ def main(argv: list[str] | None = None) -> None:
     args.volumes_root.mkdir(parents=True, exist_ok=True)
     api = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
     agent = NodeAgent(api, args.node_name, args.slots, args.volumes_root.resolve(), state.resolve())
+    provisioner = Provisioner(api, agent.volumes_root, agent.stopping)
+    if args.provision:
+        # before the node turns Ready: claims created from then on get the default class at admission
+        provisioner.ensure_storage_class()
     agent.register()
     agent.renew_lease()
     done = threading.Event()
@@ -734,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
     threading.Thread(target=agent.lease_loop, name="lease", daemon=True).start()
     threading.Thread(target=agent.watch_loop, name="pods", daemon=True).start()
     if args.provision:
-        Provisioner(api, agent.volumes_root, agent.stopping).start()
+        provisioner.start()
     done.wait()
     log.info("stopping: killing %d pod processes", sum(1 for r in agent.runners.values() if r.is_alive()))
     agent.shutdown()

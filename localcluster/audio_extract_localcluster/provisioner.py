@@ -116,7 +116,6 @@ class Provisioner:
                 self.stopping.wait(1)
 
     def start(self) -> None:
-        self.ensure_storage_class()
         for list_func, handle in (
             (self.core.list_persistent_volume_claim_for_all_namespaces, self.claim_event),
             (self.core.list_persistent_volume, self.volume_event),
