@@ -49,10 +49,12 @@ def helm_binary() -> Path:
     return helm
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm(*args: str, check: bool = True, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
     # An empty HOME-independent config: no repositories, no plugins, no cache outside a temp dir.
     env = {**os.environ, "HELM_CACHE_HOME": _helm_home("cache"), "HELM_CONFIG_HOME": _helm_home("config"),
            "HELM_DATA_HOME": _helm_home("data")}
+    if kubeconfig:
+        env["KUBECONFIG"] = str(kubeconfig)
     return subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=check, env=env)
 
 

@@ -318,3 +318,40 @@ def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str
     for log in logs:
         text = log.read_text()
         assert "Forbidden" not in text and " 403" not in text, f"{log.name}:\n{text[-4000:]}"
+
+
+def test_helm_install_upgrade_uninstall(cluster: Any, namespace: str, k8s_api: Any, crd: None) -> None:
+    """A real release (no pods: both Deployments scaled to 0): generated secrets survive an upgrade,
+    an explicit one replaces them, and uninstall keeps the store's claim."""
+    import base64
+
+    from render import helm
+
+    core, apps = kubernetes.client.CoreV1Api(k8s_api), kubernetes.client.AppsV1Api(k8s_api)
+
+    def release(verb: str, *values: str) -> str:
+        args = [verb, "audio-extract", "--namespace", namespace]
+        if verb != "uninstall":
+            args += [str(CHART), "--set", "api.replicas=0", "--set", "operator.replicas=0"]
+            args += [a for v in values for a in ("--set", v)]
+        out = helm(*args, kubeconfig=cluster.kubeconfig, check=False)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    def secret() -> dict[str, str]:
+        return core.read_namespaced_secret("audio-extract-operator", namespace).data
+
+    assert "STATUS: deployed" in release("install")
+    generated = secret()
+    release("upgrade", "worker.maxRunning=8")
+    assert secret() == generated
+    operator = apps.read_namespaced_deployment("audio-extract-operator", namespace)
+    env = {e.name: e.value for e in operator.spec.template.spec.containers[0].env}
+    assert env["AUDIO_EXTRACT_OPERATOR_MAX_RUNNING"] == "8"
+    whsec = "whsec_" + "B" * 44
+    release("upgrade", f"secrets.webhookSigningSecret={whsec}")
+    assert base64.b64decode(secret()["webhook-signing-secret"]).decode() == whsec
+    assert secret()["progress-secret"] == generated["progress-secret"]
+    release("uninstall")
+    left = cluster.kubectl("get", "-n", namespace, "-o", "name", "pvc,deployments,roles,secrets").stdout
+    assert left.split() == ["persistentvolumeclaim/audio-extract-store"]
