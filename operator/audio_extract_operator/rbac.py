@@ -11,14 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 RULES: list[dict[str, Any]] = [
+    # Watch batches; kopf patches finalizers and its annotations; batches past retention are deleted.
     {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches"],
      "verbs": ["get", "list", "watch", "patch", "delete"]},
-    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/status"],
-     "verbs": ["get", "patch"]},
-    {"apiGroups": ["batch"], "resources": ["jobs"],
-     "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
-    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    # The operator is the only writer of batch status.
+    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/status"], "verbs": ["patch"]},
+    # Jobs carry a blocking owner reference to their batch (OwnerReferencesPermissionEnforcement).
+    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/finalizers"], "verbs": ["update"]},
+    # One Job per extraction; patched to unsuspend on admission, deleted on cancel.
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+    # Read-only: the worker's result is its pod's termination message.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # Events on the batch per transition (posted, never updated).
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 SERVICE_ACCOUNT = "audio-extract-operator"
 

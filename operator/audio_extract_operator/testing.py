@@ -7,8 +7,7 @@ tests): the operator as a subprocess, a local media server, generated media, ope
     op.stop(); media.stop()
 
 ``cluster`` is the session's ``LocalCluster`` (``tests/conftest.py``). With ``rbac=True`` the
-operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly ``rbac.RULES`` (a client
-certificate for that user name and its groups, which is how the API server sees a ServiceAccount).
+operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly ``rbac.RULES`` (authenticated with a\nreal token of that ServiceAccount).
 """
 
 from __future__ import annotations
@@ -57,28 +56,30 @@ def apply_objects(cluster: Any, objs: list[Mapping[str, Any]]) -> None:
 
 
 def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
-    """ServiceAccount + Role(rbac.RULES) + RoleBinding; returns a kubeconfig acting as that account."""
+    """ServiceAccount + Role(rbac.RULES) + RoleBinding; returns a kubeconfig with a real token of that
+    ServiceAccount (TokenRequest), so the API server authorizes the operator exactly as in a pod."""
     apply_objects(cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)])
-    return cluster.user_kubeconfig(rbac.sa_username(namespace), rbac.sa_groups(namespace))
+    token = cluster.kubectl("-n", namespace, "create", "token", rbac.SERVICE_ACCOUNT, "--duration=6h").stdout.strip()
+    path = Path(cluster.workdir) / f"operator-{namespace}.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "clusters": [{"name": "local", "cluster": {"server": cluster.server,
+                                                     "certificate-authority": str(cluster.ca_file)}}],
+        "users": [{"name": "operator", "user": {"token": token}}],
+        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator",
+                                                       "namespace": namespace}}],
+    }))
+    return path
 
 
 def ensure_store_claim(cluster: Any, namespace: str, claim: str = DEFAULT_CLAIM) -> Path:
-    """A PersistentVolumeClaim the scheduler accepts, pre-bound to a hostPath PV (the local cluster
-    runs no PV controller); the node agent maps it to ``volumes_root/<namespace>/<claim>``."""
+    """The store's PersistentVolumeClaim (default StorageClass: the node agent's provisioner binds
+    it); pods see it as ``volumes_root/<namespace>/<claim>``, which is returned."""
     local = Path(cluster.volumes_root) / namespace / claim
     local.mkdir(parents=True, exist_ok=True)
-    pv_name = f"{namespace}-{claim}"[:253]
     apply_objects(cluster, [
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
-         "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteMany"],
-                  "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                  "hostPath": {"path": str(local)}, "claimRef": {"namespace": namespace, "name": claim}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-         # bind-completed: the scheduler treats the claim as bound (no PV controller runs here).
-         "metadata": {"name": claim, "namespace": namespace,
-                      "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
-         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": pv_name,
-                  "resources": {"requests": {"storage": "10Gi"}}}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": namespace},
+         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}},
     ])
     return local
 

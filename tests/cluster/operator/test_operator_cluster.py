@@ -1,0 +1,262 @@
+"""The operator on the local cluster, under the chart's RBAC: real API server, Job controller,
+scheduler, node agent running the real worker on generated media served from 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_operator.testing import MediaServer, OperatorProcess
+
+pytestmark = pytest.mark.cluster
+
+SAMPLES = Path(__file__).resolve().parents[3] / "crds" / "samples"
+INVALID_FIELDS = {  # invalid sample -> the field kubectl's refusal must name
+    "bad-format.yaml": "spec.jobs[0].output.format",
+    "flac-with-bitrate.yaml": "spec.jobs[0].output.bitrate",
+    "eleven-jobs.yaml": "spec.jobs",
+    "ftp-url.yaml": "spec.jobs[0].source.url",
+    "bad-filename.yaml": "spec.jobs[0].options.filename",
+    "bitrate-out-of-range.yaml": "spec.jobs[0].output.bitrate",
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def custom(k8s_api: Any) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(k8s_api)
+
+
+def get_batch(k8s_api: Any, namespace: str, name: str) -> dict[str, Any]:
+    return custom(k8s_api).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+
+def create_batch(k8s_api: Any, namespace: str, name: str, jobs: list[dict[str, Any]], **spec: Any) -> dict:
+    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": {"jobs": jobs, **spec}}
+    return custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+
+def url_job(url: str, fmt: str = "wav", priority: str = "normal", **output: Any) -> dict[str, Any]:
+    return {"source": {"type": "url", "url": url}, "output": {"format": fmt, **output},
+            "options": {"priority": priority}}
+
+
+def finished(batch: dict[str, Any]) -> bool:
+    return any(c["type"] == "Complete" and c["status"] == "True"
+               for c in (batch.get("status") or {}).get("conditions") or [])
+
+
+def wait_finished(k8s_api: Any, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
+    return wait_for(lambda: (b := get_batch(k8s_api, namespace, name)) and finished(b) and b,
+                    timeout, f"{name} Complete")
+
+
+def jobs_in(k8s_api: Any, namespace: str) -> list[Any]:
+    return kubernetes.client.BatchV1Api(k8s_api).list_namespaced_job(namespace).items
+
+
+def pods_in(k8s_api: Any, namespace: str, selector: str = "") -> list[Any]:
+    return kubernetes.client.CoreV1Api(k8s_api).list_namespaced_pod(namespace, label_selector=selector).items
+
+
+def diagnose(cluster: Any, namespace: str) -> str:
+    """What the cluster looked like, for assertion messages."""
+    out = cluster.kubectl("-n", namespace, "get", "extractionbatches,jobs,pods,pvc", "-o", "wide", check=False)
+    ev = cluster.kubectl("-n", namespace, "get", "events", check=False)
+    return f"{out.stdout}{out.stderr}\n{ev.stdout[-3000:]}"
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+def test_valid_samples_run_to_completion(cluster: Any, namespace: str, media: MediaServer, k8s_api: Any,
+                                         start_operator: Callable[..., OperatorProcess]) -> None:
+    op = start_operator(max_running=4)
+    names = []
+    for path in sorted(SAMPLES.glob("*.yaml")):
+        text = path.read_text().replace("http://127.0.0.1:8080/videos", media.url)
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
+        names.append(yaml.safe_load(text)["metadata"]["name"])
+    for name in names:
+        r = cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", "--timeout=90s",
+                            f"extractionbatch/{name}", check=False)
+        if r.returncode:
+            print(diagnose(cluster, namespace))
+        assert r.returncode == 0, r.stderr
+
+    table = cluster.kubectl("-n", namespace, "get", "extractionbatches").stdout.splitlines()
+    assert table[0].split() == ["NAME", "JOBS", "COMPLETED", "FAILED", "PHASE", "AGE"]
+    for row in table[1:]:
+        assert row.split()[1:5] == ["2", "2", "0", "Succeeded"], table
+
+    assert len(jobs_in(k8s_api, namespace)) == 4  # one Job per extraction
+    for name in names:
+        batch = get_batch(k8s_api, namespace, name)
+        status = batch["status"]
+        assert batch["metadata"]["labels"]["audioextract.io/key"] == status["batchId"][6:20]
+        for entry in status["jobs"]:
+            assert entry["status"] == "completed", entry
+            out = entry["outputFile"]
+            path = op.store_root / out["path"]
+            assert path.is_file() and path.stat().st_size == out["size"] > 0
+            assert entry["expiresAt"] and entry["startedAt"] and entry["inputFile"]["duration"] > 0
+    formats = sorted(e["outputFile"]["format"] for n in names for e in get_batch(k8s_api, namespace, n)
+                     ["status"]["jobs"])
+    assert formats == ["aac", "flac", "mp3", "mp3"]
+    events = cluster.kubectl("-n", namespace, "get", "events", "--field-selector",
+                             "involvedObject.kind=ExtractionBatch", "-o", "name").stdout
+    assert events.count("\n") >= 6  # started/completed per job, succeeded per batch
+
+
+def test_invalid_samples_refused_naming_the_field(cluster: Any, namespace: str, crd: None) -> None:
+    for name, field in INVALID_FIELDS.items():
+        r = cluster.kubectl("-n", namespace, "apply", "-f", str(SAMPLES / "invalid" / name), check=False)
+        assert r.returncode != 0, name
+        assert field in r.stderr, (name, r.stderr)
+
+
+# --- admission -------------------------------------------------------------------------------------
+
+def test_running_limit_and_priority_order(namespace: str, media: MediaServer, k8s_api: Any,
+                                          start_operator: Callable[..., OperatorProcess]) -> None:
+    priorities = ["low", "normal", "high", "low", "high", "normal", "low", "normal", "high", "low"]
+    order: list[str] = []
+    peak = [0]
+    stop = threading.Event()
+
+    def watch() -> None:  # every Job change, as the API server reports it
+        state: dict[str, tuple[bool, bool]] = {}
+        w = kubernetes.watch.Watch()
+        for ev in w.stream(kubernetes.client.BatchV1Api(k8s_api).list_namespaced_job, namespace,
+                           timeout_seconds=120):
+            job = ev["object"]
+            name = job.metadata.name
+            done = any(c.type in ("Complete", "Failed") and c.status == "True"
+                       for c in (job.status.conditions or []))
+            running = not job.spec.suspend and not done
+            if running and name not in order:
+                order.append(name)
+            state[name] = (running, done)
+            peak[0] = max(peak[0], sum(1 for r, _ in state.values() if r))
+            if stop.is_set() or (len(state) == 10 and all(d for _, d in state.values())):
+                w.stop()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.5)
+    start_operator(max_running=2)
+    batch = create_batch(k8s_api, namespace, "mixed",
+                         [url_job(f"{media.url}/tone.wav", priority=p) for p in priorities])
+    status = wait_finished(k8s_api, namespace, "mixed", timeout=120)["status"]
+    stop.set()
+    watcher.join(timeout=10)
+    assert status["completed"] == 10, status
+    assert peak[0] <= 2, f"{peak[0]} Jobs ran at once"
+    key = batch["metadata"]["uid"].replace("-", "")[:14]
+    admitted = [priorities[int(n[-2:], 16) - 1] for n in order]
+    rank = {"high": 0, "normal": 1, "low": 2}
+    assert [rank[p] for p in admitted] == sorted(rank[p] for p in priorities), admitted
+    assert order[:3] == [f"job-{key}{i + 1:02x}" for i in (2, 4, 8)]  # FIFO within high
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+def test_source_without_audio_fails_after_one_pod(namespace: str, media: MediaServer, k8s_api: Any,
+                                                  start_operator: Callable[..., OperatorProcess]) -> None:
+    start_operator()
+    create_batch(k8s_api, namespace, "silent", [url_job(f"{media.url}/noaudio.mp4", "mp3")])
+    status = wait_finished(k8s_api, namespace, "silent")["status"]
+    (entry,) = status["jobs"]
+    assert entry["status"] == "failed" and entry["error"]["code"] == "NO_AUDIO_STREAM", entry
+    assert status["phase"] == "Failed"
+    assert len(pods_in(k8s_api, namespace, f"audioextract.io/job-id={entry['jobId']}")) == 1
+
+
+def test_deadline_is_timeout(namespace: str, media: MediaServer, k8s_api: Any,
+                             start_operator: Callable[..., OperatorProcess]) -> None:
+    start_operator(active_deadline_seconds=3)
+    create_batch(k8s_api, namespace, "slow", [url_job(f"{media.url}/slow/av.mp4", "mp3")])
+    (entry,) = wait_finished(k8s_api, namespace, "slow", timeout=60)["status"]["jobs"]
+    assert entry["status"] == "failed" and entry["error"]["code"] == "TIMEOUT", entry
+
+
+def test_cancel_stops_running_and_queued(namespace: str, media: MediaServer, k8s_api: Any,
+                                         start_operator: Callable[..., OperatorProcess]) -> None:
+    start_operator(max_running=1)
+    create_batch(k8s_api, namespace, "cancelme",
+                 [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")])
+    wait_for(lambda: any(p.status.phase == "Running" for p in pods_in(k8s_api, namespace)), 30, "a running pod")
+    custom(k8s_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cancelme",
+                                                   {"spec": {"cancel": True}})
+    status = wait_finished(k8s_api, namespace, "cancelme", timeout=30)["status"]
+    assert [(j["status"], j["error"]["code"]) for j in status["jobs"]] == [("cancelled", "CANCELLED")] * 2
+    assert status["phase"] == "Failed" and status["failed"] == 2
+    wait_for(lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace), 30,
+             "cancelled Jobs and pods gone")
+
+
+def test_cancel_single_job(namespace: str, media: MediaServer, k8s_api: Any,
+                           start_operator: Callable[..., OperatorProcess]) -> None:
+    start_operator(max_running=1)
+    create_batch(k8s_api, namespace, "partial",
+                 [url_job(f"{media.url}/tone.wav"), url_job(f"{media.url}/tone.wav", priority="low")])
+    custom(k8s_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "partial",
+                                                   {"spec": {"cancelJobs": [1]}})
+    status = wait_finished(k8s_api, namespace, "partial")["status"]
+    assert [j["status"] for j in status["jobs"]] == ["completed", "cancelled"]
+
+
+def test_deleting_a_batch_deletes_its_jobs_and_pods(namespace: str, media: MediaServer, k8s_api: Any,
+                                                    start_operator: Callable[..., OperatorProcess]) -> None:
+    start_operator()
+    create_batch(k8s_api, namespace, "doomed", [url_job(f"{media.url}/slow/av.mp4", "mp3")] * 2)
+    wait_for(lambda: len([p for p in pods_in(k8s_api, namespace) if p.status.phase == "Running"]) == 2, 30,
+             "two running pods")
+    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "doomed")
+    wait_for(lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace), 60,
+             "Jobs and pods garbage-collected")
+
+
+# --- restarts ----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments(namespace: str, media: MediaServer, k8s_api: Any,
+                                   start_operator: Callable[..., OperatorProcess]) -> None:
+    runs, jobs_per_batch = 20, 3
+    rng = random.Random(20260121)
+    op = start_operator(max_running=4)
+    for run in range(runs):
+        name = f"chaos-{run}"
+        create_batch(k8s_api, namespace, name, [url_job(f"{media.url}/tone.wav")] * jobs_per_batch)
+        time.sleep(rng.uniform(0.0, 2.0))
+        op.kill()
+        if rng.random() < 0.5:  # sometimes the cluster moves on while the operator is down
+            time.sleep(rng.uniform(0.0, 1.5))
+        op.start()
+        status = wait_finished(k8s_api, namespace, name, timeout=60)["status"]
+        assert [j["status"] for j in status["jobs"]] == ["completed"] * jobs_per_batch, (run, status)
+        key = status["batchId"][6:20]
+        jobs = [j for j in jobs_in(k8s_api, namespace) if j.metadata.labels["audioextract.io/key"] == key]
+        assert len(jobs) == jobs_per_batch, (run, [j.metadata.name for j in jobs])
+        for job in jobs:  # never recreated: one pod, one success
+            assert job.status.succeeded == 1, (run, job.metadata.name, job.status)
+            pods = pods_in(k8s_api, namespace, f"batch.kubernetes.io/job-name={job.metadata.name}")
+            assert len(pods) == 1, (run, job.metadata.name)
+    assert op.starts == runs + 1
