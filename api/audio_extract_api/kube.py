@@ -93,6 +93,9 @@ class Kube:
         if self._api is not None:
             await self._api.close()
             self._api = None
+            # TLS transports finish closing on the next loop iterations (aiohttp's graceful
+            # shutdown advice); without this the loop may end with their sockets still open.
+            await asyncio.sleep(0.1)
 
     async def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         api = await self._client()
@@ -167,7 +170,8 @@ class Kube:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise _convert(e) from None
         finally:
-            resp.release()
+            # close, not release: a half-read watch stream must not go back to the pool
+            resp.close()
 
     async def ping(self) -> None:
         """Raise SERVICE_UNAVAILABLE unless the API server answers (readiness)."""

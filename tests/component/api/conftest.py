@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 

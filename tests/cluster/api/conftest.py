@@ -1,0 +1,90 @@
+"""Fixtures for the API against the real local API server: the CRD installed once, and the app
+in process (ASGI transport) working in the test's namespace."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes
+import pytest
+from audio_extract_api.app import create_app
+from audio_extract_api.settings import Settings
+from audio_extract_common.resource import GROUP, PLURAL, VERSION
+
+REPO = Path(__file__).resolve().parents[3]
+API_KEY = "axk_cluster-test-key"
+OTHER_KEY = "axk_cluster-other-key"
+
+
+@pytest.fixture(scope="session")
+def crd(cluster) -> str:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "extractionbatches.yaml"))
+    name = f"{PLURAL}.{GROUP}"
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    return name
+
+
+@pytest.fixture
+def api_settings(cluster, namespace, crd, tmp_path: Path) -> Settings:
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
+                    f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n")
+    return Settings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
+                    store_root=tmp_path / "store", allow_cidrs="127.0.0.0/8")
+
+
+@pytest.fixture
+def make_api(api_settings: Settings) -> Callable[..., Any]:
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(api_settings.model_copy(update=overrides))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api.test", timeout=30,
+                                         headers={"X-API-Key": API_KEY}) as c:
+                c.app = app  # type: ignore[attr-defined]
+                yield c
+
+    return make
+
+
+@pytest.fixture
+async def api(make_api) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_api() as c:
+        yield c
+
+
+@pytest.fixture
+def batches(k8s_api, namespace) -> Callable[[], list[dict[str, Any]]]:
+    """The ExtractionBatch objects in the test's namespace, straight from the API server."""
+    custom = kubernetes.client.CustomObjectsApi(k8s_api)
+    return lambda: custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+
+
+@pytest.fixture
+def write_status(k8s_api, namespace) -> Callable[[str, dict[str, Any]], None]:
+    """Write a batch's status subresource the way the operator does (the API only reads it)."""
+    custom = kubernetes.client.CustomObjectsApi(k8s_api)
+
+    def write(name: str, status: dict[str, Any]) -> None:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+
+    return write
+
+
+def _assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["success"] is False and body["error"]["code"] == code, body
+    assert "Traceback" not in r.text
+    return body["error"]
+
+
+@pytest.fixture
+def expect_error_cluster() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
+    return _assert_error
