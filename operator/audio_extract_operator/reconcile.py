@@ -83,6 +83,22 @@ class Reconciler:
             if status is None:
                 return
 
+        self.registry.creating += 1
+        try:
+            foreign = await self._ensure_jobs(body, status, cancel)
+        finally:
+            self.registry.creating -= 1
+            self.registry.wake.set()
+        if foreign:
+            idx = {int(n[-2:], 16) - 1 for n in foreign}
+            await self._fail_jobs(body, idx, ErrorCode.INTERNAL_ERROR,
+                                  "a Job with this job's name exists and belongs to something else",
+                                  "JobNameTaken", ", ".join(foreign))
+            raise PermanentProblem(f"foreign Jobs hold names: {foreign}")
+
+    async def _ensure_jobs(self, body: Mapping[str, Any], status: BatchStatus, cancel: set[int]) -> list[str]:
+        """Create missing Jobs; returns names held by Jobs that are not ours."""
+        ns, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
         foreign: list[str] = []
         for j in status.jobs:
             if j.status in TERMINAL_STATES or j.index in cancel:
@@ -107,13 +123,7 @@ class Reconciler:
                 await self._fail_jobs(body, {j.index}, ErrorCode.INTERNAL_ERROR, f"the Job was refused: {e.message}",
                                       "JobRefused")
                 raise PermanentProblem(e.message) from None
-        if foreign:
-            idx = {int(n[-2:], 16) - 1 for n in foreign}
-            await self._fail_jobs(body, idx, ErrorCode.INTERNAL_ERROR,
-                                  "a Job with this job's name exists and belongs to something else",
-                                  "JobNameTaken", ", ".join(foreign))
-            raise PermanentProblem(f"foreign Jobs hold names: {foreign}")
-        self.registry.wake.set()
+        return foreign
 
     async def _fail_jobs(self, body: Mapping[str, Any], idx: set[int], code: ErrorCode, message: str,
                          reason: str, detail: str = "") -> None:

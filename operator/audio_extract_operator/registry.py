@@ -82,6 +82,9 @@ class Registry:
         """batch key -> (namespace, name), for progress reports that name only a job id."""
         self.blocked: set[Ref] = set()
         """Jobs that must not be admitted (being cancelled or deleted)."""
+        self.creating = 0
+        """Batches whose Jobs are being created: admission waits, so a batch's jobs compete together
+        (a low-priority job created first must not take a slot its high-priority sibling needs)."""
         self.wake = asyncio.Event()
         self.jobs_synced = False
 
