@@ -377,6 +377,13 @@ class PodRunner(threading.Thread):
 
     def run(self) -> None:
         try:
+            self.run_pod()
+        finally:
+            if self.stop_event.is_set():  # deleted, whenever that happened: the process is gone now
+                self.agent.confirm_deletion(self.ns, self.name, self.uid)
+
+    def run_pod(self) -> None:
+        try:
             self.dir.mkdir(parents=True, exist_ok=True)
             argv, env, cwd, term_file = prepare(
                 self.pod, self.dir, self.agent.volumes_root, PodFiles(self.agent.core, self.pod)
@@ -392,6 +399,8 @@ class PodRunner(threading.Thread):
         deadline_s = self.pod["spec"].get("activeDeadlineSeconds")
         deadline = time.monotonic() + deadline_s if deadline_s else None
         restarts = 0
+        if self.stop_event.is_set():  # deleted while its volumes were being prepared
+            return
         while True:
             try:
                 code, started, finished, why = self.run_once(argv, env, cwd, term_file, restarts, deadline)
@@ -439,8 +448,6 @@ class PodRunner(threading.Thread):
             }
         self.patch(status)
         log.info("pod %s/%s %s (exit %s%s)", self.ns, self.name, phase, code, f", {why}" if why else "")
-        if why == "deleted":
-            self.agent.confirm_deletion(self.ns, self.name, self.uid)
 
     def run_once(self, argv, env, cwd, term_file, restarts, deadline) -> tuple[int, str, str, str | None]:
         term_file.write_bytes(b"")
