@@ -88,3 +88,42 @@ def _assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
 @pytest.fixture
 def expect_error_cluster() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
     return _assert_error
+
+
+@pytest.fixture(scope="session")
+def api_media(tmp_path_factory: pytest.TempPathFactory):
+    """The operator tests' generated media plus ``long.mp4`` (90 s of audio under a tiny video, so a
+    job lasts long enough for its steps to be seen), served on 127.0.0.1 (``/slow/...`` waits)."""
+    import subprocess
+
+    from audio_extract_operator.testing import MediaServer, make_media
+
+    directory = make_media(tmp_path_factory.mktemp("api-media"))
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc=size=32x24:rate=2:duration=90",
+                    "-f", "lavfi", "-i", "sine=frequency=330:duration=90:sample_rate=44100",
+                    "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+                    str(directory / "long.mp4")], check=True)
+    server = MediaServer(directory, slow_seconds=60).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def operator_for_api(cluster, namespace, crd, request):
+    """``start(**operator_settings)`` → a running operator in the test's namespace (chart RBAC)."""
+    from audio_extract_operator.testing import OperatorProcess
+
+    started = []
+
+    def start(**settings: Any) -> OperatorProcess:
+        settings.setdefault("retention_interval", 1.0)
+        settings.setdefault("status_flush_interval", 0.2)
+        op = OperatorProcess(cluster, namespace, rbac=True, **settings).start()
+        started.append(op)
+        return op
+
+    yield start
+    for op in started:
+        op.stop()
+        print(f"--- operator log ({op.log_path}) ---\n{op.log_tail(60)}")
