@@ -1,0 +1,67 @@
+"""``make dev`` extension: run the operator against the local cluster (see
+``audio_extract_localcluster.dev``). Namespace ``default``, store claim ``audio-extract-store``
+(the node agent maps it to ``.local/volumes/default/audio-extract-store``, which is also the
+operator's store root), sources and webhooks on 127.0.0.0/8 allowed. Secrets are generated once
+into ``.local/operator.env`` so tokens baked into Jobs survive restarts of ``make dev``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from audio_extract_localcluster.processes import Component
+
+from .settings import ENV_PREFIX
+from .testing import ensure_store_claim, free_port, install_crd
+
+NAMESPACE = "default"
+
+
+def _secrets(local: Path) -> dict[str, str]:
+    path = local / "operator.env"
+    if not path.exists():
+        path.write_text(
+            f"{ENV_PREFIX}PROGRESS_SECRET={secrets.token_hex(32)}\n"
+            f"{ENV_PREFIX}WEBHOOK_SECRET=whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}\n")
+        path.chmod(0o600)
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def dev_components(cluster: Any, local: Path) -> list[Component]:
+    install_crd(cluster)
+    store = ensure_store_claim(cluster, NAMESPACE)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(_secrets(local))
+    env.update({
+        "KUBECONFIG": str(cluster.kubeconfig),
+        f"{ENV_PREFIX}NAMESPACES": f'["{NAMESPACE}"]',
+        f"{ENV_PREFIX}STORE_ROOT": str(store),
+        f"{ENV_PREFIX}WORKER_ALLOW_CIDRS": "127.0.0.0/8",
+        f"{ENV_PREFIX}WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+        f"{ENV_PREFIX}PROGRESS_HOST": "127.0.0.1",
+        f"{ENV_PREFIX}PROGRESS_PORT": str(port),
+        f"{ENV_PREFIX}PROGRESS_URL": f"http://127.0.0.1:{port}/progress",
+    })
+    health = f"http://127.0.0.1:{port}/healthz"
+    return [Component(
+        name="operator",
+        argv=[sys.executable, "-m", "audio_extract_operator"],
+        env=env,
+        ready=lambda: _healthy(health),
+        extra={"namespace": NAMESPACE, "store": str(store)},
+    )]
