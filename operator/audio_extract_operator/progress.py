@@ -66,7 +66,7 @@ class Progress:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/progress", self.handle)
-        app.router.add_get("/healthz", lambda _: web.json_response({"ok": True}))
+        app.router.add_get("/healthz", self.healthz)
         return app
 
     async def start(self) -> None:
@@ -82,6 +82,9 @@ class Progress:
             t.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -104,11 +107,7 @@ class Progress:
 
     def submit(self, ref: Ref, index: int, report: ProgressReport) -> None:
         self._pending.setdefault(ref, {})[index] = report
-        if ref not in self._flushing:
-            self._flushing.add(ref)
-            task = asyncio.create_task(self._flush_later(ref))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self.submit_pending(ref)
 
     async def _flush_later(self, ref: Ref) -> None:
         try:

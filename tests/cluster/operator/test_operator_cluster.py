@@ -260,3 +260,25 @@ def test_sigkill_at_random_moments(namespace: str, media: MediaServer, k8s_api: 
             pods = pods_in(k8s_api, namespace, f"batch.kubernetes.io/job-name={job.metadata.name}")
             assert len(pods) == 1, (run, job.metadata.name)
     assert op.starts == runs + 1
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+def test_outputs_expire_then_the_record_goes(namespace: str, media: MediaServer, k8s_api: Any,
+                                             start_operator: Callable[..., OperatorProcess]) -> None:
+    op = start_operator(output_retention_seconds=1, record_retention_seconds=6, retention_interval=0.5)
+    create_batch(k8s_api, namespace, "shortlived", [url_job(f"{media.url}/tone.wav")])
+    (entry,) = wait_finished(k8s_api, namespace, "shortlived")["status"]["jobs"]
+    output = op.store_root / entry["outputFile"]["path"]
+    assert entry["status"] == "completed" and output.is_file()
+    wait_for(lambda: get_batch(k8s_api, namespace, "shortlived")["status"]["jobs"][0]["expired"], 15,
+             "the entry marked expired")
+    assert not output.exists() and not output.parent.exists()
+
+    def gone() -> bool:
+        try:
+            get_batch(k8s_api, namespace, "shortlived")
+        except kubernetes.client.ApiException as e:
+            return e.status == 404
+        return False
+    wait_for(gone, 20, "the batch deleted after record retention")
