@@ -13,7 +13,8 @@ own process group, which is TERMed then KILLed).
 Extension point — adding a component: put its module path in `EXTENSIONS`. The module exposes
 `dev_components(cluster: LocalCluster, local: Path) -> list[Component]`, which may prepare the
 cluster first (apply CRDs, create a namespace, ...) and returns the processes to run, in start
-order, each with a ready check (see `processes.Component`).
+order, each with a ready check (see `processes.Component`). A component whose `extra` has a
+"url" is announced in dev.env as AUDIO_EXTRACT_<NAME>_URL.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import time
 from pathlib import Path
 
 from .cluster import LocalCluster
-from .processes import ComponentFailed
+from .processes import Component, ComponentFailed
 
 # "module:function"; a module that does not exist yet is reported and skipped.
 EXTENSIONS = (
@@ -41,18 +42,25 @@ def say(line: str) -> None:
     print(f"[dev] {line}", flush=True)
 
 
-def write_env(local: Path, cluster: LocalCluster) -> Path:
+def write_env(local: Path, cluster: LocalCluster, specs: list[Component]) -> Path:
+    """KUBECONFIG, PATH with kubectl/helm, and AUDIO_EXTRACT_<NAME>_URL for components that
+    declare `extra["url"]` (e.g. the API)."""
     env_file = local / "dev.env"
+    urls = [
+        f"AUDIO_EXTRACT_{spec.name.upper().replace('-', '_')}_URL={spec.extra['url']}\n"
+        for spec in specs
+        if "url" in spec.extra
+    ]
     env_file.write_text(
-        "# written by `make dev`; use it with: set -a; . .local/dev.env; set +a\n"
+        f"# written by `make dev`; use it with: set -a; . {env_file}; set +a\n"
         f"KUBECONFIG={cluster.kubeconfig}\n"
         f"PATH={cluster.bin_dir}:$PATH\n"
-        f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n"
+        f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n" + "".join(urls)
     )
     return env_file
 
 
-def extensions(cluster: LocalCluster, local: Path) -> list:
+def extensions(cluster: LocalCluster, local: Path) -> list[Component]:
     specs = []
     for entry in EXTENSIONS:
         module_name, func = entry.split(":")
@@ -84,11 +92,12 @@ def run(local: Path, slots: int | None) -> int:
     try:
         cluster.start()
         cluster.run(cluster.node_agent(slots=slots, volumes_root=cluster.volumes_root))
-        for spec in extensions(cluster, local):
+        specs = extensions(cluster, local)
+        for spec in specs:
             cluster.run(spec)
-        env_file = write_env(local, cluster)
+        env_file = write_env(local, cluster, specs)
         say(f"all up; logs in {logs}/; environment in {env_file}")
-        say("try: set -a; . .local/dev.env; set +a; kubectl get nodes   (Ctrl-C stops everything)")
+        say(f"try: set -a; . {env_file}; set +a; kubectl get nodes   (Ctrl-C stops everything)")
         while True:
             dead = cluster.failed()
             if dead:
