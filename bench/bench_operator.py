@@ -38,12 +38,17 @@ from audio_extract_operator.testing import MediaServer, OperatorProcess, install
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": round(pct(values, 50) * 1000, 1), "p95_ms": round(pct(values, 95) * 1000, 1),
-            "max_ms": round(max(values) * 1000, 1), "mean_ms": round(statistics.mean(values) * 1000, 1)}
+    return {
+        "n": len(values),
+        "p50_ms": round(pct(values, 50) * 1000, 1),
+        "p95_ms": round(pct(values, 95) * 1000, 1),
+        "max_ms": round(max(values) * 1000, 1),
+        "mean_ms": round(statistics.mean(values) * 1000, 1),
+    }
 
 
 def rss_mib(pid: int) -> float:
@@ -54,8 +59,12 @@ def rss_mib(pid: int) -> float:
 
 
 def batch_body(name: str, url: str, jobs: int) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
-            "spec": {"jobs": [{"source": {"type": "url", "url": url}, "output": {"format": "wav"}}] * jobs}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {"jobs": [{"source": {"type": "url", "url": url}, "output": {"format": "wav"}}] * jobs},
+    }
 
 
 class Watcher(threading.Thread):
@@ -76,7 +85,9 @@ class Watcher(threading.Thread):
     def _jobs(self) -> None:
         batch = kubernetes.client.BatchV1Api(self.api)
         while not self.stopped.is_set():
-            for ev in kubernetes.watch.Watch().stream(batch.list_namespaced_job, self.namespace, timeout_seconds=30):
+            for ev in kubernetes.watch.Watch().stream(
+                batch.list_namespaced_job, self.namespace, timeout_seconds=30
+            ):
                 job, now = ev["object"], time.monotonic()
                 name = job.metadata.name
                 self.job_seen.setdefault(name, now)
@@ -86,8 +97,14 @@ class Watcher(threading.Thread):
     def _batches(self) -> None:
         custom = kubernetes.client.CustomObjectsApi(self.api)
         while not self.stopped.is_set():
-            for ev in kubernetes.watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION,
-                                                      self.namespace, PLURAL, timeout_seconds=30):
+            for ev in kubernetes.watch.Watch().stream(
+                custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                timeout_seconds=30,
+            ):
                 now = time.monotonic()
                 for entry in (ev["object"].get("status") or {}).get("jobs") or []:
                     if entry.get("status") in ("completed", "failed", "cancelled"):
@@ -102,8 +119,9 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def latency_phase(cluster: LocalCluster, api: Any, media: MediaServer, batches: int, rate: float,
-                  running: int) -> dict[str, Any]:
+def latency_phase(
+    cluster: LocalCluster, api: Any, media: MediaServer, batches: int, rate: float, running: int
+) -> dict[str, Any]:
     ns = "bench-latency"
     cluster.kubectl("create", "namespace", ns)
     op = OperatorProcess(cluster, ns, rbac=True, max_running=running).start()
@@ -115,19 +133,26 @@ def latency_phase(cluster: LocalCluster, api: Any, media: MediaServer, batches: 
     job_of: dict[str, str] = {}
     for i in range(batches):
         t = time.monotonic()
-        obj = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
-                                                     batch_body(f"b{i:04d}", f"{media.url}/tone.wav", 1))
+        obj = custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, batch_body(f"b{i:04d}", f"{media.url}/tone.wav", 1)
+        )
         created[obj["metadata"]["name"]] = time.monotonic()
         job_of[obj["metadata"]["name"]] = f"job-{obj['metadata']['uid'].replace('-', '')[:14]}01"
         time.sleep(max(0.0, 1 / rate - (time.monotonic() - t)))
     wait(lambda: all(j in watcher.entry_done for j in job_of.values()), 60 + batches * 3, "all jobs terminal")
     watcher.stopped.set()
     creation = [watcher.job_seen[j] - created[b] for b, j in job_of.items()]
-    completion = [watcher.entry_done[j] - watcher.job_done[j] for j in job_of.values() if j in watcher.job_done]
+    completion = [
+        watcher.entry_done[j] - watcher.job_done[j] for j in job_of.values() if j in watcher.job_done
+    ]
     rss = rss_mib(op.proc.pid) if op.proc else 0.0
     op.stop()
-    return {"creation_to_jobs": summary(creation), "job_complete_to_status": summary(completion),
-            "operator_rss_mib_after": round(rss, 1), "max_running": running}
+    return {
+        "creation_to_jobs": summary(creation),
+        "job_complete_to_status": summary(completion),
+        "operator_rss_mib_after": round(rss, 1),
+        "max_running": running,
+    }
 
 
 def rss_phase(cluster: LocalCluster, api: Any, media: MediaServer, tracked: int) -> dict[str, Any]:
@@ -140,14 +165,16 @@ def rss_phase(cluster: LocalCluster, api: Any, media: MediaServer, tracked: int)
     n = tracked // 10
     t0 = time.monotonic()
     for i in range(n):
-        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL,
-                                               batch_body(f"r{i:04d}", f"{media.url}/tone.wav", 10))
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, batch_body(f"r{i:04d}", f"{media.url}/tone.wav", 10)
+        )
 
     def initialized() -> bool:
         items = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
         jobs = kubernetes.client.BatchV1Api(api).list_namespaced_job(ns, _preload_content=False)
         count = len(json.loads(jobs.data)["items"])
         return count == tracked and all(len((b.get("status") or {}).get("jobs") or []) == 10 for b in items)
+
     wait(initialized, 900, f"{tracked} Jobs created")
     elapsed = time.monotonic() - t0
     time.sleep(5)
@@ -156,19 +183,29 @@ def rss_phase(cluster: LocalCluster, api: Any, media: MediaServer, tracked: int)
         samples.append(rss_mib(op.proc.pid))  # type: ignore[union-attr]
         time.sleep(0.5)
     op.stop()
-    return {"tracked_jobs": tracked, "batches": n, "rss_mib_idle_before": round(base, 1),
-            "rss_mib_tracking": round(max(samples), 1), "seconds_to_create_all": round(elapsed, 1)}
+    return {
+        "tracked_jobs": tracked,
+        "batches": n,
+        "rss_mib_idle_before": round(base, 1),
+        "rss_mib_tracking": round(max(samples), 1),
+        "seconds_to_create_all": round(elapsed, 1),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="batches created per second")
     parser.add_argument("--running", type=int, default=4, help="operator's max_running (node slots too)")
     parser.add_argument("--tracked", type=int, default=2000)
     args = parser.parse_args()
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp, LocalCluster(Path(tmp) / "cluster") as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
+        LocalCluster(Path(tmp) / "cluster") as cluster,
+    ):
         cluster.run(cluster.node_agent(slots=args.running))
         install_crd(cluster)
         api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))

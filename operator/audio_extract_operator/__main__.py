@@ -1,4 +1,7 @@
-"""``python -m audio_extract_operator``: run the operator (same as ``kopf run -m audio_extract_operator.handlers``)."""
+"""``python -m audio_extract_operator``: run the operator.
+
+Same as ``kopf run --standalone -m audio_extract_operator.handlers`` plus the namespaces from settings.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = handlers.SETTINGS
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    asyncio.run(kopf.operator(
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=liveness,
-    ))
+    asyncio.run(
+        kopf.operator(
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=liveness,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def _secrets(local: Path) -> dict[str, str]:
     if not path.exists():
         path.write_text(
             f"{ENV_PREFIX}PROGRESS_SECRET={secrets.token_hex(32)}\n"
-            f"{ENV_PREFIX}WEBHOOK_SECRET=whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}\n")
+            f"{ENV_PREFIX}WEBHOOK_SECRET=whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}\n"
+        )
         path.chmod(0o600)
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
@@ -47,21 +48,25 @@ def dev_components(cluster: Any, local: Path) -> list[Component]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(_secrets(local))
-    env.update({
-        "KUBECONFIG": str(cluster.kubeconfig),
-        f"{ENV_PREFIX}NAMESPACES": f'["{NAMESPACE}"]',
-        f"{ENV_PREFIX}STORE_ROOT": str(store),
-        f"{ENV_PREFIX}WORKER_ALLOW_CIDRS": "127.0.0.0/8",
-        f"{ENV_PREFIX}WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
-        f"{ENV_PREFIX}PROGRESS_HOST": "127.0.0.1",
-        f"{ENV_PREFIX}PROGRESS_PORT": str(port),
-        f"{ENV_PREFIX}PROGRESS_URL": f"http://127.0.0.1:{port}/progress",
-    })
+    env.update(
+        {
+            "KUBECONFIG": str(cluster.kubeconfig),
+            f"{ENV_PREFIX}NAMESPACES": f'["{NAMESPACE}"]',
+            f"{ENV_PREFIX}STORE_ROOT": str(store),
+            f"{ENV_PREFIX}WORKER_ALLOW_CIDRS": "127.0.0.0/8",
+            f"{ENV_PREFIX}WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
+            f"{ENV_PREFIX}PROGRESS_HOST": "127.0.0.1",
+            f"{ENV_PREFIX}PROGRESS_PORT": str(port),
+            f"{ENV_PREFIX}PROGRESS_URL": f"http://127.0.0.1:{port}/progress",
+        }
+    )
     health = f"http://127.0.0.1:{port}/healthz"
-    return [Component(
-        name="operator",
-        argv=[sys.executable, "-m", "audio_extract_operator"],
-        env=env,
-        ready=lambda: _healthy(health),
-        extra={"namespace": NAMESPACE, "store": str(store)},
-    )]
+    return [
+        Component(
+            name="operator",
+            argv=[sys.executable, "-m", "audio_extract_operator"],
+            env=env,
+            ready=lambda: _healthy(health),
+            extra={"namespace": NAMESPACE, "store": str(store)},
+        )
+    ]

@@ -91,12 +91,15 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 # --- ExtractionBatch ---------------------------------------------------------------------------
 
+
 @kopf.on.resume(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
 @kopf.on.create(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
-@kopf.on.update(*BATCH, field="spec", timeout=_S.handler_timeout, retries=_S.handler_retries,
-                backoff=_S.handler_backoff)
-async def reconcile_batch(body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo,
-                          **_: Any) -> None:
+@kopf.on.update(
+    *BATCH, field="spec", timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff
+)
+async def reconcile_batch(
+    body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+) -> None:
     ctx: Context = memo.ctx
     key = batch_key_of(body)
     if (meta.get("labels") or {}).get(ids.KEY_LABEL) != key:
@@ -121,6 +124,7 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
 
 
 # --- Jobs ----------------------------------------------------------------------------------------
+
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
 async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

@@ -99,29 +99,31 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
             "fsGroup": NONROOT_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [{
-            "name": CONTAINER,
-            "image": settings.worker_image,
-            "imagePullPolicy": settings.image_pull_policy,
-            "command": list(WORKER_COMMAND),
-            "env": worker_env(spec, key, index, settings),
-            "resources": {
-                "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
-                "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
-            },
-            "securityContext": {
-                "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True,
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-            },
-            "terminationMessagePath": TERMINATION_MESSAGE_PATH,
-            "terminationMessagePolicy": "File",
-            "volumeMounts": [
-                {"name": "store", "mountPath": settings.store_mount_path},
-                {"name": "scratch", "mountPath": settings.scratch_mount_path},
-            ],
-        }],
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": settings.worker_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": list(WORKER_COMMAND),
+                "env": worker_env(spec, key, index, settings),
+                "resources": {
+                    "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
+                    "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+                "terminationMessagePolicy": "File",
+                "volumeMounts": [
+                    {"name": "store", "mountPath": settings.store_mount_path},
+                    {"name": "scratch", "mountPath": settings.scratch_mount_path},
+                ],
+            }
+        ],
         "volumes": [
             {"name": "store", "persistentVolumeClaim": {"claimName": settings.store_claim}},
             {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
@@ -140,16 +142,21 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
             "name": ids.job_object_name(job_id),
             "namespace": meta["namespace"],
             "labels": job_labels_,
-            "annotations": {PRIORITY_ANNOTATION: priority, INDEX_ANNOTATION: str(index),
-                            BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or ""},
-            "ownerReferences": [{
-                "apiVersion": API_VERSION,
-                "kind": KIND,
-                "name": meta["name"],
-                "uid": meta["uid"],
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "annotations": {
+                PRIORITY_ANNOTATION: priority,
+                INDEX_ANNOTATION: str(index),
+                BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or "",
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": {
             "suspend": True,
@@ -157,13 +164,21 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
             "activeDeadlineSeconds": settings.active_deadline_seconds,
             "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
             "podReplacementPolicy": "Failed",
-            "podFailurePolicy": {"rules": [
-                # The worker exits EXIT_PERMANENT for bad input: retrying cannot help.
-                {"action": "FailJob",
-                 "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [EXIT_PERMANENT]}},
-                # Evictions and preemptions are not the worker's fault: retry without counting them.
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-            ]},
+            "podFailurePolicy": {
+                "rules": [
+                    # The worker exits EXIT_PERMANENT for bad input: retrying cannot help.
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [EXIT_PERMANENT],
+                        },
+                    },
+                    # Evictions and preemptions are not the worker's fault: retry without counting them.
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                ]
+            },
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }

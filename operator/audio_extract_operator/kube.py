@@ -8,7 +8,7 @@ like kopf's bodies, so the pure builders and mappings work on either.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -97,11 +97,19 @@ class Kube:
     async def close(self) -> None:
         await self.api.close()
 
-    async def call(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
-                   content_type: str = "application/json") -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         try:
             return await self.api.call_api(
-                path, method,
+                path,
+                method,
                 query_params=list((query or {}).items()),
                 header_params={"Accept": "application/json", "Content-Type": content_type},
                 body=body,
@@ -112,7 +120,7 @@ class Kube:
             )
         except k8s.ApiException as e:
             raise _convert(e) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transient(0, type(e).__name__, str(e)) from None
 
     # --- ExtractionBatch ------------------------------------------------------------------------
@@ -124,8 +132,9 @@ class Kube:
         path = batch_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
         return (await self.call("GET", path))["items"]
 
-    async def patch_batch_status(self, namespace: str, name: str, status: dict[str, Any],
-                                 resource_version: str | None = None) -> dict[str, Any]:
+    async def patch_batch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any]:
         """Merge-patch ``status``; with ``resource_version`` it fails with Conflict if the object moved."""
         body: dict[str, Any] = {"status": status}
         if resource_version:
@@ -139,10 +148,8 @@ class Kube:
         body: dict[str, Any] = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
-        try:
+        with contextlib.suppress(NotFound):
             await self.call("DELETE", batch_path(namespace, name), body)
-        except NotFound:
-            pass
 
     # --- Jobs and Pods ------------------------------------------------------------------------
 
@@ -152,8 +159,9 @@ class Kube:
     async def get_job(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.call("GET", job_path(namespace, name))
 
-    async def set_job_suspended(self, namespace: str, name: str, suspend: bool,
-                                uid: str | None = None) -> dict[str, Any]:
+    async def set_job_suspended(
+        self, namespace: str, name: str, suspend: bool, uid: str | None = None
+    ) -> dict[str, Any]:
         patch: dict[str, Any] = {"spec": {"suspend": suspend}}
         if uid:  # only the Job we decided about, not a same-named successor
             patch["metadata"] = {"uid": uid}
@@ -161,11 +169,11 @@ class Kube:
 
     async def delete_job(self, namespace: str, name: str) -> None:
         """Delete a Job and (in the background) its pods; a missing Job is fine."""
-        try:
+        with contextlib.suppress(NotFound):
             await self.call("DELETE", job_path(namespace, name), {"propagationPolicy": "Background"})
-        except NotFound:
-            pass
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        out = await self.call("GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector})
+        out = await self.call(
+            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
+        )
         return out["items"]

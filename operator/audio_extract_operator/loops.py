@@ -7,6 +7,7 @@ so a missed or collapsed event, or a crash between two writes, is corrected on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from audio_extract_common.timefmt import iso, now
@@ -28,7 +29,9 @@ async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> None:
         path = f"/apis/batch/v1/namespaces/{ns}/jobs" if ns else "/apis/batch/v1/jobs"
         listing = await kube.call("GET", path, query={"labelSelector": JOB_SELECTOR})
         for job in listing["items"]:
-            job.setdefault("metadata", {}).setdefault("resourceVersion", listing["metadata"]["resourceVersion"])
+            job.setdefault("metadata", {}).setdefault(
+                "resourceVersion", listing["metadata"]["resourceVersion"]
+            )
             registry.observe_job(job)
     registry.jobs_synced = True
 
@@ -73,10 +76,8 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
             raise
         except Exception as e:
             log.warning("admission pass failed: %s", e)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission_interval)
-        except TimeoutError:
-            pass
 
 
 async def retention_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:

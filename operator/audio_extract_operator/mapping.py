@@ -69,11 +69,13 @@ def pod_result(pod: Mapping[str, Any]) -> WorkerResult | None:
 def _latest_first(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def finished_at(pod: Mapping[str, Any]) -> str:
         return (_terminated(pod) or {}).get("finishedAt") or pod["metadata"].get("creationTimestamp") or ""
+
     return sorted(pods, key=finished_at, reverse=True)
 
 
-def job_entry(entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]],
-              now: str) -> JobStatus:
+def job_entry(
+    entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]], now: str
+) -> JobStatus:
     """The job's status entry after observing its Job and pods (``entry`` unchanged when terminal)."""
     if entry.status in TERMINAL_STATES or job is None:
         return entry
@@ -83,9 +85,13 @@ def job_entry(entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Ma
             return entry
         if entry.status == JobState.queued:
             started = (job.get("status") or {}).get("startTime") or now
-            return entry.model_copy(update={
-                "status": JobState.processing, "startedAt": entry.startedAt or started,
-                "currentStep": entry.currentStep or Step.downloading_video})
+            return entry.model_copy(
+                update={
+                    "status": JobState.processing,
+                    "startedAt": entry.startedAt or started,
+                    "currentStep": entry.currentStep or Step.downloading_video,
+                }
+            )
         return entry
 
     pods = _latest_first(pods)
@@ -94,25 +100,40 @@ def job_entry(entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Ma
     if finished == "Complete":
         ok = next((r for r in results if r.output is not None), None)
         if ok is not None:
-            update.update(status=JobState.completed, progress=100, outputFile=ok.output, error=None,
-                          currentStep=Step.finalizing)
+            update.update(
+                status=JobState.completed,
+                progress=100,
+                outputFile=ok.output,
+                error=None,
+                currentStep=Step.finalizing,
+            )
             if ok.inputFile is not None:
                 update["inputFile"] = ok.inputFile
             return entry.model_copy(update=update)
-        update.update(status=JobState.failed, error=JobError(
-            code=ErrorCode.INTERNAL_ERROR, message="the worker finished without leaving a result"))
+        update.update(
+            status=JobState.failed,
+            error=JobError(
+                code=ErrorCode.INTERNAL_ERROR, message="the worker finished without leaving a result"
+            ),
+        )
         return entry.model_copy(update=update)
 
     reason = _condition(job, "Failed").get("reason")  # type: ignore[union-attr]
     failed = next((r for r in results if r.error is not None), None)
     if reason == "DeadlineExceeded":
-        error = JobError(code=ErrorCode.TIMEOUT, message="the job ran past its deadline",
-                         details=(failed.error.message if failed and failed.error else None))
+        error = JobError(
+            code=ErrorCode.TIMEOUT,
+            message="the job ran past its deadline",
+            details=(failed.error.message if failed and failed.error else None),
+        )
     elif failed is not None and failed.error is not None:
         error = failed.error
     else:
-        error = JobError(code=ErrorCode.INTERNAL_ERROR, message="the worker's pod ended without a result",
-                         details=f"Job failed: {reason}")
+        error = JobError(
+            code=ErrorCode.INTERNAL_ERROR,
+            message="the worker's pod ended without a result",
+            details=f"Job failed: {reason}",
+        )
     update.update(status=JobState.failed, error=error)
     if failed is not None and failed.inputFile is not None:
         update["inputFile"] = failed.inputFile
@@ -122,21 +143,39 @@ def job_entry(entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Ma
 def cancelled(entry: JobStatus, now: str) -> JobStatus:
     if entry.status in TERMINAL_STATES:
         return entry
-    return entry.model_copy(update={
-        "status": JobState.cancelled, "completedAt": now, "currentStep": None, "estimatedTimeRemaining": None,
-        "error": JobError(code=ErrorCode.CANCELLED, message="the job was cancelled")})
+    return entry.model_copy(
+        update={
+            "status": JobState.cancelled,
+            "completedAt": now,
+            "currentStep": None,
+            "estimatedTimeRemaining": None,
+            "error": JobError(code=ErrorCode.CANCELLED, message="the job was cancelled"),
+        }
+    )
 
 
 def failed_permanently(entry: JobStatus, code: ErrorCode, message: str, now: str) -> JobStatus:
     if entry.status in TERMINAL_STATES:
         return entry
-    return entry.model_copy(update={
-        "status": JobState.failed, "completedAt": now, "currentStep": None,
-        "error": JobError(code=code, message=message)})
+    return entry.model_copy(
+        update={
+            "status": JobState.failed,
+            "completedAt": now,
+            "currentStep": None,
+            "error": JobError(code=code, message=message),
+        }
+    )
 
 
-def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str, message: str,
-                  now: str, generation: int | None) -> list[Condition]:
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> list[Condition]:
     """Upsert a condition; ``lastTransitionTime`` moves only when its status flips."""
     value = "True" if status else "False"
     out, found = [], False
@@ -146,12 +185,28 @@ def set_condition(conditions: list[Condition], type_: str, status: bool, reason:
             continue
         found = True
         changed = c.status != value
-        out.append(c.model_copy(update={
-            "status": value, "reason": reason, "message": message, "observedGeneration": generation,
-            "lastTransitionTime": now if changed else c.lastTransitionTime}))
+        out.append(
+            c.model_copy(
+                update={
+                    "status": value,
+                    "reason": reason,
+                    "message": message,
+                    "observedGeneration": generation,
+                    "lastTransitionTime": now if changed else c.lastTransitionTime,
+                }
+            )
+        )
     if not found:
-        out.append(Condition(type=type_, status=value, reason=reason, message=message,
-                             lastTransitionTime=now, observedGeneration=generation))
+        out.append(
+            Condition(
+                type=type_,
+                status=value,
+                reason=reason,
+                message=message,
+                lastTransitionTime=now,
+                observedGeneration=generation,
+            )
+        )
     return out
 
 
@@ -171,26 +226,44 @@ def summarize(status: BatchStatus, now: str, generation: int | None) -> BatchSta
 
     conds = list(status.conditions)
     conds = set_condition(conds, "Accepted", True, "JobsCreated", f"{total} job(s) accepted", now, generation)
-    conds = set_condition(conds, "Running", count[JobState.processing] > 0,
-                          "JobsRunning" if count[JobState.processing] else ("AllJobsFinished" if done else "Waiting"),
-                          f"{count[JobState.processing]} processing, {count[JobState.queued]} queued",
-                          now, generation)
-    conds = set_condition(conds, "Complete", done, "AllJobsFinished" if done else "JobsPending",
-                          f"{count[JobState.completed]}/{total} completed, {unsuccessful} failed or cancelled",
-                          now, generation)
-    conds = set_condition(conds, "Failed", done and unsuccessful > 0,
-                          "JobsFailed" if done and unsuccessful else "NoFailure",
-                          f"{unsuccessful} job(s) failed or were cancelled" if unsuccessful else "",
-                          now, generation)
+    conds = set_condition(
+        conds,
+        "Running",
+        count[JobState.processing] > 0,
+        "JobsRunning" if count[JobState.processing] else ("AllJobsFinished" if done else "Waiting"),
+        f"{count[JobState.processing]} processing, {count[JobState.queued]} queued",
+        now,
+        generation,
+    )
+    conds = set_condition(
+        conds,
+        "Complete",
+        done,
+        "AllJobsFinished" if done else "JobsPending",
+        f"{count[JobState.completed]}/{total} completed, {unsuccessful} failed or cancelled",
+        now,
+        generation,
+    )
+    conds = set_condition(
+        conds,
+        "Failed",
+        done and unsuccessful > 0,
+        "JobsFailed" if done and unsuccessful else "NoFailure",
+        f"{unsuccessful} job(s) failed or were cancelled" if unsuccessful else "",
+        now,
+        generation,
+    )
     # A permanent problem (e.g. a foreign Job holding a name) keeps its own condition, set elsewhere.
-    return status.model_copy(update={
-        "total": total,
-        "queued": count[JobState.queued],
-        "processing": count[JobState.processing],
-        "completed": count[JobState.completed],
-        "failed": unsuccessful,
-        "phase": phase,
-        "conditions": conds,
-        "observedGeneration": generation,
-        "completedAt": (status.completedAt or now) if done else None,
-    })
+    return status.model_copy(
+        update={
+            "total": total,
+            "queued": count[JobState.queued],
+            "processing": count[JobState.processing],
+            "completed": count[JobState.completed],
+            "failed": unsuccessful,
+            "phase": phase,
+            "conditions": conds,
+            "observedGeneration": generation,
+            "completedAt": (status.completedAt or now) if done else None,
+        }
+    )

@@ -35,9 +35,13 @@ def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> Ba
         report = reports.get(job.index)
         if report is None or job.status in TERMINAL_STATES:
             continue
-        update: dict[str, Any] = {"currentStep": report.step, "progress": max(job.progress, report.progress)
-                                  if job.currentStep == report.step else report.progress,
-                                  "estimatedTimeRemaining": report.estimatedTimeRemaining}
+        update: dict[str, Any] = {
+            "currentStep": report.step,
+            "progress": max(job.progress, report.progress)
+            if job.currentStep == report.step
+            else report.progress,
+            "estimatedTimeRemaining": report.estimatedTimeRemaining,
+        }
         if job.status == JobState.queued:
             update["status"] = JobState.processing
         if report.inputFile is not None:

@@ -12,14 +12,21 @@ from typing import Any
 
 RULES: list[dict[str, Any]] = [
     # Watch batches; kopf patches finalizers and its annotations; batches past retention are deleted.
-    {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches"],
-     "verbs": ["get", "list", "watch", "patch", "delete"]},
+    {
+        "apiGroups": ["audioextract.io"],
+        "resources": ["extractionbatches"],
+        "verbs": ["get", "list", "watch", "patch", "delete"],
+    },
     # The operator is the only writer of batch status.
     {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/status"], "verbs": ["patch"]},
     # Jobs carry a blocking owner reference to their batch (OwnerReferencesPermissionEnforcement).
     {"apiGroups": ["audioextract.io"], "resources": ["extractionbatches/finalizers"], "verbs": ["update"]},
     # One Job per extraction; patched to unsuspend on admission, deleted on cancel.
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "patch", "delete"]},
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["create", "get", "list", "watch", "patch", "delete"],
+    },
     # Read-only: the worker's result is its pod's termination message.
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     # Events on the batch per transition (posted, never updated).
@@ -29,17 +36,29 @@ SERVICE_ACCOUNT = "audio-extract-operator"
 
 
 def role(namespace: str, name: str = SERVICE_ACCOUNT) -> dict[str, Any]:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-            "metadata": {"name": name, "namespace": namespace}, "rules": RULES}
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": namespace},
+        "rules": RULES,
+    }
 
 
-def role_binding(namespace: str, name: str = SERVICE_ACCOUNT, service_account: str = SERVICE_ACCOUNT,
-                 sa_namespace: str | None = None) -> dict[str, Any]:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": service_account,
-                          "namespace": sa_namespace or namespace}]}
+def role_binding(
+    namespace: str,
+    name: str = SERVICE_ACCOUNT,
+    service_account: str = SERVICE_ACCOUNT,
+    sa_namespace: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": service_account, "namespace": sa_namespace or namespace}
+        ],
+    }
 
 
 def service_account(namespace: str, name: str = SERVICE_ACCOUNT) -> dict[str, Any]:

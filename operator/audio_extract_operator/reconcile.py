@@ -39,10 +39,16 @@ def initial_entries(body: Mapping[str, Any], spec: BatchSpec, status: BatchStatu
     created = body["metadata"].get("creationTimestamp") or iso(now())
     by_index = {j.index: j for j in status.jobs}
     status.batchId = ids.batch_id(key)
-    status.jobs = [by_index.get(i) or JobStatus(index=i, jobId=ids.job_id(key, i),
-                                                 jobName=ids.job_object_name(ids.job_id(key, i)),
-                                                 createdAt=created)
-                   for i in range(len(spec.jobs))]
+    status.jobs = [
+        by_index.get(i)
+        or JobStatus(
+            index=i,
+            jobId=ids.job_id(key, i),
+            jobName=ids.job_object_name(ids.job_id(key, i)),
+            createdAt=created,
+        )
+        for i in range(len(spec.jobs))
+    ]
     return status
 
 
@@ -60,7 +66,7 @@ class Reconciler:
     async def batch(self, body: Mapping[str, Any]) -> None:
         """Status initialized, cancellations applied, one Job per unfinished job."""
         meta = body["metadata"]
-        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        ns, name, _uid = meta["namespace"], meta["name"], meta["uid"]
         try:
             spec = BatchSpec.model_validate(body["spec"])
         except ValidationError as e:
@@ -79,7 +85,9 @@ class Reconciler:
         if to_cancel:
             at = iso(now())
             idx = {j.index for j in to_cancel}
-            status = await self.writer.update(ns, name, lambda b, s: _mark(s, idx, lambda e: cancelled(e, at)))
+            status = await self.writer.update(
+                ns, name, lambda b, s: _mark(s, idx, lambda e: cancelled(e, at))
+            )
             if status is None:
                 return
 
@@ -91,9 +99,14 @@ class Reconciler:
             self.registry.wake.set()
         if foreign:
             idx = {int(n[-2:], 16) - 1 for n in foreign}
-            await self._fail_jobs(body, idx, ErrorCode.INTERNAL_ERROR,
-                                  "a Job with this job's name exists and belongs to something else",
-                                  "JobNameTaken", ", ".join(foreign))
+            await self._fail_jobs(
+                body,
+                idx,
+                ErrorCode.INTERNAL_ERROR,
+                "a Job with this job's name exists and belongs to something else",
+                "JobNameTaken",
+                ", ".join(foreign),
+            )
             raise PermanentProblem(f"foreign Jobs hold names: {foreign}")
 
     async def _ensure_jobs(self, body: Mapping[str, Any], status: BatchStatus, cancel: set[int]) -> list[str]:
@@ -120,21 +133,41 @@ class Reconciler:
                 else:
                     self.registry.observe_job(existing)
             except Invalid as e:
-                await self._fail_jobs(body, {j.index}, ErrorCode.INTERNAL_ERROR, f"the Job was refused: {e.message}",
-                                      "JobRefused")
+                await self._fail_jobs(
+                    body,
+                    {j.index},
+                    ErrorCode.INTERNAL_ERROR,
+                    f"the Job was refused: {e.message}",
+                    "JobRefused",
+                )
                 raise PermanentProblem(e.message) from None
         return foreign
 
-    async def _fail_jobs(self, body: Mapping[str, Any], idx: set[int], code: ErrorCode, message: str,
-                         reason: str, detail: str = "") -> None:
+    async def _fail_jobs(
+        self,
+        body: Mapping[str, Any],
+        idx: set[int],
+        code: ErrorCode,
+        message: str,
+        reason: str,
+        detail: str = "",
+    ) -> None:
         meta = body["metadata"]
         at = iso(now())
 
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus:
             s = _mark(s, idx, lambda e: failed_permanently(e, code, message, at))
-            s.conditions = set_condition(s.conditions, "Blocked", True, reason, f"{message} {detail}".strip(),
-                                         at, b["metadata"].get("generation"))
+            s.conditions = set_condition(
+                s.conditions,
+                "Blocked",
+                True,
+                reason,
+                f"{message} {detail}".strip(),
+                at,
+                b["metadata"].get("generation"),
+            )
             return s
+
         await self.writer.update(meta["namespace"], meta["name"], change)
         await k8sevents.post(self.kube, body, "Warning", reason, f"{message} {detail}".strip())
 
@@ -143,9 +176,11 @@ class Reconciler:
         at = iso(now())
 
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus:
-            s.conditions = set_condition(s.conditions, "Blocked", True, reason, message, at,
-                                         b["metadata"].get("generation"))
+            s.conditions = set_condition(
+                s.conditions, "Blocked", True, reason, message, at, b["metadata"].get("generation")
+            )
             return s
+
         await self.writer.update(meta["namespace"], meta["name"], change)
         await k8sevents.post(self.kube, body, "Warning", reason, message)
 
@@ -187,6 +222,7 @@ class Reconciler:
                 return None
             s.jobs = [new if j.index == info.index else j for j in s.jobs]
             return s
+
         await self.writer.update(info.namespace, info.batch, change)
 
     async def admitted(self, info: JobInfo, started: str) -> None:
@@ -198,6 +234,7 @@ class Reconciler:
                     j.status, j.startedAt, j.currentStep = "processing", started, "downloading_video"
                     return s
             return None
+
         await self.writer.update(info.namespace, info.batch, change)
 
     # --- retention ----------------------------------------------------------------------------
@@ -207,15 +244,25 @@ class Reconciler:
         meta = body["metadata"]
         status = BatchStatus.model_validate(body.get("status") or {})
         current = now()
-        if status.completedAt and (current - parse(status.completedAt)).total_seconds() \
-                >= self.settings.record_retention_seconds:
-            log.info("deleting %s/%s: finished at %s, past record retention", meta["namespace"], meta["name"],
-                     status.completedAt)
+        if (
+            status.completedAt
+            and (current - parse(status.completedAt)).total_seconds()
+            >= self.settings.record_retention_seconds
+        ):
+            log.info(
+                "deleting %s/%s: finished at %s, past record retention",
+                meta["namespace"],
+                meta["name"],
+                status.completedAt,
+            )
             self._remove_outputs(status.jobs)
             await self.kube.delete_batch(meta["namespace"], meta["name"], meta["uid"])
             return
-        due = [j for j in status.jobs if j.status == "completed" and not j.expired and j.expiresAt
-               and parse(j.expiresAt) <= current]
+        due = [
+            j
+            for j in status.jobs
+            if j.status == "completed" and not j.expired and j.expiresAt and parse(j.expiresAt) <= current
+        ]
         if not due:
             return
         self._remove_outputs(due)
@@ -226,9 +273,15 @@ class Reconciler:
                 if j.index in idx:
                     j.expired = True
             return s
+
         await self.writer.update(meta["namespace"], meta["name"], change)
-        await k8sevents.post(self.kube, body, "Normal", "OutputsExpired",
-                             f"{len(due)} output(s) removed after the retention window")
+        await k8sevents.post(
+            self.kube,
+            body,
+            "Normal",
+            "OutputsExpired",
+            f"{len(due)} output(s) removed after the retention window",
+        )
 
     def _remove_outputs(self, jobs: list[JobStatus]) -> None:
         if self.settings.store_root is None:

@@ -60,11 +60,18 @@ class JobInfo:
         ann = meta.get("annotations") or {}
         owner_uid = next(r["uid"] for r in meta["ownerReferences"] if r.get("name") == batch)
         return cls(
-            namespace=meta["namespace"], name=meta["name"], uid=meta.get("uid", ""), batch=batch,
-            batch_uid=owner_uid, index=int(ann.get(INDEX_ANNOTATION, "0")),
+            namespace=meta["namespace"],
+            name=meta["name"],
+            uid=meta.get("uid", ""),
+            batch=batch,
+            batch_uid=owner_uid,
+            index=int(ann.get(INDEX_ANNOTATION, "0")),
             priority=ann.get(PRIORITY_ANNOTATION, "normal"),
             batch_created=ann.get(BATCH_CREATED_ANNOTATION) or meta.get("creationTimestamp") or "",
-            suspended=job_suspended(job), finished=job_finished(job), rv=_rv(job))
+            suspended=job_suspended(job),
+            finished=job_finished(job),
+            rv=_rv(job),
+        )
 
     @property
     def running(self) -> bool:
@@ -121,8 +128,11 @@ class Registry:
         return sum(1 for j in self.jobs.values() if j.running)
 
     def queued(self) -> list[Candidate]:
-        return [j.candidate() for ref, j in self.jobs.items()
-                if j.suspended and j.finished is None and ref not in self.blocked]
+        return [
+            j.candidate()
+            for ref, j in self.jobs.items()
+            if j.suspended and j.finished is None and ref not in self.blocked
+        ]
 
     def jobs_of(self, namespace: str, batch: str) -> list[JobInfo]:
         return [j for j in self.jobs.values() if j.namespace == namespace and j.batch == batch]

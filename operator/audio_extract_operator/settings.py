@@ -27,11 +27,14 @@ class Settings(WebhookSettings):
         description="Namespaces to watch (JSON list); empty = cluster-wide (needs a ClusterRole).",
     )
     kubeconfig: str | None = Field(
-        default=None, description="Kubeconfig file for the operator's own clients; unset = in-cluster or KUBECONFIG."
+        default=None,
+        description="Kubeconfig file for the operator's own clients; unset = in-cluster or KUBECONFIG.",
     )
 
     # --- the Job each extraction runs ----------------------------------------------------------
-    worker_image: str = Field(default="audio-extract:latest", description="Image with the worker (and ffmpeg).")
+    worker_image: str = Field(
+        default="audio-extract:latest", description="Image with the worker (and ffmpeg)."
+    )
     image_pull_policy: str = Field(default="IfNotPresent", description="The worker container's pull policy.")
     worker_service_account: str | None = Field(
         default=None, description="ServiceAccount of job pods (its token is never mounted); unset = default."
@@ -40,30 +43,38 @@ class Settings(WebhookSettings):
         default="audio-extract-store", description="PersistentVolumeClaim (ReadWriteMany) holding the store."
     )
     store_mount_path: str = Field(default="/data", description="Where job pods mount the store.")
-    scratch_mount_path: str = Field(default="/scratch", description="Where job pods mount their scratch emptyDir.")
+    scratch_mount_path: str = Field(
+        default="/scratch", description="Where job pods mount their scratch emptyDir."
+    )
     scratch_size_limit: str = Field(
-        default="4Gi", description="Scratch emptyDir size limit: the downloaded source plus the encoded output."
+        default="4Gi",
+        description="Scratch emptyDir size limit: the downloaded source plus the encoded output.",
     )
     cpu_request: str = Field(default="500m", description="Worker CPU request (scheduling/Kueue quota).")
     cpu_limit: str = Field(default="2", description="Worker CPU limit.")
     memory_request: str = Field(default="256Mi", description="Worker memory request.")
-    memory_limit: str = Field(default="1Gi", description="Worker memory limit (ffmpeg streams; no big buffers).")
+    memory_limit: str = Field(
+        default="1Gi", description="Worker memory limit (ffmpeg streams; no big buffers)."
+    )
     active_deadline_seconds: int = Field(
         default=1800, ge=1, description="Seconds a Job may run (all attempts) before it fails as TIMEOUT."
     )
     backoff_limit: int = Field(default=2, ge=0, description="Pod retries for transient failures.")
     ttl_seconds_after_finished: int = Field(
-        default=3600, ge=0, description="Seconds a finished Job (and its pods) is kept; its outcome is already in status."
+        default=3600,
+        ge=0,
+        description="Seconds a finished Job (and its pods) is kept; its outcome is already in status.",
     )
     worker_allow_cidrs: str = Field(
-        default="", description="Passed to the worker's ALLOW_CIDRS (private source addresses it may fetch; dev/tests)."
+        default="",
+        description="Passed to the worker's ALLOW_CIDRS (private source addresses it may fetch; dev/tests).",
     )
     worker_connect_timeout: float | None = Field(default=None, description="Worker CONNECT_TIMEOUT, seconds.")
     worker_read_timeout: float | None = Field(default=None, description="Worker READ_TIMEOUT, seconds.")
     worker_max_source_bytes: int | None = Field(default=None, description="Worker MAX_SOURCE_BYTES.")
     priority_classes: dict[str, str] = Field(
         default_factory=dict,
-        description="PriorityClass name per job priority (JSON, e.g. {\"high\": \"audio-extract-high\"}); "
+        description='PriorityClass name per job priority (JSON, e.g. {"high": "audio-extract-high"}); '
         "a priority without an entry gets none.",
     )
 
@@ -79,7 +90,7 @@ class Settings(WebhookSettings):
     # --- progress -----------------------------------------------------------------------------
     progress_secret: SecretStr = Field(
         default=SecretStr(""),
-        description="HMAC key of per-job progress tokens; must survive restarts (tokens are baked into Jobs). "
+        description="HMAC key of per-job progress tokens; must survive restarts (tokens are in the Jobs). "
         "Empty disables progress reporting.",
     )
     progress_url: str | None = Field(
@@ -93,7 +104,8 @@ class Settings(WebhookSettings):
 
     # --- retention ----------------------------------------------------------------------------
     store_root: Path | None = Field(
-        default=None, description="The store as the operator sees it (for expiring outputs); unset = keep files."
+        default=None,
+        description="The store as the operator sees it (for expiring outputs); unset = keep files.",
     )
     output_retention_seconds: int = Field(
         default=86400, ge=0, description="Seconds after completion an output is kept (contract: 24 h)."
@@ -105,7 +117,9 @@ class Settings(WebhookSettings):
 
     # --- robustness ---------------------------------------------------------------------------
     handler_timeout: float = Field(default=60.0, gt=0, description="Seconds a kopf handler may take.")
-    handler_retries: int = Field(default=8, ge=0, description="Retries of a failing handler before giving up.")
+    handler_retries: int = Field(
+        default=8, ge=0, description="Retries of a failing handler before giving up."
+    )
     handler_backoff: float = Field(default=2.0, gt=0, description="Seconds between handler retries.")
     watch_server_timeout: int = Field(
         default=300, description="Seconds the API server keeps a watch open (stale watches get restarted)."

@@ -54,12 +54,19 @@ def transitions(old: BatchStatus, new: BatchStatus) -> list[tuple[str, str, str]
             out.append(("Normal", "JobCompleted", f"{j.jobId} completed"))
         elif j.status == JobState.failed:
             code = j.error.code if j.error else "INTERNAL_ERROR"
-            out.append(("Warning", "JobFailed", f"{j.jobId} failed: {code}: {j.error.message if j.error else ''}"))
+            out.append(
+                ("Warning", "JobFailed", f"{j.jobId} failed: {code}: {j.error.message if j.error else ''}")
+            )
         elif j.status == JobState.cancelled:
             out.append(("Normal", "JobCancelled", f"{j.jobId} cancelled"))
     if old.phase != new.phase and new.phase in (Phase.Succeeded, Phase.Failed):
-        out.append(("Normal" if new.phase == Phase.Succeeded else "Warning", f"Batch{new.phase}",
-                    f"{new.completed}/{new.total} completed, {new.failed} failed or cancelled"))
+        out.append(
+            (
+                "Normal" if new.phase == Phase.Succeeded else "Warning",
+                f"Batch{new.phase}",
+                f"{new.completed}/{new.total} completed, {new.failed} failed or cancelled",
+            )
+        )
     return out
 
 
@@ -95,8 +102,11 @@ class StatusWriter:
                     return current
                 try:
                     written = await self.kube.patch_batch_status(
-                        namespace, name, new.model_dump(mode="json", exclude_none=True),
-                        body["metadata"]["resourceVersion"])
+                        namespace,
+                        name,
+                        new.model_dump(mode="json", exclude_none=True),
+                        body["metadata"]["resourceVersion"],
+                    )
                 except Conflict:
                     continue
                 except NotFound:

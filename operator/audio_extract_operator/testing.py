@@ -7,7 +7,9 @@ tests): the operator as a subprocess, a local media server, generated media, ope
     op.stop(); media.stop()
 
 ``cluster`` is the session's ``LocalCluster`` (``tests/conftest.py``). With ``rbac=True`` the
-operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly ``rbac.RULES`` (authenticated with a\nreal token of that ServiceAccount).
+operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly ``rbac.RULES``
+(authenticated
+with a real token of that ServiceAccount).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def free_port() -> int:
 def install_crd(cluster: Any) -> None:
     """Apply the generated CRD (idempotent) and wait until it is served."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/extractionbatches.audioextract.io")
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/extractionbatches.audioextract.io"
+    )
 
 
 def apply_objects(cluster: Any, objs: list[Mapping[str, Any]]) -> None:
@@ -58,17 +61,35 @@ def apply_objects(cluster: Any, objs: list[Mapping[str, Any]]) -> None:
 def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
     """ServiceAccount + Role(rbac.RULES) + RoleBinding; returns a kubeconfig with a real token of that
     ServiceAccount (TokenRequest), so the API server authorizes the operator exactly as in a pod."""
-    apply_objects(cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)])
-    token = cluster.kubectl("-n", namespace, "create", "token", rbac.SERVICE_ACCOUNT, "--duration=6h").stdout.strip()
+    apply_objects(
+        cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)]
+    )
+    token = cluster.kubectl(
+        "-n", namespace, "create", "token", rbac.SERVICE_ACCOUNT, "--duration=6h"
+    ).stdout.strip()
     path = Path(cluster.workdir) / f"operator-{namespace}.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
-        "clusters": [{"name": "local", "cluster": {"server": cluster.server,
-                                                     "certificate-authority": str(cluster.ca_file)}}],
-        "users": [{"name": "operator", "user": {"token": token}}],
-        "contexts": [{"name": "operator", "context": {"cluster": "local", "user": "operator",
-                                                       "namespace": namespace}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "operator",
+                "clusters": [
+                    {
+                        "name": "local",
+                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)},
+                    }
+                ],
+                "users": [{"name": "operator", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "operator",
+                        "context": {"cluster": "local", "user": "operator", "namespace": namespace},
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -77,18 +98,33 @@ def ensure_store_claim(cluster: Any, namespace: str, claim: str = DEFAULT_CLAIM)
     it); pods see it as ``volumes_root/<namespace>/<claim>``, which is returned."""
     local = Path(cluster.volumes_root) / namespace / claim
     local.mkdir(parents=True, exist_ok=True)
-    apply_objects(cluster, [
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": claim, "namespace": namespace},
-         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}},
-    ])
+    apply_objects(
+        cluster,
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": namespace},
+                "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+            },
+        ],
+    )
     return local
 
 
 class OperatorProcess:
     """``python -m audio_extract_operator`` watching one namespace, as a killable subprocess."""
 
-    def __init__(self, cluster: Any, namespace: str, *, rbac: bool = True, claim: str = DEFAULT_CLAIM,
-                 log_dir: Path | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        *,
+        rbac: bool = True,
+        claim: str = DEFAULT_CLAIM,
+        log_dir: Path | None = None,
+        **settings: Any,
+    ) -> None:
         self.cluster = cluster
         self.namespace = namespace
         self.claim = claim
@@ -125,8 +161,13 @@ class OperatorProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
         log.write(f"--- start {self.starts} ---\n".encode())
         log.flush()
-        self.proc = subprocess.Popen([sys.executable, "-m", "audio_extract_operator"], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "audio_extract_operator"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         log.close()
         self.starts += 1
         if wait:
@@ -178,6 +219,7 @@ class OperatorProcess:
 
 # --- media ---------------------------------------------------------------------------------------
 
+
 def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
@@ -189,16 +231,42 @@ def make_media(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     video = ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=10:duration=1"]
     audio = ["-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=44100"]
-    _ffmpeg(*video, *audio, "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac",
-            "-shortest", str(directory / "av.mp4"))
+    _ffmpeg(
+        *video,
+        *audio,
+        "-ac",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(directory / "av.mp4"),
+    )
     _ffmpeg(*audio, str(directory / "tone.wav"))
     _ffmpeg(*video, "-c:v", "libx264", "-preset", "ultrafast", str(directory / "noaudio.mp4"))
     for name in ("talk.mp4", "lecture.mp4"):
         shutil.copy(directory / "av.mp4", directory / name)
-    _ffmpeg("-i", str(directory / "av.mp4"), "-c", "copy", "-metadata", "title=Concert",
-            str(directory / "concert.mkv"))
-    _ffmpeg("-i", str(directory / "av.mp4"), "-c", "copy", "-metadata", "title=Interview",
-            str(directory / "interview.mov"))
+    _ffmpeg(
+        "-i",
+        str(directory / "av.mp4"),
+        "-c",
+        "copy",
+        "-metadata",
+        "title=Concert",
+        str(directory / "concert.mkv"),
+    )
+    _ffmpeg(
+        "-i",
+        str(directory / "av.mp4"),
+        "-c",
+        "copy",
+        "-metadata",
+        "title=Interview",
+        str(directory / "interview.mov"),
+    )
     return directory
 
 
@@ -219,7 +287,7 @@ class MediaServer:
             def do_GET(self) -> None:
                 if self.path.startswith("/slow/"):
                     time.sleep(slow)
-                    self.path = self.path[len("/slow"):]
+                    self.path = self.path[len("/slow") :]
                 super().do_GET()
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -8,11 +8,9 @@ build the same fixtures (this conftest applies to this folder only).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
 from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media
 
 
@@ -29,8 +27,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
 
 
 @pytest.fixture
-def start_operator(cluster: Any, namespace: str, crd: None, request: pytest.FixtureRequest
-                   ) -> Iterator[Callable[..., OperatorProcess]]:
+def start_operator(
+    cluster: Any, namespace: str, crd: None, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., OperatorProcess]]:
     """``start_operator(max_running=2, ...)``: settings as keyword arguments (see Settings)."""
     started: list[OperatorProcess] = []
 

@@ -13,7 +13,6 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
-
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_operator.testing import MediaServer, OperatorProcess
 
@@ -50,23 +49,34 @@ def get_batch(k8s_api: Any, namespace: str, name: str) -> dict[str, Any]:
 
 
 def create_batch(k8s_api: Any, namespace: str, name: str, jobs: list[dict[str, Any]], **spec: Any) -> dict:
-    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": {"jobs": jobs, **spec}}
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {"jobs": jobs, **spec},
+    }
     return custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
 
 def url_job(url: str, fmt: str = "wav", priority: str = "normal", **output: Any) -> dict[str, Any]:
-    return {"source": {"type": "url", "url": url}, "output": {"format": fmt, **output},
-            "options": {"priority": priority}}
+    return {
+        "source": {"type": "url", "url": url},
+        "output": {"format": fmt, **output},
+        "options": {"priority": priority},
+    }
 
 
 def finished(batch: dict[str, Any]) -> bool:
-    return any(c["type"] == "Complete" and c["status"] == "True"
-               for c in (batch.get("status") or {}).get("conditions") or [])
+    return any(
+        c["type"] == "Complete" and c["status"] == "True"
+        for c in (batch.get("status") or {}).get("conditions") or []
+    )
 
 
 def wait_finished(k8s_api: Any, namespace: str, name: str, timeout: float = 60) -> dict[str, Any]:
-    return wait_for(lambda: (b := get_batch(k8s_api, namespace, name)) and finished(b) and b,
-                    timeout, f"{name} Complete")
+    return wait_for(
+        lambda: (b := get_batch(k8s_api, namespace, name)) and finished(b) and b, timeout, f"{name} Complete"
+    )
 
 
 def jobs_in(k8s_api: Any, namespace: str) -> list[Any]:
@@ -79,15 +89,23 @@ def pods_in(k8s_api: Any, namespace: str, selector: str = "") -> list[Any]:
 
 def diagnose(cluster: Any, namespace: str) -> str:
     """What the cluster looked like, for assertion messages."""
-    out = cluster.kubectl("-n", namespace, "get", "extractionbatches,jobs,pods,pvc", "-o", "wide", check=False)
+    out = cluster.kubectl(
+        "-n", namespace, "get", "extractionbatches,jobs,pods,pvc", "-o", "wide", check=False
+    )
     ev = cluster.kubectl("-n", namespace, "get", "events", check=False)
     return f"{out.stdout}{out.stderr}\n{ev.stdout[-3000:]}"
 
 
 # --- samples -------------------------------------------------------------------------------------
 
-def test_valid_samples_run_to_completion(cluster: Any, namespace: str, media: MediaServer, k8s_api: Any,
-                                         start_operator: Callable[..., OperatorProcess]) -> None:
+
+def test_valid_samples_run_to_completion(
+    cluster: Any,
+    namespace: str,
+    media: MediaServer,
+    k8s_api: Any,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
     op = start_operator(max_running=4)
     names = []
     for path in sorted(SAMPLES.glob("*.yaml")):
@@ -95,8 +113,15 @@ def test_valid_samples_run_to_completion(cluster: Any, namespace: str, media: Me
         cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
         names.append(yaml.safe_load(text)["metadata"]["name"])
     for name in names:
-        r = cluster.kubectl("-n", namespace, "wait", "--for=condition=Complete", "--timeout=90s",
-                            f"extractionbatch/{name}", check=False)
+        r = cluster.kubectl(
+            "-n",
+            namespace,
+            "wait",
+            "--for=condition=Complete",
+            "--timeout=90s",
+            f"extractionbatch/{name}",
+            check=False,
+        )
         if r.returncode:
             print(diagnose(cluster, namespace))
         assert r.returncode == 0, r.stderr
@@ -117,11 +142,20 @@ def test_valid_samples_run_to_completion(cluster: Any, namespace: str, media: Me
             path = op.store_root / out["path"]
             assert path.is_file() and path.stat().st_size == out["size"] > 0
             assert entry["expiresAt"] and entry["startedAt"] and entry["inputFile"]["duration"] > 0
-    formats = sorted(e["outputFile"]["format"] for n in names for e in get_batch(k8s_api, namespace, n)
-                     ["status"]["jobs"])
+    formats = sorted(
+        e["outputFile"]["format"] for n in names for e in get_batch(k8s_api, namespace, n)["status"]["jobs"]
+    )
     assert formats == ["aac", "flac", "mp3", "mp3"]
-    events = cluster.kubectl("-n", namespace, "get", "events", "--field-selector",
-                             "involvedObject.kind=ExtractionBatch", "-o", "name").stdout
+    events = cluster.kubectl(
+        "-n",
+        namespace,
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.kind=ExtractionBatch",
+        "-o",
+        "name",
+    ).stdout
     assert events.count("\n") >= 6  # started/completed per job, succeeded per batch
 
 
@@ -134,8 +168,10 @@ def test_invalid_samples_refused_naming_the_field(cluster: Any, namespace: str, 
 
 # --- admission -------------------------------------------------------------------------------------
 
-def test_running_limit_and_priority_order(namespace: str, media: MediaServer, k8s_api: Any,
-                                          start_operator: Callable[..., OperatorProcess]) -> None:
+
+def test_running_limit_and_priority_order(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     priorities = ["low", "normal", "high", "low", "high", "normal", "low", "normal", "high", "low"]
     order: list[str] = []
     peak = [0]
@@ -144,12 +180,14 @@ def test_running_limit_and_priority_order(namespace: str, media: MediaServer, k8
     def watch() -> None:  # every Job change, as the API server reports it
         state: dict[str, tuple[bool, bool]] = {}
         w = kubernetes.watch.Watch()
-        for ev in w.stream(kubernetes.client.BatchV1Api(k8s_api).list_namespaced_job, namespace,
-                           timeout_seconds=120):
+        for ev in w.stream(
+            kubernetes.client.BatchV1Api(k8s_api).list_namespaced_job, namespace, timeout_seconds=120
+        ):
             job = ev["object"]
             name = job.metadata.name
-            done = any(c.type in ("Complete", "Failed") and c.status == "True"
-                       for c in (job.status.conditions or []))
+            done = any(
+                c.type in ("Complete", "Failed") and c.status == "True" for c in (job.status.conditions or [])
+            )
             running = not job.spec.suspend and not done
             if running and name not in order:
                 order.append(name)
@@ -162,8 +200,9 @@ def test_running_limit_and_priority_order(namespace: str, media: MediaServer, k8
     watcher.start()
     time.sleep(0.5)
     start_operator(max_running=2)
-    batch = create_batch(k8s_api, namespace, "mixed",
-                         [url_job(f"{media.url}/tone.wav", priority=p) for p in priorities])
+    batch = create_batch(
+        k8s_api, namespace, "mixed", [url_job(f"{media.url}/tone.wav", priority=p) for p in priorities]
+    )
     status = wait_finished(k8s_api, namespace, "mixed", timeout=120)["status"]
     stop.set()
     watcher.join(timeout=10)
@@ -178,8 +217,10 @@ def test_running_limit_and_priority_order(namespace: str, media: MediaServer, k8
 
 # --- outcomes --------------------------------------------------------------------------------------
 
-def test_source_without_audio_fails_after_one_pod(namespace: str, media: MediaServer, k8s_api: Any,
-                                                  start_operator: Callable[..., OperatorProcess]) -> None:
+
+def test_source_without_audio_fails_after_one_pod(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     start_operator()
     create_batch(k8s_api, namespace, "silent", [url_job(f"{media.url}/noaudio.mp4", "mp3")])
     status = wait_finished(k8s_api, namespace, "silent")["status"]
@@ -189,56 +230,83 @@ def test_source_without_audio_fails_after_one_pod(namespace: str, media: MediaSe
     assert len(pods_in(k8s_api, namespace, f"audioextract.io/job-id={entry['jobId']}")) == 1
 
 
-def test_deadline_is_timeout(namespace: str, media: MediaServer, k8s_api: Any,
-                             start_operator: Callable[..., OperatorProcess]) -> None:
+def test_deadline_is_timeout(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     start_operator(active_deadline_seconds=3)
     create_batch(k8s_api, namespace, "slow", [url_job(f"{media.url}/slow/av.mp4", "mp3")])
     (entry,) = wait_finished(k8s_api, namespace, "slow", timeout=60)["status"]["jobs"]
     assert entry["status"] == "failed" and entry["error"]["code"] == "TIMEOUT", entry
 
 
-def test_cancel_stops_running_and_queued(namespace: str, media: MediaServer, k8s_api: Any,
-                                         start_operator: Callable[..., OperatorProcess]) -> None:
+def test_cancel_stops_running_and_queued(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     start_operator(max_running=1)
-    create_batch(k8s_api, namespace, "cancelme",
-                 [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")])
-    wait_for(lambda: any(p.status.phase == "Running" for p in pods_in(k8s_api, namespace)), 30, "a running pod")
-    custom(k8s_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "cancelme",
-                                                   {"spec": {"cancel": True}})
+    create_batch(
+        k8s_api,
+        namespace,
+        "cancelme",
+        [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")],
+    )
+    wait_for(
+        lambda: any(p.status.phase == "Running" for p in pods_in(k8s_api, namespace)), 30, "a running pod"
+    )
+    custom(k8s_api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "cancelme", {"spec": {"cancel": True}}
+    )
     status = wait_finished(k8s_api, namespace, "cancelme", timeout=30)["status"]
     assert [(j["status"], j["error"]["code"]) for j in status["jobs"]] == [("cancelled", "CANCELLED")] * 2
     assert status["phase"] == "Failed" and status["failed"] == 2
-    wait_for(lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace), 30,
-             "cancelled Jobs and pods gone")
+    wait_for(
+        lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace),
+        30,
+        "cancelled Jobs and pods gone",
+    )
 
 
-def test_cancel_single_job(namespace: str, media: MediaServer, k8s_api: Any,
-                           start_operator: Callable[..., OperatorProcess]) -> None:
+def test_cancel_single_job(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     start_operator(max_running=1)
-    create_batch(k8s_api, namespace, "partial",
-                 [url_job(f"{media.url}/tone.wav"), url_job(f"{media.url}/tone.wav", priority="low")])
-    custom(k8s_api).patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "partial",
-                                                   {"spec": {"cancelJobs": [1]}})
+    create_batch(
+        k8s_api,
+        namespace,
+        "partial",
+        [url_job(f"{media.url}/tone.wav"), url_job(f"{media.url}/tone.wav", priority="low")],
+    )
+    custom(k8s_api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "partial", {"spec": {"cancelJobs": [1]}}
+    )
     status = wait_finished(k8s_api, namespace, "partial")["status"]
     assert [j["status"] for j in status["jobs"]] == ["completed", "cancelled"]
 
 
-def test_deleting_a_batch_deletes_its_jobs_and_pods(namespace: str, media: MediaServer, k8s_api: Any,
-                                                    start_operator: Callable[..., OperatorProcess]) -> None:
+def test_deleting_a_batch_deletes_its_jobs_and_pods(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     start_operator()
     create_batch(k8s_api, namespace, "doomed", [url_job(f"{media.url}/slow/av.mp4", "mp3")] * 2)
-    wait_for(lambda: len([p for p in pods_in(k8s_api, namespace) if p.status.phase == "Running"]) == 2, 30,
-             "two running pods")
+    wait_for(
+        lambda: len([p for p in pods_in(k8s_api, namespace) if p.status.phase == "Running"]) == 2,
+        30,
+        "two running pods",
+    )
     custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "doomed")
-    wait_for(lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace), 60,
-             "Jobs and pods garbage-collected")
+    wait_for(
+        lambda: not jobs_in(k8s_api, namespace) and not pods_in(k8s_api, namespace),
+        60,
+        "Jobs and pods garbage-collected",
+    )
 
 
 # --- restarts ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments(namespace: str, media: MediaServer, k8s_api: Any,
-                                   start_operator: Callable[..., OperatorProcess]) -> None:
+def test_sigkill_at_random_moments(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     runs, jobs_per_batch = 20, 3
     rng = random.Random(20260121)
     op = start_operator(max_running=4)
@@ -264,15 +332,20 @@ def test_sigkill_at_random_moments(namespace: str, media: MediaServer, k8s_api: 
 
 # --- retention -----------------------------------------------------------------------------------
 
-def test_outputs_expire_then_the_record_goes(namespace: str, media: MediaServer, k8s_api: Any,
-                                             start_operator: Callable[..., OperatorProcess]) -> None:
+
+def test_outputs_expire_then_the_record_goes(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
     op = start_operator(output_retention_seconds=1, record_retention_seconds=6, retention_interval=0.5)
     create_batch(k8s_api, namespace, "shortlived", [url_job(f"{media.url}/tone.wav")])
     (entry,) = wait_finished(k8s_api, namespace, "shortlived")["status"]["jobs"]
     output = op.store_root / entry["outputFile"]["path"]
     assert entry["status"] == "completed" and output.is_file()
-    wait_for(lambda: get_batch(k8s_api, namespace, "shortlived")["status"]["jobs"][0]["expired"], 15,
-             "the entry marked expired")
+    wait_for(
+        lambda: get_batch(k8s_api, namespace, "shortlived")["status"]["jobs"][0]["expired"],
+        15,
+        "the entry marked expired",
+    )
     assert not output.exists() and not output.parent.exists()
 
     def gone() -> bool:
@@ -281,4 +354,5 @@ def test_outputs_expire_then_the_record_goes(namespace: str, media: MediaServer,
         except kubernetes.client.ApiException as e:
             return e.status == 404
         return False
+
     wait_for(gone, 20, "the batch deleted after record retention")

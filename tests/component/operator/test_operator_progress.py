@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-
 from audio_extract_common import ids
 from audio_extract_common.resource import BatchStatus, JobStatus
 from audio_extract_operator.progress import Progress, apply_reports
@@ -22,8 +21,12 @@ class FakeWriter:
     """Applies changes to an in-memory status, counting writes."""
 
     def __init__(self) -> None:
-        self.status = BatchStatus(jobs=[JobStatus(index=i, jobId=ids.job_id(KEY, i), jobName="x", status="processing")
-                                        for i in range(2)])
+        self.status = BatchStatus(
+            jobs=[
+                JobStatus(index=i, jobId=ids.job_id(KEY, i), jobName="x", status="processing")
+                for i in range(2)
+            ]
+        )
         self.writes = 0
 
     async def update(self, namespace: str, name: str, change: Any) -> BatchStatus:
@@ -57,7 +60,9 @@ async def test_tokens_are_per_job() -> None:
     try:
         assert (await client.post("/progress", json=report(0, 5))).status == 401
         assert (await client.post("/progress", json=report(0, 5), headers=auth(1))).status == 401
-        assert (await client.post("/progress", json=report(0, 5), headers={"Authorization": "Bearer x"})).status == 401
+        assert (
+            await client.post("/progress", json=report(0, 5), headers={"Authorization": "Bearer x"})
+        ).status == 401
         assert (await client.post("/progress", data=b"{", headers=auth(0))).status == 422
         foreign = {"jobId": "job_ffffffffffffff01", "step": "finalizing", "progress": 1}
         token = progress_token(SECRET, foreign["jobId"])
@@ -88,5 +93,7 @@ async def test_bursts_are_coalesced_to_about_one_write_per_interval() -> None:
 def test_reports_never_touch_terminal_entries() -> None:
     from audio_extract_common.results import ProgressReport
 
-    status = BatchStatus(jobs=[JobStatus(index=0, jobId="job_x", jobName="x", status="completed", progress=100)])
+    status = BatchStatus(
+        jobs=[JobStatus(index=0, jobId="job_x", jobName="x", status="completed", progress=100)]
+    )
     assert apply_reports(status, {0: ProgressReport.model_validate(report(0, 10))}) is None

@@ -22,23 +22,35 @@ def batch(name: str = "batch-0123456789abcd00") -> dict:
     return {
         "apiVersion": "audioextract.io/v1",
         "kind": "ExtractionBatch",
-        "metadata": {"name": name, "namespace": "media", "uid": UID, "creationTimestamp": "2026-01-21T12:00:00Z"},
+        "metadata": {
+            "name": name,
+            "namespace": "media",
+            "uid": UID,
+            "creationTimestamp": "2026-01-21T12:00:00Z",
+        },
         "spec": {
             "webhook": "https://hooks.example.org/batch",
             "jobs": [
-                {"source": {"type": "url", "url": "https://cdn.example.org/talk.mp4"},
-                 "output": {"format": "mp3", "quality": "high"},
-                 "options": {"filename": "talk", "priority": "high"}},
-                {"source": {"type": "upload", "file": "upl_00112233445566ff"},
-                 "output": {"format": "aac", "bitrate": "256k"}},
+                {
+                    "source": {"type": "url", "url": "https://cdn.example.org/talk.mp4"},
+                    "output": {"format": "mp3", "quality": "high"},
+                    "options": {"filename": "talk", "priority": "high"},
+                },
+                {
+                    "source": {"type": "upload", "file": "upl_00112233445566ff"},
+                    "output": {"format": "aac", "bitrate": "256k"},
+                },
             ],
         },
     }
 
 
 def settings(**kw) -> Settings:
-    base = dict(worker_image="registry.example.org/audio-extract:1.0", progress_secret="s3cret",
-                progress_url="http://audio-extract-operator.media.svc:8081/progress")
+    base = dict(
+        worker_image="registry.example.org/audio-extract:1.0",
+        progress_secret="s3cret",
+        progress_url="http://audio-extract-operator.media.svc:8081/progress",
+    )
     base.update(kw)
     return Settings(**base)
 
@@ -56,8 +68,13 @@ def test_job_golden_plain() -> None:
 
 
 def test_job_golden_kueue_and_priority_class() -> None:
-    s = settings(kueue_queue="media-queue", priority_classes={"normal": "ae-normal"}, progress_url=None,
-                 worker_allow_cidrs="127.0.0.0/8", worker_service_account="audio-extract-worker")
+    s = settings(
+        kueue_queue="media-queue",
+        priority_classes={"normal": "ae-normal"},
+        progress_url=None,
+        worker_allow_cidrs="127.0.0.0/8",
+        worker_service_account="audio-extract-worker",
+    )
     check_golden("job-kueue.yaml", build_job(batch(), 1, s))
 
 
@@ -69,8 +86,14 @@ def test_name_ids_and_owner() -> None:
     assert labels[ids.JOB_LABEL] == "job_0123456789abcd02"
     assert job["spec"]["template"]["metadata"]["labels"][ids.JOB_LABEL] == "job_0123456789abcd02"
     (ref,) = job["metadata"]["ownerReferences"]
-    assert ref == {"apiVersion": "audioextract.io/v1", "kind": "ExtractionBatch", "name": "batch-0123456789abcd00",
-                   "uid": UID, "controller": True, "blockOwnerDeletion": True}
+    assert ref == {
+        "apiVersion": "audioextract.io/v1",
+        "kind": "ExtractionBatch",
+        "name": "batch-0123456789abcd00",
+        "uid": UID,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
     assert owned_by(job, UID) and not owned_by(job, "someone-else")
 
 
@@ -86,7 +109,12 @@ def test_worker_contract_env() -> None:
     assert c["command"] == ["python", "-m", "audio_extract_worker"]
     payload = json.loads(env["AUDIO_EXTRACT_WORKER_JOB"])
     assert payload["jobId"] == "job_0123456789abcd01" and payload["batchId"] == "batch_0123456789abcd00"
-    assert payload["output"] == {"format": "mp3", "quality": "high", "normalize": False, "preserveMetadata": False}
+    assert payload["output"] == {
+        "format": "mp3",
+        "quality": "high",
+        "normalize": False,
+        "preserveMetadata": False,
+    }
     assert env["AUDIO_EXTRACT_WORKER_RESULT_PATH"] == c["terminationMessagePath"] == "/dev/termination-log"
     assert env["AUDIO_EXTRACT_WORKER_STORE_ROOT"] == "/data"
     assert env["AUDIO_EXTRACT_WORKER_SCRATCH_DIR"] == "/scratch"
@@ -116,8 +144,12 @@ def test_restricted_and_bounded() -> None:
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] == 65532
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = pod["containers"][0]["securityContext"]
-    assert sc == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                  "capabilities": {"drop": ["ALL"]}}
+    assert sc == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["store"]["persistentVolumeClaim"]["claimName"] == "claim-x"
     assert volumes["scratch"]["emptyDir"]["sizeLimit"]

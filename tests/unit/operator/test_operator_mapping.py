@@ -11,15 +11,24 @@ NOW = "2026-01-21T12:00:10Z"
 
 
 def entry(status: str = "queued", index: int = 0) -> JobStatus:
-    return JobStatus(index=index, jobId=f"job_0123456789abcd0{index + 1}", jobName=f"job-0123456789abcd0{index + 1}",
-                     status=status, createdAt="2026-01-21T12:00:00Z")
+    return JobStatus(
+        index=index,
+        jobId=f"job_0123456789abcd0{index + 1}",
+        jobName=f"job-0123456789abcd0{index + 1}",
+        status=status,
+        createdAt="2026-01-21T12:00:00Z",
+    )
 
 
-def job(suspend: bool = False, condition: str | None = None, reason: str = "", start: str | None = None) -> dict:
+def job(
+    suspend: bool = False, condition: str | None = None, reason: str = "", start: str | None = None
+) -> dict:
     status: dict = {}
     if condition:
-        status["conditions"] = [{"type": "FailureTarget", "status": "True"},
-                                {"type": condition, "status": "True", "reason": reason}]
+        status["conditions"] = [
+            {"type": "FailureTarget", "status": "True"},
+            {"type": condition, "status": "True", "reason": reason},
+        ]
     if start:
         status["startTime"] = start
     return {"metadata": {"name": "job-x"}, "spec": {"suspend": suspend}, "status": status}
@@ -29,11 +38,15 @@ def pod(message: str | None, exit_code: int = 0, finished: str = "2026-01-21T12:
     terminated = {"exitCode": exit_code, "finishedAt": finished}
     if message is not None:
         terminated["message"] = message
-    return {"metadata": {"name": "p", "creationTimestamp": "2026-01-21T12:00:01Z"},
-            "status": {"containerStatuses": [{"name": "worker", "state": {"terminated": terminated}}]}}
+    return {
+        "metadata": {"name": "p", "creationTimestamp": "2026-01-21T12:00:01Z"},
+        "status": {"containerStatuses": [{"name": "worker", "state": {"terminated": terminated}}]},
+    }
 
 
-OUT = OutputFile(filename="talk.mp3", path="job_0123456789abcd01/talk.mp3", size=1234, format="mp3", bitrate="192k")
+OUT = OutputFile(
+    filename="talk.mp3", path="job_0123456789abcd01/talk.mp3", size=1234, format="mp3", bitrate="192k"
+)
 
 
 def test_suspended_job_stays_queued() -> None:
@@ -59,7 +72,9 @@ def test_complete_without_result_is_internal_error() -> None:
 
 def test_failed_job_takes_the_workers_error() -> None:
     msg = WorkerResult(error=JobError(code="NO_AUDIO_STREAM", message="no audio")).to_message()
-    e = job_entry(entry("processing"), job(condition="Failed", reason="PodFailurePolicy"), [pod(msg, 65)], NOW)
+    e = job_entry(
+        entry("processing"), job(condition="Failed", reason="PodFailurePolicy"), [pod(msg, 65)], NOW
+    )
     assert e.status == "failed" and e.error.code == "NO_AUDIO_STREAM"
 
 
@@ -77,8 +92,12 @@ def test_deadline_is_timeout() -> None:
 
 
 def test_pod_ended_without_result_is_internal_error() -> None:
-    e = job_entry(entry("processing"), job(condition="Failed", reason="BackoffLimitExceeded"),
-                  [pod("not json", 137)], NOW)
+    e = job_entry(
+        entry("processing"),
+        job(condition="Failed", reason="BackoffLimitExceeded"),
+        [pod("not json", 137)],
+        NOW,
+    )
     assert e.error.code == "INTERNAL_ERROR"
 
 
@@ -119,13 +138,19 @@ def test_summary_failed_when_any_job_failed_or_cancelled() -> None:
 
 
 def test_admission_high_first_fifo_within_priority_and_limit() -> None:
-    c = [Candidate("ns", "job-aaaaaaaaaaaaaa01", "low", "2026-01-01T00:00:00Z", 0),
-         Candidate("ns", "job-bbbbbbbbbbbbbb01", "normal", "2026-01-01T00:00:02Z", 0),
-         Candidate("ns", "job-cccccccccccccc02", "high", "2026-01-01T00:00:03Z", 1),
-         Candidate("ns", "job-cccccccccccccc01", "high", "2026-01-01T00:00:03Z", 0),
-         Candidate("ns", "job-dddddddddddddd01", "normal", "2026-01-01T00:00:01Z", 0)]
+    c = [
+        Candidate("ns", "job-aaaaaaaaaaaaaa01", "low", "2026-01-01T00:00:00Z", 0),
+        Candidate("ns", "job-bbbbbbbbbbbbbb01", "normal", "2026-01-01T00:00:02Z", 0),
+        Candidate("ns", "job-cccccccccccccc02", "high", "2026-01-01T00:00:03Z", 1),
+        Candidate("ns", "job-cccccccccccccc01", "high", "2026-01-01T00:00:03Z", 0),
+        Candidate("ns", "job-dddddddddddddd01", "normal", "2026-01-01T00:00:01Z", 0),
+    ]
     assert [x.name for x in to_admit(c, running=0, limit=4)] == [
-        "job-cccccccccccccc01", "job-cccccccccccccc02", "job-dddddddddddddd01", "job-bbbbbbbbbbbbbb01"]
+        "job-cccccccccccccc01",
+        "job-cccccccccccccc02",
+        "job-dddddddddddddd01",
+        "job-bbbbbbbbbbbbbb01",
+    ]
     assert [x.name for x in to_admit(c, running=1, limit=2)] == ["job-cccccccccccccc01"]
     assert to_admit(c, running=2, limit=2) == []
     assert to_admit(c, running=5, limit=2) == []
