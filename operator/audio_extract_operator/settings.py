@@ -124,6 +124,10 @@ class Settings(WebhookSettings):
     watch_server_timeout: int = Field(
         default=300, description="Seconds the API server keeps a watch open (stale watches get restarted)."
     )
+    log_level: str = Field(default="INFO", description="Level of the operator's own log lines.")
+    kopf_log_level: str = Field(
+        default="WARNING", description="Level of kopf's per-event lines (INFO logs every handler call)."
+    )
     liveness_port: int = Field(default=0, description="Port of kopf's /healthz liveness endpoint; 0 = none.")
 
     def priority_class(self, priority: str) -> str | None:
