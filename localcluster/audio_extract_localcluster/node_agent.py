@@ -55,6 +55,7 @@ from pathlib import Path
 import kubernetes
 from kubernetes.client import ApiException
 
+from .processes import die_with_parent
 from .provisioner import Provisioner
 
 log = logging.getLogger("node-agent")
@@ -460,7 +461,8 @@ class PodRunner(threading.Thread):
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    start_new_session=True,
+                    start_new_session=True,  # its own process group: TERM/KILL reach its children
+                    preexec_fn=die_with_parent,  # a SIGKILLed agent leaves no pod process behind
                 )
             except OSError as e:
                 raise CannotRun(f"cannot start {argv[0]}: {e}", "StartError") from e

@@ -24,9 +24,11 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     # If the Python process that started us is killed outright (SIGKILL, OOM), atexit never runs:
     # the kernel then sends SIGTERM to the child, so no control-plane process outlives its owner.
+    # (Linux ties this to the *thread* that started the child: start children from a thread that
+    # outlives them, e.g. the main thread.)
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -61,7 +63,7 @@ class ManagedProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # own process group: TERM/KILL reach grandchildren too
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self.started = time.monotonic()
 
