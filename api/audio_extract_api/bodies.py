@@ -38,10 +38,11 @@ def field_path(loc: Sequence[str | int]) -> str:
 def _code_of(loc: Sequence[str | int], error_type: str) -> type[ApiError]:
     if error_type == "extra_forbidden":
         return InvalidRequest
-    names = [p for p in loc if isinstance(p, str)]
     # The job object sits at the top (extract) or under jobs[i] (batch).
-    first = names[1] if names[:1] == ["jobs"] and len(loc) > 1 and isinstance(loc[1], int) else (
-        names[0] if names and names[0] != "jobs" else None)
+    rest = list(loc)
+    if rest[:1] == ["jobs"]:
+        rest = rest[2:] if len(rest) > 1 and isinstance(rest[1], int) else []
+    first = rest[0] if rest and isinstance(rest[0], str) else None
     if first == "source":
         return InvalidSource
     if first == "output":

@@ -23,7 +23,8 @@ OTHER_KEY = "axk_cluster-other-key"
 
 @pytest.fixture(scope="session")
 def crd(cluster) -> str:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "extractionbatches.yaml"))
+    crd_file = REPO / "crds" / "extractionbatches.yaml"
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_file))
     name = f"{PLURAL}.{GROUP}"
     cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
     return name
@@ -72,7 +73,8 @@ def write_status(k8s_api, namespace) -> Callable[[str, dict[str, Any]], None]:
     custom = kubernetes.client.CustomObjectsApi(k8s_api)
 
     def write(name: str, status: dict[str, Any]) -> None:
-        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": status})
+        body = {"status": status}
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
 
     return write
 

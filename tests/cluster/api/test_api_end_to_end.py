@@ -36,8 +36,8 @@ async def follow(api, job_ids: list[str], timeout: float = 240.0) -> dict[str, l
 def ffprobe(data: bytes, tmp: Path, name: str) -> dict:
     path = tmp / name
     path.write_bytes(data)
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True)
+    argv = ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
@@ -58,7 +58,8 @@ async def test_contract_example_batches_complete(make_api, operator_for_api, api
         long_src = {"type": "url", "url": f"{api_media.url}/long.mp4"}
         src = {"type": "url", "url": f"{api_media.url}/av.mp4"}
         first = await api.post("/v1/batch", json={"jobs": [
-            {"source": long_src, "output": {"format": "mp3", "quality": "high"}, "options": {"filename": "talk"}},
+            {"source": long_src, "output": {"format": "mp3", "quality": "high"},
+             "options": {"filename": "talk"}},
             {"source": long_src, "output": {"format": "flac", "normalize": True}},
         ]})
         second = await api.post("/v1/batch", json={"jobs": [
@@ -76,7 +77,7 @@ async def test_contract_example_batches_complete(make_api, operator_for_api, api
         # the 90 s source is slow enough for the steps to be seen while it runs
         long_steps = {o["currentStep"] for j in jobs[:2] for o in seen[j] if o["status"] == "processing"}
         assert len(long_steps & set(STEPS)) >= 2, long_steps
-        assert any(0 < o["progress"] < 100 for j in jobs[:2] for o in seen[j]), "no intermediate progress seen"
+        assert any(0 < o["progress"] < 100 for j in jobs[:2] for o in seen[j]), "no intermediate progress"
 
         expected = [("mp3", "talk.mp3"), ("flac", None), ("mp3", None), ("aac", None)]
         for j, (fmt, filename) in zip(jobs, expected, strict=True):
@@ -88,7 +89,8 @@ async def test_contract_example_batches_complete(make_api, operator_for_api, api
             r = await api.get(final["downloadUrl"].replace("/audio-extract", "", 1))
             assert r.status_code == 200, r.text
             assert r.headers["content-type"] == MEDIA_TYPES[fmt]
-            assert r.headers["content-disposition"] == f'attachment; filename="{final["outputFile"]["filename"]}"'
+            name = final["outputFile"]["filename"]
+            assert r.headers["content-disposition"] == f'attachment; filename="{name}"'
             assert int(r.headers["content-length"]) == len(r.content) == final["outputFile"]["size"]
             probe = ffprobe(r.content, tmp_path, final["outputFile"]["filename"])
             [stream] = [s for s in probe["streams"] if s["codec_type"] == "audio"]
@@ -104,8 +106,8 @@ async def test_upload_source_and_retention(make_api, operator_for_api, api_media
         video = (api_media.directory / "av.mp4").read_bytes()
         up = await api.post("/v1/uploads", files={"file": ("av.mp4", video, "video/mp4")})
         assert up.status_code == 201, up.text
-        r = await api.post("/v1/extract", json={"source": {"type": "upload", "file": up.json()["data"]["fileId"]},
-                                                "output": {"format": "mp3"}})
+        source = {"type": "upload", "file": up.json()["data"]["fileId"]}
+        r = await api.post("/v1/extract", json={"source": source, "output": {"format": "mp3"}})
         assert r.status_code == 202, r.text
         job = r.json()["data"]["jobId"]
         [obs] = (await follow(api, [job])).values()

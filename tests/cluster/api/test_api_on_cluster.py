@@ -52,7 +52,8 @@ async def test_status_and_batch_views_of_a_queued_job(api):
         assert view["jobId"] == job_id and view["batchId"] == data["batchId"]
         assert (view["status"], view["progress"], view["currentStep"]) == ("queued", 0, None)
         assert view["outputFile"] is None and view["downloadUrl"] is None and view["error"] is None
-        assert view["options"] == {"filename": None, "webhook": "http://127.0.0.1:9/hook", "priority": "normal"}
+        assert view["options"] == {"filename": None, "webhook": "http://127.0.0.1:9/hook",
+                                   "priority": "normal"}
         assert view["createdAt"].endswith("Z") and view["expired"] is False
     batch = (await api.get(f"/v1/batch/{data['batchId']}")).json()["data"]
     assert (batch["totalJobs"], batch["queued"], batch["completed"], batch["failed"]) == (1, 1, 0, 0)
@@ -105,10 +106,10 @@ async def test_idempotency_same_body_same_batch_one_resource(api, batches, expec
     hdr = {"Idempotency-Key": "order-42"}
     first = await api.post("/v1/batch", json=body, headers=hdr)
     # same content, other key order and whitespace: the same request
-    again = await api.post("/v1/batch", content=b'{"jobs": [{"output": {"format": "mp3"}, "source": '
-                           b'{"url": "http://127.0.0.1:9/video.mp4", "type": "url"}}, {"source": {"type": "url",'
-                           b' "url": "http://127.0.0.1:9/video.mp4"}, "output": {"format": "wav"}}]}',
-                           headers={**hdr, "Content-Type": "application/json"})
+    raw = (b'{"jobs": [{"output": {"format": "mp3"}, "source": {"url": "http://127.0.0.1:9/video.mp4",'
+           b' "type": "url"}}, {"source": {"type": "url", "url": "http://127.0.0.1:9/video.mp4"},'
+           b' "output": {"format": "wav"}}]}')
+    again = await api.post("/v1/batch", content=raw, headers={**hdr, "Content-Type": "application/json"})
     assert first.status_code == again.status_code == 202, again.text
     assert first.json()["data"] == again.json()["data"]
     assert again.headers["idempotent-replayed"] == "true"
@@ -171,8 +172,9 @@ async def test_queue_counts_only_queued_jobs(make_api, batches, write_status):
         data = (await api.post("/v1/batch", json={"jobs": [one_job(), one_job()]})).json()["data"]
         assert (await api.post("/v1/batch", json={"jobs": [one_job()]})).status_code == 503
         name = batches()[0]["metadata"]["name"]
-        write_status(name, {"jobs": [{"index": i, "jobId": j["jobId"], "jobName": j["jobId"].replace("_", "-"),
-                                      "status": "processing"} for i, j in enumerate(data["jobs"])]})
+        entries = [{"index": i, "jobId": j["jobId"], "jobName": j["jobId"].replace("_", "-"),
+                    "status": "processing"} for i, j in enumerate(data["jobs"])]
+        write_status(name, {"jobs": entries})
         for _ in range(100):  # the watch delivers the change
             r = await api.post("/v1/batch", json={"jobs": [one_job()]})
             if r.status_code == 202:

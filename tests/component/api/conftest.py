@@ -39,7 +39,8 @@ def sha(key: str) -> str:
 @pytest.fixture
 def keys_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-keys"
-    path.write_text(f"# id digest scopes\nmain {sha(KEY)}\nviewer {sha(READ_ONLY_KEY)} read\nother {sha(OTHER_KEY)}\n")
+    path.write_text(f"# id digest scopes\nmain {sha(KEY)}\nviewer {sha(READ_ONLY_KEY)} read\n"
+                    f"other {sha(OTHER_KEY)}\n")
     return path
 
 

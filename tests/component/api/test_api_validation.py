@@ -28,7 +28,9 @@ def fields(err: dict) -> list[str]:
     ({"jobs": "x"}, "jobs"),
     ({"jobs": [job()], "unknown": 1}, "unknown"),
     ({"jobs": [{**job(), "extra": True}]}, "jobs[0].extra"),
-    ({"jobs": [{"source": {"type": "url", "url": PUBLIC, "headers": {}}, "output": MP3}]}, "jobs[0].source.headers"),
+    ({"jobs": [{"source": {"type": "url", "url": PUBLIC, "headers": {}}, "output": MP3}]},
+     "jobs[0].source.headers"),
+    ({"jobs": [1, "x"]}, "jobs[0]"),
     ({"jobs": [job()], "webhook": "ftp://hooks.example/x"}, "webhook"),
     ({"jobs": [{**job(), "options": {"priority": "urgent"}}]}, "jobs[0].options.priority"),
     ({"jobs": [{**job(), "options": {"filename": "../etc/passwd"}}]}, "jobs[0].options.filename"),
@@ -121,9 +123,8 @@ async def test_blocked_webhook_is_invalid_request(client, expect_error, where):
     ({"quality": "high"}, "jobs[0].output.format"),
 ])
 async def test_invalid_output(client, expect_error, output, field):
-    err = expect_error(await client.post("/v1/batch", json={"jobs": [{"source": {"type": "url", "url": PUBLIC},
-                                                                        "output": output}]}),
-                       400, "INVALID_OUTPUT")
+    body = {"jobs": [{"source": {"type": "url", "url": PUBLIC}, "output": output}]}
+    err = expect_error(await client.post("/v1/batch", json=body), 400, "INVALID_OUTPUT")
     assert fields(err) == [field], err
 
 
@@ -142,9 +143,8 @@ async def test_batch_validation_is_all_or_nothing_and_reports_all(client, expect
 
 
 async def test_extract_validation_names_fields_without_jobs_prefix(client, expect_error):
-    err = expect_error(await client.post("/v1/extract", json={"source": {"type": "url", "url": PUBLIC},
-                                                              "output": {"format": "wav", "bitrate": "128k"}}),
-                       400, "INVALID_OUTPUT")
+    body = {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "wav", "bitrate": "128k"}}
+    err = expect_error(await client.post("/v1/extract", json=body), 400, "INVALID_OUTPUT")
     assert fields(err) == ["output.bitrate"]
     err = expect_error(await client.post("/v1/extract", json={"source": {"type": "url",
                                                                          "url": "http://127.0.0.1/x"},
