@@ -35,12 +35,17 @@ def _owes(spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> bool:
     return needs_work(spec or {}, status or {})
 
 
-def register(registry: kopf.OperatorRegistry | None = None, cancellation_timeout: float = 20.0) -> None:
-    """Register the delivery daemon on ``registry`` (kopf's default one if None)."""
+def register(registry: kopf.OperatorRegistry | None = None, grace: float = 20.0) -> None:
+    """Register the delivery daemon on ``registry`` (kopf's default one if None).
+
+    ``grace``: seconds a stopping daemon may take to finish its current tick (longer than one
+    attempt's timeout) before kopf cancels it; cancelling between a send and its record only
+    costs a duplicate, but there is no reason to provoke one.
+    """
     kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
 
     @kopf.daemon(GROUP, VERSION, PLURAL, id=HANDLER_ID, when=_owes,
-                 cancellation_timeout=cancellation_timeout, **kw)
+                 cancellation_backoff=grace, cancellation_timeout=5.0, **kw)
     async def deliver_webhooks(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
                                **_: Any) -> None:
         driver: Driver | None = memo.get(MEMO_KEY)

@@ -49,6 +49,11 @@ class Received:
 Responder = Callable[[Received, int], Reply]
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 resets bursts of concurrent deliveries
+
+
 class Receiver:
     def __init__(self, secret: str | None = None, responder: Responder | None = None,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -57,8 +62,7 @@ class Receiver:
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property
