@@ -6,6 +6,7 @@ Job, terminal status entries never change), so it is safe after a crash at any p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from . import k8sevents
 from .jobs import batch_key_of, build_job, owned_by
-from .kube import AlreadyExists, Invalid, Kube, NotFound
+from .kube import AlreadyExists, Invalid, Kube
 from .mapping import cancelled, failed_permanently, job_entry, set_condition
 from .registry import JobInfo, Registry
 from .settings import Settings
@@ -64,84 +65,85 @@ class Reconciler:
         self.writer = writer
 
     async def batch(self, body: Mapping[str, Any]) -> None:
-        """Status initialized, cancellations applied, one Job per unfinished job."""
+        """Cancellations applied, one Job per unfinished job, status initialized.
+
+        Jobs come first (created concurrently) and status is written once afterwards: the
+        status kopf handed us is a safe hint, because terminal entries never change back.
+        """
         meta = body["metadata"]
-        ns, name, _uid = meta["namespace"], meta["name"], meta["uid"]
+        ns, name = meta["namespace"], meta["name"]
         try:
             spec = BatchSpec.model_validate(body["spec"])
         except ValidationError as e:
             await self._permanent(body, "InvalidSpec", f"spec failed validation: {e.errors()[0]['msg']}")
             raise PermanentProblem(str(e)) from None
-        status = await self.writer.update(ns, name, lambda b, s: initial_entries(b, spec, s))
-        if status is None:
-            return  # deleted meanwhile
-
-        cancel = cancel_indexes(spec)
-        to_cancel = [j for j in status.jobs if j.index in cancel and j.status not in TERMINAL_STATES]
-        for j in to_cancel:
+        key = batch_key_of(body)
+        hint = BatchStatus.model_validate(body.get("status") or {})
+        done = {j.index for j in hint.jobs if j.status in TERMINAL_STATES}
+        cancel = cancel_indexes(spec) - done
+        for i in sorted(cancel):
+            job_name = ids.job_object_name(ids.job_id(key, i))
             # Block first: the admission loop must never start a job we are cancelling.
-            self.registry.block((ns, j.jobName))
-            await self.kube.delete_job(ns, j.jobName)
-        if to_cancel:
-            at = iso(now())
-            idx = {j.index for j in to_cancel}
-            status = await self.writer.update(
-                ns, name, lambda b, s: _mark(s, idx, lambda e: cancelled(e, at))
-            )
-            if status is None:
-                return
+            self.registry.block((ns, job_name))
+            await self.kube.delete_job(ns, job_name)
 
+        wanted = [i for i in range(len(spec.jobs)) if i not in done and i not in cancel]
+        at = iso(now())
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            s = initial_entries(b, spec, s) or s
+            return _mark(s, cancel, lambda e: cancelled(e, at))
+
+        # Admission waits until the Jobs exist and their entries are in status.
         self.registry.creating += 1
         try:
-            foreign = await self._ensure_jobs(body, status, cancel)
+            jobs = [self._ensure_job(body, i) for i in wanted]
+            outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+            if await self.writer.update(ns, name, change) is None:
+                return  # deleted meanwhile
         finally:
             self.registry.creating -= 1
             self.registry.wake.set()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        refused = [(i, o) for i, o in zip(wanted, outcomes, strict=True) if isinstance(o, str) and o != "ok"]
+        foreign = [i for i, o in refused if o == "foreign"]
         if foreign:
-            idx = {int(n[-2:], 16) - 1 for n in foreign}
+            names = ", ".join(ids.job_object_name(ids.job_id(key, i)) for i in foreign)
             await self._fail_jobs(
                 body,
-                idx,
+                set(foreign),
                 ErrorCode.INTERNAL_ERROR,
                 "a Job with this job's name exists and belongs to something else",
                 "JobNameTaken",
-                ", ".join(foreign),
+                names,
             )
-            raise PermanentProblem(f"foreign Jobs hold names: {foreign}")
+        invalid = [(i, o) for i, o in refused if o != "foreign"]
+        if invalid:
+            await self._fail_jobs(
+                body, {i for i, _ in invalid}, ErrorCode.INTERNAL_ERROR, invalid[0][1], "JobRefused"
+            )
+        if refused:
+            raise PermanentProblem("; ".join(f"job {i}: {o}" for i, o in refused))
 
-    async def _ensure_jobs(self, body: Mapping[str, Any], status: BatchStatus, cancel: set[int]) -> list[str]:
-        """Create missing Jobs; returns names held by Jobs that are not ours."""
+    async def _ensure_job(self, body: Mapping[str, Any], index: int) -> str:
+        """Create the job's Job unless ours exists: "ok", "foreign" or why the server refused it."""
         ns, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
-        foreign: list[str] = []
-        for j in status.jobs:
-            if j.status in TERMINAL_STATES or j.index in cancel:
-                continue
-            known = self.registry.jobs.get((ns, j.jobName))
-            if known is not None and known.batch_uid == uid:
-                continue
-            job = build_job(body, j.index, self.settings)
-            try:
-                created = await self.kube.create_job(job)
-                self.registry.observe_job(created)
-            except AlreadyExists:
-                try:
-                    existing = await self.kube.get_job(ns, j.jobName)
-                except NotFound:
-                    raise  # deleted between the two calls: kopf retries the handler
-                if not owned_by(existing, uid):
-                    foreign.append(j.jobName)
-                else:
-                    self.registry.observe_job(existing)
-            except Invalid as e:
-                await self._fail_jobs(
-                    body,
-                    {j.index},
-                    ErrorCode.INTERNAL_ERROR,
-                    f"the Job was refused: {e.message}",
-                    "JobRefused",
-                )
-                raise PermanentProblem(e.message) from None
-        return foreign
+        job_name = ids.job_object_name(ids.job_id(batch_key_of(body), index))
+        known = self.registry.jobs.get((ns, job_name))
+        if known is not None and known.batch_uid == uid:
+            return "ok"
+        try:
+            self.registry.observe_job(await self.kube.create_job(build_job(body, index, self.settings)))
+        except AlreadyExists:
+            existing = await self.kube.get_job(ns, job_name)  # NotFound: kopf retries the handler
+            if not owned_by(existing, uid):
+                return "foreign"
+            self.registry.observe_job(existing)
+        except Invalid as e:
+            return f"the Job was refused: {e.message}"
+        return "ok"
 
     async def _fail_jobs(
         self,

@@ -356,3 +356,36 @@ def test_outputs_expire_then_the_record_goes(
         return False
 
     wait_for(gone, 20, "the batch deleted after record retention")
+
+
+def test_foreign_job_holding_a_name_is_a_permanent_condition(
+    cluster: Any, namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    foreign = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "job-0123456789abcd01"},
+        "spec": {
+            "suspend": True,
+            "template": {
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "x", "image": "x", "command": ["true"]}]}
+            },
+        },
+    }
+    kubernetes.client.BatchV1Api(k8s_api).create_namespaced_job(namespace, foreign)
+    start_operator()
+    create_batch(
+        k8s_api,
+        namespace,
+        "batch-0123456789abcd00",
+        [url_job(f"{media.url}/tone.wav"), url_job(f"{media.url}/tone.wav")],
+    )
+    status = wait_finished(k8s_api, namespace, "batch-0123456789abcd00")["status"]
+    assert [j["status"] for j in status["jobs"]] == ["failed", "completed"], status["jobs"]
+    assert status["jobs"][0]["error"]["code"] == "INTERNAL_ERROR"
+    blocked = next(c for c in status["conditions"] if c["type"] == "Blocked")
+    assert blocked["status"] == "True" and blocked["reason"] == "JobNameTaken"
+    events = cluster.kubectl("-n", namespace, "get", "events", "-o", "jsonpath={.items[*].reason}").stdout
+    assert "JobNameTaken" in events
+    job = kubernetes.client.BatchV1Api(k8s_api).read_namespaced_job("job-0123456789abcd01", namespace)
+    assert job.spec.suspend and not job.metadata.owner_references  # left alone
