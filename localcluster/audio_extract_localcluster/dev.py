@@ -51,6 +51,8 @@ def write_env(local: Path, cluster: LocalCluster, specs: list[Component]) -> Pat
         for spec in specs
         if "url" in spec.extra
     ]
+    # components may also export variables (e.g. the API's development key)
+    urls += [f"{k}={v}\n" for spec in specs for k, v in spec.extra.get("env", {}).items()]
     env_file.write_text(
         f"# written by `make dev`; use it with: set -a; . {env_file}; set +a\n"
         f"KUBECONFIG={cluster.kubeconfig}\n"
@@ -97,6 +99,9 @@ def run(local: Path, slots: int | None) -> int:
             cluster.run(spec)
         env_file = write_env(local, cluster, specs)
         say(f"all up; logs in {logs}/; environment in {env_file}")
+        for spec in specs:
+            if "hint" in spec.extra:  # e.g. the API's ready-to-paste curl command
+                say(spec.extra["hint"])
         say(f"try: set -a; . {env_file}; set +a; kubectl get nodes   (Ctrl-C stops everything)")
         while True:
             dead = cluster.failed()
