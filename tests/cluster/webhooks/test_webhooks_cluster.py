@@ -4,13 +4,18 @@ delivery state is read back from the ExtractionBatch's status."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes
 import pytest
+from audio_extract_api.app import create_app
+from audio_extract_api.settings import Settings as ApiSettings
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_operator.testing import MediaServer, OperatorProcess
 from audio_extract_operator.webhooks.receiver import Receiver, Reply
@@ -57,6 +62,27 @@ def settled(k8s_api: Any, namespace: str, name: str, expected: int) -> Callable[
         done = len(records) == expected and all(d["state"] != "pending" for d in records)
         return st if done else None
     return check
+
+
+def api_get(cluster: Any, namespace: str, tmp_path: Path, path: str) -> dict[str, Any]:
+    """GET through the real API app (in process) reading the same cluster."""
+    key = "axk_webhooks-test-key"
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"main {hashlib.sha256(key.encode()).hexdigest()}\n")
+    settings = ApiSettings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
+                           store_root=tmp_path / "store", allow_cidrs="127.0.0.0/8")
+
+    async def get() -> dict[str, Any]:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api.test",
+                                         headers={"X-API-Key": key}) as client:
+                response = await client.get(path)
+                assert response.status_code == 200, response.text
+                return response.json()["data"]
+
+    return asyncio.run(get())
 
 
 def job(url: str, fmt: str = "mp3", **options: Any) -> dict[str, Any]:
@@ -116,7 +142,8 @@ def test_500_three_times_then_200_is_four_attempts_with_one_id(
 
 
 def test_receiver_down_for_the_whole_schedule_ends_failed_without_further_attempts(
-        namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str) -> None:
+        cluster: Any, namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str,
+        tmp_path: Path) -> None:
     start_operator(webhook_schedule=[1, 1, 1])
     with Receiver(secret, lambda _r, _n: Reply(503)) as rx:
         create_batch(k8s_api, namespace, "down", [job(f"{media.url}/noaudio.mp4")], webhook=rx.url)
@@ -129,6 +156,12 @@ def test_receiver_down_for_the_whole_schedule_ends_failed_without_further_attemp
     assert deliveries(final) == deliveries(st)
     per_id = rx.by_id()
     assert sorted(len(v) for v in per_id.values()) == [4, 4]
+    # visible through the API: GET /v1/status/{jobId} (job) and GET /v1/batch/{batchId} (batch)
+    view = api_get(cluster, namespace, tmp_path, f"/v1/status/{st['jobs'][0]['jobId']}")
+    assert view["status"] == "failed" and view["webhook"]["state"] == "failed"
+    assert view["webhook"]["attempts"] == 4 and view["webhook"]["lastStatusCode"] == 503
+    batch_view = api_get(cluster, namespace, tmp_path, f"/v1/batch/{st['batchId']}")
+    assert batch_view["webhookDelivery"]["state"] == "failed"
 
 
 def test_sigkill_between_sending_and_recording_resends_once_with_the_same_id(
