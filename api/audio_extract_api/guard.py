@@ -9,6 +9,8 @@ webhook sender check again at connect time, with no second lookup, because DNS c
 
 from __future__ import annotations
 
+import ipaddress
+
 import anyio
 import anyio.to_thread
 from audio_extract_common import netguard
@@ -18,9 +20,22 @@ from audio_extract_common.store import FilesystemStore, upload_key
 from .errors import InvalidRequest, InvalidSource
 
 
+def _is_literal(url: str) -> bool:
+    """An IP-literal host needs no DNS: getaddrinfo answers at once, no thread needed."""
+    try:
+        host = netguard.parse_url(url).host
+        ipaddress.ip_address(host)
+    except (netguard.NetguardError, ValueError):
+        return False
+    return True
+
+
 async def _check(url: str, allow: netguard.AllowList) -> str | None:
     try:
-        await anyio.to_thread.run_sync(netguard.check_url, url, allow)
+        if _is_literal(url):
+            netguard.check_url(url, allow)
+        else:
+            await anyio.to_thread.run_sync(netguard.check_url, url, allow)
     except netguard.NetguardError as e:
         return str(e)
     return None
@@ -42,14 +57,15 @@ async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, allow
     if batch_webhook:
         targets.append(("webhook", batch_webhook, False))
 
-    results: list[str | None] = [None] * len(targets)
+    verdicts: dict[str, str | None] = {}  # a batch often repeats one URL: check it once
 
-    async def run(i: int, url: str) -> None:
-        results[i] = await _check(url, allow)
+    async def run(url: str) -> None:
+        verdicts[url] = await _check(url, allow)
 
     async with anyio.create_task_group() as tg:
-        for i, (_, url, _) in enumerate(targets):
-            tg.start_soon(run, i, url)
+        for url in {url for _, url, _ in targets}:
+            tg.start_soon(run, url)
+    results = [verdicts[url] for _, url, _ in targets]
 
     found = list(zip(targets, results, strict=True))
     bad_sources = missing + [{"field": f, "message": r} for (f, _, src), r in found if r and src]
