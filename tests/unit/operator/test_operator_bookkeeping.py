@@ -1,0 +1,94 @@
+"""Pure bookkeeping: the Job registry (stale events, running count), status initialization,
+expiry stamping and which transitions post Events."""
+
+from __future__ import annotations
+
+from audio_extract_common.resource import BatchSpec, BatchStatus, JobStatus
+from audio_extract_operator.jobs import build_job
+from audio_extract_operator.reconcile import cancel_indexes, initial_entries
+from audio_extract_operator.registry import Registry
+from audio_extract_operator.settings import Settings
+from audio_extract_operator.statuswriter import stamp_expiry, transitions
+
+UID = "11111111-2222-3333-4444-555555555555"
+JOB = {"source": {"type": "url", "url": "http://example.org/a.mp4"}, "output": {"format": "wav"}}
+
+
+def batch(priorities: list[str], name: str = "batch-0123456789abcd00") -> dict:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": UID,
+            "creationTimestamp": "2026-01-21T12:00:00Z",
+        },
+        "spec": {"jobs": [{**JOB, "options": {"priority": p}} for p in priorities]},
+    }
+
+
+def job_obj(index: int, rv: int, suspend: bool = True, finished: str | None = None) -> dict:
+    job = build_job(batch(["normal", "high"]), index, Settings())
+    job["metadata"].update(uid=f"uid-{index}", resourceVersion=str(rv))
+    job["spec"]["suspend"] = suspend
+    if finished:
+        job["status"] = {"conditions": [{"type": finished, "status": "True"}]}
+    return job
+
+
+def test_registry_counts_running_and_ignores_stale_events() -> None:
+    reg = Registry()
+    reg.observe_job(job_obj(0, rv=10))
+    reg.observe_job(job_obj(1, rv=11))
+    assert reg.running_count() == 0 and [c.priority for c in reg.queued()] == ["normal", "high"]
+    reg.observe_job(job_obj(1, rv=20, suspend=False))
+    assert reg.running_count() == 1
+    reg.observe_job(job_obj(1, rv=15, suspend=True))  # an older event arriving late
+    assert reg.running_count() == 1
+    reg.observe_job(job_obj(1, rv=30, suspend=False, finished="Complete"))
+    assert reg.running_count() == 0 and len(reg.queued()) == 1
+    reg.block(("ns", "job-0123456789abcd01"))
+    assert reg.queued() == []
+    reg.observe_job(job_obj(0, rv=40), deleted=True)
+    assert ("ns", "job-0123456789abcd01") not in reg.jobs and not reg.blocked
+
+
+def test_registry_maps_batch_keys_for_progress() -> None:
+    reg = Registry()
+    reg.observe_batch(batch(["normal"], name="my-batch"))
+    assert reg.keys["1111111122223333"[:14]] == ("ns", "my-batch")
+
+
+def test_initial_entries_once_per_job_and_idempotent() -> None:
+    b = batch(["normal", "low"])
+    spec = BatchSpec.model_validate(b["spec"])
+    s = initial_entries(b, spec, BatchStatus())
+    assert s is not None and s.batchId == "batch_0123456789abcd00"
+    assert [(j.jobId, j.jobName, j.status) for j in s.jobs] == [
+        ("job_0123456789abcd01", "job-0123456789abcd01", "queued"),
+        ("job_0123456789abcd02", "job-0123456789abcd02", "queued"),
+    ]
+    assert initial_entries(b, spec, s) is None
+
+
+def test_cancel_indexes() -> None:
+    spec = BatchSpec.model_validate({"jobs": [JOB, JOB, JOB], "cancelJobs": [2]})
+    assert cancel_indexes(spec) == {2}
+    assert cancel_indexes(spec.model_copy(update={"cancel": True})) == {0, 1, 2}
+
+
+def test_expiry_is_completion_plus_retention() -> None:
+    s = BatchStatus(
+        jobs=[
+            JobStatus(index=0, jobId="j", jobName="j", status="completed", completedAt="2026-01-21T12:00:00Z")
+        ]
+    )
+    assert stamp_expiry(s, 86400).jobs[0].expiresAt == "2026-01-22T12:00:00Z"
+
+
+def test_events_for_transitions_only() -> None:
+    old = BatchStatus(jobs=[JobStatus(index=0, jobId="j", jobName="j")], phase="Running")
+    new = old.model_copy(deep=True)
+    assert transitions(old, new) == []
+    new.jobs[0].status = "completed"
+    new.phase = "Succeeded"
+    assert [r for _, r, _ in transitions(old, new)] == ["JobCompleted", "BatchSucceeded"]
