@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import certs
-from .processes import Component, Supervisor
+from .processes import Component, ComponentFailed, Supervisor
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
@@ -36,6 +36,7 @@ CONTROLLERS = (
     "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
 )
 SERVICE_CIDR = "10.0.0.0/24"
+START_ATTEMPTS = 3
 SA_ISSUER = "https://kubernetes.default.svc"
 
 
@@ -103,13 +104,24 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         self.bin_dir = Path(self.bin_dir or ensure_binaries(self.report))
         started = time.monotonic()
-        try:
-            self._write_pki()
-            for spec in self._components():
-                self.supervisor.start(spec)
-        except BaseException:
-            self.stop()
-            raise
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                self._write_pki()  # new ports each attempt
+                for spec in self._components():
+                    self.supervisor.start(spec)
+                break
+            except ComponentFailed as e:
+                # most likely a port taken between choosing it and binding it (clusters start side
+                # by side in CI): start again from scratch
+                self.supervisor.stop_all()
+                shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+                if attempt == START_ATTEMPTS:
+                    self.stop()
+                    raise
+                self.report(f"start attempt {attempt} failed, retrying: {str(e).splitlines()[0]}")
+            except BaseException:
+                self.stop()
+                raise
         self.ready_seconds = time.monotonic() - started
         self.report(f"{'control plane':<24} ready in {self.ready_seconds:5.1f} s  {self.server}")
         return self
