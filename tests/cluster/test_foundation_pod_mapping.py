@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from audio_extract_localcluster.node_agent import CannotRun, expand, prepare, rewrite_paths
+from audio_extract_localcluster.podspec import CannotRun, expand, prepare, rewrite_paths
 
 
 def test_expand_follows_kubernetes_rules():
