@@ -42,7 +42,9 @@ class Component:
     ready_timeout: float = 60.0
     stop_timeout: float = 10.0  # seconds between TERM and KILL
     cwd: Path | None = None
-    extra: dict = field(default_factory=dict)  # free-form facts for status lines (e.g. a URL)
+    # facts for the status line (e.g. "url"); for `make dev` also "env" (dict exported in
+    # .local/dev.env) and "hint" (a line printed once everything is up)
+    extra: dict = field(default_factory=dict)
 
 
 class ComponentFailed(RuntimeError):
@@ -135,7 +137,7 @@ class Supervisor:
         proc = ManagedProcess(spec, self.log_dir / f"{spec.name}.log")
         self.running.append(proc)
         took = proc.wait_ready(time.monotonic() + spec.ready_timeout)
-        detail = " ".join(f"{k}={v}" for k, v in spec.extra.items())
+        detail = " ".join(f"{k}={v}" for k, v in spec.extra.items() if k not in ("env", "hint"))
         self.report(f"{spec.name:<24} ready in {took:5.1f} s  pid {proc.pid:<7} {detail}".rstrip())
         return proc
 
