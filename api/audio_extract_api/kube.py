@@ -174,9 +174,12 @@ class Kube:
             resp.close()
 
     async def ping(self) -> None:
-        """Raise SERVICE_UNAVAILABLE unless the API server answers (readiness)."""
+        """Raise SERVICE_UNAVAILABLE unless the API server answers a one-item list of batches
+        (readiness: reachable, the CRD installed, and our RBAC allowing it)."""
         api = await self._client()
         try:
-            await client.VersionApi(api.api_client).get_code(_request_timeout=min(self.timeout, 3.0))
-        except (TimeoutError, ApiException, aiohttp.ClientError, OSError) as e:
-            raise ServiceUnavailable(headers={"Retry-After": "5"}) from e
+            await api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, limit=1,
+                                                    _request_timeout=min(self.timeout, 3.0))
+        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as e:
+            log.warning("not ready: %r", e)
+            raise ServiceUnavailable() from e
