@@ -4,6 +4,7 @@ in process (ASGI transport) working in the test's namespace."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import kubernetes
 import pytest
+import yaml
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 from audio_extract_common.resource import GROUP, PLURAL, VERSION
@@ -30,12 +32,48 @@ def crd(cluster) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def api_role_rules(cluster) -> list[dict[str, Any]]:
+    """The API's RBAC rules exactly as the Helm chart renders them (the one place they live)."""
+    helm = str(Path(cluster.bin_dir) / "helm")
+    argv = [helm, "template", "t", str(REPO / "charts" / "audio-extract"), "--show-only", "templates/api-role.yaml"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    return yaml.safe_load(out.stdout)["rules"]
+
+
 @pytest.fixture
-def api_settings(cluster, namespace, crd, tmp_path: Path) -> Settings:
+def api_kubeconfig(cluster, namespace, api_role_rules, tmp_path: Path) -> Path:
+    """A kubeconfig with a real token of a ServiceAccount bound to only the chart's API Role, so
+    the tests see what a deployed API may and may not do."""
+    sa = "audio-extract-api"
+    objs = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": sa, "namespace": namespace}, "rules": api_role_rules},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": sa, "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]},
+    ]
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
+    token = cluster.kubectl("-n", namespace, "create", "token", sa, "--duration=2h").stdout.strip()
+    path = tmp_path / "api.kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "api",
+        "clusters": [{"name": "local", "cluster": {"server": cluster.server,
+                                                     "certificate-authority": str(cluster.ca_file)}}],
+        "users": [{"name": "api", "user": {"token": token}}],
+        "contexts": [{"name": "api", "context": {"cluster": "local", "user": "api", "namespace": namespace}}],
+    }))
+    return path
+
+
+@pytest.fixture
+def api_settings(cluster, namespace, crd, api_kubeconfig: Path, tmp_path: Path) -> Settings:
     keys = tmp_path / "api-keys"
     keys.write_text(f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
                     f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n")
-    return Settings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
+    return Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
                     store_root=tmp_path / "store", allow_cidrs="127.0.0.0/8")
 
 
