@@ -36,7 +36,8 @@ def crd(cluster) -> str:
 def api_role_rules(cluster) -> list[dict[str, Any]]:
     """The API's RBAC rules exactly as the Helm chart renders them (the one place they live)."""
     helm = str(Path(cluster.bin_dir) / "helm")
-    argv = [helm, "template", "t", str(REPO / "charts" / "audio-extract"), "--show-only", "templates/api-role.yaml"]
+    chart = str(REPO / "charts" / "audio-extract")
+    argv = [helm, "template", "t", chart, "--show-only", "templates/api-role.yaml"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return yaml.safe_load(out.stdout)["rules"]
 
