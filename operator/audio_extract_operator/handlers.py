@@ -28,7 +28,6 @@ from .statuswriter import StatusWriter
 log = logging.getLogger(__name__)
 SETTINGS = Settings()  # one per process, read from the environment once
 _S = SETTINGS
-deliveries.register()  # the webhooks package's per-batch delivery daemon
 BATCH = (GROUP, VERSION, PLURAL)
 JOB_EVENT_RETRIES = 3
 
@@ -119,6 +118,7 @@ async def reconcile_batch(
 async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ctx: Context = memo.ctx
     ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
+    deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
         ctx.writer.forget(body["metadata"]["namespace"], body["metadata"]["name"])
 

@@ -1,7 +1,7 @@
 """Driving deliveries from the operator: plan what a batch owes, send what is due, record outcomes.
 
 The resource's status is the durable record (``status.jobs[i].webhook`` and ``status.webhook``).
-One ``tick`` per batch, called repeatedly (a kopf timer/daemon per batch), does:
+One ``tick`` per batch, called repeatedly (by ``pump.Pump``, never twice at once for a batch), does:
 
 1. *Plan*: deliveries owed (terminal job with a target, or a finished batch with a batch
    webhook) but not recorded yet get a pending record with a deterministic ``webhook-id``.
@@ -128,6 +128,8 @@ class Driver:
         self.clock = clock
         self._bound = asyncio.Semaphore(config.concurrency)
         self._memory: dict[tuple[str, Slot], Delivery] = {}
+        self.unwritten: set[str] = set()
+        """uids whose last status write failed: their outcomes live only in ``_memory``."""
         self.sent_total = 0
 
     async def aclose(self) -> None:
@@ -136,12 +138,17 @@ class Driver:
 
     def wants_tick(self, uid: str, spec: Mapping[str, Any], status: Mapping[str, Any], now: str) -> bool:
         """Anything to plan, send or re-record for this batch right now?"""
-        return needs_work(spec, status, now) or any(k[0] == uid for k in self._memory)
+        return uid in self.unwritten or needs_work(spec, status, now)
+
+    def remembers(self, uid: str) -> bool:
+        """Outcomes of this batch's attempts are known here but not yet written."""
+        return uid in self.unwritten
 
     def forget(self, uid: str) -> None:
         """Drop what is remembered of a batch (it was deleted)."""
         for key in [k for k in self._memory if k[0] == uid]:
             del self._memory[key]
+        self.unwritten.discard(uid)
 
     async def tick(self, ref: BatchRef, spec: BatchSpec, status: BatchStatus) -> None:
         if not self.enabled:
@@ -195,7 +202,10 @@ class Driver:
         try:
             await self.patch(ref.namespace, ref.name, patch_ops(ref.uid, status, writes))
         except Exception as e:  # kept in memory; the next tick writes it again
+            self.unwritten.add(ref.uid)
             log.warning("recording webhook deliveries of %s/%s failed: %s", ref.namespace, ref.name, e)
+        else:
+            self.unwritten.discard(ref.uid)
 
     def _fault_hook(self) -> None:
         marker = self.config.crash_after_send
