@@ -118,7 +118,8 @@ def probe(path: Path, timeout: float = 60.0) -> ProbeFacts:
                          f"probing the source took longer than {timeout:g} s") from None
     stderr = proc.stderr.decode(errors="replace").strip()
     if proc.returncode != 0:
-        reason = stderr.splitlines()[-1] if stderr else f"ffprobe exit code {proc.returncode}"
+        lines = [line for line in stderr.splitlines() if line.strip()][-3:]
+        reason = "\n".join(lines) if lines else f"ffprobe exit code {proc.returncode}"
         if "not on whitelist" in stderr:
             reason = "container type is not allowed (playlists and indirection formats are refused)"
         raise JobFailure(ErrorCode.INVALID_VIDEO, "the source is not a readable media file",

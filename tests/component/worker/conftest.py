@@ -50,13 +50,15 @@ class Media:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # media built from other media nest
 
     def _make(self, name: str, build: Callable[[Path], None]) -> Path:
         path = self.root / name
         with self._lock:
             if not path.exists():
-                build(path)
+                partial = path.with_name(f"partial-{name}")
+                build(partial)
+                partial.rename(path)
         return path
 
     @property
@@ -260,8 +262,8 @@ class InProcess:
         return upload(self.store, source, file_id)
 
     def run(self, spec: dict[str, Any], **settings: Any) -> Run:
-        s = WorkerSettings(store_root=self.store, scratch_dir=self.scratch, connect_timeout=2,
-                           read_timeout=2, **settings)
+        s = WorkerSettings(**{"store_root": self.store, "scratch_dir": self.scratch, "connect_timeout": 2,
+                              "read_timeout": 2, **settings})
         reporter = ProgressReporter(JOB_ID, None, None)
         result = run_job(WorkerJob.model_validate(spec), s, FilesystemStore(self.store), reporter)
         return Run(result, self.store, self.scratch)

@@ -1,0 +1,186 @@
+"""Broken media, failing downloads and SSRF attempts: the right code, a clear message, no output."""
+
+from __future__ import annotations
+
+import time
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+from audio_extract_common.resource import ErrorCode
+from conftest import InProcess, Media, Run, Server, job_spec
+
+LOOPBACK = "127.0.0.0/8"
+
+
+def url_job(url: str, fmt: str = "mp3") -> dict:
+    return job_spec({"type": "url", "url": url}, {"format": fmt})
+
+
+def assert_failed(run: Run, code: ErrorCode, *words: str) -> None:
+    error = run.result.error
+    assert error is not None and run.result.output is None, run.result
+    assert error.code == code, error
+    text = f"{error.message} {error.details or ''}".lower()
+    for word in words:
+        assert word.lower() in text, error
+    assert run.store_files() == [], "no partial output in the store"
+    assert run.scratch_files() == [], "scratch cleaned up"
+
+
+@pytest.mark.parametrize(("name", "code", "words"), [
+    ("truncated", ErrorCode.INVALID_VIDEO, ["not a readable media file", "moov atom not found"]),
+    ("random_bytes", ErrorCode.INVALID_VIDEO, ["not a readable media file"]),
+    ("video_only", ErrorCode.NO_AUDIO_STREAM, ["no audio stream", "video"]),
+    ("empty", ErrorCode.INVALID_VIDEO, ["empty"]),
+])
+def test_broken_media(name: str, code: ErrorCode, words: list[str], media: Media, server: Server,
+                      worker: InProcess) -> None:
+    url = server.file("/clip.mp4", getattr(media, name))
+    run = worker.run(url_job(url), allow_cidrs=LOOPBACK)
+    assert_failed(run, code, *words)
+    assert str(worker.scratch) not in (run.result.error.details or "")  # type: ignore[union-attr]
+
+
+def test_unreachable_host(server: Server, worker: InProcess) -> None:
+    port = server.port
+    server.stop()  # nothing listens there any more
+    run = worker.run(url_job(f"http://127.0.0.1:{port}/v.mp4"), allow_cidrs=LOOPBACK)
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "cannot connect")
+
+
+def test_unresolvable_host(worker: InProcess) -> None:
+    run = worker.run(url_job("http://no-such-host.invalid/v.mp4"))
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "cannot resolve")
+
+
+def test_http_404(server: Server, worker: InProcess) -> None:
+    run = worker.run(url_job(server.url("/missing.mp4")), allow_cidrs=LOOPBACK)
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "HTTP 404")
+
+
+def _slow_body(h: BaseHTTPRequestHandler) -> None:
+    h.send_response(200)
+    h.send_header("Content-Length", "100000")
+    h.end_headers()
+    h.wfile.write(b"\0" * 1000)
+    h.wfile.flush()
+    time.sleep(2)
+
+
+def _slow_headers(h: BaseHTTPRequestHandler) -> None:
+    time.sleep(2)
+
+
+@pytest.mark.parametrize("handler", [_slow_body, _slow_headers])
+def test_server_slower_than_timeout(handler, server: Server, worker: InProcess) -> None:  # type: ignore[no-untyped-def]
+    server.routes["/slow.mp4"] = handler
+    started = time.monotonic()
+    run = worker.run(url_job(server.url("/slow.mp4")), allow_cidrs=LOOPBACK, read_timeout=0.5)
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "timed out reading", "0.5 s")
+    assert time.monotonic() - started < 1.8
+
+
+def _big(declare_length: bool):  # type: ignore[no-untyped-def]
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        if declare_length:
+            h.send_header("Content-Length", str(200_000))
+        else:
+            h.send_header("Connection", "close")  # body ends when the connection closes
+            h.close_connection = True
+        h.end_headers()
+        for _ in range(20):
+            h.wfile.write(b"\0" * 10_000)
+    return send
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_body_over_cap(declare_length: bool, server: Server, worker: InProcess) -> None:
+    server.routes["/big.mp4"] = _big(declare_length)
+    run = worker.run(url_job(server.url("/big.mp4")), allow_cidrs=LOOPBACK, max_source_bytes=50_000)
+    assert_failed(run, ErrorCode.SOURCE_TOO_LARGE, "larger than the 50,000-byte limit")
+
+
+def _redirect(location: str):  # type: ignore[no-untyped-def]
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", location)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+    return send
+
+
+def test_redirect_to_loopback_not_allowlisted(media: Media, make_server, worker: InProcess) -> None:  # type: ignore[no-untyped-def]
+    """Only 127.0.0.1 is allowlisted: a redirect to 127.0.0.2 (also loopback) is refused unvisited."""
+    front, internal = make_server("127.0.0.1"), make_server("127.0.0.2")
+    internal.file("/secret.mp4", media.aac_mp4)
+    front.routes["/v.mp4"] = _redirect(internal.url("/secret.mp4"))
+    run = worker.run(url_job(front.url("/v.mp4")), allow_cidrs="127.0.0.1/32")
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "redirect target is not allowed", "127.0.0.2")
+    assert internal.hits == [] and len(front.hits) == 1
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
+                                    "http://[::1]:9/x", "http://10.1.2.3/", "gopher://127.0.0.1:9/"])
+def test_redirect_to_forbidden_targets(target: str, server: Server, worker: InProcess) -> None:
+    server.routes["/v.mp4"] = _redirect(target)
+    run = worker.run(url_job(server.url("/v.mp4")), allow_cidrs="127.0.0.1/32")
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "redirect target is not allowed")
+
+
+@pytest.mark.parametrize(("start", "allowed"), [(1, True), (0, False)])
+def test_redirects_are_capped(start: int, allowed: bool, media: Media, server: Server,
+                              worker: InProcess) -> None:
+    server.file("/real.mp4", media.aac_mp4)
+    for i in range(4):
+        server.routes[f"/hop{i}"] = _redirect(f"/hop{i + 1}" if i < 3 else "/real.mp4")
+    run = worker.run(url_job(server.url(f"/hop{start}")), allow_cidrs=LOOPBACK)  # 3 or 4 redirects
+    if allowed:
+        assert run.result.output is not None, run.result.error
+        assert run.result.inputFile and run.result.inputFile.name == "hop1"
+    else:
+        assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "too many redirects")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0177.0.0.1", "2130706433", "0x7f.1", "127.1", "0x7f000001",
+                                  "[::ffff:127.0.0.1]", "localhost", "[::1]", "10.0.0.1", "169.254.169.254",
+                                  "100.100.100.200", "[fd00:ec2::254]", "[64:ff9b::7f00:1]", "0.0.0.0"])
+def test_private_and_encoded_addresses_refused(host: str, media: Media, server: Server,
+                                               worker: InProcess) -> None:
+    """No allowlist: every loopback/private/metadata form is refused and nothing is contacted."""
+    server.file("/v.mp4", media.aac_mp4)
+    run = worker.run(url_job(f"http://{host}:{server.port}/v.mp4"))  # default: deny private
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "not allowed")
+    assert server.hits == []
+
+
+HLS = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{segment}\n#EXT-X-ENDLIST\n"
+
+
+@pytest.mark.parametrize("kind", ["internal_url", "local_file", "concat"])
+def test_playlist_disguised_as_mp4_reads_nothing(kind: str, media: Media, make_server, worker: InProcess,
+                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    front, internal = make_server("127.0.0.1"), make_server("127.0.0.1")
+    secret = tmp_path / "secret.ts"
+    secret.write_bytes(media.aac_mp4.read_bytes())  # real media: it would decode if it were read
+    internal.file("/internal-admin/secret.ts", secret)
+    text = {
+        "internal_url": HLS.format(segment=internal.url("/internal-admin/secret.ts")),
+        "local_file": HLS.format(segment=f"file://{secret}"),
+        "concat": f"ffconcat version 1.0\nfile '{secret}'\n",
+    }[kind]
+    playlist = tmp_path / "video.mp4"
+    playlist.write_text(text)
+    url = front.file("/video.mp4", playlist)
+    run = worker.run(url_job(url), allow_cidrs=LOOPBACK)  # the address guard is not what stops it
+    assert_failed(run, ErrorCode.INVALID_VIDEO, "not allowed")
+    assert internal.hits == []
+
+
+def test_missing_and_oversized_uploads(media: Media, worker: InProcess) -> None:
+    missing = worker.run(job_spec({"type": "upload", "file": "upl_00000000000000ff"}, {"format": "mp3"}))
+    assert_failed(missing, ErrorCode.DOWNLOAD_FAILED, "not found")
+    source = worker.upload(media.aac_mp4)
+    big = worker.run(job_spec(source, {"format": "mp3"}), max_source_bytes=1000)
+    assert big.result.error is not None and big.result.error.code == ErrorCode.SOURCE_TOO_LARGE
