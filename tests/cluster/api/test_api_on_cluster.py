@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 
 import pytest
 from audio_extract_common import ids, timefmt
@@ -162,7 +163,11 @@ async def test_queue_full_bound_with_two_replicas(make_api, batches):
         assert capacity <= admitted <= 2 * capacity
         assert len(batches()) == admitted
         # once both watches have caught up, neither admits more
-        await asyncio.sleep(1.0)
+        views = [c.app.state.services.queue for c in (a, b)]
+        deadline = time.monotonic() + 30
+        while any(v.queued() < admitted for v in views):
+            assert time.monotonic() < deadline, [v.queued() for v in views]
+            await asyncio.sleep(0.05)
         more = await asyncio.gather(*(c.post("/v1/batch", json={"jobs": [one_job()]}) for c in (a, b)))
         assert [r.status_code for r in more] == [503, 503]
 
@@ -175,12 +180,10 @@ async def test_queue_counts_only_queued_jobs(make_api, batches, write_status):
         entries = [{"index": i, "jobId": j["jobId"], "jobName": j["jobId"].replace("_", "-"),
                     "status": "processing"} for i, j in enumerate(data["jobs"])]
         write_status(name, {"jobs": entries})
-        for _ in range(100):  # the watch delivers the change
-            r = await api.post("/v1/batch", json={"jobs": [one_job()]})
-            if r.status_code == 202:
-                break
+        deadline = time.monotonic() + 30
+        while (r := await api.post("/v1/batch", json={"jobs": [one_job()]})).status_code != 202:
+            assert r.status_code == 503 and time.monotonic() < deadline, r.text  # the watch delivers it
             await asyncio.sleep(0.05)
-        assert r.status_code == 202
 
 
 async def test_cancel_job_and_batch_patch_the_spec(api, batches):
