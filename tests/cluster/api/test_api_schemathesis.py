@@ -37,10 +37,10 @@ CONFIG = {
 
 
 @pytest.fixture
-def api_schema(cluster, namespace, crd, tmp_path: Path):
+def api_schema(namespace, crd, api_kubeconfig, tmp_path: Path):
     keys = tmp_path / "keys"
     keys.write_text(f"fuzz {hashlib.sha256(KEY.encode()).hexdigest()}\n")
-    app = create_app(Settings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
+    app = create_app(Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
                               store_root=tmp_path / "store", queue_capacity=100_000))
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_dict(CONFIG))
 
