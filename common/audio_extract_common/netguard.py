@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -237,7 +238,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     IP, and a connection opened with one name's SNI must never carry another name's request.
     """
 
-    def __init__(self, allow: AllowList | None = None, *, verify: bool | str = True) -> None:
+    def __init__(self, allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True) -> None:
         self.allow = allow or AllowList()
         limits = httpx.Limits(max_keepalive_connections=0)
         self._sync = httpx.HTTPTransport(verify=verify, limits=limits, retries=0)
@@ -286,13 +287,15 @@ def _is_name(host: str) -> bool:
     return False
 
 
-def guarded_client(allow: AllowList | None = None, **kwargs: object) -> httpx.Client:
+def guarded_client(allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True,
+                   **kwargs: object) -> httpx.Client:
     """A sync client whose every connection goes through :class:`GuardedTransport`."""
-    return httpx.Client(transport=GuardedTransport(allow), follow_redirects=False,  # type: ignore[arg-type]
-                        trust_env=False, **kwargs)
+    return httpx.Client(transport=GuardedTransport(allow, verify=verify), follow_redirects=False,
+                        trust_env=False, **kwargs)  # type: ignore[arg-type]
 
 
-def guarded_async_client(allow: AllowList | None = None, **kwargs: object) -> httpx.AsyncClient:
+def guarded_async_client(allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True,
+                         **kwargs: object) -> httpx.AsyncClient:
     """An async client whose every connection goes through :class:`GuardedTransport`."""
-    return httpx.AsyncClient(transport=GuardedTransport(allow), follow_redirects=False,  # type: ignore[arg-type]
-                             trust_env=False, **kwargs)
+    return httpx.AsyncClient(transport=GuardedTransport(allow, verify=verify), follow_redirects=False,
+                             trust_env=False, **kwargs)  # type: ignore[arg-type]

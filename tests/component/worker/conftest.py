@@ -127,11 +127,13 @@ class Server:
     routes: dict[str, Handler] = field(default_factory=dict)
     hits: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     httpd: ThreadingHTTPServer | None = None
+    _port: int = 0
 
     @property
     def port(self) -> int:
-        assert self.httpd is not None
-        return self.httpd.server_address[1]
+        if self.httpd is not None:
+            self._port = self.httpd.server_address[1]
+        return self._port
 
     def url(self, path: str) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -180,15 +182,16 @@ class Server:
                 address_family = socket.AF_INET6
 
             family_server = _V6
-        self.httpd = family_server((self.host, 0), _Handler)
+        self.httpd = family_server((self.host, self._port), _Handler)
         self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+            self.httpd = None
 
 
 @pytest.fixture
@@ -199,11 +202,11 @@ def server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[[str], Server]]:
+def make_server() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def make(host: str = "127.0.0.1") -> Server:
-        s = Server(host=host).start()
+    def make(host: str = "127.0.0.1", port: int = 0) -> Server:
+        s = Server(host=host, _port=port).start()
         started.append(s)
         return s
 

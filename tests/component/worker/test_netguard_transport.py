@@ -1,0 +1,144 @@
+"""The guarded httpx transport against real loopback servers (plain and TLS), sync and async."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from audio_extract_common.netguard import AllowList, BlockedAddress, guarded_async_client, guarded_client
+from conftest import Server
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def ok(h: BaseHTTPRequestHandler) -> None:
+    body = f"host={h.headers.get('Host')}".encode()
+    h.send_response(200)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
+    """Answers for made-up names (one list entry per successive lookup); numeric hosts resolve for real."""
+    calls: list[str] = []
+
+    def resolve(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in answers:
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        calls.append(host)
+        address = answers[host][min(len(calls), len(answers[host])) - 1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return calls
+
+
+def test_connects_to_checked_address_and_keeps_host(server: Server) -> None:
+    server.routes["/x"] = ok
+    with guarded_client(AllowList.parse("127.0.0.1/32")) as client:
+        response = client.get(f"http://localhost:{server.port}/x")
+    assert response.text == f"host=localhost:{server.port}"
+    assert len(server.hits) == 1
+
+
+def test_refuses_without_allowlist_and_never_connects(server: Server) -> None:
+    server.routes["/x"] = ok
+    with guarded_client() as client, pytest.raises(BlockedAddress):
+        client.get(server.url("/x"))
+    assert server.hits == []
+
+
+def test_redirects_are_returned_not_followed(make_server) -> None:  # type: ignore[no-untyped-def]
+    front, target = make_server("127.0.0.1"), make_server("127.0.0.1")
+    target.routes["/t"] = ok
+
+    def redirect(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(308)
+        h.send_header("Location", target.url("/t"))
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    front.routes["/r"] = redirect
+    with guarded_client(AllowList.parse("127.0.0.0/8")) as client:
+        assert client.get(front.url("/r")).status_code == 308
+    assert target.hits == []
+
+
+def test_dns_rebinding_cannot_move_the_connection(monkeypatch: pytest.MonkeyPatch, make_server) -> None:  # type: ignore[no-untyped-def]
+    """Reference §8 item 3: the name is resolved once per request; the checked answer is used.
+
+    127.0.0.1 stands in for the public address (allowlisted), 127.0.0.2 for the internal one
+    that a second lookup would return.
+    """
+    public = make_server("127.0.0.1")
+    internal = make_server("127.0.0.2", public.port)  # same port: only the address differs
+    public.routes["/v"] = ok
+    internal.routes["/v"] = ok
+    calls = fake_dns(monkeypatch, {"rebind.test": ["127.0.0.1", "127.0.0.2"]})
+    with guarded_client(AllowList.parse("127.0.0.1/32")) as client:
+        response = client.get(f"http://rebind.test:{public.port}/v")
+        assert response.text == f"host=rebind.test:{public.port}"
+        # the next request resolves again, gets the internal answer, and is refused
+        with pytest.raises(BlockedAddress, match=r"127\.0\.0\.2"):
+            client.get(f"http://rebind.test:{public.port}/v")
+    assert calls == ["rebind.test", "rebind.test"]
+    assert len(public.hits) == 1 and internal.hits == []
+
+
+async def test_async_client(server: Server) -> None:
+    server.routes["/x"] = ok
+    async with guarded_async_client(AllowList.parse("127.0.0.1/32")) as client:
+        response = await client.get(server.url("/x"))
+    assert response.status_code == 200
+    async with guarded_async_client() as client:
+        with pytest.raises(BlockedAddress):
+            await client.get(server.url("/x"))
+    assert len(server.hits) == 1
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path, list[str | None]]]:
+    """An https server for the name ``media.test`` on 127.0.0.1, recording the SNI it receives."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=media.test",
+                    "-addext", "subjectAltName=DNS:media.test"], check=True, capture_output=True, timeout=60)
+    names: list[str | None] = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,misc]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok(self)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield httpd.server_address[1], cert, names
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_https_keeps_sni_and_verifies_the_name(tls_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    port, cert, names = tls_server
+    calls = fake_dns(monkeypatch, {"media.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    trust = ssl.create_default_context(cafile=str(cert))
+    with guarded_client(AllowList.parse("127.0.0.1/32"), verify=trust) as client:
+        response = client.get(f"https://media.test:{port}/v")
+        assert response.text == f"host=media.test:{port}"
+        # same IP, another name: the certificate does not cover it, so verification must fail
+        with pytest.raises(Exception, match=r"(?i)certificate|hostname"):
+            client.get(f"https://other.test:{port}/v")
+    assert names[0] == "media.test" and "other.test" in names
+    assert calls == ["media.test", "other.test"]
