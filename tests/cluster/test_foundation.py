@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import kubernetes
 import pytest
+from audio_extract_localcluster.cluster import LocalCluster
 from kubernetes.client import ApiException
 
 pytestmark = pytest.mark.cluster
@@ -258,3 +259,31 @@ def test_pod_the_agent_cannot_run_fails_with_a_reason(namespace, k8s_api):
     assert failed.status.reason == "ContainerCannotRun"
     terminated = failed.status.container_statuses[0].state.terminated
     assert "no command" in terminated.message and "nginx" in terminated.message
+
+
+def test_a_second_cluster_runs_alongside_and_stops_without_leftovers(cluster, tmp_path):
+    pid_file = tmp_path / "pod.pid"
+    with LocalCluster(bin_dir=cluster.bin_dir) as other:
+        other.run(other.node_agent(slots=1))
+        assert other.server != cluster.server  # its own free ports
+        # $$$$ reaches the shell as $$ (Kubernetes expands $$ to $)
+        other.kubectl(
+            "create",
+            "job",
+            "sleeper",
+            "--image=busybox",
+            "--",
+            "sh",
+            "-c",
+            f"echo $$$$ > {pid_file}; exec sleep 300",
+        )
+        pod_pid = int(
+            wait_for("the pod's process", lambda: pid_file.exists() and pid_file.read_text().strip())
+        )
+        pids = [p.pid for p in other.supervisor.running] + [pod_pid]
+        assert all(_alive(pid) for pid in pids)
+        workdir = other.workdir
+
+    wait_for("every process gone", lambda: not [pid for pid in pids if _alive(pid)], timeout=10)
+    assert not workdir.exists()  # data removed (keep=False)
+    assert "local-node" in cluster.kubectl("get", "nodes").stdout  # the session's cluster is unaffected
