@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import logging
 import os
 import re
@@ -65,9 +66,10 @@ def terminal_status(key: str, n: int, at: str) -> dict[str, Any]:
             "jobs": jobs, "completedAt": at}
 
 
-def serve_operator(kubeconfig: str, port: int) -> None:
+def serve_operator(kubeconfig: str, port: int, trace_path: str) -> None:
     """``--serve-operator``: the operator's delivery path as its own process, wired exactly as the
-    operator wires it (``deliveries.install`` / ``observe`` / ``close``)."""
+    operator wires it (``deliveries.install`` / ``observe`` / ``close``). It also notes when each
+    batch's finished status first reached it (watch lag), written to ``trace_path`` at exit."""
     from audio_extract_common.resource import GROUP, PLURAL, VERSION
     from audio_extract_operator import deliveries
     from audio_extract_operator.kube import Kube
@@ -82,7 +84,17 @@ def serve_operator(kubeconfig: str, port: int) -> None:
         settings.posting.level = logging.WARNING  # as the operator does
         settings.scanning.disabled = True
         memo.kube = await Kube.connect(kubeconfig)
-        deliveries.install(memo, operator_settings, memo.kube)
+        pump = deliveries.install(memo, operator_settings, memo.kube)
+        seen: dict[str, float] = {}
+        observe = pump.observe
+
+        def observe_noting(body: Any, deleted: bool = False) -> None:
+            if (body.get("status") or {}).get("completedAt"):
+                seen.setdefault(body["metadata"]["name"], time.time())
+            observe(body, deleted)
+
+        pump.observe = observe_noting  # type: ignore[method-assign]
+        memo.seen = seen
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: object) -> None:
@@ -90,6 +102,7 @@ def serve_operator(kubeconfig: str, port: int) -> None:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: object) -> None:
+        Path(trace_path).write_text(json.dumps(memo.seen))
         await deliveries.close(memo)
         await memo.kube.close()
 
@@ -103,7 +116,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_delivery_process(kubeconfig: Path) -> subprocess.Popen[bytes]:
+def start_delivery_process(kubeconfig: Path, trace_path: Path) -> subprocess.Popen[bytes]:
     from audio_extract_localcluster.cluster import free_port, http_ok
 
     port = free_port()
@@ -114,7 +127,7 @@ def start_delivery_process(kubeconfig: Path) -> subprocess.Popen[bytes]:
            "AUDIO_EXTRACT_OPERATOR_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32"}
     profile = os.environ.get("BENCH_PROFILE")  # a cProfile output path, to see where time goes
     argv = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []), __file__,
-            "--serve-operator", str(kubeconfig), str(port)]
+            "--serve-operator", str(kubeconfig), str(port), str(trace_path)]
     proc = subprocess.Popen(argv, env=env)
     deadline = time.monotonic() + 60
     while not http_ok(f"http://127.0.0.1:{port}/healthz"):
@@ -142,7 +155,8 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
         cluster.kubectl("apply", "-f", str(ROOT / "crds" / "extractionbatches.yaml"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/extractionbatches.audioextract.io")
         cluster.kubectl("create", "namespace", NS)
-        operator = start_delivery_process(cluster.kubeconfig)
+        trace_path = Path(tmp) / "seen.json"
+        operator = start_delivery_process(cluster.kubeconfig, trace_path)
         pool = ThreadPoolExecutor(WRITERS)
         try:
             keys = [ids.new_key() for _ in range(batches)]
@@ -154,6 +168,7 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
             time.sleep(2)  # the watch has listed them
 
             done_at: dict[str, float] = {}
+            names = {ids.batch_id(k): ids.batch_object_name(k) for k in keys}
 
             def finish(key: str) -> None:
                 co.patch_namespaced_custom_object_status(
@@ -173,6 +188,7 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
         finally:
             operator.terminate()
             operator.wait(30)
+            seen = json.loads(trace_path.read_text()) if trace_path.exists() else {}
             pool.shutdown()
             api.close()
 
@@ -186,6 +202,11 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
                 if r.payload and r.payload["event"].startswith(kind)]
 
     job_lat, batch_lat = latencies("job."), latencies("batch.")
+    watch_lag = [seen[names[b]] - t for b, t in done_at.items() if names[b] in seen]
+    first_rx: dict[str, float] = {}
+    for r in first.values():
+        first_rx[r.payload["batchId"]] = min(first_rx.get(r.payload["batchId"], r.at), r.at)
+    to_first = [first_rx[b] - seen[names[b]] for b in done_at if b in first_rx and names[b] in seen]
     records = [d for b in items
                for d in [*(j.get("webhook") for j in b["status"]["jobs"]), b["status"].get("webhook")]]
     nan = float("nan")
@@ -197,6 +218,10 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
         "finish_writes_s": writes_s, "all_in_s": all_in_s, "operator_cpu_s": operator_cpu,
         "p50": statistics.median(job_lat) if job_lat else nan, "p95": pct(job_lat, 95) if job_lat else nan,
         "max": max(job_lat) if job_lat else nan, "batch_p95": pct(batch_lat, 95) if batch_lat else nan,
+        "watch_lag_p50": statistics.median(watch_lag) if watch_lag else nan,
+        "watch_lag_p95": pct(watch_lag, 95) if watch_lag else nan,
+        "seen_to_first_p50": statistics.median(to_first) if to_first else nan,
+        "seen_to_first_p95": pct(to_first, 95) if to_first else nan,
         "load_before": load_before, "load_after": os.getloadavg()[0],
     }
 
@@ -207,6 +232,8 @@ def write_docs(r: dict[str, Any]) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     total = r["batches"] * r["jobs"]
     per_ms = r["operator_cpu_s"] / max(1, total + r["batches"]) * 1000
+    lag = f"{r['watch_lag_p50']:.2f} s / {r['watch_lag_p95']:.2f} s"
+    first = f"{r['seen_to_first_p50']:.2f} s / {r['seen_to_first_p95']:.2f} s"
     section = f"""## Webhooks
 
 `bench/bench_webhooks.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on this 2-core machine
@@ -229,6 +256,8 @@ fit this machine. Latency = arrival at the receiver - return of the batch's term
 | latency after job completion, p50 | {r['p50']:.2f} s |
 | latency after job completion, p95 (goal <= 2 s) | {r['p95']:.2f} s |
 | latency, max | {r['max']:.2f} s |
+| of which: status write -> watch event at the operator, p50 / p95 | {lag} |
+| of which: watch event -> first delivery of the batch arrives, p50 / p95 | {first} |
 | everything delivered, from the first terminal write | {r['all_in_s']:.1f} s |
 | CPU of the delivering process meanwhile | {r['operator_cpu_s']:.1f} s ({per_ms:.1f} ms per delivery) |
 
@@ -247,10 +276,10 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--no-write", action="store_true", help="don't update docs/benchmarks.md")
-    parser.add_argument("--serve-operator", nargs=2, metavar=("KUBECONFIG", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-operator", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_operator:
-        serve_operator(args.serve_operator[0], int(args.serve_operator[1]))
+        serve_operator(args.serve_operator[0], int(args.serve_operator[1]), args.serve_operator[2])
         return
     logging.basicConfig(level=logging.WARNING)
     result = run(args.batches, args.jobs)
