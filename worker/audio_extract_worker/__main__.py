@@ -56,6 +56,15 @@ def _spec_error(e: Exception) -> JobError:
 
 
 def peak_rss_kib() -> int:
+    """This process's own peak RSS. ``VmHWM`` is reset by exec; ``ru_maxrss`` is not (on Linux it
+    keeps the high-water mark of the forked parent's image, e.g. a big test runner)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
