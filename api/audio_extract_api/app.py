@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The queue watch starts on the first submission (or here, in a served process), and
-        # everything holding sockets is closed on the way out.
+        # The queue view starts with the first submission (which waits for its first list, one
+        # round trip); everything holding sockets is closed on the way out.
         try:
             yield
         finally:
