@@ -127,7 +127,8 @@ class Driver:
         self.schedule = Schedule.from_config(config)
         self.clock = clock
         self._bound = asyncio.Semaphore(config.concurrency)
-        self._memory: dict[tuple[str, Slot], Delivery] = {}
+        self._memory: dict[str, dict[Slot, Delivery]] = {}
+        """uid -> outcomes written (or failed to be written) by this process, until status shows them."""
         self.unwritten: set[str] = set()
         """uids whose last status write failed: their outcomes live only in ``_memory``."""
         self.sent_total = 0
@@ -145,9 +146,8 @@ class Driver:
         return uid in self.unwritten
 
     def forget(self, uid: str) -> None:
-        """Drop what is remembered of a batch (it was deleted)."""
-        for key in [k for k in self._memory if k[0] == uid]:
-            del self._memory[key]
+        """Drop what is remembered of a batch (deleted, or nothing left to deliver)."""
+        self._memory.pop(uid, None)
         self.unwritten.discard(uid)
 
     async def tick(self, ref: BatchRef, spec: BatchSpec, status: BatchStatus) -> None:
@@ -156,11 +156,11 @@ class Driver:
         now = self.clock()
         current: dict[Slot, Delivery] = {}
         writes: dict[Slot, Delivery] = {}
+        memory = self._memory.setdefault(ref.uid, {})
         for slot, seen in recorded(status).items():
-            key = (ref.uid, slot)
-            best = fresher(seen, self._memory.get(key))
+            best = fresher(seen, memory.get(slot))
             if best is seen:
-                self._memory.pop(key, None)  # the watch caught up with what was written
+                memory.pop(slot, None)  # the view caught up with what was written
             else:
                 writes[slot] = best  # an older copy came back: restore, do not resend
             current[slot] = best
@@ -169,7 +169,7 @@ class Driver:
             j.webhook = current.get(j.index)
         fresh.webhook = current.get(None)
         for p in events.plan(spec, fresh, ref.uid, iso(now)):
-            current[p.index] = self._memory.get((ref.uid, p.index)) or p.delivery
+            current[p.index] = memory.get(p.index) or p.delivery
             if current[p.index] is not p.delivery:
                 writes[p.index] = current[p.index]
 
@@ -183,9 +183,11 @@ class Driver:
             self._fault_hook()
             for slot, d in zip(due, results, strict=True):
                 writes[slot] = d
-                self._memory[(ref.uid, slot)] = d
+                memory[slot] = d
         if writes:
             await self._write(ref, status, writes)
+        if not memory:
+            self._memory.pop(ref.uid, None)
 
     async def _attempt(self, status: BatchStatus, slot: Slot, d: Delivery) -> Delivery:
         assert self.sender is not None

@@ -76,8 +76,9 @@ class Pump:
             self.bodies[uid] = {"metadata": dict(meta), "spec": body.get("spec"),
                                 "status": body.get("status")}
             self.wake.set()
-        else:
+        else:  # nothing owed or pending: done with this batch (memory included) until it changes
             self.bodies.pop(uid, None)
+            self.driver.forget(uid)
 
     async def run(self) -> None:
         while True:

@@ -84,6 +84,7 @@ async def test_event_wakes_the_loop_and_finished_batches_go_quiet(pumps):
     assert took < 1.0
     assert len(rx.received) == 3 and len(store.patches) == 1
     assert pump.bodies == {} and pump.ticking == {}  # written result observed: inactive
+    assert pump.driver._memory == {}  # nothing kept for finished batches (no growth over time)
     pump.observe(copy.deepcopy(store.obj))  # a late watch event of the same state changes nothing
     assert pump.bodies == {}
 
