@@ -97,7 +97,11 @@ class Pump:
             if uid in self.ticking or self.not_before.get(uid, 0.0) > loop_now:
                 continue
             spec, status = body.get("spec") or {}, body.get("status") or {}
-            if not self.driver.wants_tick(uid, spec, status, now):
+            try:
+                if not self.driver.wants_tick(uid, spec, status, now):
+                    continue
+            except Exception:  # one odd object must not stall every other batch
+                log.exception("webhook check of %s failed", body["metadata"].get("name"))
                 continue
             task = asyncio.create_task(self._tick(uid, body), name=f"webhooks {uid}")
             self.ticking[uid] = task
