@@ -72,7 +72,13 @@ class Pump:
         known = self.bodies.get(uid)
         if known is not None and _rv(known) > _rv(body):
             return  # a stale event after our own, newer write
-        if needs_work(body.get("spec") or {}, body.get("status") or {}) or self.driver.remembers(uid):
+        try:
+            spec, status = body.get("spec") or {}, body.get("status") or {}
+            active = self.driver.remembers(uid) or needs_work(spec, status)
+        except Exception:  # never let an odd object break the operator's event handler
+            log.exception("webhook check of %s failed", meta.get("name"))
+            return
+        if active:
             self.bodies[uid] = {"metadata": dict(meta), "spec": body.get("spec"),
                                 "status": body.get("status")}
             self.wake.set()
