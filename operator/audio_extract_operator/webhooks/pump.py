@@ -125,7 +125,10 @@ class Pump:
             log.exception("webhook tick for %s/%s failed", meta["namespace"], meta["name"])
         finally:
             self.ticking.pop(uid, None)
-            if self.driver.remembers(uid):  # the write failed: retry it after a pause, not at once
+            if uid not in self.bodies:  # deleted (or finished) while this tick ran
+                self.driver.forget(uid)
+                self.not_before.pop(uid, None)
+            elif self.driver.remembers(uid):  # the write failed: retry it after a pause, not at once
                 self.not_before[uid] = asyncio.get_running_loop().time() + self.config.poll_interval
             else:
                 self.not_before.pop(uid, None)
