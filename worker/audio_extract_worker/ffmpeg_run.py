@@ -6,6 +6,7 @@ import collections
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from audio_extract_common.resource import ErrorCode
 
@@ -14,8 +15,16 @@ from .errors import JobFailure
 STDERR_LINES = 60
 
 
+@dataclass(frozen=True)
+class FfmpegRun:
+    stderr: str
+    """The last lines of ffmpeg's log."""
+    out_seconds: float | None
+    """The last ``out_time_us`` reported: the output's duration once ffmpeg has finished."""
+
+
 def run_ffmpeg(args: list[str], timeout: float,
-               on_time: Callable[[float], None] = lambda seconds: None) -> str:
+               on_time: Callable[[float], None] = lambda seconds: None) -> FfmpegRun:
     """Run ``args``; call ``on_time`` with the output position in seconds; return stderr's tail.
 
     ``out_time_us`` is parsed (``out_time_ms`` is microseconds too, trac #7345, and early
@@ -24,6 +33,7 @@ def run_ffmpeg(args: list[str], timeout: float,
     """
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     timed_out = threading.Event()
+    last: float | None = None
     with subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE) as proc:
         drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
@@ -46,7 +56,8 @@ def run_ffmpeg(args: list[str], timeout: float,
                     except ValueError:
                         continue
                     if micros >= 0:
-                        on_time(micros / 1e6)
+                        last = micros / 1e6
+                        on_time(last)
             proc.wait()
         finally:
             timer.cancel()
@@ -58,10 +69,10 @@ def run_ffmpeg(args: list[str], timeout: float,
     if timed_out.is_set():
         raise JobFailure(ErrorCode.TIMEOUT, f"ffmpeg took longer than {timeout:g} s")
     if proc.returncode != 0:
-        last = [line for line in tail if line.strip()][-8:]
+        lines = [line for line in tail if line.strip()][-8:]
         raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"ffmpeg failed (exit code {proc.returncode})",
-                         "\n".join(last) or None)
-    return stderr
+                         "\n".join(lines) or None)
+    return FfmpegRun(stderr, last)
 
 
 def _drain(stream, tail: collections.deque[str]) -> None:  # type: ignore[no-untyped-def]

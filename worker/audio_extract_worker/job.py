@@ -15,7 +15,6 @@ from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import Store, output_key, upload_key
 
-from . import fetch
 from .command import InvalidOutput, OutputSpec, Paths, can_copy, extension, ffmpeg_args, measure_args
 from .errors import JobFailure
 from .ffmpeg_run import run_ffmpeg
@@ -45,9 +44,9 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         input_file = InputFile(name=name, size=facts.size, duration=facts.duration, format=facts.format_name)
         reporter.report(Step.analyzing_video, 100, input_file=input_file)
         out = work / f"output.{extension(spec.format)}"
-        transcoded = _extract(spec, facts, Paths(source, out), settings, reporter)
+        transcoded, seconds = _extract(spec, facts, Paths(source, out), settings, reporter)
         reporter.report(Step.finalizing, 0)
-        output = _finalize(job, spec, out, transcoded, store)
+        output = _finalize(job, spec, out, transcoded, seconds, store)
         reporter.report(Step.finalizing, 100)
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
@@ -83,9 +82,11 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
         if local is None:  # a remote store: copy it into scratch first
             local = work / "source"
             with store.open(key) as src, open(local, "wb") as dst:
-                shutil.copyfileobj(src, dst, fetch.CHUNK)
+                shutil.copyfileobj(src, dst, 1 << 20)
         reporter.report(Step.downloading_video, 100)
         return local.resolve(), file_id
+    from . import fetch  # httpx and the address guard load only for URL sources
+
     dest = work / "source"
     limits = fetch.FetchLimits(settings.max_source_bytes, settings.connect_timeout, settings.read_timeout,
                                settings.max_redirects)
@@ -100,7 +101,8 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
 
 
 def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: WorkerSettings,
-             reporter: ProgressReporter) -> bool:
+             reporter: ProgressReporter) -> tuple[bool, float | None]:
+    """Returns whether the audio was re-encoded, and the output's duration (ffmpeg's last out_time)."""
     reporter.report(Step.extracting_audio, 0)
     duration = facts.duration
     started = time.monotonic()
@@ -133,15 +135,15 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
             correction, rounds = next_correction, rounds + 1
             chosen = normalize_filter(loudness, correction)
         start = MEASURE_SHARE
-    run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
-               progress_in(start, 100))
+    run = run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
+                     progress_in(start, 100))
     reporter.report(Step.extracting_audio, 100)
-    return transcoded
+    return transcoded, run.out_seconds
 
 
 def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,
              on_time: Callable[[float], None]) -> Loudness:
-    stderr = run_ffmpeg(measure_args(facts, source, before), settings.ffmpeg_timeout, on_time)
+    stderr = run_ffmpeg(measure_args(facts, source, before), settings.ffmpeg_timeout, on_time).stderr
     try:
         return parse_ebur128(stderr)
     except ValueError:
@@ -149,21 +151,25 @@ def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: Work
                          stderr[-500:] or None) from None
 
 
-def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, store: Store) -> OutputFile:
-    if not out.exists() or out.stat().st_size == 0:
+def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, seconds: float | None,
+              store: Store) -> OutputFile:
+    if not out.exists() or out.stat().st_size == 0 or seconds == 0:
         raise JobFailure(ErrorCode.EXTRACTION_FAILED, "ffmpeg produced no audio")
-    try:
-        result = probe(out)
-    except JobFailure as e:
-        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable",
-                         e.message) from None
+    duration = seconds
+    if duration is None:  # no progress block arrived (cannot normally happen): ask ffprobe
+        try:
+            duration = probe(out).duration
+        except JobFailure as e:
+            raise JobFailure(ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable",
+                             e.message) from None
     filename = f"{default_filename(job)}.{extension(spec.format)}"
     key = output_key(job.jobId, filename)
     size = store.put_file(key, out)  # temp file + rename: never a partial output in the store
     bitrate = None
-    if result.duration:
-        bitrate = f"{round(size * 8 / result.duration / 1000)}k"
+    if duration:
+        bitrate = f"{round(size * 8 / duration / 1000)}k"
     with contextlib.suppress(Exception):
         out.unlink()
-    return OutputFile(filename=filename, path=key, size=size, duration=result.duration,
+    return OutputFile(filename=filename, path=key, size=size,
+                      duration=round(duration, 3) if duration else None,
                       format=Format(spec.format).value, bitrate=bitrate, transcoded=transcoded)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import httpx
 from audio_extract_common.resource import InputFile, Step
 from audio_extract_common.results import ProgressReport
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class ProgressReporter:
         self._thread.join(flush_timeout)
 
     def _run(self) -> None:
+        import httpx  # only when reporting is on: keeps the worker's start-up short
+
         next_at = 0.0
         with httpx.Client(timeout=self._timeout, trust_env=False, follow_redirects=False) as client:
             while True:
@@ -83,6 +88,8 @@ class ProgressReporter:
                 self._send(client, report)
 
     def _send(self, client: httpx.Client, report: ProgressReport) -> None:
+        import httpx
+
         try:
             response = client.post(self.url, content=report.model_dump_json(exclude_none=True),  # type: ignore[arg-type]
                                    headers={**self._headers, "Content-Type": "application/json"})

@@ -9,10 +9,13 @@ The operator's Job builder sets them (see the worker contract in the team brief)
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from audio_extract_common.netguard import AllowList
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from audio_extract_common.netguard import AllowList
 
 
 class WorkerSettings(BaseSettings):
@@ -36,11 +39,15 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _parse_allowlist(self) -> WorkerSettings:
+        from audio_extract_common.netguard import AllowList  # httpx only loads for URL sources
+
         AllowList.parse(self.allow_cidrs)  # fail at start-up on a bad CIDR, not at the first request
         return self
 
     @property
     def allow(self) -> AllowList:
+        from audio_extract_common.netguard import AllowList
+
         return AllowList.parse(self.allow_cidrs)
 
     def job_json(self) -> str:
