@@ -67,6 +67,8 @@ def dev_components(cluster: Any, local: Path) -> list[Component]:
             argv=[sys.executable, "-m", "audio_extract_operator"],
             env=env,
             ready=lambda: _healthy(health),
-            extra={"namespace": NAMESPACE, "store": str(store)},
+            extra={"namespace": NAMESPACE, "store": str(store),
+                   # in .local/dev.env, so a receiver can verify signatures (docs/webhooks.md)
+                   "env": {"AUDIO_EXTRACT_WEBHOOK_SECRET": env[f"{ENV_PREFIX}WEBHOOK_SECRET"]}},
         )
     ]
