@@ -20,6 +20,7 @@ from typing import BinaryIO, Protocol
 
 class Store(Protocol):
     def writer(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+    def staged(self, key: str) -> contextlib.AbstractContextManager[Path]: ...
     def put_file(self, key: str, source: Path) -> int: ...
     def open(self, key: str) -> BinaryIO: ...
     def size(self, key: str) -> int | None: ...
@@ -55,6 +56,25 @@ class FilesystemStore:
             with os.fdopen(fd, "wb") as f:
                 yield f
                 f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def staged(self, key: str) -> Iterator[Path]:
+        """A temporary path next to ``key`` for a producer that writes the file itself (ffmpeg):
+        synced and renamed into place when the block exits without error, removed otherwise.
+        Saves the worker a copy of every output (an S3 store would stage locally and upload)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+        try:
+            yield Path(tmp)
+            with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:

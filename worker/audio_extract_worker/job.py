@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -43,10 +42,12 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         facts = probe(source)
         input_file = InputFile(name=name, size=facts.size, duration=facts.duration, format=facts.format_name)
         reporter.report(Step.analyzing_video, 100, input_file=input_file)
-        out = work / f"output.{extension(spec.format)}"
-        transcoded, seconds = _extract(spec, facts, Paths(source, out), settings, reporter)
-        reporter.report(Step.finalizing, 0)
-        output = _finalize(job, spec, out, transcoded, seconds, store)
+        key = output_key(job.jobId, f"{default_filename(job)}.{extension(spec.format)}")
+        # ffmpeg writes straight into the store next to the final name; renamed only on success
+        with store.staged(key) as out:
+            transcoded, seconds = _extract(spec, facts, Paths(source, out.resolve()), settings, reporter)
+            reporter.report(Step.finalizing, 0)
+            output = _describe(key, spec, out, transcoded, seconds)
         reporter.report(Step.finalizing, 100)
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
@@ -151,9 +152,10 @@ def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: Work
                          stderr[-500:] or None) from None
 
 
-def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, seconds: float | None,
-              store: Store) -> OutputFile:
-    if not out.exists() or out.stat().st_size == 0 or seconds == 0:
+def _describe(key: str, spec: OutputSpec, out: Path, transcoded: bool, seconds: float | None) -> OutputFile:
+    """The result's output facts; raises (so the staged file is dropped) if there is no audio."""
+    size = out.stat().st_size if out.exists() else 0
+    if size == 0 or seconds == 0:
         raise JobFailure(ErrorCode.EXTRACTION_FAILED, "ffmpeg produced no audio")
     duration = seconds
     if duration is None:  # no progress block arrived (cannot normally happen): ask ffprobe
@@ -162,14 +164,7 @@ def _finalize(job: WorkerJob, spec: OutputSpec, out: Path, transcoded: bool, sec
         except JobFailure as e:
             raise JobFailure(ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable",
                              e.message) from None
-    filename = f"{default_filename(job)}.{extension(spec.format)}"
-    key = output_key(job.jobId, filename)
-    size = store.put_file(key, out)  # temp file + rename: never a partial output in the store
-    bitrate = None
-    if duration:
-        bitrate = f"{round(size * 8 / duration / 1000)}k"
-    with contextlib.suppress(Exception):
-        out.unlink()
-    return OutputFile(filename=filename, path=key, size=size,
+    bitrate = f"{round(size * 8 / duration / 1000)}k" if duration else None
+    return OutputFile(filename=key.rsplit("/", 1)[-1], path=key, size=size,
                       duration=round(duration, 3) if duration else None,
                       format=Format(spec.format).value, bitrate=bitrate, transcoded=transcoded)
