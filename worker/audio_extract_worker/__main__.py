@@ -15,10 +15,11 @@ import signal
 import sys
 from types import FrameType
 
+from pydantic import ValidationError
+
 from audio_extract_common.resource import ErrorCode, JobError
 from audio_extract_common.results import EXIT_INTERNAL, EXIT_OK, EXIT_PERMANENT, WorkerResult, exit_code_for
 from audio_extract_common.store import FilesystemStore
-from pydantic import ValidationError
 
 from .job import run_job
 from .progress import ProgressReporter

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote
 
 import httpx
+
 from audio_extract_common.netguard import AllowList, NetguardError, guarded_client, parse_url
 from audio_extract_common.resource import ErrorCode
 

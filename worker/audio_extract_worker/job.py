@@ -16,7 +16,7 @@ from audio_extract_common.store import Store, output_key, upload_key
 
 from .command import InvalidOutput, OutputSpec, Paths, can_copy, extension, ffmpeg_args, measure_args
 from .errors import JobFailure
-from .ffmpeg_run import run_ffmpeg
+from .ffmpeg_run import FfmpegRun, run_ffmpeg
 from .loudness import MAX_CORRECTIONS, Loudness, gain_correction, is_linear, normalize_filter, parse_ebur128
 from .probe import ProbeFacts, probe
 from .progress import ProgressReporter
@@ -138,8 +138,28 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
         start = MEASURE_SHARE
     run = run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
                      progress_in(start, 100))
+    _check_complete(facts, run)
     reporter.report(Step.extracting_audio, 100)
     return transcoded, run.out_seconds
+
+
+TRUNCATION_SLACK_S = 0.5
+TRUNCATION_SLACK_RATIO = 0.02
+
+
+def _check_complete(facts: ProbeFacts, run: FfmpegRun) -> None:
+    """ffmpeg exits 0 on a truncated file whose index is intact (a faststart MP4 cut short): it
+    decodes what is there and logs an error. Shorter output *and* an error in the log mean a
+    damaged source; shorter output alone is legitimate (an audio track that ends before the video).
+    """
+    expected = facts.audio.duration or facts.duration
+    got = run.out_seconds
+    if not expected or got is None or not run.stderr.strip():
+        return
+    if got < expected - max(TRUNCATION_SLACK_S, TRUNCATION_SLACK_RATIO * expected):
+        last = [line for line in run.stderr.splitlines() if line.strip()][-3:]
+        raise JobFailure(ErrorCode.INVALID_VIDEO, f"the source is truncated or damaged: only {got:.1f} s "
+                         f"of {expected:.1f} s of audio could be decoded", "\n".join(last) or None)
 
 
 def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,

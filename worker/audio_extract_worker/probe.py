@@ -37,6 +37,8 @@ class AudioStream:
     """bit/s; None when the container does not say (common in Matroska)."""
     bits: int | None
     """Bits per sample for lossless/PCM streams, None for lossy ones."""
+    duration: float | None = None
+    """The stream's own duration when the container states it (Matroska often does not)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ def parse_probe(data: dict[str, Any], size: int) -> ProbeFacts:
             channels=_num(chosen.get("channels"), int),
             bit_rate=stream_rate,
             bits=bits,
+            duration=_num(chosen.get("duration")),
         ),
         only_stream=len(streams) == 1,
     )

@@ -6,8 +6,9 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from audio_extract_common.resource import ExtractionJob
 from pydantic import Field
+
+from audio_extract_common.resource import ExtractionJob
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_FILENAME = 128

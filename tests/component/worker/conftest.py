@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import FilesystemStore
 from audio_extract_worker.job import run_job
@@ -94,6 +95,18 @@ class Media:
             data = self.aac_mp4.read_bytes()
             p.write_bytes(data[: len(data) // 2])  # the moov atom (at the end) is lost
         return self._make("truncated.mp4", build)
+
+    @property
+    def truncated_faststart(self) -> Path:
+        """Index (moov) first, then half the media data: probes fine, decodes only partly."""
+        def build(p: Path) -> None:
+            full = self.root / "faststart-full.mp4"
+            ffmpeg("-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
+                   "-filter_complex", NOISE.format(d=SOURCE_SECONDS), "-c:v", "mpeg4", "-c:a", "aac",
+                   "-movflags", "+faststart", str(full))
+            data = full.read_bytes()
+            p.write_bytes(data[: len(data) // 2])
+        return self._make("truncated-faststart.mp4", build)
 
     @property
     def random_bytes(self) -> Path:

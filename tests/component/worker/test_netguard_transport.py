@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from audio_extract_common.netguard import AllowList, BlockedAddress, guarded_async_client, guarded_client
 from conftest import Server
+
+from audio_extract_common.netguard import AllowList, BlockedAddress, guarded_async_client, guarded_client
 
 REAL_GETADDRINFO = socket.getaddrinfo
 

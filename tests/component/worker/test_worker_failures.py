@@ -7,8 +7,9 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from audio_extract_common.resource import ErrorCode
 from conftest import InProcess, Media, Run, Server, job_spec
+
+from audio_extract_common.resource import ErrorCode
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -30,6 +31,7 @@ def assert_failed(run: Run, code: ErrorCode, *words: str) -> None:
 
 @pytest.mark.parametrize(("name", "code", "words"), [
     ("truncated", ErrorCode.INVALID_VIDEO, ["not a readable media file", "moov atom not found"]),
+    ("truncated_faststart", ErrorCode.INVALID_VIDEO, ["truncated or damaged", "partial file"]),
     ("random_bytes", ErrorCode.INVALID_VIDEO, ["not a readable media file"]),
     ("video_only", ErrorCode.NO_AUDIO_STREAM, ["no audio stream", "video"]),
     ("empty", ErrorCode.INVALID_VIDEO, ["empty"]),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from audio_extract_common.formats import Format, Quality
-from audio_extract_worker.quality import QUALITY
 from conftest import (
     SOURCE_SECONDS,
     InProcess,
@@ -15,6 +13,9 @@ from conftest import (
     ffprobe_json,
     job_spec,
 )
+
+from audio_extract_common.formats import Format, Quality
+from audio_extract_worker.quality import QUALITY
 
 CODEC = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "pcm_s16le", "ogg": "vorbis", "opus": "opus"}
 CONTAINER = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "wav", "ogg": "ogg", "opus": "ogg"}

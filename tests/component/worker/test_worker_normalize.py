@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
 from conftest import InProcess, Media, job_spec
+
+from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
 
 NOISE = "{a}*(random(0)*2-1){extra}|{a}*(random(1)*2-1){extra}"
 # Noise low-passed at 6 kHz, closer to programme material than full-band white noise, whose

@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import JOB_ID, Media, Server, job_spec
+
 from audio_extract_common.resource import ErrorCode, Step
 from audio_extract_common.results import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, ProgressReport
-from conftest import JOB_ID, Media, Server, job_spec
 
 LOOPBACK = "127.0.0.0/8"
 

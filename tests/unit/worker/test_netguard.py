@@ -7,6 +7,7 @@ import socket
 
 import httpx
 import pytest
+
 from audio_extract_common import netguard
 from audio_extract_common.netguard import (
     AllowList,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
+
 from audio_extract_worker.settings import WorkerSettings
 from audio_extract_worker.spec import WorkerJob, default_filename, sanitize
-from pydantic import ValidationError
 
 IDS = {"jobId": "job_0123456789abcdef", "batchId": "batch_0123456789abcdef"}
 

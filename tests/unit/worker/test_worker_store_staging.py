@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from audio_extract_common.store import FilesystemStore
 
 
