@@ -159,6 +159,15 @@ class Kube:
             raise _convert(e) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise _convert(e) from None
+        if resp.status >= 300:
+            # Without preloading, the client does not check the status: a 403 or 5xx would read
+            # as a stream of non-events and the caller would re-watch in a hot loop.
+            body = (await resp.content.read(4096)).decode(errors="replace")
+            resp.close()
+            if resp.status == 410:
+                raise WatchExpired()
+            log.error("Kubernetes API answered %s to a watch: %s", resp.status, body[:300])
+            raise ServiceUnavailable(f"watch refused with HTTP {resp.status}")
         try:
             while line := await resp.content.readline():
                 event = json.loads(line)
