@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import kubernetes
 import pytest
+
 from audio_extract_localcluster.cluster import LocalCluster
 
 NODE_SLOTS = 4  # pods the local node runs at once; the foundation tests need a few in parallel
@@ -53,8 +54,17 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
 
 
 def _report(request: pytest.FixtureRequest):
+    """Status lines (ready/stopped times per component) on the terminal, past output capturing."""
     terminal = request.config.pluginmanager.get_plugin("terminalreporter")
-    return lambda line: terminal.write_line(f"[local cluster] {line}") if terminal else None
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def report(line: str) -> None:
+        if terminal is None or capture is None:
+            return
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(f"[local cluster] {line}")
+
+    return report
 
 
 @pytest.fixture(scope="session")

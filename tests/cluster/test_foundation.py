@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import kubernetes
 import pytest
-from audio_extract_localcluster.cluster import LocalCluster
 from kubernetes.client import ApiException
+
+from audio_extract_localcluster.cluster import LocalCluster
 
 pytestmark = pytest.mark.cluster
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from audio_extract_localcluster.podspec import CannotRun, expand, prepare, rewrite_paths
 
 
