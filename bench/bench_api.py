@@ -36,11 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / p) for p in ("common", "api", "localcluster", "operator")]
 
 import httpx  # noqa: E402
+from kubernetes_asyncio import client as kclient  # noqa: E402
+from kubernetes_asyncio import config as kconfig  # noqa: E402
+
 from audio_extract_common import ids  # noqa: E402
 from audio_extract_common.resource import GROUP, PLURAL, VERSION, BatchSpec, manifest  # noqa: E402
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
-from kubernetes_asyncio import client as kclient  # noqa: E402
-from kubernetes_asyncio import config as kconfig  # noqa: E402
 
 NAMESPACE = "bench-api"
 KEY = "axk_bench-key"

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import FastAPI
+
 from audio_extract_common.netguard import AllowList
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore
-from fastapi import FastAPI
 
 from . import errors, openapi
 from .auth import KeyStore, RateLimiter

@@ -12,8 +12,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from audio_extract_common.resource import MAX_JOBS, ExtractionJob, HttpUrl, _Model
 from pydantic import Field, ValidationError
+
+from audio_extract_common.resource import MAX_JOBS, ExtractionJob, HttpUrl, _Model
 
 from .errors import ApiError, InvalidOutput, InvalidRequest, InvalidSource, TooManyJobs
 

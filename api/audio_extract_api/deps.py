@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader
+
 from audio_extract_common import ids
 from audio_extract_common.netguard import AllowList
 from audio_extract_common.store import FilesystemStore
-from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader
 
 from .auth import KeyStore, Principal, RateLimiter
 from .errors import InvalidJobId, InvalidRequest, JobNotFound

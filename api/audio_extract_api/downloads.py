@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from starlette.responses import StreamingResponse
+
 from audio_extract_common.formats import FORMATS, Format
 from audio_extract_common.resource import JobState
-from starlette.responses import StreamingResponse
 
 from .errors import FileExpired, JobFailed, JobNotCompleted, RangeNotSatisfiable
 from .views import is_expired

@@ -13,6 +13,7 @@ import ipaddress
 
 import anyio
 import anyio.to_thread
+
 from audio_extract_common import netguard
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore, upload_key

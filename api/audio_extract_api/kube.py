@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-from audio_extract_common.ids import KEY_LABEL
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from audio_extract_common.ids import KEY_LABEL
+from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
 from .errors import ApiError, InternalError, InvalidRequest, ServiceUnavailable
 from .settings import Settings

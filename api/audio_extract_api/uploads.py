@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 from typing import BinaryIO
 
 import anyio.to_thread
-from audio_extract_common.store import FilesystemStore, upload_key
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from audio_extract_common.store import FilesystemStore, upload_key
 
 from .errors import InvalidRequest, PayloadTooLarge
 

@@ -64,18 +64,27 @@ class Source(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.type != 'url' || has(self.url)", "message": "url is required when type is url",
-                 "fieldPath": ".url"},
-                {"rule": "self.type != 'upload' || has(self.file)",
-                 "message": "file is required when type is upload", "fieldPath": ".file"},
+                {
+                    "rule": "self.type != 'url' || has(self.url)",
+                    "message": "url is required when type is url",
+                    "fieldPath": ".url",
+                },
+                {
+                    "rule": "self.type != 'upload' || has(self.file)",
+                    "message": "file is required when type is upload",
+                    "fieldPath": ".file",
+                },
             ]
         }
     )
 
-    type: Literal["url", "upload"] = Field(description="`url`: fetched over HTTP(S); `upload`: an uploaded file.")
+    type: Literal["url", "upload"] = Field(
+        description="`url`: fetched over HTTP(S); `upload`: an uploaded file."
+    )
     url: HttpUrl | None = Field(
         default=None,
-        description="The video's http(s) URL (at most 2048 characters, no credentials). Required when type=url.",
+        description="The video's http(s) URL (at most 2048 characters, no credentials). "
+        "Required when type=url.",
         json_schema_extra={"x-kubernetes-validations": _URL_CEL},
     )
     file: str | None = Field(
@@ -99,14 +108,18 @@ class Output(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "!has(self.bitrate) || self.format in ['mp3', 'aac', 'ogg', 'opus']",
-                 "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)",
-                 "fieldPath": ".bitrate"},
+                {
+                    "rule": "!has(self.bitrate) || self.format in ['mp3', 'aac', 'ogg', 'opus']",
+                    "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)",
+                    "fieldPath": ".bitrate",
+                },
             ]
         }
     )
 
-    format: Format = Field(description="Output container and codec: mp3, aac (ADTS), flac, wav, ogg (Vorbis), opus (Ogg Opus).")
+    format: Format = Field(
+        description="Output container and codec: mp3, aac (ADTS), flac, wav, ogg (Vorbis), opus (Ogg Opus)."
+    )
     quality: Quality = Field(default=Quality.medium, description="Quality tier; `bitrate` overrides it.")
     bitrate: str | None = Field(
         default=None,
@@ -114,7 +127,9 @@ class Output(_Model):
         max_length=5,  # what the pattern allows; bounds the CEL rules' cost estimate
         description="Bitrate override like `192k`, lossy formats only, range checked per codec.",
     )
-    normalize: bool = Field(default=False, description="EBU R128 loudness normalization to -23 LUFS, -1 dBTP.")
+    normalize: bool = Field(
+        default=False, description="EBU R128 loudness normalization to -23 LUFS, -1 dBTP."
+    )
     preserveMetadata: bool = Field(default=False, description="Copy the source's tags into the output.")
 
     @model_validator(mode="after")
@@ -133,7 +148,9 @@ class Options(_Model):
         description="Output file name without extension (letters, digits, `.`, `_`, `-`; at most 128). "
         "Default: the source's base name, else the job id.",
     )
-    priority: Priority = Field(default=Priority.normal, description="Admission order: high, normal, low. Never preempts.")
+    priority: Priority = Field(
+        default=Priority.normal, description="Admission order: high, normal, low. Never preempts."
+    )
     webhook: HttpUrl | None = Field(
         default=None,
         description="Per-job webhook URL; overrides the batch's `webhook`.",
@@ -161,11 +178,16 @@ class BatchSpec(_Model):
                 # The operator builds one Job per entry when the batch is created; later edits
                 # could never reach them, so the API server refuses them instead.
                 {"rule": "self.jobs == oldSelf.jobs", "message": "jobs are immutable", "fieldPath": ".jobs"},
-                {"rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
-                 "message": "a cancelled batch cannot be resumed", "fieldPath": ".cancel"},
-                {"rule": "!has(self.cancelJobs) || self.cancelJobs.all(i, i < size(self.jobs))",
-                 "message": "cancelJobs names a job index the batch does not have",
-                 "fieldPath": ".cancelJobs"},
+                {
+                    "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                    "message": "a cancelled batch cannot be resumed",
+                    "fieldPath": ".cancel",
+                },
+                {
+                    "rule": "!has(self.cancelJobs) || self.cancelJobs.all(i, i < size(self.jobs))",
+                    "message": "cancelJobs names a job index the batch does not have",
+                    "fieldPath": ".cancelJobs",
+                },
             ]
         }
     )
@@ -176,7 +198,9 @@ class BatchSpec(_Model):
         description="Batch-level webhook URL: job events (unless a job names its own) and batch.completed.",
         json_schema_extra={"x-kubernetes-validations": _URL_CEL},
     )
-    cancel: bool = Field(default=False, description="Set to true to cancel every unfinished job of the batch.")
+    cancel: bool = Field(
+        default=False, description="Set to true to cancel every unfinished job of the batch."
+    )
     cancelJobs: list[JobIndex] = Field(
         default_factory=list,
         max_length=MAX_JOBS,
@@ -277,9 +301,13 @@ class Delivery(_Status):
         default="pending", description="pending: still trying; delivered: a 2xx came back; failed: gave up."
     )
     attempts: int = Field(default=0, description="Attempts made so far.")
-    nextAttemptAt: str | None = Field(default=None, description="When the next attempt is due (pending only).")
+    nextAttemptAt: str | None = Field(
+        default=None, description="When the next attempt is due (pending only)."
+    )
     lastStatusCode: int | None = Field(default=None, description="HTTP status of the last attempt, if any.")
-    lastError: str | None = Field(default=None, description="Error of the last attempt, if no status came back.")
+    lastError: str | None = Field(
+        default=None, description="Error of the last attempt, if no status came back."
+    )
     deliveredAt: str | None = Field(default=None, description="When a 2xx came back.")
 
 
@@ -289,7 +317,9 @@ class JobStatus(_Status):
     index: int = Field(description="Position in spec.jobs.")
     jobId: str = Field(description="Public job id (`job_<16 hex>`).")
     jobName: str = Field(description="Name of the batch/v1 Job running it.")
-    status: JobState = Field(default=JobState.queued, description="queued, processing, completed, failed or cancelled.")
+    status: JobState = Field(
+        default=JobState.queued, description="queued, processing, completed, failed or cancelled."
+    )
     currentStep: Step | None = Field(default=None, description="Current step; null while queued.")
     progress: int = Field(default=0, ge=0, le=100, description="0-100.")
     estimatedTimeRemaining: int | None = Field(default=None, description="Seconds, when known.")
@@ -326,14 +356,22 @@ class BatchStatus(_Status):
     processing: int = Field(default=0, description="Jobs processing.")
     completed: int = Field(default=0, description="Jobs completed.")
     failed: int = Field(default=0, description="Jobs failed or cancelled.")
-    jobs: list[JobStatus] = Field(default_factory=list, description="One entry per spec.jobs item, same order.")
+    jobs: list[JobStatus] = Field(
+        default_factory=list, description="One entry per spec.jobs item, same order."
+    )
     conditions: list[Condition] = Field(default_factory=list, description="Standard conditions.")
-    webhook: Delivery | None = Field(default=None, description="Delivery of batch.completed to the batch webhook.")
+    webhook: Delivery | None = Field(
+        default=None, description="Delivery of batch.completed to the batch webhook."
+    )
     completedAt: str | None = Field(default=None, description="When every job became terminal.")
 
 
-def manifest(name: str, spec: BatchSpec, labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+def manifest(
+    name: str,
+    spec: BatchSpec,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """An ExtractionBatch object ready to create."""
     meta: dict[str, Any] = {"name": name}
     if labels:

@@ -20,7 +20,12 @@ EXIT_PERMANENT = 65
 """Bad input (no audio, not media, too large, bad spec): retrying cannot help; the Job fails at once."""
 
 PERMANENT_CODES = frozenset(
-    {ErrorCode.SOURCE_TOO_LARGE, ErrorCode.INVALID_VIDEO, ErrorCode.NO_AUDIO_STREAM, ErrorCode.EXTRACTION_FAILED}
+    {
+        ErrorCode.SOURCE_TOO_LARGE,
+        ErrorCode.INVALID_VIDEO,
+        ErrorCode.NO_AUDIO_STREAM,
+        ErrorCode.EXTRACTION_FAILED,
+    }
 )
 TERMINATION_MESSAGE_LIMIT = 4096
 
@@ -48,8 +53,11 @@ class WorkerResult(BaseModel):
         if len(text.encode()) > TERMINATION_MESSAGE_LIMIT and self.error and self.error.details:
             overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
             details = self.error.details.encode()[: max(0, len(self.error.details.encode()) - overflow)]
-            cut = self.model_copy(update={"error": self.error.model_copy(
-                update={"details": details.decode(errors="ignore") + "…"})})
+            cut = self.model_copy(
+                update={
+                    "error": self.error.model_copy(update={"details": details.decode(errors="ignore") + "…"})
+                }
+            )
             text = cut.model_dump_json(exclude_none=True)
         return text
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from audio_extract_common import resource as r
 from audio_extract_common.formats import FORMATS
 

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import kopf
+
 from audio_extract_common import ids
 from audio_extract_common.resource import GROUP, PLURAL, VERSION
 

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
+
+from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from audio_extract_common.resource import (
     TERMINAL_STATES,
     BatchStatus,
@@ -22,7 +24,6 @@ from audio_extract_common.resource import (
     Step,
 )
 from audio_extract_common.results import WorkerResult
-from pydantic import ValidationError
 
 from .jobs import CONTAINER
 

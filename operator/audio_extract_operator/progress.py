@@ -14,10 +14,11 @@ import time
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
+
 from audio_extract_common import ids
 from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState
 from audio_extract_common.results import ProgressReport
-from pydantic import ValidationError
 
 from .registry import Ref, Registry
 from .settings import Settings

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from audio_extract_common import ids
 from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, ErrorCode, JobStatus
 from audio_extract_common.store import FilesystemStore
 from audio_extract_common.timefmt import iso, now, parse
-from pydantic import ValidationError
 
 from . import k8sevents
 from .jobs import batch_key_of, build_job, owned_by

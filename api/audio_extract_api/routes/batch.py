@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from audio_extract_common.resource import BatchSpec
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
+
+from audio_extract_common.resource import BatchSpec
 
 from .. import bodies, guard, views
 from ..deps import BATCH_ID_PATTERN, Reader, Svc, Writer, find_batch, read_json_body

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from audio_extract_common.resource import TERMINAL_STATES
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from audio_extract_common.resource import TERMINAL_STATES
 
 from .. import views
 from ..deps import Svc, Writer, find_batch, find_job

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from audio_extract_common.formats import FORMATS
-from audio_extract_common.store import output_key
 from fastapi import APIRouter, Header
 from starlette.responses import StreamingResponse
+
+from audio_extract_common.formats import FORMATS
+from audio_extract_common.store import output_key
 
 from ..deps import Reader, Svc, find_job
 from ..downloads import completed_output, file_response

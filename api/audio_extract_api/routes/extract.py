@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from audio_extract_common.resource import BatchSpec, ExtractionJob
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from audio_extract_common.resource import BatchSpec, ExtractionJob
 
 from .. import bodies, guard, views
 from ..deps import Svc, Writer, read_json_body

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
 from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_async_client
 from audio_extract_common.resource import Delivery
 

@@ -14,6 +14,7 @@ import httpx
 import kubernetes
 import pytest
 import yaml
+
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 from audio_extract_common.resource import GROUP, PLURAL, VERSION

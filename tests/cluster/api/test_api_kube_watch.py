@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from audio_extract_api.errors import ApiError
 from audio_extract_api.kube import Kube
 

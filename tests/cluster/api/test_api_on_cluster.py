@@ -13,6 +13,7 @@ import os
 import time
 
 import pytest
+
 from audio_extract_common import ids, timefmt
 
 pytestmark = pytest.mark.cluster

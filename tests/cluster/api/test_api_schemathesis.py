@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from audio_extract_api.app import create_app
-from audio_extract_api.settings import Settings
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
+
+from audio_extract_api.app import create_app
+from audio_extract_api.settings import Settings
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes
 import pytest
 import yaml
+
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_operator.testing import MediaServer, OperatorProcess
 

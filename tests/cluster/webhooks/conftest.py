@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import kubernetes
 import pytest
+
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings as ApiSettings
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+
 from audio_extract_common import ids
 from audio_extract_common.resource import BatchStatus, JobStatus
 from audio_extract_operator.progress import Progress, apply_reports

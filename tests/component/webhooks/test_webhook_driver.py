@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonpatch
 import pytest
+
 from audio_extract_common.resource import BatchSpec, BatchStatus
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.driver import BatchRef, Driver, needs_work, patch_ops

@@ -9,9 +9,10 @@ import time
 
 import jsonpatch
 import pytest
+from test_webhook_driver import SECRET, Store, config, make_store
+
 from audio_extract_operator.webhooks.pump import Pump
 from audio_extract_operator.webhooks.receiver import Receiver, Reply
-from test_webhook_driver import SECRET, Store, config, make_store
 
 
 class VersionedStore(Store):

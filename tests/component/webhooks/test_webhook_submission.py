@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+
 from audio_extract_api.errors import InvalidRequest
 from audio_extract_api.guard import check_jobs
 from audio_extract_common import netguard

@@ -8,6 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 
 import pytest
+
 from audio_extract_api import bodies, downloads, views
 from audio_extract_api.auth import KeyStore, RateLimiter, parse_keys
 from audio_extract_api.errors import (

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
+
 from audio_extract_common.resource import BatchSpec
 from audio_extract_operator import crdgen
-from pydantic import ValidationError
 
 SAMPLES = crdgen.REPO_ROOT / "crds" / "samples"
 # Invalid sample -> the field its refusal must name (both here and at `kubectl apply`).

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from audio_extract_common import ids
 from audio_extract_common.results import EXIT_PERMANENT
 from audio_extract_operator.jobs import build_job, owned_by

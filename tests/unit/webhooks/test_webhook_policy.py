@@ -6,6 +6,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from audio_extract_common.resource import Delivery
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_operator.webhooks.config import DEFAULT_SCHEDULE, WebhookConfig

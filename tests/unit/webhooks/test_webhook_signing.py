@@ -7,9 +7,10 @@ import os
 from datetime import UTC, datetime
 
 import pytest
-from audio_extract_operator.webhooks.signing import Signer
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
+
+from audio_extract_operator.webhooks.signing import Signer
 
 
 def test_standard_webhooks_test_vector_reproduces():
