@@ -119,25 +119,34 @@ def signing_key_pair() -> KeyPair:
     return KeyPair(public, _key_pem(key))
 
 
-def kubeconfig(server: str, ca_pem: bytes, client: KeyPair, user: str, context: str = "local") -> str:
-    """A self-contained kubeconfig (certificates embedded) for one user."""
+def kubeconfig(
+    server: str,
+    ca_pem: bytes,
+    client: KeyPair | None,
+    user: str,
+    context: str = "local",
+    *,
+    token: str | None = None,
+    namespace: str | None = None,
+) -> str:
+    """A self-contained kubeconfig (CA embedded) for one user: a client certificate, or a bearer token."""
     b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    if client is not None:
+        credentials = {
+            "client-certificate-data": b64(client.cert_pem),
+            "client-key-data": b64(client.key_pem),
+        }
+    else:
+        credentials = {"token": token}
+    ctx = {"cluster": context, "user": user, **({"namespace": namespace} if namespace else {})}
     doc = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
             {"name": context, "cluster": {"server": server, "certificate-authority-data": b64(ca_pem)}}
         ],
-        "users": [
-            {
-                "name": user,
-                "user": {
-                    "client-certificate-data": b64(client.cert_pem),
-                    "client-key-data": b64(client.key_pem),
-                },
-            }
-        ],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": user}}],
+        "users": [{"name": user, "user": credentials}],
+        "contexts": [{"name": context, "context": ctx}],
         "current-context": context,
     }
     return yaml.safe_dump(doc, sort_keys=False)

@@ -208,6 +208,21 @@ class LocalCluster:
         path.write_text(certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(user, groups), user))
         return path
 
+    def service_account_kubeconfig(self, namespace: str, service_account: str, hours: int = 6) -> Path:
+        """A kubeconfig with a real token of the ServiceAccount (the TokenRequest API), so the API
+        server authenticates and authorizes its holder exactly as it would a pod of that account."""
+        token = self.kubectl(
+            "-n", namespace, "create", "token", service_account, f"--duration={hours}h"
+        ).stdout.strip()
+        user = f"system:serviceaccount:{namespace}:{service_account}"
+        path = self.workdir / "identities" / f"{namespace}-{service_account}.kubeconfig"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            certs.kubeconfig(self.server, self._ca.cert_pem, None, user, token=token, namespace=namespace)
+        )
+        path.chmod(0o600)
+        return path
+
     # -- internals -----------------------------------------------------------------------------
 
     def _write_pki(self) -> None:

@@ -64,33 +64,7 @@ def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
     apply_objects(
         cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)]
     )
-    token = cluster.kubectl(
-        "-n", namespace, "create", "token", rbac.SERVICE_ACCOUNT, "--duration=6h"
-    ).stdout.strip()
-    path = Path(cluster.workdir) / f"operator-{namespace}.kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "operator",
-                "clusters": [
-                    {
-                        "name": "local",
-                        "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)},
-                    }
-                ],
-                "users": [{"name": "operator", "user": {"token": token}}],
-                "contexts": [
-                    {
-                        "name": "operator",
-                        "context": {"cluster": "local", "user": "operator", "namespace": namespace},
-                    }
-                ],
-            }
-        )
-    )
-    return path
+    return cluster.service_account_kubeconfig(namespace, rbac.SERVICE_ACCOUNT)
 
 
 def ensure_store_claim(cluster: Any, namespace: str, claim: str = DEFAULT_CLAIM) -> Path:

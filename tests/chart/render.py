@@ -189,27 +189,9 @@ def apply_rbac(cluster: Any, namespace: str, component: str, release: str = RELE
 
 
 def act_as(cluster: Any, namespace: str, component: str, *, release: str = RELEASE,
-           token_seconds: int = 3 * 3600) -> Identity:
+           token_hours: int = 3) -> Identity:
     """Set up the component's chart RBAC in ``namespace`` and return an identity using a real
     ServiceAccount token (kubectl create token = the TokenRequest API)."""
     sa = apply_rbac(cluster, namespace, component, release)
-    token = cluster.kubectl("create", "token", sa, "-n", namespace,
-                            f"--duration={token_seconds}s").stdout.strip()
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-    server_entry = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-    user = f"{namespace}-{sa}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [server_entry],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": user, "context": {"cluster": server_entry["name"], "user": user,
-                                                "namespace": namespace}}],
-        "current-context": user,
-    }
-    path = Path(cluster.workdir) / "identities" / f"{user}.kubeconfig"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
+    path = cluster.service_account_kubeconfig(namespace, sa, hours=token_hours)
     return Identity(component, namespace, sa, path)

@@ -58,16 +58,7 @@ def api_kubeconfig(cluster, namespace, api_role_rules, tmp_path: Path) -> Path:
          "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]},
     ]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
-    token = cluster.kubectl("-n", namespace, "create", "token", sa, "--duration=2h").stdout.strip()
-    path = tmp_path / "api.kubeconfig"
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "api",
-        "clusters": [{"name": "local", "cluster": {"server": cluster.server,
-                                                     "certificate-authority": str(cluster.ca_file)}}],
-        "users": [{"name": "api", "user": {"token": token}}],
-        "contexts": [{"name": "api", "context": {"cluster": "local", "user": "api", "namespace": namespace}}],
-    }))
-    return path
+    return cluster.service_account_kubeconfig(namespace, sa)
 
 
 @pytest.fixture
