@@ -25,15 +25,6 @@ OTHER_KEY = "axk_cluster-other-key"
 
 
 @pytest.fixture(scope="session")
-def crd(cluster) -> str:
-    crd_file = REPO / "crds" / "extractionbatches.yaml"
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd_file))
-    name = f"{PLURAL}.{GROUP}"
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    return name
-
-
-@pytest.fixture(scope="session")
 def api_role_rules(cluster) -> list[dict[str, Any]]:
     """The API's RBAC rules exactly as the Helm chart renders them (the one place they live)."""
     helm = str(Path(cluster.bin_dir) / "helm")
@@ -143,20 +134,5 @@ def api_media(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def operator_for_api(cluster, namespace, crd, request):
-    """``start(**operator_settings)`` → a running operator in the test's namespace (chart RBAC)."""
-    from audio_extract_operator.testing import OperatorProcess
-
-    started = []
-
-    def start(**settings: Any) -> OperatorProcess:
-        settings.setdefault("retention_interval", 1.0)
-        settings.setdefault("status_flush_interval", 0.2)
-        op = OperatorProcess(cluster, namespace, rbac=True, **settings).start()
-        started.append(op)
-        return op
-
-    yield start
-    for op in started:
-        op.stop()
-        print(f"--- operator log ({op.log_path}) ---\n{op.log_tail(60)}")
+def operator_defaults() -> dict[str, Any]:
+    return {"retention_interval": 1.0, "status_flush_interval": 0.2}

@@ -51,9 +51,9 @@ def assert_progress_story(observations: list[dict]) -> None:
     assert observations[-1]["status"] == "completed" and observations[-1]["progress"] == 100
 
 
-async def test_contract_example_batches_complete(make_api, operator_for_api, api_media, tmp_path,
+async def test_contract_example_batches_complete(make_api, start_operator, api_media, tmp_path,
                                                  expect_error_cluster):
-    op = operator_for_api(max_running=4)
+    op = start_operator(max_running=4)
     async with make_api(store_root=op.store_root) as api:
         long_src = {"type": "url", "url": f"{api_media.url}/long.mp4"}
         src = {"type": "url", "url": f"{api_media.url}/av.mp4"}
@@ -100,8 +100,8 @@ async def test_contract_example_batches_complete(make_api, operator_for_api, api
         assert (batch["completed"], batch["phase"]) == (2, "Succeeded")
 
 
-async def test_upload_source_and_retention(make_api, operator_for_api, api_media, expect_error_cluster):
-    op = operator_for_api(output_retention_seconds=3)
+async def test_upload_source_and_retention(make_api, start_operator, api_media, expect_error_cluster):
+    op = start_operator(output_retention_seconds=3)
     async with make_api(store_root=op.store_root) as api:
         video = (api_media.directory / "av.mp4").read_bytes()
         up = await api.post("/v1/uploads", files={"file": ("av.mp4", video, "video/mp4")})
@@ -122,8 +122,8 @@ async def test_upload_source_and_retention(make_api, operator_for_api, api_media
         assert (await api.get(f"/v1/status/{job}")).json()["data"]["expired"] is True
 
 
-async def test_cancelled_job_ends_cancelled(make_api, operator_for_api, api_media, expect_error_cluster):
-    op = operator_for_api()
+async def test_cancelled_job_ends_cancelled(make_api, start_operator, api_media, expect_error_cluster):
+    op = start_operator()
     async with make_api(store_root=op.store_root) as api:
         slow = {"type": "url", "url": f"{api_media.url}/slow/av.mp4"}
         fast = {"type": "url", "url": f"{api_media.url}/av.mp4"}
