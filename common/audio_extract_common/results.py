@@ -69,6 +69,6 @@ class ProgressReport(BaseModel):
 
     jobId: str
     step: Step
-    progress: int = Field(ge=0, le=100)
+    progress: int = Field(ge=0, le=100)  # percent of `step`; the operator maps it to the whole job's
     estimatedTimeRemaining: int | None = None
     inputFile: InputFile | None = None

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState
+from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
 from .registry import Ref, Registry
@@ -29,24 +29,58 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
 
 
+STEP_BANDS: dict[Step, tuple[int, int]] = {
+    Step.downloading_video: (0, 25),
+    Step.analyzing_video: (25, 30),
+    Step.extracting_audio: (30, 95),
+    Step.finalizing: (95, 99),
+}
+"""The share of the whole job's 0-100 ``progress`` each step covers. Workers report the percent
+of their *current step* (``ProgressReport.progress``), while the contract's ``progress`` is for
+the whole job: published as is, it fell back to 0 at every step change. The bands end at 99:
+100 is set only with ``completed`` (``mapping.job_entry``), once the output is downloadable."""
+
+STEP_ORDER = list(Step)
+
+
+def job_progress(step: Step, step_percent: int) -> int:
+    """The whole job's progress when ``step`` is ``step_percent`` done."""
+    low, high = STEP_BANDS[step]
+    return low + (high - low) * max(0, min(100, step_percent)) // 100
+
+
+def merged(job: JobStatus, report: ProgressReport) -> dict[str, Any]:
+    """The fields a report changes in a running job's entry; step and progress only move forward.
+
+    One attempt's reports can arrive late or out of order relative to what status already shows
+    (an earlier flush, the admission write), so a report behind the entry changes nothing but
+    ``inputFile``. A retried pod starts again at ``downloading_video``: its reports show once
+    they pass the previous attempt's progress, never by going backwards.
+    """
+    update: dict[str, Any] = {}
+    if report.inputFile is not None:
+        update["inputFile"] = report.inputFile
+    step = Step(report.step)
+    progress = job_progress(step, report.progress)
+    current = Step(job.currentStep) if job.currentStep else None
+    if current is not None and STEP_ORDER.index(step) < STEP_ORDER.index(current):
+        return update
+    if progress < job.progress:
+        return update
+    update.update(currentStep=step, progress=progress, estimatedTimeRemaining=report.estimatedTimeRemaining)
+    return update
+
+
 def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> BatchStatus | None:
-    """Progress onto non-terminal entries; progress never goes backwards within a step sequence."""
+    """Progress onto non-terminal entries (``merged``); None when nothing changes."""
     changed = False
     for job in status.jobs:
         report = reports.get(job.index)
         if report is None or job.status in TERMINAL_STATES:
             continue
-        update: dict[str, Any] = {
-            "currentStep": report.step,
-            "progress": max(job.progress, report.progress)
-            if job.currentStep == report.step
-            else report.progress,
-            "estimatedTimeRemaining": report.estimatedTimeRemaining,
-        }
+        update = merged(job, report)
         if job.status == JobState.queued:
             update["status"] = JobState.processing
-        if report.inputFile is not None:
-            update["inputFile"] = report.inputFile
         for k, v in update.items():
             if getattr(job, k) != v:
                 setattr(job, k, v)

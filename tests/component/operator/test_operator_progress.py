@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from audio_extract_common import ids
-from audio_extract_common.resource import BatchStatus, JobStatus
-from audio_extract_operator.progress import Progress, apply_reports
+from audio_extract_common.resource import BatchStatus, JobStatus, Step
+from audio_extract_operator.progress import Progress, apply_reports, job_progress
 from audio_extract_operator.registry import Registry
 from audio_extract_operator.settings import Settings
 from audio_extract_operator.tokens import progress_token
@@ -79,11 +79,13 @@ async def test_bursts_are_coalesced_to_about_one_write_per_interval() -> None:
     try:
         for p in range(1, 41):
             assert (await client.post("/progress", json=report(p % 2, p), headers=auth(p % 2))).status == 202
+        # the newest report per job wins, as whole-job progress (extracting_audio 40 % / 39 %)
+        want = (job_progress(Step.extracting_audio, 40), job_progress(Step.extracting_audio, 39))
         for _ in range(100):  # the trailing flush lands one interval after the first
-            if writer.status.jobs[0].progress == 40 and writer.status.jobs[1].progress == 39:
+            if (writer.status.jobs[0].progress, writer.status.jobs[1].progress) == want:
                 break
             await asyncio.sleep(0.05)
-        assert writer.status.jobs[0].progress == 40 and writer.status.jobs[1].progress == 39
+        assert (writer.status.jobs[0].progress, writer.status.jobs[1].progress) == want
         assert writer.writes <= 3, writer.writes
         assert progress.received == 40
     finally:
