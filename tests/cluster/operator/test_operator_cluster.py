@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from audio_extract_operator.testing import MediaServer, OperatorProcess
+from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -28,17 +28,6 @@ INVALID_FIELDS = {  # invalid sample -> the field kubectl's refusal must name
     "bad-filename.yaml": "spec.jobs[0].options.filename",
     "bitrate-out-of-range.yaml": "spec.jobs[0].output.bitrate",
 }
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def custom(k8s_api: Any) -> kubernetes.client.CustomObjectsApi:

@@ -18,23 +18,12 @@ import pytest
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings as ApiSettings
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from audio_extract_operator.testing import MediaServer, OperatorProcess
+from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
 from audio_extract_operator.webhooks.receiver import Receiver, Reply
 
 pytestmark = pytest.mark.cluster
 
 Start = Callable[..., OperatorProcess]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def create_batch(k8s_api: Any, namespace: str, name: str, jobs: list[dict[str, Any]], **spec: Any) -> None:
