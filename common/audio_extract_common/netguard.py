@@ -18,6 +18,14 @@ The rules, in the order they apply:
    keeps the name and, for https, the ``sni_hostname`` extension keeps SNI and certificate
    verification on the name. Redirects are never followed here: callers that follow them send
    each hop through the same transport, so every hop is checked again.
+5. The webhook sender makes thousands of small requests, where httpx's per-request cost showed
+   (about 1.5 ms of CPU each against 0.13 ms for aiohttp with keep-alive, measured on this
+   project's machine), so it uses aiohttp through :func:`guarded_session`: the connector's
+   resolver is :class:`GuardedResolver` (every answer checked; aiohttp connects to exactly the
+   addresses it returns) and a middleware applies rules 1 and 3 to literal-address hosts, which
+   aiohttp never sends to a resolver. Its connections are pooled by name, port and TLS context,
+   so a kept-alive connection only ever carries requests for the name it was checked and
+   verified for.
 
 The predicate uses explicit tables rather than only ``ipaddress``'s ``is_private``/``is_global``
 flags, whose answers changed between CPython patch releases (CVE-2024-4032, cpython#119812) and
@@ -32,8 +40,11 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiohttp
 import anyio.to_thread
 import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import is_ip_address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -299,3 +310,55 @@ def guarded_async_client(allow: AllowList | None = None, *, verify: bool | ssl.S
     """An async client whose every connection goes through :class:`GuardedTransport`."""
     return httpx.AsyncClient(transport=GuardedTransport(allow, verify=verify), follow_redirects=False,
                              trust_env=False, **kwargs)  # type: ignore[arg-type]
+
+
+# --- aiohttp session -------------------------------------------------------------------------
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver applying :func:`resolve_checked`: a name with any disallowed answer is
+    refused (:class:`BlockedAddress` propagates out of the request unchanged)."""
+
+    def __init__(self, allow: AllowList | None = None) -> None:
+        self.allow = allow or AllowList()
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        addresses = await anyio.to_thread.run_sync(resolve_checked, host, port, self.allow)
+        return [ResolveResult(hostname=host, host=str(a), port=port,
+                              family=socket.AF_INET if a.version == 4 else socket.AF_INET6,
+                              proto=0, flags=socket.AI_NUMERICHOST) for a in addresses]
+
+    async def close(self) -> None:
+        pass
+
+
+def _literal_guard(allow: AllowList) -> aiohttp.ClientMiddlewareType:
+    async def guard(request: aiohttp.ClientRequest,
+                    handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        url = request.url
+        if url.scheme not in ("http", "https"):
+            raise UnsupportedURL(f"only http and https URLs are allowed, not {url.scheme or 'none'!r}")
+        if "Authorization" in request.headers:  # where aiohttp has put credentials from the URL
+            raise UnsupportedURL("URL must not contain credentials")
+        host = url.raw_host or ""
+        if not host:
+            raise UnsupportedURL("URL has no host")
+        if is_ip_address(host):  # aiohttp skips the resolver for these
+            resolve_checked(host, url.port or 0, allow)  # numeric: parsed, never looked up
+        return await handler(request)
+
+    return guard
+
+
+def guarded_session(allow: AllowList | None = None, *, limit: int = 100,
+                    **kwargs: object) -> aiohttp.ClientSession:
+    """An aiohttp session whose every connection goes to an address the guard allowed.
+
+    Create it inside the running event loop; pass ``allow_redirects=False`` on requests that
+    must not follow redirects (every hop would be checked, but the webhook rules forbid them).
+    """
+    allow = allow or AllowList()
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow), use_dns_cache=False, limit=limit)
+    return aiohttp.ClientSession(connector=connector, middlewares=(_literal_guard(allow),),
+                                 trust_env=False, **kwargs)  # type: ignore[arg-type]

@@ -40,6 +40,8 @@ class Received:
     """time.time() when the request was read."""
     verified: bool
     payload: Any = None
+    peer_port: int = 0
+    """The client's port: requests on one kept-alive connection share it."""
 
     @property
     def id(self) -> str:
@@ -110,7 +112,8 @@ class Receiver:
                 self._changed.wait(min(left, 0.5))
             return True
 
-    def _record(self, path: str, headers: dict[str, str], body: bytes) -> tuple[Received, int]:
+    def _record(self, path: str, headers: dict[str, str], body: bytes,
+                peer_port: int = 0) -> tuple[Received, int]:
         verified, payload = False, None
         if self.webhook is not None:
             try:
@@ -123,7 +126,7 @@ class Receiver:
                 payload = json.loads(body)
             except ValueError:
                 payload = None
-        rec = Received(path, headers, body, time.time(), verified, payload)
+        rec = Received(path, headers, body, time.time(), verified, payload, peer_port)
         with self._changed:
             earlier = sum(1 for r in self.received if r.id == rec.id)
             self.received.append(rec)
@@ -143,7 +146,7 @@ class Receiver:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                rec, earlier = receiver._record(self.path, headers, body)
+                rec, earlier = receiver._record(self.path, headers, body, self.client_address[1])
                 reply = receiver.responder(rec, earlier)
                 self._reply(reply)
 

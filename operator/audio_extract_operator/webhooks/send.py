@@ -1,11 +1,12 @@
 """One delivery attempt: a signed POST through the address guard, bounded in time and in bytes read.
 
-The client never follows redirects (a 3xx is reported as it is) and connects only to an address
-:mod:`audio_extract_common.netguard` checked, pinned for the connection. The whole attempt,
-connect to the last byte read, is bounded by ``config.timeout`` (httpx's own timeouts are per
-operation, so a receiver trickling a byte a second would otherwise hold an attempt forever); a
-status line that arrived before the deadline still counts. At most ``max_response_bytes`` of
-the body are read, then the connection is closed.
+The session (:func:`audio_extract_common.netguard.guarded_session`, aiohttp) never follows
+redirects (a 3xx is reported as it is) and connects only to addresses the guard checked. It keeps
+connections alive per receiver: a burst of deliveries to one receiver reuses a few connections
+instead of opening one per event. The whole attempt, connect to the last byte read, is bounded by
+``config.timeout``; a status line that arrived before the deadline still counts. At most
+``max_response_bytes`` of the body are read; a connection whose body was not read to its end is
+closed, never reused.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpx
+import aiohttp
 
-from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_async_client
+from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_session
 from audio_extract_common.resource import Delivery
 
 from .config import WebhookConfig
@@ -42,56 +43,63 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
 
 
 class Sender:
-    """Holds the process's one guarded client and signer; ``attempt`` makes one delivery attempt."""
+    """Holds the process's one guarded session and signer; ``attempt`` makes one delivery attempt."""
 
-    def __init__(self, config: WebhookConfig, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, config: WebhookConfig) -> None:
         self.config = config
         self.signer = Signer(config.secret)
-        self.client = client or guarded_async_client(
-            AllowList.parse(config.allow_cidrs),
-            timeout=httpx.Timeout(config.timeout),
-            headers={"user-agent": "audio-extract-webhooks/1"},
-        )
+        self.allow = AllowList.parse(config.allow_cidrs)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created in the running loop, on first use
+            self._session = guarded_session(self.allow, limit=self.config.concurrency,
+                                            headers={"user-agent": "audio-extract-webhooks/1"})
+        return self._session
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def attempt(self, delivery: Delivery, body: bytes) -> Outcome:
         headers = self.signer.headers(delivery.id, body)  # fresh webhook-timestamp per attempt
         deadline = time.monotonic() + self.config.timeout
         try:
             async with asyncio.timeout(self.config.timeout):
-                request = self.client.build_request("POST", delivery.url, content=body, headers=headers)
-                response = await self.client.send(request, stream=True, follow_redirects=False)
+                response = await self._client().post(delivery.url, data=body, headers=headers,
+                                                     allow_redirects=False)
         except BlockedAddress as e:
             return Outcome(error=str(e), blocked=True)
         except NetguardError as e:  # the name did not resolve: may come back, so retry
             return Outcome(error=str(e))
         except TimeoutError:
             return Outcome(error=f"timed out after {self.config.timeout:g}s")
-        except httpx.HTTPError as e:
+        except (aiohttp.ClientError, ValueError) as e:  # ValueError: a URL aiohttp cannot use
             return Outcome(error=f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-        try:
-            read = await self._drain(response, deadline)
-        finally:
-            await response.aclose()
+        read, complete = await self._drain(response, deadline)
+        if complete:
+            response.release()  # the connection goes back to the pool
+        else:
+            response.close()
         return Outcome(
-            status_code=response.status_code,
+            status_code=response.status,
             retry_after=retry_after_seconds(response.headers.get("retry-after"))
-            if response.status_code == 429 else None,
+            if response.status == 429 else None,
             read_bytes=read,
         )
 
-    async def _drain(self, response: httpx.Response, deadline: float) -> int:
-        """Read at most ``max_response_bytes`` before the deadline; the status is what matters."""
+    async def _drain(self, response: aiohttp.ClientResponse, deadline: float) -> tuple[int, bool]:
+        """Read at most ``max_response_bytes`` before the deadline; the status is what matters.
+        Returns the bytes read and whether the body was read to its end."""
         limit = self.config.max_response_bytes
         read = 0
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                async for chunk in response.aiter_raw():
+                while read < limit:
+                    chunk = await response.content.readany()
+                    if not chunk:
+                        return read, True
                     read += len(chunk)
-                    if read >= limit:
-                        break
-        except (TimeoutError, httpx.HTTPError):
+        except (TimeoutError, aiohttp.ClientError):
             pass
-        return read
+        return read, False

@@ -185,3 +185,22 @@ async def test_private_and_metadata_targets_are_refused_even_with_a_broad_allowl
     finally:
         await s.aclose()
     assert outcome.blocked and outcome.status_code is None
+
+
+async def test_deliveries_to_one_receiver_reuse_a_kept_alive_connection(sender):
+    with Receiver(SECRET) as rx:
+        for i in range(20):
+            assert (await sender.attempt(delivery(rx.url, f"msg_reuse{i:04d}"), BODY)).status_code == 200
+    assert len(rx.received) == 20
+    assert len({r.peer_port for r in rx.received}) == 1
+
+
+async def test_a_response_not_read_to_its_end_closes_its_connection(sender):
+    endless = itertools.repeat(b"x" * 16384)
+    with Receiver(SECRET, lambda _r, n: Reply(200, body=endless) if n == 0 else Reply(200)) as rx:
+        first = await sender.attempt(delivery(rx.url), BODY)
+        second = await sender.attempt(delivery(rx.url), BODY)
+        third = await sender.attempt(delivery(rx.url), BODY)
+    assert (first.status_code, second.status_code, third.status_code) == (200, 200, 200)
+    ports = [r.peer_port for r in rx.received]
+    assert ports[0] != ports[1] == ports[2]  # a fresh connection after the cut one, then reused

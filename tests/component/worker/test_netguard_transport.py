@@ -1,4 +1,5 @@
-"""The guarded httpx transport against real loopback servers (plain and TLS), sync and async."""
+"""The guarded httpx transport (sync and async) and aiohttp session against real loopback servers,
+plain and TLS."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import aiohttp
 import pytest
 from conftest import Server
 
-from audio_extract_common.netguard import AllowList, BlockedAddress, guarded_async_client, guarded_client
+from audio_extract_common.netguard import (
+    AllowList,
+    BlockedAddress,
+    UnsupportedURL,
+    guarded_async_client,
+    guarded_client,
+    guarded_session,
+)
 
 REAL_GETADDRINFO = socket.getaddrinfo
 
@@ -143,3 +152,87 @@ def test_https_keeps_sni_and_verifies_the_name(tls_server, monkeypatch: pytest.M
             client.get(f"https://other.test:{port}/v")
     assert names[0] == "media.test" and "other.test" in names
     assert calls == ["media.test", "other.test"]
+
+
+# --- aiohttp session (the webhook sender's) ------------------------------------------------------
+
+
+def ports_of(h: BaseHTTPRequestHandler) -> None:
+    body = f"{h.headers.get('Host')} {h.client_address[1]}".encode()
+    h.send_response(200)
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+
+
+class KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        ports_of(self)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def keepalive_server() -> Iterator[int]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), KeepAliveHandler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+async def test_session_refuses_loopback_names_and_literals_without_allowlist(server: Server) -> None:
+    server.routes["/x"] = ok
+    async with guarded_session() as session:
+        for url in (f"http://localhost:{server.port}/x", server.url("/x"),
+                    f"http://[::ffff:127.0.0.1]:{server.port}/x"):
+            with pytest.raises(BlockedAddress):
+                await session.get(url)
+        with pytest.raises(UnsupportedURL, match="credentials"):
+            await session.get(f"http://user:pw@127.0.0.1:{server.port}/x")
+        with pytest.raises(aiohttp.NonHttpUrlClientError):  # aiohttp's own refusal, before ours
+            await session.get(f"ftp://127.0.0.1:{server.port}/x")
+    assert server.hits == []
+
+
+async def test_session_pools_connections_by_name(monkeypatch: pytest.MonkeyPatch,
+                                                 keepalive_server: int) -> None:
+    """Two names on one address never share a connection; one name reuses its own."""
+    port = keepalive_server
+    calls = fake_dns(monkeypatch, {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]})
+    seen = []
+    async with guarded_session(AllowList.parse("127.0.0.1/32")) as session:
+        for name in ("a.test", "b.test", "a.test", "b.test"):
+            async with session.get(f"http://{name}:{port}/") as response:
+                host, client_port = (await response.text()).split()
+                seen.append((host, client_port))
+    assert [h for h, _ in seen] == [f"{n}:{port}" for n in ("a.test", "b.test", "a.test", "b.test")]
+    assert seen[0][1] == seen[2][1] and seen[1][1] == seen[3][1] and seen[0][1] != seen[1][1]
+    assert calls == ["a.test", "b.test"]  # looked up once per new connection
+
+
+async def test_session_checks_every_answer_of_a_new_connection(monkeypatch: pytest.MonkeyPatch,
+                                                               keepalive_server: int) -> None:
+    calls = fake_dns(monkeypatch, {"rebind.test": ["127.0.0.1", "127.0.0.2"]})
+    allow = AllowList.parse("127.0.0.1/32")
+    async with guarded_session(allow) as session, session.get(f"http://rebind.test:{keepalive_server}/") as r:
+        assert r.status == 200
+    async with guarded_session(allow) as session:  # a new connection looks the name up again
+        with pytest.raises(BlockedAddress, match=r"127\.0\.0\.2"):
+            await session.get(f"http://rebind.test:{keepalive_server}/")
+    assert calls == ["rebind.test", "rebind.test"]
+
+
+async def test_session_https_verifies_the_name(tls_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    port, cert, names = tls_server
+    fake_dns(monkeypatch, {"media.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    trust = ssl.create_default_context(cafile=str(cert))
+    async with guarded_session(AllowList.parse("127.0.0.1/32")) as session:
+        async with session.get(f"https://media.test:{port}/v", ssl=trust) as response:
+            assert await response.text() == f"host=media.test:{port}"
+        with pytest.raises(aiohttp.ClientConnectorCertificateError):
+            await session.get(f"https://other.test:{port}/v", ssl=trust)
+    assert names[0] == "media.test" and "other.test" in names
