@@ -68,7 +68,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
     ctx = Context(_S, await Kube.connect(_S.kubeconfig))
     memo.ctx = ctx
-    deliveries.install(memo, _S, ctx.kube)
+    ctx.writer.listeners.append(deliveries.install(memo, _S, ctx.kube).observe)
     await ctx.progress.start()
     ctx.tasks = [
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),

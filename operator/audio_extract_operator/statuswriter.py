@@ -4,14 +4,16 @@ admission loop and the progress endpoint never overwrite each other's changes; t
 covers the other writers (kopf's annotations, the webhook driver's JSON patches).
 
 Every write recomputes counts, phase and conditions, stamps expiry times, and posts an Event per
-job/batch transition.
+job/batch transition. The written object goes to ``listeners`` (the registry, the webhook pump)
+at once: a job that just ended has its webhook sent without waiting for the watch to echo the
+write back, which under load takes seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -75,6 +77,7 @@ class StatusWriter:
         self.kube = kube
         self.settings = settings
         self.registry = registry
+        self.listeners: list[Callable[[Mapping[str, Any]], None]] = [registry.observe_batch]
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def _lock(self, namespace: str, name: str) -> asyncio.Lock:
@@ -111,7 +114,8 @@ class StatusWriter:
                     continue
                 except NotFound:
                     return None
-                self.registry.observe_batch(written)
+                for listen in self.listeners:
+                    listen(written)
                 for type_, reason, message in transitions(current, new):
                     await k8sevents.post(self.kube, written, type_, reason, message)
                 return new
