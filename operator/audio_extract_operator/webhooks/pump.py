@@ -48,6 +48,8 @@ class Pump:
         self.bodies: dict[str, dict[str, Any]] = {}
         """uid -> latest known body of an active batch."""
         self.ticking: dict[str, asyncio.Task[None]] = {}
+        self.versions: dict[str, int] = {}
+        """uid -> newest resourceVersion seen of every batch, active or not, until it is deleted."""
         self.not_before: dict[str, float] = {}
         """uid -> loop time before which a batch whose last write failed is not ticked again."""
         self.wake = asyncio.Event()
@@ -66,12 +68,17 @@ class Pump:
             return
         if deleted:
             self.bodies.pop(uid, None)
+            self.versions.pop(uid, None)
             self.not_before.pop(uid, None)
             self.driver.forget(uid)
             return
-        known = self.bodies.get(uid)
-        if known is not None and _rv(known) > _rv(body):
-            return  # a stale event after our own, newer write
+        rv = _rv(body)
+        if rv < self.versions.get(uid, 0):
+            # A stale copy: the watch echoes writes (ours, the status writer's) late. Kept for
+            # quiet batches too: a late copy from before the deliveries were recorded would
+            # otherwise look like deliveries still owed, and send them again.
+            return
+        self.versions[uid] = rv
         try:
             spec, status = body.get("spec") or {}, body.get("status") or {}
             active = self.driver.remembers(uid) or needs_work(spec, status)

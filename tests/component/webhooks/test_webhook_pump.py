@@ -135,3 +135,19 @@ async def test_stale_events_and_deletion(pumps):
         pump.observe(copy.deepcopy(store.obj), deleted=True)
         assert "uid-1" not in pump.bodies
     assert len(rx.received) == 2  # the retry is an hour away: no second attempt
+
+
+async def test_a_late_event_after_the_batch_went_quiet_sends_nothing_again(pumps):
+    """The watch echoes writes late: an event older than the recorded deliveries, arriving after
+    the batch went quiet, must not look like an owed delivery (it did: a duplicate, same id)."""
+    with Receiver(SECRET) as rx:
+        store = versioned(2, rx.url, "b", "uid-1")
+        pump = pumps(Router(store).patch)
+        before_records = copy.deepcopy(store.obj)
+        pump.observe(copy.deepcopy(store.obj))
+        await until(lambda: len(rx.received) == 3 and "webhook" in store.obj["status"], 5)
+        assert pump.bodies == {}  # quiet
+        pump.observe(before_records)  # the watch's late copy of the terminal write
+        await asyncio.sleep(0.6)  # more than a poll interval
+    assert len(rx.received) == 3 and len(store.patches) == 1
+    assert pump.bodies == {}
