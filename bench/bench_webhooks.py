@@ -1,17 +1,28 @@
-"""Webhook delivery benchmark: 200 batches x 10 jobs finishing together -> 2,000 job deliveries.
+"""Webhook delivery benchmark (issue 6): batches x 10 jobs finishing together, every job delivery
+received and verified; latency after job completion, p50/p95 (goal p95 <= 2 s). Two modes:
 
-What runs for real: the local control plane (kube-apiserver + etcd), the ExtractionBatch CRD, the
-operator's own delivery path in its own process (kopf's watch -> ``deliveries.observe`` -> the
-webhooks ``Pump`` and ``Driver``: address-guarded client, Standard Webhooks signing, JSON-patch
-recording in status), and a verifying receiver on 127.0.0.1 (``standardwebhooks`` verify()).
+``--mode real``: everything is real. The local control plane with its Job controller and scheduler,
+the node agent running each pod as a local process (the real worker on a 1-second wav -> wav), and
+the real operator (``python -m audio_extract_operator``, under its RBAC) creating and admitting the
+Jobs, mapping their outcome into status and delivering the signed webhooks to a verifying receiver
+on 127.0.0.1. A watch on Jobs in this process notes when each Job's ``Complete``/``Failed``
+condition is first seen; latency = arrival at the receiver - that moment (both ``time.time()``).
+The operator admits ``--max-running`` Jobs at a time, so completions come as a steady stream of
+small bursts, bounded by what 2 cores can run.
 
-What is simulated: the jobs. 2,000 real extraction Jobs through the node agent do not fit this
-2-core machine, so the benchmark writes each batch's status the way the operator's status writer
-does when its jobs finish (all ten terminal in one status write per batch, all batches at once,
-16 writers in parallel). Latency = arrival at the receiver - return of that terminal status write.
-Not included: the Job -> status mapping (the operator benchmark measures that).
+``--mode simulated`` (the default): a 2,000-at-once burst. Only the operator's delivery path runs
+(kopf's watch -> ``deliveries.observe`` -> the webhooks ``Pump`` and ``Driver``: address-guarded
+client, Standard Webhooks signing, JSON-patch recording in status), in its own process; the
+benchmark writes each batch's terminal status the way the operator's status writer does when its
+jobs finish (all ten terminal in one status write per batch, all batches at once, 16 writers in
+parallel). Latency = arrival at the receiver - return of that terminal status write. Not included:
+Jobs, pods and the Job -> status mapping.
 
-    .venv/bin/python bench/bench_webhooks.py [--batches 200] [--jobs 10] [--no-write]
+``--mode both`` runs the two one after the other. ``docs/benchmarks.md`` keeps one subsection per
+mode under "## Webhooks"; a run replaces only its own.
+
+    .venv/bin/python bench/bench_webhooks.py [--mode simulated|real|both] [--batches 200] [--jobs 10]
+        [--max-running 8] [--no-write]
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NS = "bench-webhooks"
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 WRITERS = 16
+nan = float("nan")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -111,9 +124,12 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str) -> None:
                               liveness_endpoint=f"http://127.0.0.1:{port}/healthz"))
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """CPU time of a process; with ``children``, also of its exited, waited-for children (the node
+    agent's pod processes)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def start_delivery_process(kubeconfig: Path, trace_path: Path) -> subprocess.Popen[bytes]:
@@ -137,7 +153,7 @@ def start_delivery_process(kubeconfig: Path, trace_path: Path) -> subprocess.Pop
     return proc
 
 
-def run(batches: int, jobs: int) -> dict[str, Any]:
+def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
     from audio_extract_common import ids
     from audio_extract_common.resource import GROUP, PLURAL, VERSION, BatchSpec, manifest
     from audio_extract_common.timefmt import iso, now
@@ -226,27 +242,322 @@ def run(batches: int, jobs: int) -> dict[str, Any]:
     }
 
 
-def write_docs(r: dict[str, Any]) -> None:
-    """Replace (or add) the "## Webhooks" section of docs/benchmarks.md; other sections untouched."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
+# --- real Jobs ------------------------------------------------------------------------------------
+
+
+class Watcher:
+    """Two watches in this process, each on its own thread: when each Job's ``Complete``/``Failed``
+    condition is first seen (the moment a job finished, for the latency), and when each job's
+    status entry first turns terminal (to split the latency into operator mapping and delivery).
+    Raw JSON, not the client's models: 2,000 Jobs' events would cost this process real CPU."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+        self.job_seen: dict[str, float] = {}
+        self.job_done: dict[str, float] = {}
+        self.entry_done: dict[str, float] = {}
+        self.stopped = threading.Event()
+
+    def start(self) -> Watcher:
+        from audio_extract_common.resource import GROUP, PLURAL, VERSION
+
+        batch = kubernetes.client.BatchV1Api(self.api)
+        custom = kubernetes.client.CustomObjectsApi(self.api)
+        jobs = (batch.list_namespaced_job, self.namespace)
+        batches = (custom.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL)
+        for call, note in ((jobs, self._job), (batches, self._batch)):
+            threading.Thread(target=self._follow, args=(call, note), daemon=True).start()
+        return self
+
+    def _follow(self, call: tuple[Any, ...], note: Any) -> None:
+        """List, then watch from the list's resourceVersion; list again if the watch breaks
+        (a 410 or a dropped connection), so nothing is missed."""
+        func, *args = call
+        while True:
+            try:
+                listed = json.loads(func(*args, _preload_content=False).data)
+                for obj in listed["items"]:
+                    note(obj, time.time())
+                rv = listed["metadata"]["resourceVersion"]
+                while True:
+                    stream = kubernetes.watch.Watch().stream(
+                        func, *args, resource_version=rv, timeout_seconds=300, deserialize=False)
+                    for event in stream:
+                        if event["type"] == "ERROR":
+                            raise RuntimeError(event["object"])
+                        note(event["object"], time.time())
+                        rv = event["object"]["metadata"]["resourceVersion"]
+            except Exception as e:  # re-list: slower, but complete
+                if self.stopped.is_set():
+                    return
+                logging.warning("watch restarted: %s", e)
+                time.sleep(0.5)
+
+    def _job(self, job: dict[str, Any], at: float) -> None:
+        self.job_seen.setdefault(job["metadata"]["name"], at)
+        for c in (job.get("status") or {}).get("conditions") or []:
+            if c["type"] in ("Complete", "Failed") and c["status"] == "True":
+                self.job_done.setdefault(job["metadata"]["name"], at)
+
+    def _batch(self, batch: dict[str, Any], at: float) -> None:
+        for entry in (batch.get("status") or {}).get("jobs") or []:
+            if entry.get("status") in ("completed", "failed", "cancelled"):
+                self.entry_done.setdefault(entry["jobName"], at)
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most events in any 1-second window: how bursty the completions were."""
+    ordered, best, lo = sorted(times), 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] > 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
+    from audio_extract_common import ids
+    from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+    from audio_extract_localcluster.cluster import LocalCluster
+    from audio_extract_operator.settings import Settings
+    from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media
+    from audio_extract_operator.webhooks.receiver import Receiver
+
+    total, expected = batches * jobs, batches * (jobs + 1)
+    defaults = Settings.model_fields  # the operator's webhook defaults, which this run keeps
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-webhooks-real-") as tmp, \
+            LocalCluster(Path(tmp) / "cluster") as cluster, Receiver(SECRET) as rx:
+        # pods = max_running: the node runs exactly what the operator admits
+        cluster.run(cluster.node_agent(slots=max_running))
+        install_crd(cluster)
+        cluster.kubectl("create", "namespace", NS)
+        media = MediaServer(make_media(Path(tmp) / "media")).start()
+        cfg = kubernetes.client.Configuration()
+        kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
+        cfg.connection_pool_maxsize = WRITERS * 2
+        api = kubernetes.client.ApiClient(cfg)
+        co = kubernetes.client.CustomObjectsApi(api)
+        # The node has 2 CPUs: at the default 500m request only 4 pods fit, and max_running is
+        # meant to be the limit. The webhook settings stay at the operator's defaults.
+        op = OperatorProcess(cluster, NS, rbac=True, max_running=max_running, cpu_request="50m",
+                             webhook_secret=SECRET, webhook_allow_cidrs="127.0.0.1/32")
+        pool = ThreadPoolExecutor(WRITERS)
+        watcher = None
+        try:
+            op.start()
+            watcher = Watcher(api, NS).start()
+            keys = [ids.new_key() for _ in range(batches)]
+            job = {"source": {"type": "url", "url": f"{media.url}/tone.wav"}, "output": {"format": "wav"}}
+
+            def create(key: str) -> None:
+                co.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, {
+                    "apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": ids.batch_object_name(key)},
+                    "spec": {"jobs": [job] * jobs, "webhook": rx.url + "hooks"}})
+
+            # where the CPU goes: every process of the system, and this one (watches, receiver)
+            procs = {m.spec.name: m.pid for m in cluster.supervisor.running}
+            procs["operator"] = op.proc.pid  # type: ignore[union-attr]
+
+            def cpu_now() -> dict[str, float]:
+                cpu = {name: cpu_seconds(pid, children=name == "node-agent") for name, pid in procs.items()}
+                return {**cpu, "benchmark": time.process_time()}
+
+            cpu_before = cpu_now()
+            t0, t0_wall = time.monotonic(), time.time()
+            list(pool.map(create, keys))
+            created_s = time.monotonic() - t0
+            # generous: a 1-second wav takes ~1 s of CPU end to end, 2 cores
+            deadline, load_max = time.monotonic() + 300 + 2 * total, 0.0
+            while True:
+                got_all = rx.wait_for(lambda rs: len({r.id for r in rs}) >= expected, 20)
+                load_max = max(load_max, os.getloadavg()[0])
+                print(f"{time.monotonic() - t0:6.0f} s: {len(watcher.job_done)}/{total} Jobs finished, "
+                      f"{len({r.id for r in rx.received})}/{expected} deliveries, max load {load_max:.1f}",
+                      flush=True)
+                if got_all or time.monotonic() > deadline or not op.alive():
+                    break
+            wall_s = time.monotonic() - t0
+            cpu = {name: t - cpu_before[name] for name, t in cpu_now().items()}
+            time.sleep(2)  # the last records land
+            items = co.list_namespaced_custom_object(GROUP, VERSION, NS, PLURAL)["items"]
+        finally:
+            op.stop()
+            if watcher:
+                watcher.stopped.set()
+            pool.shutdown()
+            media.stop()
+            api.close()
+
+    received = list(rx.received)
+    first: dict[str, Any] = {}
+    for r in received:
+        first.setdefault(r.id, r)
+    job_rx = {ids.job_object_name(r.payload["jobId"]): r.at for r in first.values()
+              if r.payload and r.payload["event"].startswith("job.")}
+    done, entry = watcher.job_done, watcher.entry_done
+    job_lat = [at - done[name] for name, at in job_rx.items() if name in done]
+    # With every batch created at once, the operator first works through the burst of new batches
+    # and Jobs, and the first admitted Jobs finish meanwhile: those waiting for the first webhook
+    # to come out are kept apart from the rest.
+    seen = watcher.job_seen
+    all_created = max(seen.values()) if len(seen) >= total else nan
+    first_rx = min((r.at for r in received), default=nan)
+    steady = [at - done[n] for n, at in job_rx.items() if n in done and done[n] > first_rx]
+    early = [at - done[n] for n, at in job_rx.items() if n in done and done[n] <= first_rx]
+    to_status = [entry[n] - done[n] for n in done if n in entry]
+    to_receiver = [at - entry[n] for n, at in job_rx.items() if n in entry]
+    batch_lat = []
+    for r in first.values():
+        if r.payload and r.payload["event"] == "batch.completed":
+            key = r.payload["batchId"][len("batch_"):-2]
+            last = [done.get(ids.job_object_name(ids.job_id(key, i))) for i in range(jobs)]
+            if None not in last:
+                batch_lat.append(r.at - max(last))  # type: ignore[type-var]
+    records = [d for b in items for d in
+               [*(j.get("webhook") for j in (b.get("status") or {}).get("jobs") or []),
+                (b.get("status") or {}).get("webhook")]]
+    # a duplicate is the same webhook-id arriving again: which event, how far apart, and what the
+    # operator recorded for it (attempts)
+    arrivals: dict[str, list[Any]] = {}
+    for r in received:
+        arrivals.setdefault(r.id, []).append(r)
+    attempts = {d["id"]: d.get("attempts") for d in records if d}
+    duplicated = [{"event": rs[0].payload["event"], "id": rs[0].id, "arrivals": len(rs),
+                   "apart_s": round(rs[-1].at - rs[0].at, 3), "attempts_recorded": attempts.get(rs[0].id)}
+                  for rs in arrivals.values() if len(rs) > 1]
+    done_times = sorted(done.values())
+    span = done_times[-1] - done_times[0] if len(done_times) > 1 else nan
+    return {
+        "mode": "real", "batches": batches, "jobs": jobs, "max_running": max_running,
+        "webhook_concurrency": defaults["webhook_concurrency"].default,
+        "webhook_poll_interval": defaults["webhook_poll_interval"].default,
+        "all_delivered": got_all, "jobs_finished": len(done),
+        "jobs_failed": sum(1 for b in items for j in (b.get("status") or {}).get("jobs") or []
+                           if j.get("status") == "failed"),
+        "job_deliveries": len(job_rx), "batch_deliveries": len(batch_lat),
+        "recorded_delivered": sum(1 for d in records if d and d["state"] == "delivered"),
+        "unverified": sum(1 for r in received if not r.verified), "duplicates": len(received) - len(first),
+        "duplicated": duplicated,
+        "created_s": created_s, "wall_s": wall_s, "operator_cpu_s": cpu["operator"], "cpu_s": cpu,
+        "completions_per_s": (len(done_times) - 1) / span if span else nan,
+        "completions_peak_1s": peak_per_second(done_times),
+        **spread("", job_lat), **spread("to_status_", to_status), **spread("to_receiver_", to_receiver),
+        **spread("batch_", batch_lat),
+        "jobs_created_s": all_created - t0_wall, "first_delivery_s": first_rx - t0_wall,
+        "steady_n": len(steady), **spread("steady_", steady),
+        "early_n": len(early), **spread("early_", early),
+        "load_before": load_before[0], "load_max": load_max, "load_after": os.getloadavg()[0],
+    }
+
+
+
+def spread(prefix: str, values: list[float]) -> dict[str, float]:
+    if not values:
+        return {f"{prefix}p50": nan, f"{prefix}p95": nan, f"{prefix}max": nan}
+    return {f"{prefix}p50": statistics.median(values), f"{prefix}p95": pct(values, 95),
+            f"{prefix}max": max(values)}
+
+
+# --- docs/benchmarks.md ------------------------------------------------------------------------------
+
+REAL_HEADING = "### Real Jobs"
+SIMULATED_HEADING = "### Simulated completions"
+
+
+def real_section(r: dict[str, Any]) -> str:
+    total = r["batches"] * r["jobs"]
+    verdict = "met" if r["p95"] <= 2.0 else "**not met**"
+    per_job_ms = r["operator_cpu_s"] / max(1, total) * 1000
+
+    def two(name: str) -> str:
+        return f"{r[name + 'p50']:.2f} s / {r[name + 'p95']:.2f} s"
+
+    def three(name: str) -> str:
+        return f"{two(name)} / {r[name + 'max']:.2f} s"
+
+    hooks = f"{r['webhook_concurrency']} in flight, {r['webhook_poll_interval']} s poll"
+    firsts = f"{r['jobs_created_s']:.0f} s / {r['first_delivery_s']:.0f} s"
+    scale = f"{r['batches']} x {r['jobs']} = {total} extraction Jobs, max_running {r['max_running']}"
+    wall = f"{r['wall_s']:.0f} s (batches created in {r['created_s']:.1f} s)"
+    rate = f"{r['completions_per_s']:.1f}/s / {r['completions_peak_1s']}"
+    dups = ""
+    if r["duplicated"]:
+        events = sorted({d["event"] for d in r["duplicated"]})
+        apart = [d["apart_s"] for d in r["duplicated"]]
+        recorded = sorted({str(d["attempts_recorded"]) for d in r["duplicated"]})
+        most = max(d["arrivals"] for d in r["duplicated"])
+        dups = (f"\n\nDuplicates: {len(r['duplicated'])} events ({', '.join(events)}) arrived up to {most} "
+                f"times, {min(apart):.2f}-{max(apart):.2f} s apart, with the same `webhook-id`; status "
+                f"records {'/'.join(recorded)} attempt(s) for them.")
+    cpu = ", ".join(f"{name} {t:.0f} s" for name, t in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1]))
+    return f"""{REAL_HEADING} ({scale})
+
+{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average {r['load_before']:.1f} before,
+{r['load_max']:.1f} at most during the run (its own {r['max_running']} pods and the control plane count, and
+any other work on the machine), {r['load_after']:.1f} after.
+
+Setup: the local control plane (Job controller, scheduler), the node agent running every pod as a
+local process (the real worker: fetch a 1-second `tone.wav` from a local HTTP server, ffprobe,
+ffmpeg -> wav, store), and the real operator (`python -m audio_extract_operator`, chart RBAC,
+`MAX_RUNNING={r['max_running']}`, node `pods` capacity the same, webhook defaults: {hooks}) creating
+the Jobs of {r['batches']} batches created at once, admitting them, mapping their outcome into status
+and delivering to a verifying receiver on 127.0.0.1 (batch-level `webhook`).
+The finish moment of a job is when the benchmark's own watch on Jobs first sees its `Complete` or
+`Failed` condition; latency = arrival at the receiver - that moment (`time.time()` on both sides).
+The "of which" rows use a second watch, on the batches: the operator sends a job's webhook as soon
+as its own status write returns, so a delivery can arrive before that watch sees the write (the
+second row can be ~0 or below).
+
+| measure | value |
+|---|---|
+| Jobs finished (watch seen) / failed in status | {r['jobs_finished']} of {total} / {r['jobs_failed']} |
+| job deliveries received (distinct `webhook-id`) | {r['job_deliveries']} of {total} |
+| `batch.completed` received | {r['batch_deliveries']} of {r['batches']} |
+| recorded `delivered` in status | {r['recorded_delivered']} of {total + r['batches']} |
+| signatures failing `verify()` / duplicate deliveries | {r['unverified']} / {r['duplicates']} |
+| latency after Job completion, p50 | {r['p50']:.2f} s |
+| latency after Job completion, p95 (goal <= 2 s) | {r['p95']:.2f} s |
+| latency, max | {r['max']:.2f} s |
+| after the first batch was created: all {total} Jobs exist / the first webhook arrives | {firsts} |
+| latency, the {r['early_n']} Jobs finished before the first webhook, p50 / p95 / max | {three('early_')} |
+| latency, the {r['steady_n']} Jobs finished after it, p50 / p95 / max | {three('steady_')} |
+| of which: Job finished -> status entry terminal (watch seen), p50 / p95 | {two('to_status_')} |
+| of which: status entry terminal -> delivery arrives, p50 / p95 | {two('to_receiver_')} |
+| `batch.completed` after the batch's last Job finished, p50 / p95 | {two('batch_')} |
+| Job completions: mean rate / most in any 1 s | {rate} |
+| wall time, first batch created -> every delivery in | {wall} |
+| operator CPU meanwhile | {r['operator_cpu_s']:.0f} s ({per_job_ms:.0f} ms per job, all of its work) |
+
+CPU seconds used during the run, by process (node-agent includes its pods: the worker and ffmpeg):
+{cpu}; {sum(r['cpu_s'].values()):.0f} s in all over {r['wall_s']:.0f} s of wall time on 2 cores.
+
+Goal p95 <= 2 s (all Jobs): {verdict} in this run, with real Jobs.{dups}
+
+"""
+
+
+def simulated_section(r: dict[str, Any]) -> str:
     total = r["batches"] * r["jobs"]
     per_ms = r["operator_cpu_s"] / max(1, total + r["batches"]) * 1000
     verdict = "met" if r["p95"] <= 2.0 else "**not met**"
     lag = f"{r['watch_lag_p50']:.2f} s / {r['watch_lag_p95']:.2f} s"
     first = f"{r['seen_to_first_p50']:.2f} s / {r['seen_to_first_p95']:.2f} s"
-    section = f"""## Webhooks
+    return f"""{SIMULATED_HEADING} ({r['batches']} x {r['jobs']} = {total} at once; no Jobs run)
 
-`bench/bench_webhooks.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, on this 2-core machine
-shared with other work (1-min load average {r['load_before']:.1f} before, {r['load_after']:.1f} after).
+{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average {r['load_before']:.1f} before,
+{r['load_after']:.1f} after (other work shared the 2 cores).
 
 Setup: {r['batches']} batches x {r['jobs']} jobs whose statuses all turn terminal at once (one status
 write per batch, {WRITERS} writers in parallel, {r['finish_writes_s']:.1f} s for all of them), delivered by
 the operator's delivery path in its own process (kopf watch -> `deliveries.observe` -> `Pump` ->
 `Driver` -> address-guarded, signed POST -> JSON-patch record in status) to a verifying receiver on
-127.0.0.1, against the local kube-apiserver. **The jobs are simulated** (their terminal status is
-written by the benchmark, as the operator's status writer would): {total} real extraction Jobs do not
-fit this machine. Latency = arrival at the receiver - return of the batch's terminal status write.
+127.0.0.1, against the local kube-apiserver. **The jobs are simulated**: their terminal status is
+written by the benchmark, as the operator's status writer would, so this is the 2,000-at-once burst
+that real Jobs on 2 cores cannot produce. Latency = arrival at the receiver - return of the batch's
+terminal status write. The delivering process learns of those writes through its watch (the path
+for writes made by another process or seen after a restart); in the operator, its own status
+writes also feed the deliveries directly, which this mode does not exercise.
 
 | measure | value |
 |---|---|
@@ -254,8 +565,8 @@ fit this machine. Latency = arrival at the receiver - return of the batch's term
 | `batch.completed` received | {r['batch_deliveries']} of {r['batches']} |
 | recorded `delivered` in status | {r['recorded_delivered']} of {total + r['batches']} |
 | signatures failing `verify()` / duplicate deliveries | {r['unverified']} / {r['duplicates']} |
-| latency after job completion, p50 | {r['p50']:.2f} s |
-| latency after job completion, p95 (goal <= 2 s) | {r['p95']:.2f} s |
+| latency after the terminal status write, p50 | {r['p50']:.2f} s |
+| latency after the terminal status write, p95 (goal <= 2 s) | {r['p95']:.2f} s |
 | latency, max | {r['max']:.2f} s |
 | of which: status write -> watch event at the operator, p50 / p95 | {lag} |
 | of which: watch event -> first delivery of the batch arrives, p50 / p95 | {first} |
@@ -265,22 +576,48 @@ fit this machine. Latency = arrival at the receiver - return of the batch's term
 Goal p95 <= 2 s: {verdict} in this run. The burst is CPU-bound: API server, etcd, the delivering
 process and the receiver share two cores (with other work). The "of which" rows split the latency:
 the watch (the API server applying the writes and kopf receiving them) and the operator's own
-queue (every attempt costs ~{per_ms:.1f} ms of CPU; 64 in flight, one task per batch).
+queue.
 
 """
-    pattern = re.compile(r"^## Webhooks\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
+
+
+def write_docs(results: list[dict[str, Any]]) -> None:
+    """Rewrite the "## Webhooks" section of docs/benchmarks.md (other sections untouched): the
+    subsection of each mode that ran is replaced, the other mode's subsection is kept as it was."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section_re = re.compile(r"^## Webhooks\n.*?(?=^## |\Z)", re.S | re.M)
+    old = section_re.search(text)
+    subsections = {}
+    for heading in (REAL_HEADING, SIMULATED_HEADING):
+        m = re.search(rf"^{re.escape(heading)}.*?(?=^### |\Z)", old.group(0) if old else "", re.S | re.M)
+        subsections[heading] = m.group(0).rstrip("\n") + "\n\n" if m else ""
+    for r in results:
+        if r["mode"] == "real":
+            subsections[REAL_HEADING] = real_section(r)
+        else:
+            subsections[SIMULATED_HEADING] = simulated_section(r)
+    section = f"""## Webhooks
+
+`bench/bench_webhooks.py` on this 2-core machine. Issue 6 asks for 200 batches x 10 fast jobs
+finishing together, all 2,000 deliveries made, latency after job completion p50/p95 (goal p95 <= 2 s).
+Two measurements, labelled: **real Jobs** (the whole system, as many Jobs at once as the operator
+admits) and **simulated completions** (only the delivery path, all 2,000 terminal at once).
+Reproduce: `.venv/bin/python bench/bench_webhooks.py --mode real --batches B --max-running N` and
+`.venv/bin/python bench/bench_webhooks.py --mode simulated` (or `--mode both`).
+
+{subsections[REAL_HEADING]}{subsections[SIMULATED_HEADING]}"""
+    text = section_re.sub(lambda _m: section, text) if old else text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(exist_ok=True)
     path.write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=("simulated", "real", "both"), default="simulated")
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--max-running", type=int, default=8, help="real mode: Jobs running at once")
     parser.add_argument("--no-write", action="store_true", help="don't update docs/benchmarks.md")
     parser.add_argument("--serve-operator", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -288,12 +625,17 @@ def main() -> None:
         serve_operator(args.serve_operator[0], int(args.serve_operator[1]), args.serve_operator[2])
         return
     logging.basicConfig(level=logging.WARNING)
-    result = run(args.batches, args.jobs)
-    for k, v in result.items():
-        print(f"{k:>20}: {v:.3f}" if isinstance(v, float) else f"{k:>20}: {v}")
+    results = []
+    if args.mode in ("real", "both"):
+        results.append(run_real(args.batches, args.jobs, args.max_running))
+    if args.mode in ("simulated", "both"):
+        results.append({"mode": "simulated", **run_simulated(args.batches, args.jobs)})
+    for result in results:
+        for k, v in result.items():
+            print(f"{k:>20}: {v:.3f}" if isinstance(v, float) else f"{k:>20}: {v}")
     if not args.no_write:
-        write_docs(result)
-    if not result["all_delivered"] or result["unverified"]:
+        write_docs(results)
+    if not all(r["all_delivered"] and not r["unverified"] for r in results):
         sys.exit(1)
 
 
