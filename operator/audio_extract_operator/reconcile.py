@@ -197,7 +197,11 @@ class Reconciler:
         status = BatchStatus.model_validate(body.get("status") or {})
         entry = next((j for j in status.jobs if j.index == info.index), None)
         if entry is None:
-            return True
+            # A new Job before its batch's entries are written (they are written right after the
+            # batch's Jobs are created, and before any is admitted): nothing to map yet, and a read
+            # per new Job is thousands of reads when many batches arrive at once. A finished one is
+            # still looked at, in case its entry is there by then.
+            return info.finished is not None
         if entry.status in TERMINAL_STATES:
             return False
         return info.finished is not None or (not info.suspended and entry.status == "queued")

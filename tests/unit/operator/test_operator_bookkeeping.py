@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from audio_extract_common.resource import BatchSpec, BatchStatus, JobStatus
 from audio_extract_operator.jobs import build_job
-from audio_extract_operator.reconcile import cancel_indexes, initial_entries
-from audio_extract_operator.registry import Registry
+from audio_extract_operator.reconcile import Reconciler, cancel_indexes, initial_entries
+from audio_extract_operator.registry import JobInfo, Registry
 from audio_extract_operator.settings import Settings
 from audio_extract_operator.statuswriter import stamp_expiry, transitions
 
@@ -92,3 +92,29 @@ def test_events_for_transitions_only() -> None:
     new.jobs[0].status = "completed"
     new.phase = "Succeeded"
     assert [r for _, r, _ in transitions(old, new)] == ["JobCompleted", "BatchSucceeded"]
+
+
+def test_which_job_events_read_and_write_status() -> None:
+    """A Job event costs a status read only when it can change the job's entry."""
+    reg = Registry()
+    reconciler = Reconciler(None, Settings(), reg, None)  # type: ignore[arg-type]  # only the registry is used
+
+    def needs(job: dict) -> bool:
+        info = JobInfo.of(job)
+        assert info is not None
+        return reconciler.needs_update(info)
+
+    assert needs(job_obj(0, rv=1))  # batch not seen yet: look
+    body = batch(["normal", "high"])
+    reg.observe_batch(body)
+    assert not needs(job_obj(0, rv=1))  # a new Job before the entries exist: nothing to map yet
+    assert needs(job_obj(0, rv=2, suspend=False, finished="Complete"))
+    entries = [JobStatus(index=i, jobId=f"job_0123456789abcd0{i + 1}", jobName="j", status=st)
+               for i, st in enumerate(("queued", "completed"))]
+    body["status"] = BatchStatus(jobs=entries).model_dump(mode="json", exclude_none=True)
+    body["metadata"]["resourceVersion"] = "5"
+    reg.observe_batch(body)
+    assert not needs(job_obj(0, rv=3))  # queued and still suspended
+    assert needs(job_obj(0, rv=4, suspend=False))  # admitted: processing
+    assert needs(job_obj(0, rv=5, suspend=False, finished="Failed"))
+    assert not needs(job_obj(1, rv=6, suspend=False, finished="Complete"))  # already terminal
