@@ -169,6 +169,14 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> No
                               liveness_endpoint=f"http://127.0.0.1:{port}/healthz"))
 
 
+def first_arrivals(received: list[Any]) -> dict[str, Any]:
+    """The first arrival of each ``webhook-id`` (later ones are duplicates)."""
+    first: dict[str, Any] = {}
+    for r in received:
+        first.setdefault(r.id, r)
+    return first
+
+
 def cpu_seconds(pid: int, children: bool = False) -> float:
     """CPU time of a process; with ``children``, also of its exited, waited-for children (the node
     agent's pod processes)."""
@@ -251,9 +259,7 @@ def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
             api.close()
 
     received = list(rx.received)
-    first: dict[str, Any] = {}
-    for r in received:
-        first.setdefault(r.id, r)
+    first = first_arrivals(received)
 
     def latencies(kind: str) -> list[float]:
         return [r.at - done_at[r.payload["batchId"]] for r in first.values()
@@ -426,9 +432,7 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
             api.close()
 
     received = list(rx.received)
-    first: dict[str, Any] = {}
-    for r in received:
-        first.setdefault(r.id, r)
+    first = first_arrivals(received)
     job_rx = {ids.job_object_name(r.payload["jobId"]): r.at for r in first.values()
               if r.payload and r.payload["event"].startswith("job.")}
     done, entry = watcher.job_done, watcher.entry_done

@@ -27,12 +27,16 @@ from audio_extract_common.netguard import (
 REAL_GETADDRINFO = socket.getaddrinfo
 
 
-def ok(h: BaseHTTPRequestHandler) -> None:
-    body = f"host={h.headers.get('Host')}".encode()
+def answer(h: BaseHTTPRequestHandler, text: str) -> None:
+    body = text.encode()
     h.send_response(200)
     h.send_header("Content-Length", str(len(body)))
     h.end_headers()
     h.wfile.write(body)
+
+
+def ok(h: BaseHTTPRequestHandler) -> None:
+    answer(h, f"host={h.headers.get('Host')}")
 
 
 def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
@@ -157,19 +161,13 @@ def test_https_keeps_sni_and_verifies_the_name(tls_server, monkeypatch: pytest.M
 # --- aiohttp session (the webhook sender's) ------------------------------------------------------
 
 
-def ports_of(h: BaseHTTPRequestHandler) -> None:
-    body = f"{h.headers.get('Host')} {h.client_address[1]}".encode()
-    h.send_response(200)
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body)
-
-
 class KeepAliveHandler(BaseHTTPRequestHandler):
+    """Answers with the Host header and the client's port (one port per connection)."""
+
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
-        ports_of(self)
+        answer(self, f"{self.headers.get('Host')} {self.client_address[1]}")
 
     def log_message(self, *args: object) -> None:
         pass
