@@ -59,7 +59,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="audioextract.io")
     settings.persistence.finalizer = "audioextract.io/operator"
     settings.posting.level = logging.WARNING  # our Events say what happened; don't mirror logs
-    settings.queueing.worker_limit = 64
+    # No bound on kopf's per-object workers (its default): a worker stays for idle_timeout (5 s)
+    # after its object's last event, so with a bound of N, the events of more than N objects
+    # changing at once wait in turns of 5 s (2,000 new Jobs stalled every Job's mapping, and so
+    # its webhook, for minutes). Requests to the API server are bounded by our client's pool.
+    settings.queueing.worker_limit = None
     settings.execution.max_workers = 4
     # Resources are known (our CRD, Jobs): no cluster-wide CRD watch, so a namespaced Role suffices.
     settings.scanning.disabled = True
