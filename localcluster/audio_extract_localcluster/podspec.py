@@ -138,6 +138,19 @@ class PodFiles:
         return {src["path"]: token.encode()}
 
 
+def source_files(files: PodFiles, src: dict) -> dict[str, bytes]:
+    """The files of one volume source (a volume's own, or one of a projected volume's sources)."""
+    if "configMap" in src:
+        return files.files("configmap", src["configMap"])
+    if "secret" in src:
+        return files.files("secret", src["secret"])
+    if "downwardAPI" in src:
+        return files.downward(src["downwardAPI"])
+    if "serviceAccountToken" in src:
+        return files.token(src["serviceAccountToken"])
+    return {}
+
+
 def write_files(directory: Path, files: dict[str, bytes]) -> None:
     for rel, content in files.items():
         target = directory / rel
@@ -166,22 +179,11 @@ def prepare(
             local = volumes_root / ns / v["persistentVolumeClaim"]["claimName"]
         elif "hostPath" in v:
             local = Path(v["hostPath"]["path"])
-        elif "configMap" in v:
-            write_files(local, files.files("configmap", v["configMap"]))
-        elif "secret" in v:
-            write_files(local, files.files("secret", v["secret"]))
-        elif "downwardAPI" in v:
-            write_files(local, files.downward(v["downwardAPI"]))
         elif "projected" in v:
             for src in v["projected"].get("sources", []):
-                if "configMap" in src:
-                    write_files(local, files.files("configmap", src["configMap"]))
-                elif "secret" in src:
-                    write_files(local, files.files("secret", src["secret"]))
-                elif "downwardAPI" in src:
-                    write_files(local, files.downward(src["downwardAPI"]))
-                elif "serviceAccountToken" in src:
-                    write_files(local, files.token(src["serviceAccountToken"]))
+                write_files(local, source_files(files, src))
+        elif {"configMap", "secret", "downwardAPI"} & set(v):
+            write_files(local, source_files(files, v))
         elif "emptyDir" not in v:
             raise CannotRun(f"volume {v['name']}: type {sorted(set(v) - {'name'})} is not supported")
         local.mkdir(parents=True, exist_ok=True)

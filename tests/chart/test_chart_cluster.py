@@ -16,6 +16,8 @@ import yaml
 from kubernetes.client import ApiException
 from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch
 
+from audio_extract_operator import testing
+
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
 # Workloads are only validated (server-side dry run): the cluster runs the deployment
@@ -216,14 +218,10 @@ def free_port() -> int:
 
 
 def wait_for(what: str, check: Any, timeout: float = 60, logs: tuple[Any, ...] = ()) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}\n" + "\n".join(p.read_text()[-3000:] for p in logs))
-        time.sleep(0.25)
+    try:
+        return testing.wait_for(check, timeout, what, interval=0.25)
+    except AssertionError as e:
+        pytest.fail(f"{e}\n" + "\n".join(p.read_text()[-3000:] for p in logs))
 
 
 def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str, k8s_api: Any,

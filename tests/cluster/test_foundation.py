@@ -11,6 +11,7 @@ import pytest
 from kubernetes.client import ApiException
 
 from audio_extract_localcluster.cluster import LocalCluster
+from audio_extract_operator import testing
 
 pytestmark = pytest.mark.cluster
 
@@ -18,14 +19,7 @@ WAIT = 30.0  # seconds; each step takes well under a few seconds on the local cl
 
 
 def wait_for(what: str, probe: Callable[[], object], timeout: float = WAIT) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+    return testing.wait_for(probe, timeout, what, interval=0.1)
 
 
 def job(name: str, script: str, **spec: object) -> dict:
