@@ -67,6 +67,17 @@ def pod_result(pod: Mapping[str, Any]) -> WorkerResult | None:
     return result if (result.output is None) != (result.error is None) else None
 
 
+def _oom_limit(pods: Iterable[Mapping[str, Any]]) -> str | None:
+    """The worker's memory limit, if one of its pods was killed for going over it."""
+    for pod in pods:
+        if (_terminated(pod) or {}).get("reason") == "OOMKilled":
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                if container.get("name") == CONTAINER:
+                    return ((container.get("resources") or {}).get("limits") or {}).get("memory", "unknown")
+            return "unknown"
+    return None
+
+
 def _latest_first(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     def finished_at(pod: Mapping[str, Any]) -> str:
         return (_terminated(pod) or {}).get("finishedAt") or pod["metadata"].get("creationTimestamp") or ""
@@ -129,6 +140,12 @@ def job_entry(
         )
     elif failed is not None and failed.error is not None:
         error = failed.error
+    elif (limit := _oom_limit(pods)) is not None:
+        error = JobError(
+            code=ErrorCode.EXTRACTION_FAILED,
+            message="the worker ran out of memory",
+            details=f"OOMKilled: over its memory limit of {limit}; Job failed: {reason}",
+        )
     else:
         error = JobError(
             code=ErrorCode.INTERNAL_ERROR,

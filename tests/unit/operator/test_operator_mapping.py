@@ -101,6 +101,17 @@ def test_pod_ended_without_result_is_internal_error() -> None:
     assert e.error.code == "INTERNAL_ERROR"
 
 
+def test_a_pod_killed_over_its_memory_limit_fails_with_out_of_memory() -> None:
+    oom = pod(None, exit_code=137)
+    oom["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] = "OOMKilled"
+    oom["spec"] = {"containers": [{"name": "worker", "resources": {"limits": {"memory": "96Mi"}}}]}
+    e = job_entry(entry("processing"), job(condition="Failed", reason="BackoffLimitExceeded"), [oom], NOW)
+    assert e.status == "failed" and e.error is not None
+    assert e.error.code == "EXTRACTION_FAILED"
+    assert e.error.message == "the worker ran out of memory"
+    assert e.error.details == "OOMKilled: over its memory limit of 96Mi; Job failed: BackoffLimitExceeded"
+
+
 def test_terminal_entries_never_change() -> None:
     done = cancelled(entry("processing"), NOW)
     assert done.status == "cancelled" and done.error.code == "CANCELLED"
