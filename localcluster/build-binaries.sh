@@ -1,52 +1,51 @@
 #!/usr/bin/env bash
 # Builds the local cluster's binaries from Go modules (no release downloads are possible here):
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and helm, into a
-# per-version cache outside the repository. Idempotent: binaries already present are kept.
+# the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
+# the node (kubelet, kube-proxy, containerd and its runc shim, runc, CNI plugins, crictl,
+# CoreDNS, kube-router's NetworkPolicy firewall), BuildKit and helm, into a per-version cache
+# outside the repository. Idempotent: binaries already present are kept.
 # Prints the binary directory as the last line of its output.
 #
-#   KUBEBUILDER_ASSETS   a directory that already holds the binaries (envtest convention): used as is
 #   AUDIO_EXTRACT_CACHE  cache root (default ~/.cache/audio-extract)
 set -euo pipefail
 
-K8S_VERSION=v1.36.3      # newest release that builds with Go 1.26
-ETCD_VERSION=v3.6.8      # the etcd that Kubernetes v1.36.3 requires
+K8S_VERSION=v1.36.3        # newest release that builds with Go 1.26
+ETCD_VERSION=v3.6.8        # the etcd that Kubernetes v1.36.3 requires
 HELM_VERSION=v4.3.1
+CONTAINERD_VERSION=v2.4.2
+RUNC_VERSION=v1.5.3
+CNI_VERSION=v1.10.0
+CRICTL_VERSION=v1.37.0
+BUILDKIT_VERSION=v0.34.2
+COREDNS_VERSION=v1.15.0
+KUBE_ROUTER_VERSION=v2.1.0 # the only version served; its old pins are raised below
 GO_MIN=1.26.0
 
-K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
-ALL_BINS=(etcd "${K8S_BINS[@]}" helm)
+# kube-router v2.1.0 pins dependencies with published flaws; raised as distributions that ship it do.
+KUBE_ROUTER_RAISE=(golang.org/x/net@v0.62.0 golang.org/x/crypto@v0.59.0 google.golang.org/grpc@v1.85.0
+  google.golang.org/protobuf@v1.36.12)
 
-say() { echo "[control-plane] $*" >&2; }
+K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
+CNI_BINS=(bridge host-local loopback portmap)
+ALL_BINS=(etcd "${K8S_BINS[@]}" helm "${CONTAINERD_BINS[@]}" runc "${CNI_BINS[@]}" crictl
+  buildkitd buildctl coredns kube-router)
 
-if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  missing=()
-  for b in "${ALL_BINS[@]}"; do [[ -x "$KUBEBUILDER_ASSETS/$b" ]] || missing+=("$b"); done
-  if (( ${#missing[@]} )); then
-    say "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks: ${missing[*]}"
-    say "put those binaries there, or unset KUBEBUILDER_ASSETS to build everything with Go"
-    exit 1
-  fi
-  say "using binaries from KUBEBUILDER_ASSETS"
-  echo "$KUBEBUILDER_ASSETS"
-  exit 0
-fi
+say() { echo "[binaries] $*" >&2; }
 
 CACHE="${AUDIO_EXTRACT_CACHE:-$HOME/.cache/audio-extract}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
-mkdir -p "$BIN"
+mkdir -p "$BIN" "$CACHE/logs"
 
 need=()
 for b in "${ALL_BINS[@]}"; do [[ -x "$BIN/$b" ]] || need+=("$b"); done
 if (( ${#need[@]} == 0 )); then
-  say "binaries present in $BIN"
   echo "$BIN"
   exit 0
 fi
 
 if ! command -v go >/dev/null 2>&1; then
-  say "Go is not installed and KUBEBUILDER_ASSETS is not set."
-  say "Install Go >= $GO_MIN (https://go.dev/doc/install, or 'apt-get install golang' if recent enough),"
-  say "or point KUBEBUILDER_ASSETS at a directory holding: ${ALL_BINS[*]}"
+  say "Go is not installed: install Go >= $GO_MIN (https://go.dev/doc/install)"
   exit 1
 fi
 gov=$(go env GOVERSION | sed 's/^go//')
@@ -54,65 +53,145 @@ if [[ "$(printf '%s\n%s\n' "$GO_MIN" "$gov" | sort -V | head -n1)" != "$GO_MIN" 
   say "Go $gov is too old: Kubernetes $K8S_VERSION needs Go >= $GO_MIN"
   exit 1
 fi
+# runc links libseccomp (cgo) so the RuntimeDefault seccomp profile is enforced.
+if [[ " ${need[*]} " == *" runc "* ]] && ! pkg-config --exists libseccomp 2>/dev/null; then
+  say "runc needs libseccomp-dev and pkg-config: run 'make system-deps' (apt-get)"
+  exit 1
+fi
 
-# A fresh module per component: their dependency graphs differ.
-# GOFLAGS is cleared so a machine-wide -mod or -buildvcs setting cannot change the build.
-export GOFLAGS= GOTOOLCHAIN=local
+# A fresh module per project: their dependency graphs differ. GOFLAGS is cleared so a
+# machine-wide -mod or -buildvcs setting cannot change the build; the same -trimpath everywhere
+# lets modules share the build cache for the dependencies they have in common.
+export GOFLAGS= GOTOOLCHAIN=local CGO_ENABLED=0
 started=$(date +%s)
 mod() { local d="$CACHE/src/$1"; mkdir -p "$d"; cd "$d"; [[ -f go.mod ]] || printf 'module local/%s\n\ngo %s\n' "$1" "$GO_MIN" > go.mod; }
 
-# Runs a noisy command (go get prints every module it downloads) with its output in a log file;
-# shows the end of that log only if the command fails.
+# Runs a noisy command with its output in a log file; shows the end of that log only on failure.
 quiet() {
   local log="$CACHE/logs/$1.log"; shift
-  mkdir -p "$CACHE/logs"
   if ! "$@" >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     say "failed: $* (full log: $log)"
-    exit 1
+    return 1
   fi
 }
-
 wanted() { for b in "$@"; do [[ " ${need[*]} " == *" $b "* ]] && return 0; done; return 1; }
+timed() { local t=$(date +%s); "$@"; say "$1: $(( $(date +%s) - t )) s"; }
 
-if wanted "${K8S_BINS[@]}"; then
-  say "building Kubernetes $K8S_VERSION (${K8S_BINS[*]}); about 4 minutes on 2 cores the first time"
+kubernetes() {
   mod "k8s-$K8S_VERSION"
   if ! grep -q '^replace' go.mod; then
     # k8s.io/kubernetes refers to its staging modules by ./staging paths; point them at the
     # published modules of the same version.
+    local gomod minor=${K8S_VERSION#v1.}
     gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')
-    minor=${K8S_VERSION#v1.}
     grep -oE '^\s*k8s.io/[a-z0-9-]+ => ./staging/src/k8s.io/[a-z0-9-]+' "$gomod" \
       | awk -v v="v0.$minor" '{print "replace " $1 " => " $1 " " v}' >> go.mod
   fi
-  say "go get ${K8S_BINS[*]} (module downloads logged in $CACHE/logs/)"
-  for b in "${K8S_BINS[@]}"; do quiet "go-get-$b" go get -tool "k8s.io/kubernetes/cmd/$b@$K8S_VERSION"; done
+  local pkgs=() b p ld="-s -w" minor_num
+  for b in "${K8S_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b@$K8S_VERSION"); done
+  quiet go-get-k8s go get -tool "${pkgs[@]}"
   minor_num=$(echo "$K8S_VERSION" | cut -d. -f2)
-  ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor_num -X $p.gitTreeState=clean"
   done
-  for b in "${K8S_BINS[@]}"; do
-    say "go build $b"
-    go build -trimpath -ldflags "$ld" -o "$BIN/$b" "k8s.io/kubernetes/cmd/$b"
-  done
-fi
+  # One go build for all six: they share most of their packages.
+  quiet build-k8s go build -trimpath -ldflags "$ld" -o "$BIN/" "${pkgs[@]%@*}"
+}
 
-if wanted etcd; then
-  say "building etcd $ETCD_VERSION"
+etcd() {
   mod "etcd-$ETCD_VERSION"
   quiet go-get-etcd go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
-  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
-fi
+  quiet build-etcd go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
 
-if wanted helm; then
-  say "building helm $HELM_VERSION"
+helm() {
   mod "helm-$HELM_VERSION"
   quiet go-get-helm go get -tool "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
-  go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
+  quiet build-helm go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" \
     -o "$BIN/helm" helm.sh/helm/v4/cmd/helm
-fi
+}
 
-say "built ${need[*]} in $(( $(date +%s) - started )) s into $BIN"
+containerd() {
+  mod "containerd-$CONTAINERD_VERSION"
+  local m=github.com/containerd/containerd/v2 pkgs=() b
+  for b in "${CONTAINERD_BINS[@]}"; do pkgs+=("$m/cmd/$b"); done
+  quiet go-get-containerd go get -tool "${pkgs[@]/%/@$CONTAINERD_VERSION}"
+  quiet build-containerd go build -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" -o "$BIN/" "${pkgs[@]}"
+}
+
+runc() {
+  mod "runc-$RUNC_VERSION"
+  quiet go-get-runc go get -tool "github.com/opencontainers/runc@$RUNC_VERSION"
+  # Not the default libpathrs tag: it needs a Rust library.
+  CGO_ENABLED=1 quiet build-runc go build -trimpath -tags "seccomp urfave_cli_no_docs" \
+    -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" -o "$BIN/runc" github.com/opencontainers/runc
+}
+
+cni() {
+  mod "cni-$CNI_VERSION"
+  local m=github.com/containernetworking/plugins/plugins
+  local pkgs=("$m/main/bridge" "$m/ipam/host-local" "$m/main/loopback" "$m/meta/portmap")
+  quiet go-get-cni go get -tool "${pkgs[@]/%/@$CNI_VERSION}"
+  quiet build-cni go build -trimpath -ldflags "-s -w" -o "$BIN/" "${pkgs[@]}"
+}
+
+crictl() {
+  mod "crictl-$CRICTL_VERSION"
+  quiet go-get-crictl go get -tool "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+  quiet build-crictl go build -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    -o "$BIN/crictl" sigs.k8s.io/cri-tools/cmd/crictl
+}
+
+buildkit() {
+  mod "buildkit-$BUILDKIT_VERSION"
+  local m=github.com/moby/buildkit
+  quiet go-get-buildkit go get -tool "$m/cmd/buildkitd@$BUILDKIT_VERSION" "$m/cmd/buildctl@$BUILDKIT_VERSION"
+  quiet build-buildkit go build -trimpath -ldflags "-s -w -X $m/version.Version=$BUILDKIT_VERSION" \
+    -o "$BIN/" "$m/cmd/buildkitd" "$m/cmd/buildctl"
+}
+
+coredns() {
+  mod "coredns-$COREDNS_VERSION"
+  quiet go-get-coredns go get -tool "github.com/coredns/coredns@$COREDNS_VERSION"
+  quiet build-coredns go build -trimpath -ldflags "-s -w" -o "$BIN/coredns" github.com/coredns/coredns
+}
+
+kube_router() {
+  mod "kube-router-$KUBE_ROUTER_VERSION"
+  local m=github.com/cloudnativelabs/kube-router/v2
+  quiet go-get-kube-router go get -tool "$m/cmd/kube-router@$KUBE_ROUTER_VERSION"
+  quiet go-raise-kube-router go get "${KUBE_ROUTER_RAISE[@]}"
+  quiet build-kube-router go build -trimpath -ldflags "-s -w -X $m/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+    -o "$BIN/kube-router" "$m/cmd/kube-router"
+}
+
+steps=()
+wanted "${K8S_BINS[@]}" && steps+=(kubernetes)
+wanted etcd && steps+=(etcd)
+wanted helm && steps+=(helm)
+wanted "${CONTAINERD_BINS[@]}" && steps+=(containerd)
+wanted runc && steps+=(runc)
+wanted "${CNI_BINS[@]}" && steps+=(cni)
+wanted crictl && steps+=(crictl)
+wanted buildkitd buildctl && steps+=(buildkit)
+wanted coredns && steps+=(coredns)
+wanted kube-router && steps+=(kube_router)
+
+say "building ${need[*]} into $BIN (about 15 minutes on 2 cores the first time; logs in $CACHE/logs)"
+# Two lanes: one go build already uses every core, but linking is single-threaded and module
+# downloads wait on the network, so a second lane fills those gaps. Kubernetes (the largest)
+# runs alone in the first lane.
+lane() { local s; for s in "$@"; do ( timed "$s" ); done; }
+rest=()
+for s in "${steps[@]}"; do [[ $s == kubernetes ]] || rest+=("$s"); done
+pids=()
+if [[ " ${steps[*]} " == *" kubernetes "* ]]; then lane kubernetes & pids+=($!); fi
+lane "${rest[@]}" & pids+=($!)
+failed=0
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+(( failed == 0 )) || { say "build failed"; exit 1; }
+
+say "built in $(( $(date +%s) - started )) s"
 echo "$BIN"
