@@ -29,6 +29,10 @@ system-deps: ## Install ffmpeg/ffprobe with apt when missing
 control-plane: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, helm (cached)
 	@bash localcluster/build-binaries.sh >/dev/null
 
+.PHONY: image
+image: venv system-deps control-plane ## Build the images (project image: .local/images/audio-extract.oci.tar; cached)
+	$(PY) -m audio_extract_localcluster.images
+
 .PHONY: dev
 dev: venv system-deps control-plane ## Run the local cluster, node agent, operator and API (Ctrl-C stops)
 	$(PY) -m audio_extract_localcluster.dev
