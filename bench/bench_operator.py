@@ -198,15 +198,14 @@ def main() -> int:
     )
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--rate", type=float, default=10.0, help="batches created per second")
-    parser.add_argument("--running", type=int, default=4, help="operator's max_running (node slots too)")
+    parser.add_argument("--running", type=int, default=4, help="operator's max_running")
     parser.add_argument("--tracked", type=int, default=2000)
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with (
         tempfile.TemporaryDirectory(prefix="bench-operator-") as tmp,
-        LocalCluster(Path(tmp) / "cluster") as cluster,
+        LocalCluster(Path(tmp) / "cluster", project_image=True) as cluster,
     ):
-        cluster.run(cluster.node_agent(slots=args.running))
         install_crd(cluster)
         api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
         media = MediaServer(make_media(Path(tmp) / "media")).start()

@@ -214,7 +214,7 @@ def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp, \
-            LocalCluster(Path(tmp)) as cluster, Receiver(SECRET) as rx:
+            LocalCluster(Path(tmp), project_image=True) as cluster, Receiver(SECRET) as rx:
         cfg = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
         cfg.connection_pool_maxsize = WRITERS * 2
@@ -369,9 +369,7 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     defaults = Settings.model_fields  # the operator's webhook defaults, which this run keeps
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-real-") as tmp, \
-            LocalCluster(Path(tmp) / "cluster") as cluster, Receiver(SECRET) as rx:
-        # pods = max_running: the node runs exactly what the operator admits
-        cluster.run(cluster.node_agent(slots=max_running))
+            LocalCluster(Path(tmp) / "cluster", project_image=True) as cluster, Receiver(SECRET) as rx:
         install_crd(cluster)
         cluster.kubectl("create", "namespace", NS)
         media = MediaServer(make_media(Path(tmp) / "media")).start()

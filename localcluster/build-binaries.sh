@@ -36,6 +36,9 @@ say() { echo "[binaries] $*" >&2; }
 CACHE="${AUDIO_EXTRACT_CACHE:-$HOME/.cache/audio-extract}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
 mkdir -p "$BIN" "$CACHE/logs"
+# One build at a time: a second run (another make target, a test session) waits for the first.
+exec {lock}>"$CACHE/build.lock"
+flock "$lock"
 
 need=()
 for b in "${ALL_BINS[@]}"; do [[ -x "$BIN/$b" ]] || need+=("$b"); done
@@ -163,6 +166,7 @@ kube_router() {
   local m=github.com/cloudnativelabs/kube-router/v2
   quiet go-get-kube-router go get -tool "$m/cmd/kube-router@$KUBE_ROUTER_VERSION"
   quiet go-raise-kube-router go get "${KUBE_ROUTER_RAISE[@]}"
+  quiet go-tidy-kube-router go mod tidy  # the raised modules need go.sum entries of their own
   quiet build-kube-router go build -trimpath -ldflags "-s -w -X $m/pkg/version.Version=$KUBE_ROUTER_VERSION" \
     -o "$BIN/kube-router" "$m/cmd/kube-router"
 }

@@ -1,14 +1,16 @@
-"""Shared fixtures: the local Kubernetes cluster (started once per session, with a node agent),
-a fresh namespace per test, and an admin API client.
+"""Shared fixtures: the local Kubernetes cluster (started once per session: control plane and a
+real node, with the project's image built and loaded), a fresh namespace per test, and an admin
+API client.
 
     @pytest.mark.cluster
     def test_something(cluster, namespace, k8s_api): ...
 
 `cluster` is an `audio_extract_localcluster.cluster.LocalCluster`: `.kubeconfig`, `.server`,
 `.bin_dir`, `.workdir`, `.volumes_root` (a PVC claim C in namespace N is the directory
-`volumes_root/N/C` for pods), `.env` (KUBECONFIG and PATH with kubectl), `.kubectl(*args)`, and
-`.run(Component)` to add a managed process (e.g. the operator) that is stopped with the cluster.
-Logs: `<workdir>/logs/*.log`. The binaries are built on first use (minutes), never skipped.
+`volumes_root/N/C` for pods), `.env` (KUBECONFIG and PATH with kubectl), `.kubectl(*args)`,
+`.crictl(*args)`, and `.run(Component)` to add a managed process (e.g. the operator) that is
+stopped with the cluster. Logs: `<workdir>/logs/*.log`. The binaries and images are built on first
+use (minutes), never skipped. Tests marked `stops_cluster` run last: they stop the session's cluster.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from collections.abc import Iterator
 import kubernetes
 import pytest
 
+from audio_extract_localcluster import host
 from audio_extract_localcluster.cluster import LocalCluster
-
-NODE_SLOTS = 4  # pods the local node runs at once; the foundation tests need a few in parallel
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,15 +40,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
+    # a test that stops the session's cluster comes after every test that uses it
+    items.sort(key=lambda item: item.get_closest_marker("stops_cluster") is not None)
 
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     # its own temp dir, not pytest's tmp_path: concurrent pytest runs prune each other's basetemp
-    local = LocalCluster(keep=request.config.getoption("--keep-cluster"), report=_report(request))
+    local = LocalCluster(
+        keep=request.config.getoption("--keep-cluster"), report=_report(request), project_image=True
+    )
+    local.host_before = host.snapshot()  # type: ignore[attr-defined]
     try:
         local.start()
-        local.run(local.node_agent(slots=NODE_SLOTS))
         yield local
     finally:
         local.stop()  # also registered with atexit; PDEATHSIG covers a killed pytest

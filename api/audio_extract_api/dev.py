@@ -1,15 +1,16 @@
 """``make dev`` extension: the API (uvicorn) against the local cluster, next to the operator
 (see ``audio_extract_localcluster.dev``).
 
-- Namespace ``default`` and the store the operator uses (the claim ``audio-extract-store``, which
-  the node agent maps to ``<volumes>/default/audio-extract-store``).
+- Namespace ``default`` and the store the operator uses (the claim ``audio-extract-store``,
+  provisioned as ``<volumes>/default/audio-extract-store``).
 - A development API key, generated once into ``.local/api-key`` (its SHA-256 digest, the only
   thing the API reads, into ``.local/api-keys``); ``AUDIO_EXTRACT_API_URL`` and
   ``AUDIO_EXTRACT_API_KEY`` go into ``.local/dev.env``.
-- Loopback (127.0.0.0/8) is allowlisted for source and webhook URLs, so local media servers and
-  webhook receivers work; the default settings refuse them.
-- A tiny media server with a generated ``sample.mp4`` on 127.0.0.1, so the printed curl command
-  works as pasted.
+- The node's address (``HOST_IP``, where pods reach this machine) and loopback are allowlisted
+  for source and webhook URLs, so local media servers and webhook receivers work; the default
+  settings refuse them.
+- A tiny media server with a generated ``sample.mp4`` on the node's address, so the printed curl
+  command works as pasted.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from audio_extract_localcluster.host import HOST_IP
 from audio_extract_localcluster.processes import Component
 
 from .auth import digest, generate_key
@@ -33,11 +35,11 @@ STORE_CLAIM = "audio-extract-store"
 PREFERRED_PORT = 8080
 
 
-def _port(preferred: int) -> int:
+def _port(preferred: int, address: str = "127.0.0.1") -> int:
     for candidate in (preferred, 0):
         with socket.socket() as s:
             try:
-                s.bind(("127.0.0.1", candidate))
+                s.bind((address, candidate))
             except OSError:
                 continue
             return s.getsockname()[1]
@@ -84,8 +86,8 @@ def dev_components(cluster: Any, local: Path) -> list[Component]:
     key, keys_file = _dev_key(local)
     media = local / "media"
     _sample(media)
-    media_port, api_port = _port(0), _port(PREFERRED_PORT)
-    media_url, api_url = f"http://127.0.0.1:{media_port}", f"http://127.0.0.1:{api_port}"
+    media_port, api_port = _port(0, HOST_IP), _port(PREFERRED_PORT)
+    media_url, api_url = f"http://{HOST_IP}:{media_port}", f"http://127.0.0.1:{api_port}"
     prefix = "AUDIO_EXTRACT_API_"
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefix)}
     env.update({
@@ -93,14 +95,14 @@ def dev_components(cluster: Any, local: Path) -> list[Component]:
         f"{prefix}KUBECONFIG": str(cluster.kubeconfig),
         f"{prefix}API_KEYS_PATH": str(keys_file),
         f"{prefix}STORE_ROOT": str(store),
-        f"{prefix}ALLOW_CIDRS": "127.0.0.0/8",
+        f"{prefix}ALLOW_CIDRS": f"127.0.0.0/8,{HOST_IP}/32",
     })
     hint = ("try: " + curl_command(api_url, key, f"{media_url}/sample.mp4")
             + f"\n[dev] then: curl -sS -H 'X-API-Key: {key}' {api_url}/v1/status/<jobId>")
     return [
         Component(
             name="media",
-            argv=[sys.executable, "-m", "http.server", str(media_port), "--bind", "127.0.0.1",
+            argv=[sys.executable, "-m", "http.server", str(media_port), "--bind", HOST_IP,
                   "--directory", str(media)],
             ready=lambda: _answers(f"{media_url}/sample.mp4"),
             extra={"url": media_url},

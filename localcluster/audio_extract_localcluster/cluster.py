@@ -1,13 +1,16 @@
-"""A real Kubernetes control plane on this machine: etcd, kube-apiserver, kube-controller-manager
-and kube-scheduler as local processes, built from source (see `localcluster/build-binaries.sh`).
+"""A real single-node Kubernetes on this machine: etcd, kube-apiserver, kube-controller-manager and
+kube-scheduler, and a node of containerd, runc, the CNI bridge, kubelet, kube-proxy, kube-router's
+NetworkPolicy firewall and CoreDNS, all built from source (`localcluster/build-binaries.sh`) and
+run as local processes; the images the node runs are built here too (`images.py`).
 
-    with LocalCluster() as cluster:          # ready in a few seconds with cached binaries
-        subprocess.run([cluster.bin_dir / "kubectl", "get", "ns"], env=cluster.env)
+    with LocalCluster() as cluster:          # ready in seconds with cached binaries and images
+        subprocess.run([cluster.bin_dir / "kubectl", "get", "nodes"], env=cluster.env)
 
-Ports are chosen free at start, so several clusters can run side by side. The API server serves
-TLS on 127.0.0.1 with a generated CA, authorizes with Node and RBAC, runs its default admission
-plugins (PodSecurity, ServiceAccount, Priority, ResourceQuota, ...) and signs service-account
-tokens. Pods run only where a node agent (`node_agent.py`) is registered.
+One local cluster runs on a machine at a time (a second start raises `host.ClusterRunning`), and
+it needs root, as kind's nodes and k3s do. The API server serves TLS on the node's address
+`host.HOST_IP` (on `lo`; pods reach it) with a generated CA, authorizes with Node and RBAC, runs
+its default admission plugins (PodSecurity, ServiceAccount, Priority, ResourceQuota, ...) and signs
+service-account tokens. A stop removes every pod and puts the host back (`host.py`).
 """
 
 from __future__ import annotations
@@ -20,34 +23,37 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import certs
+import yaml
+
+from . import addons, certs, host, images, node, registry
 from .processes import Component, ComponentFailed, Supervisor
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+REPO = Path(__file__).resolve().parents[2]
 CONTROLLERS = (
     "job,garbagecollector,ttl-after-finished,namespace,serviceaccount,serviceaccount-token,"
-    "nodelifecycle,podgc,deployment,replicaset,root-ca-cert-publisher,persistentvolume-binder-controller,"
-    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller"
+    "nodelifecycle,podgc,deployment,replicaset,endpoint,endpointslice,clusterrole-aggregation,"
+    "root-ca-cert-publisher,persistentvolume-binder-controller,"
+    "persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,disruption"
 )
 SERVICE_CIDR = "10.0.0.0/24"
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+APISERVER_PORT = 6443
 START_ATTEMPTS = 3
 SA_ISSUER = "https://kubernetes.default.svc"
 
 
 def ensure_binaries(report: Callable[[str], None] | None = None) -> Path:
-    """The directory holding the control-plane binaries: `KUBEBUILDER_ASSETS`, else the per-version
-    cache, building them there first (about 4 minutes) if they are missing. Never skips."""
-    assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets and all((Path(assets) / b).exists() for b in BINARIES):
-        return Path(assets)
+    """The directory holding the cluster's binaries, building them there first (about 15 minutes
+    the first time) if they are missing. Never skips."""
     if report:
-        report(f"locating/building control-plane binaries with {BUILD_SCRIPT.name}")
+        report(f"locating/building binaries with {BUILD_SCRIPT.name}")
     # The script is the single source of truth for versions and the cache path; when the binaries
     # are cached it only checks and prints the directory. Its progress goes to our stderr.
     out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -69,8 +75,12 @@ def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 class LocalCluster:
-    """Start/stop a local control plane. Attributes once started: `kubeconfig` (admin, path),
-    `server` (https URL), `bin_dir`, `workdir`, `env` (KUBECONFIG and PATH with the binaries)."""
+    """Start/stop the local cluster. Attributes once started: `kubeconfig` (admin, path), `server`
+    (https URL), `bin_dir`, `workdir`, `volumes_root` (a claim C in namespace N is the directory
+    `volumes_root/N/C`), `env` (KUBECONFIG and PATH with the binaries), `node_paths`.
+
+    `project_image`: build the project's image (`images.project_image`, cached) and load it into
+    the node; `images`: further OCI archives to load besides the pause, busybox and CoreDNS ones."""
 
     def __init__(
         self,
@@ -80,18 +90,26 @@ class LocalCluster:
         keep: bool = False,
         log_dir: Path | None = None,
         report: Callable[[str], None] | None = None,
+        project_image: bool = False,
+        images: Sequence[Path] = (),
+        volumes_root: Path | None = None,
     ) -> None:
         self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="audio-extract-cluster-"))
+        # short and absolute: containerd's socket path must fit in a unix socket address
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="aex-cluster-")).resolve()
         self.bin_dir = bin_dir
         self.keep = keep
         self.log_dir = log_dir or self.workdir / "logs"
         self.report = report or (lambda line: None)
         self.supervisor = Supervisor(self.log_dir, self.report)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
-        self.volumes_root = self.workdir / "volumes"  # PVC claim <ns>/<name> -> volumes_root/<ns>/<name>
-        self.server = ""
+        self.volumes_root = Path(volumes_root or self.workdir / "volumes")
+        self.node_paths = node.NodePaths(self.workdir / "node")
+        self.extra_images = list(images)
+        self.project_image = project_image
+        self.server = f"https://{host.HOST_IP}:{APISERVER_PORT}"
         self.ready_seconds: float | None = None
+        self._claim: host.HostClaim | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -102,83 +120,78 @@ class LocalCluster:
         self.stop()
 
     def start(self) -> LocalCluster:
+        host.require_root()
         self.bin_dir = Path(self.bin_dir or ensure_binaries(self.report))
+        node_images = images.node_images(self.bin_dir, self.report)
+        if self.project_image:
+            node_images.append(images.project_image(self.bin_dir, REPO, self.report))
         started = time.monotonic()
-        for attempt in range(1, START_ATTEMPTS + 1):
-            try:
-                self._write_pki()  # new ports each attempt
-                for spec in self._components():
-                    self.supervisor.start(spec)
-                break
-            except ComponentFailed as e:
-                # most likely a port taken between choosing it and binding it (clusters start side
-                # by side in CI): start again from scratch
-                self.supervisor.stop_all()
-                shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
-                if attempt == START_ATTEMPTS:
-                    self.stop()
-                    raise
-                self.report(f"start attempt {attempt} failed, retrying: {str(e).splitlines()[0]}")
-            except BaseException:
-                self.stop()
-                raise
+        self._claim = host.claim(self.workdir)
+        try:
+            self._write_pki()
+            self._write_node_config()
+            self.supervisor.start(self._containerd())
+            # the images unpack while the control plane starts
+            loader = _Background(
+                images.import_images,
+                self.bin_dir,
+                self.node_paths.containerd_socket,
+                [*node_images, *self.extra_images],
+            )
+            self._start_control_plane()
+            self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.access()))
+            took = loader.join()
+            self.report(f"{'images':<24} imported in {took:5.1f} s")
+            self.supervisor.start(self._registry([*node_images, *self.extra_images]))
+            for spec in self._node_components():
+                self.supervisor.start(spec)
+            self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.coredns(images.COREDNS_IMAGE)))
+            self._wait_dns()
+        except BaseException:
+            self.stop()
+            raise
         self.ready_seconds = time.monotonic() - started
-        self.report(f"{'control plane':<24} ready in {self.ready_seconds:5.1f} s  {self.server}")
+        self.report(f"{'cluster':<24} ready in {self.ready_seconds:5.1f} s  {self.server}")
         return self
 
     def stop(self) -> None:
+        """Remove every pod, stop every process and put the host back as it was."""
+        kubelet = self.supervisor.find("kubelet")
+        if kubelet is not None:
+            self.supervisor.stop_one(kubelet)  # or it would start the pods again
+        if self.supervisor.find("containerd") is not None:
+            self.crictl("rmp", "--all", "--force", check=False)
         self.supervisor.stop_all()
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
         if not self.keep:
             if self._own_workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
             else:
                 shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+                shutil.rmtree(self.workdir / "node", ignore_errors=True)
 
     def run(self, spec: Component) -> None:
-        """Start one more managed process (node agent, operator, API, ...): it is waited for with
-        `spec.ready`, logged to `log_dir/<name>.log` and stopped (before the control plane) by stop()."""
+        """Start one more managed process (the operator, the API, ...): it is waited for with
+        `spec.ready`, logged to `log_dir/<name>.log` and stopped (before the node) by stop()."""
         self.supervisor.start(spec)
 
-    def node_agent(
-        self, node_name: str = "local-node", *, slots: int | None = None, volumes_root: Path | None = None
-    ) -> Component:
-        """The spec of a node agent for this cluster (pass it to run()); ready once its Node is Ready."""
-        self.volumes_root = Path(volumes_root or self.workdir / "volumes")
-        argv = [
-            sys.executable,
-            "-m",
-            "audio_extract_localcluster.node_agent",
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--node-name",
-            node_name,
-            "--volumes-root",
-            str(self.volumes_root),
-            "--state-dir",
-            str(self.workdir / "node" / node_name),
-        ]
-        if slots:
-            argv += ["--slots", str(slots)]
-        return Component(
-            f"node-agent-{node_name}" if node_name != "local-node" else "node-agent",
-            argv,
-            env=self.env,
-            ready=lambda: self.node_ready(node_name),
-            stop_timeout=15,
-            extra={"node": node_name, "volumes": self.volumes_root},
-        )
-
-    def node_ready(self, name: str) -> bool:
+    def node_ready(self, name: str = node.NODE_NAME) -> bool:
         with urllib.request.urlopen(
             f"{self.server}/api/v1/nodes/{name}", timeout=2, context=self._tls()
         ) as r:
-            node = json.load(r)
-        conditions = node.get("status", {}).get("conditions", [])
+            found = json.load(r)
+        conditions = found.get("status", {}).get("conditions", [])
         return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
     def failed(self) -> list[str]:
-        """Names of control-plane processes that have exited since start."""
+        """Names of the cluster's processes that have exited since start."""
         return [p.spec.name for p in self.supervisor.check()]
+
+    def import_images(self, tars: Sequence[Path]) -> None:
+        """Load more images into the node (e.g. a rebuilt project image)."""
+        images.import_images(Path(self.bin_dir), self.node_paths.containerd_socket, list(tars))
 
     # -- what clients need ---------------------------------------------------------------------
 
@@ -197,6 +210,22 @@ class LocalCluster:
             [str(Path(self.bin_dir) / "kubectl"), *args],
             env=self.env,
             input=input,
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    def crictl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """crictl against the node's containerd (inspect containers as the runtime runs them)."""
+        return subprocess.run(
+            [
+                str(Path(self.bin_dir) / "crictl"),
+                "--runtime-endpoint",
+                f"unix://{self.node_paths.containerd_socket}",
+                "--timeout",
+                "30s",
+                *args,
+            ],
             capture_output=True,
             text=True,
             check=check,
@@ -231,21 +260,70 @@ class LocalCluster:
         self._ca = certs.CertificateAuthority()
         self.ca_file = self.pki / "ca.crt"
         self.ca_file.write_bytes(self._ca.cert_pem)
-        self.serving = self._ca.issue("kube-apiserver", server_hosts=("127.0.0.1", "localhost")).write(
-            self.pki, "apiserver"
+        names = ("kubernetes", "kubernetes.default", "kubernetes.default.svc")
+        self.serving = self._ca.issue(
+            "kube-apiserver",
+            server_hosts=(
+                host.HOST_IP,
+                KUBERNETES_SERVICE_IP,
+                "127.0.0.1",
+                "localhost",
+                *names,
+                f"kubernetes.default.svc.{node.CLUSTER_DOMAIN}",
+            ),
+        ).write(self.pki, "apiserver")
+        self.kubelet_client = self._ca.issue(addons.APISERVER_KUBELET_USER).write(
+            self.pki, "apiserver-kubelet"
         )
+        self.kubelet_serving = self._ca.issue(
+            node.NODE_NAME, server_hosts=(host.HOST_IP, node.NODE_NAME)
+        ).write(self.pki, "kubelet-serving")
         self.sa_pub, self.sa_key = certs.signing_key_pair().write(self.pki, "service-account")
-        self.ports = {name: free_port() for name in ("etcd", "etcd-peer", "apiserver")}
-        self.server = f"https://127.0.0.1:{self.ports['apiserver']}"
+        self.ports = {name: free_port() for name in ("etcd", "etcd-peer")}
         admin = self._ca.issue("kubernetes-admin", ("system:masters",))
         self.admin_cert, self.admin_key = admin.write(self.pki, "admin")
         self.kubeconfig.write_text(certs.kubeconfig(self.server, self._ca.cert_pem, admin, "admin"))
-        for component in ("kube-controller-manager", "kube-scheduler"):
+        identities = {
+            "kube-controller-manager": ("system:kube-controller-manager", ()),
+            "kube-scheduler": ("system:kube-scheduler", ()),
+            "kubelet": (f"system:node:{node.NODE_NAME}", ("system:nodes",)),
+            "kube-proxy": ("system:kube-proxy", ()),
+            "kube-router": (addons.KUBE_ROUTER_USER, ()),
+        }
+        for component, (user, groups) in identities.items():
             (self.pki / f"{component}.kubeconfig").write_text(
-                certs.kubeconfig(
-                    self.server, self._ca.cert_pem, self._ca.issue(f"system:{component}"), component
-                )
+                certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(user, groups), component)
             )
+
+    def _write_node_config(self) -> None:
+        node.write_configs(
+            self.node_paths,
+            Path(self.bin_dir),
+            images.PAUSE_IMAGE,
+            self.ca_file,
+            self.kubelet_serving,
+            addons.DNS_IP,
+        )
+        self.registry_port = free_port()
+        hosts = self.node_paths.root / "containerd" / "certs.d" / "_default" / "hosts.toml"
+        hosts.parent.mkdir(parents=True, exist_ok=True)
+        hosts.write_text(registry.hosts_toml(self.registry_port))
+
+    def _registry(self, archives: list[Path]) -> Component:
+        port = self.registry_port
+        return Component(
+            "registry",
+            [
+                sys.executable,
+                "-m",
+                "audio_extract_localcluster.registry",
+                "--port",
+                str(port),
+                *map(str, archives),
+            ],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/v2/"),
+            extra={"url": f"http://127.0.0.1:{port}"},
+        )
 
     def _tls(self) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
@@ -256,7 +334,80 @@ class LocalCluster:
         # the serviceaccount controller creating `default` proves the controller manager works
         return http_ok(f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", self._tls())
 
-    def _components(self) -> list[Component]:
+    def _start_control_plane(self) -> None:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                for spec in self._control_plane():
+                    self.supervisor.start(spec)
+                return
+            except ComponentFailed as e:
+                # most likely etcd's port taken between choosing it and binding it: start again
+                for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+                    found = self.supervisor.find(name)
+                    if found is not None:
+                        self.supervisor.stop_one(found)
+                shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
+                if attempt == START_ATTEMPTS:
+                    raise
+                self.report(f"start attempt {attempt} failed, retrying: {str(e).splitlines()[0]}")
+                self.ports = {name: free_port() for name in ("etcd", "etcd-peer")}
+
+    def _containerd(self) -> Component:
+        sock = self.node_paths.containerd_socket
+        return Component(
+            "containerd",
+            node.containerd_argv(self.node_paths, Path(self.bin_dir)),
+            # the runc shim is found on PATH
+            env={**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+            ready=lambda: sock.exists() and self.crictl("version", check=False).returncode == 0,
+            stop_timeout=10,
+        )
+
+    def _node_components(self) -> list[Component]:
+        b, pki = Path(self.bin_dir), self.pki
+        return [
+            Component(
+                "kubelet",
+                node.kubelet_argv(self.node_paths, b, pki / "kubelet.kubeconfig"),
+                ready=self.node_ready,
+                stop_timeout=10,
+                extra={"node": node.NODE_NAME},
+            ),
+            Component(
+                "kube-proxy",
+                node.kube_proxy_argv(b, pki / "kube-proxy.kubeconfig"),
+                ready=lambda: http_ok(f"http://{node.KUBE_PROXY_HEALTH}/healthz"),
+            ),
+            Component(
+                "kube-router",
+                node.kube_router_argv(b, pki / "kube-router.kubeconfig", SERVICE_CIDR),
+                ready=_kube_router_ready,
+            ),
+            Component(
+                "provisioner",
+                [
+                    sys.executable,
+                    "-m",
+                    "audio_extract_localcluster.provisioner",
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--volumes-root",
+                    str(self.volumes_root),
+                ],
+                ready=lambda: http_ok(
+                    f"{self.server}/apis/storage.k8s.io/v1/storageclasses/local", self._tls()
+                ),
+            ),
+        ]
+
+    def _wait_dns(self, timeout: float = 60) -> None:
+        started = time.monotonic()
+        self.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={int(timeout)}s"
+        )
+        self.report(f"{'coredns':<24} ready in {time.monotonic() - started:5.1f} s  {addons.DNS_IP}")
+
+    def _control_plane(self) -> list[Component]:
         b, p, pki = Path(self.bin_dir), self.ports, self.pki
         etcd_url = f"http://127.0.0.1:{p['etcd']}"
         peer_url = f"http://127.0.0.1:{p['etcd-peer']}"
@@ -294,12 +445,13 @@ class LocalCluster:
                     str(b / "kube-apiserver"),
                     "--etcd-servers",
                     etcd_url,
+                    # the node's address, which pods reach (127.0.0.1 in a pod is the pod)
                     "--bind-address",
-                    "127.0.0.1",
+                    host.HOST_IP,
                     "--advertise-address",
-                    "127.0.0.1",
+                    host.HOST_IP,
                     "--secure-port",
-                    str(p["apiserver"]),
+                    str(APISERVER_PORT),
                     "--cert-dir",
                     str(pki),
                     "--tls-cert-file",
@@ -308,6 +460,13 @@ class LocalCluster:
                     str(self.serving[1]),
                     "--client-ca-file",
                     str(self.ca_file),
+                    "--kubelet-client-certificate",
+                    str(self.kubelet_client[0]),
+                    "--kubelet-client-key",
+                    str(self.kubelet_client[1]),
+                    # never resolve the node's name through the machine's resolver
+                    "--kubelet-preferred-address-types",
+                    "InternalIP",
                     "--service-account-issuer",
                     SA_ISSUER,
                     "--service-account-key-file",
@@ -316,6 +475,8 @@ class LocalCluster:
                     str(self.sa_key),
                     "--authorization-mode",
                     "Node,RBAC",
+                    "--enable-admission-plugins",
+                    "NodeRestriction",
                     "--service-cluster-ip-range",
                     SERVICE_CIDR,
                     # privileged pods pass validation so that PodSecurity admission is what refuses them
@@ -358,10 +519,40 @@ class LocalCluster:
         ]
 
 
+def _kube_router_ready() -> bool:
+    # its firewall chains exist once it has synced the policies
+    return subprocess.run(["iptables", "-S", "KUBE-ROUTER-FORWARD"], capture_output=True).returncode == 0
+
+
+class _Background:
+    """Runs a function in a thread; join() re-raises its error and returns the seconds it took."""
+
+    def __init__(self, func: Callable[..., object], *args: object) -> None:
+        self._error: BaseException | None = None
+        self._started = time.monotonic()
+        self._took = 0.0
+
+        def run() -> None:
+            try:
+                func(*args)
+            except BaseException as e:
+                self._error = e
+            self._took = time.monotonic() - self._started
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def join(self) -> float:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._took
+
+
 def main() -> None:
     """`python -m audio_extract_localcluster.cluster`: start, report the time to ready, stop."""
     with LocalCluster(report=print) as cluster:
-        print(cluster.kubectl("get", "--raw", "/version").stdout)
+        print(cluster.kubectl("get", "nodes", "-o", "wide").stdout)
     sys.exit(0)
 
 

@@ -1,14 +1,16 @@
 """`make dev`: the whole system on this machine, in the foreground, until Ctrl-C.
 
-Starts the local control plane and the node agent, then each further component (the operator,
-the API, ...), one status line per component; logs go to `.local/logs/<component>.log`, and
-`.local/dev.env` holds what a shell needs to talk to the cluster:
+Builds the project's image, starts the local cluster (control plane and a real node, the image
+loaded into it), then each further component (the operator, the API, ...), one status line per
+component; logs go to `.local/logs/<component>.log`, and `.local/dev.env` holds what a shell needs
+to talk to the cluster and to serve pods from this machine (`AUDIO_EXTRACT_HOST_IP`, an address of
+this machine that pods reach, and `AUDIO_EXTRACT_HOST_NAME`, a name pods resolve to it):
 
     set -a; . .local/dev.env; set +a
     kubectl get nodes
 
 Ctrl-C (or SIGTERM) stops everything, newest first; no process is left behind (each runs in its
-own process group, which is TERMed then KILLed).
+own process group, which is TERMed then KILLed), and the node puts the host back as it was.
 
 Extension point — adding a component: put its module path in `EXTENSIONS`. The module exposes
 `dev_components(cluster: LocalCluster, local: Path) -> list[Component]`, which may prepare the
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 
+from . import host
 from .cluster import LocalCluster
 from .processes import Component, ComponentFailed
 
@@ -57,6 +59,8 @@ def write_env(local: Path, cluster: LocalCluster, specs: list[Component]) -> Pat
         f"# written by `make dev`; use it with: set -a; . {env_file}; set +a\n"
         f"KUBECONFIG={cluster.kubeconfig}\n"
         f"PATH={cluster.bin_dir}:$PATH\n"
+        f"AUDIO_EXTRACT_HOST_IP={host.HOST_IP}\n"
+        f"AUDIO_EXTRACT_HOST_NAME={host.HOST_NAME}\n"
         f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n" + "".join(urls)
     )
     return env_file
@@ -81,19 +85,28 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def run(local: Path, slots: int | None) -> int:
+def run(local: Path) -> int:
+    try:
+        host.require_root()
+    except PermissionError as e:
+        say(str(e))
+        return 1
     local.mkdir(parents=True, exist_ok=True)
     logs = local / "logs"
     shutil.rmtree(logs, ignore_errors=True)  # one run's logs at a time
-    cluster = LocalCluster(local / "cluster", log_dir=logs, report=say)
-    cluster.volumes_root = local / "volumes"  # kept across runs, like a real volume
+    cluster = LocalCluster(
+        local / "cluster",
+        log_dir=logs,
+        report=say,
+        project_image=True,
+        volumes_root=local / "volumes",  # kept across runs, like a real volume
+    )
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C does; SIGINT is set
     # explicitly because Python leaves it ignored when started in the background
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _interrupt)
     try:
         cluster.start()
-        cluster.run(cluster.node_agent(slots=slots, volumes_root=cluster.volumes_root))
         specs = extensions(cluster, local)
         for spec in specs:
             cluster.run(spec)
@@ -113,7 +126,7 @@ def run(local: Path, slots: int | None) -> int:
         print(flush=True)
         say("stopping")
         return 0
-    except ComponentFailed as e:
+    except (ComponentFailed, host.ClusterRunning) as e:
         say(f"failed to start: {e}")
         return 1
     finally:
@@ -125,11 +138,10 @@ def run(local: Path, slots: int | None) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the local cluster, node agent, operator and API.")
+    parser = argparse.ArgumentParser(description="Run the local cluster, operator and API.")
     parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="state, logs and dev.env")
-    parser.add_argument("--slots", type=int, default=None, help="pods the node runs at once (default: CPUs)")
     args = parser.parse_args()
-    sys.exit(run(args.local_dir.resolve(), args.slots or os.cpu_count()))
+    sys.exit(run(args.local_dir.resolve()))
 
 
 if __name__ == "__main__":

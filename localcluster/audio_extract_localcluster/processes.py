@@ -4,7 +4,7 @@ stopped with TERM then KILL, and never left behind.
 A `Component` is the spec of one long-running process (name, argv, env, a ready check); the
 `Supervisor` starts a list of them in order, waiting for each to be ready, and stops them in
 reverse order. `make dev` and the test fixtures use the same mechanism for the control plane, the
-node agent and (later) the operator and the API.
+node and, in tests, the operator.
 """
 
 from __future__ import annotations
@@ -141,6 +141,18 @@ class Supervisor:
         self.report(f"{spec.name:<24} ready in {took:5.1f} s  pid {proc.pid:<7} {detail}".rstrip())
         return proc
 
+    def find(self, name: str) -> ManagedProcess | None:
+        return next((p for p in self.running if p.spec.name == name), None)
+
+    def stop_one(self, proc: ManagedProcess) -> None:
+        self.running.remove(proc)
+        self._stop(proc)
+
+    def _stop(self, proc: ManagedProcess) -> None:
+        started = time.monotonic()
+        code = proc.stop()
+        self.report(f"{proc.spec.name:<24} stopped in {time.monotonic() - started:4.1f} s (exit {code})")
+
     def check(self) -> list[ManagedProcess]:
         """The components that have exited."""
         return [p for p in self.running if not p.alive()]
@@ -149,9 +161,7 @@ class Supervisor:
         # newest first, each gone before the next: clients stop before the servers they use
         procs, self.running = list(reversed(self.running)), []
         for p in procs:
-            started = time.monotonic()
-            code = p.stop()
-            self.report(f"{p.spec.name:<24} stopped in {time.monotonic() - started:4.1f} s (exit {code})")
+            self._stop(p)
         if self._atexit:
             atexit.unregister(self.stop_all)
             self._atexit = False

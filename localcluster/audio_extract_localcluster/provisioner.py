@@ -1,6 +1,6 @@
 """A dynamic volume provisioner for the local node: every PersistentVolumeClaim of the `local`
 StorageClass (the cluster's default) gets a hostPath PersistentVolume at
-`<volumes-root>/<namespace>/<claim>`, the directory the node agent mounts for that claim. The real
+`<volumes-root>/<namespace>/<claim>`, which the kubelet mounts for that claim. The real
 persistentvolume-binder controller then binds the two, so the scheduler's volume checks pass for
 pods that use claims, as on any cluster with a default StorageClass.
 
@@ -10,7 +10,9 @@ recorded, not enforced. When a claim is deleted its volume is deleted too; the f
 
 from __future__ import annotations
 
+import argparse
 import logging
+import signal
 import threading
 from pathlib import Path
 
@@ -87,7 +89,10 @@ class Provisioner:
         wanted = spec.get("storageClassName") == STORAGE_CLASS and not spec.get("volumeName")
         if not wanted or meta.get("deletionTimestamp"):
             return
-        (self.volumes_root / meta["namespace"] / meta["name"]).mkdir(parents=True, exist_ok=True)
+        directory = self.volumes_root / meta["namespace"] / meta["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        # pods run as any non-root uid (the worker is 65532): like local-path-provisioner, 0777
+        directory.chmod(0o777)
         try:
             self.core.create_persistent_volume(volume_for(claim, self.volumes_root))
             log.info("provisioned a volume for claim %s/%s", meta["namespace"], meta["name"])
@@ -121,3 +126,23 @@ class Provisioner:
             (self.core.list_persistent_volume, self.volume_event),
         ):
             threading.Thread(target=self.watch, args=(list_func, handle), daemon=True).start()
+
+
+def main() -> None:
+    """`python -m audio_extract_localcluster.provisioner --kubeconfig K --volumes-root DIR`"""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--volumes-root", type=Path, required=True)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    api = kubernetes.config.new_client_from_config(config_file=args.kubeconfig)
+    provisioner = Provisioner(api, args.volumes_root, stopping)
+    provisioner.ensure_storage_class()
+    provisioner.start()
+    stopping.wait()
+
+
+if __name__ == "__main__":
+    main()

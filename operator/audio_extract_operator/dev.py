@@ -1,8 +1,10 @@
 """``make dev`` extension: run the operator against the local cluster (see
 ``audio_extract_localcluster.dev``). Namespace ``default``, store claim ``audio-extract-store``
-(the node agent maps it to ``.local/volumes/default/audio-extract-store``, which is also the
-operator's store root), sources and webhooks on 127.0.0.0/8 allowed. Secrets are generated once
-into ``.local/operator.env`` so tokens baked into Jobs survive restarts of ``make dev``.
+(provisioned as ``.local/volumes/default/audio-extract-store``, which is also the operator's store
+root); workers run the project's image on the node and post progress to the operator on the
+node's address; sources on that address and webhooks on loopback or that address are allowed.
+Secrets are generated once into ``.local/operator.env`` so tokens baked into Jobs survive restarts
+of ``make dev``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from audio_extract_localcluster.host import HOST_IP
+from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_localcluster.processes import Component
 
 from .settings import ENV_PREFIX
@@ -45,7 +49,7 @@ def _healthy(url: str) -> bool:
 def dev_components(cluster: Any, local: Path) -> list[Component]:
     install_crd(cluster)
     store = ensure_store_claim(cluster, NAMESPACE)
-    port = free_port()
+    port = free_port(HOST_IP)
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(_secrets(local))
     env.update(
@@ -53,14 +57,15 @@ def dev_components(cluster: Any, local: Path) -> list[Component]:
             "KUBECONFIG": str(cluster.kubeconfig),
             f"{ENV_PREFIX}NAMESPACES": f'["{NAMESPACE}"]',
             f"{ENV_PREFIX}STORE_ROOT": str(store),
-            f"{ENV_PREFIX}WORKER_ALLOW_CIDRS": "127.0.0.0/8",
-            f"{ENV_PREFIX}WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
-            f"{ENV_PREFIX}PROGRESS_HOST": "127.0.0.1",
+            f"{ENV_PREFIX}WORKER_IMAGE": PROJECT_IMAGE,
+            f"{ENV_PREFIX}WORKER_ALLOW_CIDRS": f"{HOST_IP}/32",
+            f"{ENV_PREFIX}WEBHOOK_ALLOW_CIDRS": f"127.0.0.0/8,{HOST_IP}/32",
+            f"{ENV_PREFIX}PROGRESS_HOST": HOST_IP,
             f"{ENV_PREFIX}PROGRESS_PORT": str(port),
-            f"{ENV_PREFIX}PROGRESS_URL": f"http://127.0.0.1:{port}/progress",
+            f"{ENV_PREFIX}PROGRESS_URL": f"http://{HOST_IP}:{port}/progress",
         }
     )
-    health = f"http://127.0.0.1:{port}/healthz"
+    health = f"http://{HOST_IP}:{port}/healthz"
     return [
         Component(
             name="operator",

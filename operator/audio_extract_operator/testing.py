@@ -2,14 +2,15 @@
 tests): the operator as a subprocess, a local media server, generated media, operator RBAC.
 
     op = OperatorProcess(cluster, namespace, max_running=2).start()   # store = the claim's PVC dir
-    media = MediaServer(make_media(tmp_path)).start()                  # http://127.0.0.1:<port>/...
+    media = MediaServer(make_media(tmp_path)).start()                  # http://<HOST_IP>:<port>/...
     ...
     op.stop(); media.stop()
 
 ``cluster`` is the session's ``LocalCluster`` (``tests/conftest.py``). With ``rbac=True`` the
 operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly ``rbac.RULES``
 (authenticated
-with a real token of that ServiceAccount).
+with a real token of that ServiceAccount). Its workers run the project's image on the node; they
+reach the operator's progress endpoint and the media server on the node's address ``HOST_IP``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from typing import Any
 
 import yaml
 
+from audio_extract_localcluster.host import HOST_IP
+from audio_extract_localcluster.images import PROJECT_IMAGE
+
 from . import rbac
 from .settings import ENV_PREFIX
 
@@ -40,9 +44,9 @@ CRD_FILE = REPO_ROOT / "crds" / "extractionbatches.yaml"
 DEFAULT_CLAIM = "audio-extract-store"
 
 
-def free_port() -> int:
+def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -68,8 +72,8 @@ def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
 
 
 def ensure_store_claim(cluster: Any, namespace: str, claim: str = DEFAULT_CLAIM) -> Path:
-    """The store's PersistentVolumeClaim (default StorageClass: the node agent's provisioner binds
-    it); pods see it as ``volumes_root/<namespace>/<claim>``, which is returned."""
+    """The store's PersistentVolumeClaim (default StorageClass: the local provisioner binds it to
+    the directory ``volumes_root/<namespace>/<claim>``, which is returned)."""
     local = Path(cluster.volumes_root) / namespace / claim
     local.mkdir(parents=True, exist_ok=True)
     apply_objects(
@@ -105,7 +109,7 @@ class OperatorProcess:
         self.store_root = ensure_store_claim(cluster, namespace, claim)
         self.log_path = (log_dir or Path(cluster.workdir) / "logs") / f"operator-{namespace}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port(HOST_IP)
         self.secret = secrets.token_hex(16)
         self.kubeconfig = grant_operator_rbac(cluster, namespace) if rbac else Path(cluster.kubeconfig)
         values: dict[str, Any] = {
@@ -113,11 +117,12 @@ class OperatorProcess:
             "kubeconfig": str(self.kubeconfig),
             "store_claim": claim,
             "store_root": str(self.store_root),
-            "worker_allow_cidrs": "127.0.0.0/8",
+            "worker_image": PROJECT_IMAGE,
+            "worker_allow_cidrs": f"{HOST_IP}/32",
             "progress_secret": self.secret,
-            "progress_host": "127.0.0.1",
+            "progress_host": HOST_IP,
             "progress_port": self.port,
-            "progress_url": f"http://127.0.0.1:{self.port}/progress",
+            "progress_url": f"http://{HOST_IP}:{self.port}/progress",
             "webhook_allow_cidrs": "127.0.0.0/8",
         }
         values.update(settings)
@@ -155,7 +160,7 @@ class OperatorProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
+                with urllib.request.urlopen(f"http://{HOST_IP}:{self.port}/healthz", timeout=1):
                     return
             except OSError:
                 time.sleep(0.1)
@@ -245,9 +250,10 @@ def make_media(directory: Path) -> Path:
 
 
 class MediaServer:
-    """Serves a directory on 127.0.0.1; ``/slow/<file>`` waits ``slow_seconds`` before answering."""
+    """Serves a directory on the node's address (pods reach it); ``/slow/<file>`` waits
+    ``slow_seconds`` before answering."""
 
-    def __init__(self, directory: Path, slow_seconds: float = 60.0) -> None:
+    def __init__(self, directory: Path, slow_seconds: float = 60.0, address: str = HOST_IP) -> None:
         self.directory = directory
         slow = slow_seconds
 
@@ -264,13 +270,14 @@ class MediaServer:
                     self.path = self.path[len("/slow") :]
                 super().do_GET()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((address, 0), Handler)
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
 
     def start(self) -> MediaServer:
         self._thread.start()

@@ -18,6 +18,7 @@ import yaml
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 from audio_extract_common.resource import GROUP, PLURAL, VERSION
+from audio_extract_localcluster.host import HOST_IP
 
 REPO = Path(__file__).resolve().parents[3]
 API_KEY = "axk_cluster-test-key"
@@ -58,7 +59,7 @@ def api_settings(cluster, namespace, crd, api_kubeconfig: Path, tmp_path: Path) 
     keys.write_text(f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
                     f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n")
     return Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
-                    store_root=tmp_path / "store", allow_cidrs="127.0.0.0/8")
+                    store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
 
 
 @pytest.fixture
@@ -115,9 +116,9 @@ def expect_error_cluster() -> Callable[[httpx.Response, int, str], dict[str, Any
 
 
 @pytest.fixture(scope="session")
-def api_media(tmp_path_factory: pytest.TempPathFactory):
+def api_media(cluster, tmp_path_factory: pytest.TempPathFactory):
     """The operator tests' generated media plus ``long.mp4`` (90 s of audio under a tiny video, so a
-    job lasts long enough for its steps to be seen), served on 127.0.0.1 (``/slow/...`` waits)."""
+    job lasts long enough for its steps to be seen), served on the node's address (``/slow/...`` waits)."""
     import subprocess
 
     from audio_extract_operator.testing import MediaServer, make_media

@@ -13,7 +13,8 @@ from audio_extract_operator.testing import MediaServer, make_media
 
 
 @pytest.fixture(scope="session")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+def media(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    # served on the node's address, which exists while the cluster runs
     server = MediaServer(make_media(tmp_path_factory.mktemp("media")), slow_seconds=120).start()
     yield server
     server.stop()

@@ -1,4 +1,4 @@
-"""Fixtures for webhook cluster tests: the CRD, generated media served from 127.0.0.1, and an
+"""Fixtures for webhook cluster tests: the CRD, generated media served on the node's address, and an
 operator subprocess per test (``audio_extract_operator.testing``), plus a signing secret."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from audio_extract_operator.testing import MediaServer, make_media
 
 
 @pytest.fixture(scope="session")
-def media(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+def media(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MediaServer]:
+    # served on the node's address, which exists while the cluster runs
     server = MediaServer(make_media(tmp_path_factory.mktemp("media"))).start()
     yield server
     server.stop()

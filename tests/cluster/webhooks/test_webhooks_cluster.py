@@ -18,6 +18,7 @@ import pytest
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings as ApiSettings
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_localcluster.host import HOST_IP
 from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
 from audio_extract_operator.webhooks.receiver import Receiver, Reply
 
@@ -60,7 +61,7 @@ def api_get(cluster: Any, namespace: str, tmp_path: Path, path: str) -> dict[str
     keys = tmp_path / "api-keys"
     keys.write_text(f"main {hashlib.sha256(key.encode()).hexdigest()}\n")
     settings = ApiSettings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
-                           store_root=tmp_path / "store", allow_cidrs="127.0.0.0/8")
+                           store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
 
     async def get() -> dict[str, Any]:
         app = create_app(settings)
