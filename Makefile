@@ -22,23 +22,29 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create .venv with the project and its dev dependencies
 
 .PHONY: system-deps
-system-deps: ## Install ffmpeg/ffprobe with apt when missing
+system-deps: ## Install with apt-get the Debian packages the worker, the node and the image build use (when missing)
 	@bash scripts/system-deps.sh
 
-.PHONY: control-plane
-control-plane: ## Build etcd, kube-apiserver, controller-manager, scheduler, kubectl, helm (cached)
+# The local cluster runs a real node (kubelet, containerd, runc, CNI), which needs root, as kind's
+# nodes and k3s do: say so before installing anything.
+.PHONY: root
+root:
+	@[ "$$(id -u)" = 0 ] || { echo "make: the local cluster runs a real Kubernetes node (kubelet, containerd, runc), which needs root, as kind's nodes and k3s do: run as root (sudo make $(MAKECMDGOALS))" >&2; exit 1; }
+
+.PHONY: binaries
+binaries: system-deps ## Build the cluster's binaries: control plane, node, CoreDNS, kube-router, BuildKit, helm (cached)
 	@bash localcluster/build-binaries.sh >/dev/null
 
 .PHONY: image
-image: venv system-deps control-plane ## Build the images (project image: .local/images/audio-extract.oci.tar; cached)
+image: root venv system-deps binaries ## Build the images (project image: .local/images/audio-extract.oci.tar; cached)
 	$(PY) -m audio_extract_localcluster.images
 
 .PHONY: dev
-dev: venv system-deps control-plane ## Run the local cluster, node agent, operator and API (Ctrl-C stops)
+dev: root venv system-deps binaries ## Run the local cluster (real node), operator and API (Ctrl-C stops)
 	$(PY) -m audio_extract_localcluster.dev
 
 .PHONY: test
-test: venv system-deps control-plane ## Run every test tier (unit, component, cluster, chart)
+test: root venv system-deps binaries ## Run every test tier (unit, component, cluster, chart)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
@@ -54,7 +60,7 @@ lint: venv ## Ruff
 	$(VENV)/bin/ruff check .
 
 .PHONY: bench
-bench: venv system-deps control-plane ## Run the benchmarks in bench/ (not part of the tests)
+bench: root venv system-deps binaries ## Run the benchmarks in bench/ (not part of the tests)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 # kind-deploy: the chart on a throw-away kind cluster, for users with Docker (cannot run here).

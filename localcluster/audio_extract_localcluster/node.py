@@ -29,7 +29,10 @@ KUBELET_HEALTH_PORT = 10248
 
 @dataclass(frozen=True)
 class NodePaths:
-    root: Path  # <workdir>/node
+    root: Path  # <workdir>/node: removed at every stop
+    # containerd's content and snapshots: kept by a cluster whose directory is kept (`make dev`),
+    # so the next start finds its images already unpacked
+    containerd_root: Path
 
     @property
     def containerd_config(self) -> Path:
@@ -60,7 +63,7 @@ def containerd_config(paths: NodePaths, bin_dir: Path, sandbox_image: str) -> st
     root = paths.root / "containerd"
     cri_runtime = "plugins.'io.containerd.cri.v1.runtime'"
     return f"""version = 3
-root = "{root}/root"
+root = "{paths.containerd_root}"
 state = "{root}/state"
 disabled_plugins = ["io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
