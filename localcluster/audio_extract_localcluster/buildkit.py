@@ -139,11 +139,12 @@ def buildkitd(bin_dir: Path, state: Path, log: Path) -> Iterator[list[str]]:
     TERM (KILL after STOP_TIMEOUT), then unmount anything still mounted below `state`."""
     root = state / "root"
     root.mkdir(parents=True, exist_ok=True)
-    config = state / "buildkitd.toml"  # empty: never the machine's /etc/buildkit/buildkitd.toml
-    config.touch()
+    config = state / "buildkitd.toml"  # ours, never the machine's /etc/buildkit/buildkitd.toml
+    config.write_text("[cdi]\n  disabled = true\n")  # no devices in builds: do not read /etc/cdi
     with tempfile.TemporaryDirectory(prefix="buildkit-") as sockdir:  # short: sun_path holds 108 bytes
         addr = f"unix://{sockdir}/buildkitd.sock"
         argv = [str(bin_dir / "buildkitd"), "--root", str(root), "--addr", addr, "--config", str(config),
+                "--otel-socket-path", f"{sockdir}/otel-grpc.sock",  # default: /run/buildkit, left behind
                 "--oci-worker=true", "--containerd-worker=false", "--oci-worker-net", "host",
                 "--oci-worker-binary", str(bin_dir / "runc"), "--oci-worker-snapshotter", "overlayfs",
                 # keep up to 10 GB of layers (default 2 GB: less than one cold build's stages)
