@@ -209,7 +209,7 @@ DPKG_EXCLUDES = ("path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*
 # Runs on the host with the new root as $1: the machine's trust store and pip settings go into the
 # base (the only way this machine reaches PyPI and the mirror); the host's name and resolver do not.
 BASE_HOOK = (
-    f'cp {HOST_CA_BUNDLE} "$1{HOST_CA_BUNDLE}"; '
+    f'if [ -f {HOST_CA_BUNDLE} ]; then cp {HOST_CA_BUNDLE} "$1{HOST_CA_BUNDLE}"; fi; '
     f'if [ -d {HOST_LOCAL_CAS} ]; then cp -r {HOST_LOCAL_CAS}/. "$1{HOST_LOCAL_CAS}/"; fi; '
     f'if [ -f {HOST_PIP_CONF} ]; then cp {HOST_PIP_CONF} "$1{HOST_PIP_CONF}"; fi; '
     'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1/etc/hostname" "$1/etc/resolv.conf"; '
