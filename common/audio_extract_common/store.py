@@ -36,6 +36,15 @@ def upload_key(upload_id: str) -> str:
     return f"uploads/{upload_id}"
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    """A temporary file next to ``path``, readable by the other processes that share the store
+    (the API serves what a worker wrote, a worker reads what the API received; they need not run
+    as the same user), as a plain ``open()`` would create it, not mkstemp's owner-only 0600."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.fchmod(fd, 0o644)
+    return fd, tmp
+
+
 class FilesystemStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -51,7 +60,7 @@ class FilesystemStore:
         """Write ``key`` atomically: the file appears whole when the block exits without error."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        fd, tmp = _temporary(path)
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f
@@ -70,7 +79,7 @@ class FilesystemStore:
         Saves the worker a copy of every output (an S3 store would stage locally and upload)."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        fd, tmp = _temporary(path)
         os.close(fd)
         try:
             yield Path(tmp)

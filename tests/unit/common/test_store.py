@@ -26,3 +26,13 @@ def test_a_second_write_replaces_the_first_whole(tmp_path):
 def test_keys_cannot_escape_the_root(tmp_path):
     with pytest.raises(ValueError):
         FilesystemStore(tmp_path / "root").size("../outside")
+
+
+def test_stored_files_are_readable_by_other_users_of_the_store(tmp_path):
+    store = FilesystemStore(tmp_path)
+    with store.writer("uploads/upl_1") as f:
+        f.write(b"video")
+    with store.staged("job_1/out.mp3") as path:
+        path.write_bytes(b"audio")
+    for key in ("uploads/upl_1", "job_1/out.mp3"):
+        assert (tmp_path / key).stat().st_mode & 0o777 == 0o644
