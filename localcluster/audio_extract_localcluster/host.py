@@ -177,16 +177,25 @@ def kill_pod_processes() -> None:
         time.sleep(0.1)
 
 
-def _processes() -> Iterable[tuple[int, str]]:
+# the cluster's own programs: a process of one of these naming the cluster's directory is ours
+# (an editor or `tail -f` of a log file there is not)
+PROGRAMS = frozenset(
+    "etcd kube-apiserver kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 "
+    "runc kubelet kube-proxy kube-router".split()
+)
+
+
+def _processes() -> Iterable[tuple[int, str, str]]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                yield int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                exe = os.path.basename(os.readlink(entry / "exe")).removesuffix(" (deleted)")
+                yield int(entry.name), exe, (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def processes_under(workdir: Path) -> list[tuple[int, str]]:
-    """Processes whose command line names the cluster's directory (e.g. containerd's shims)."""
-    return [(pid, cmd) for pid, cmd in _processes() if str(workdir) in cmd and pid != os.getpid()]
+    """The cluster's processes still running (e.g. containerd's shims, which outlive containerd)."""
+    return [(pid, cmd) for pid, exe, cmd in _processes() if exe in PROGRAMS and str(workdir) in cmd]
 
 
 def kill_processes_under(workdir: Path) -> None:
