@@ -1,8 +1,10 @@
 """The operator on the local cluster, under the chart's RBAC: real API server, Job controller,
-scheduler, node agent running the real worker on generated media served from 127.0.0.1."""
+scheduler, and the node running the worker in containers of the project's image on generated
+media served from the node's address."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -15,6 +17,7 @@ import pytest
 import yaml
 
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -218,6 +221,50 @@ def test_source_without_audio_fails_after_one_pod(
     assert entry["status"] == "failed" and entry["error"]["code"] == "NO_AUDIO_STREAM", entry
     assert status["phase"] == "Failed"
     assert len(pods_in(k8s_api, namespace, f"audioextract.io/job-id={entry['jobId']}")) == 1
+
+
+def test_the_worker_runs_confined_in_the_projects_image(
+    cluster: Any,
+    namespace: str,
+    media: MediaServer,
+    k8s_api: Any,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    """What the runtime runs, as crictl sees it: the project's image, uid 65532, a read-only root,
+    no capabilities, the memory limit in the container's cgroup."""
+    start_operator()
+    create_batch(k8s_api, namespace, "confined", [url_job(f"{media.url}/slow/av.mp4", "mp3")])
+    wait_for(
+        lambda: any(p.status.phase == "Running" for p in pods_in(k8s_api, namespace)), 60, "a running worker"
+    )
+    label = f"io.kubernetes.pod.namespace={namespace}"
+    container = wait_for(
+        lambda: cluster.crictl("ps", "--quiet", "--label", label).stdout.strip(), 30, "the container"
+    )
+    info = json.loads(cluster.crictl("inspect", container).stdout)
+    spec = info["info"]["runtimeSpec"]
+    assert info["status"]["image"]["image"] == PROJECT_IMAGE
+    assert spec["process"]["user"]["uid"] == 65532 and spec["process"]["user"]["gid"] == 65532
+    assert spec["root"]["readonly"] is True
+    assert spec["process"]["capabilities"].get("effective", []) == []
+    assert spec["linux"]["resources"]["memory"]["limit"] == 1024 * 1024 * 1024  # the 1Gi default
+    out = cluster.kubectl("-n", namespace, "exec", pods_in(k8s_api, namespace)[0].metadata.name, "--",
+                          "sh", "-c", "id -u; touch /probe 2>&1 || true").stdout
+    assert out.splitlines()[0] == "65532"
+    assert "Read-only file system" in out
+
+
+def test_a_worker_over_its_memory_limit_fails_with_out_of_memory(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    # too little for the worker's Python and ffmpeg: the kernel kills it, every retry too
+    start_operator(memory_limit="24Mi", memory_request="24Mi", backoff_limit=1)
+    create_batch(k8s_api, namespace, "starved", [url_job(f"{media.url}/av.mp4", "mp3")])
+    (entry,) = wait_finished(k8s_api, namespace, "starved", timeout=120)["status"]["jobs"]
+    assert entry["status"] == "failed", entry
+    assert entry["error"]["code"] == "EXTRACTION_FAILED", entry
+    assert entry["error"]["message"] == "the worker ran out of memory"
+    assert "OOMKilled: over its memory limit of 24Mi" in entry["error"]["details"]
 
 
 def test_deadline_is_timeout(
