@@ -140,11 +140,17 @@ class LocalCluster:
             )
             self._start_control_plane()
             self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.access()))
+            # none of these waits for another: start them together
+            self.supervisor.start_together(
+                [
+                    *self._controllers(),
+                    self._registry([*node_images, *self.extra_images]),
+                    *self._node_components(),
+                ]
+            )
+            self.supervisor.start(self._kube_router())  # it reads its Node at start
             took = loader.join()
             self.report(f"{'images':<24} imported in {took:5.1f} s")
-            self.supervisor.start(self._registry([*node_images, *self.extra_images]))
-            for spec in self._node_components():
-                self.supervisor.start(spec)
             self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.coredns(images.COREDNS_IMAGE)))
             self._wait_dns()
         except BaseException:
@@ -342,7 +348,7 @@ class LocalCluster:
                 return
             except ComponentFailed as e:
                 # most likely etcd's port taken between choosing it and binding it: start again
-                for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
+                for name in ("kube-apiserver", "etcd"):
                     found = self.supervisor.find(name)
                     if found is not None:
                         self.supervisor.stop_one(found)
@@ -379,11 +385,6 @@ class LocalCluster:
                 ready=lambda: http_ok(f"http://{node.KUBE_PROXY_HEALTH}/healthz"),
             ),
             Component(
-                "kube-router",
-                node.kube_router_argv(b, pki / "kube-router.kubeconfig", SERVICE_CIDR),
-                ready=_kube_router_ready,
-            ),
-            Component(
                 "provisioner",
                 [
                     sys.executable,
@@ -399,6 +400,13 @@ class LocalCluster:
                 ),
             ),
         ]
+
+    def _kube_router(self) -> Component:
+        return Component(
+            "kube-router",
+            node.kube_router_argv(Path(self.bin_dir), self.pki / "kube-router.kubeconfig", SERVICE_CIDR),
+            ready=_kube_router_ready,
+        )
 
     def _wait_dns(self, timeout: float = 60) -> None:
         started = time.monotonic()
@@ -486,6 +494,11 @@ class LocalCluster:
                 ready=lambda: http_ok(f"{self.server}/readyz", tls),
                 extra={"url": self.server},
             ),
+        ]
+
+    def _controllers(self) -> list[Component]:
+        b, pki = Path(self.bin_dir), self.pki
+        return [
             Component(
                 "kube-controller-manager",
                 [

@@ -180,8 +180,18 @@ def kill_pod_processes() -> None:
 # the cluster's own programs: a process of one of these naming the cluster's directory is ours
 # (an editor or `tail -f` of a log file there is not)
 PROGRAMS = frozenset(
-    "etcd kube-apiserver kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 "
-    "runc kubelet kube-proxy kube-router".split()
+    {
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "containerd",
+        "containerd-shim-runc-v2",
+        "runc",
+        "kubelet",
+        "kube-proxy",
+        "kube-router",
+    }
 )
 
 

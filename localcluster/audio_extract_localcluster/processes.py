@@ -122,7 +122,8 @@ class ManagedProcess:
 
 
 class Supervisor:
-    """Starts components in order (each ready before the next), stops them in reverse order."""
+    """Starts components in order (each ready before the next, or a group together), stops them in
+    reverse order."""
 
     def __init__(self, log_dir: Path, report: Callable[[str], None] | None = None) -> None:
         self.log_dir = log_dir
@@ -131,15 +132,22 @@ class Supervisor:
         self._atexit = False
 
     def start(self, spec: Component) -> ManagedProcess:
+        return self.start_together([spec])[0]
+
+    def start_together(self, specs: list[Component]) -> list[ManagedProcess]:
+        """Launch `specs` at once (none needs another of them to be ready), then wait for each."""
         if not self._atexit:
             atexit.register(self.stop_all)  # tests that crash still leave no processes behind
             self._atexit = True
-        proc = ManagedProcess(spec, self.log_dir / f"{spec.name}.log")
-        self.running.append(proc)
-        took = proc.wait_ready(time.monotonic() + spec.ready_timeout)
-        detail = " ".join(f"{k}={v}" for k, v in spec.extra.items() if k not in ("env", "hint"))
-        self.report(f"{spec.name:<24} ready in {took:5.1f} s  pid {proc.pid:<7} {detail}".rstrip())
-        return proc
+        procs = []
+        for spec in specs:
+            procs.append(ManagedProcess(spec, self.log_dir / f"{spec.name}.log"))
+            self.running.append(procs[-1])
+        for proc in procs:
+            took = proc.wait_ready(proc.started + proc.spec.ready_timeout)
+            detail = " ".join(f"{k}={v}" for k, v in proc.spec.extra.items() if k not in ("env", "hint"))
+            self.report(f"{proc.spec.name:<24} ready in {took:5.1f} s  pid {proc.pid:<7} {detail}".rstrip())
+        return procs
 
     def find(self, name: str) -> ManagedProcess | None:
         return next((p for p in self.running if p.spec.name == name), None)
