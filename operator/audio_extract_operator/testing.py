@@ -58,6 +58,39 @@ def install_crd(cluster: Any) -> None:
     )
 
 
+def restricted_pod(
+    name: str, command: list[str], image: str = "busybox", user: int | None = 65532, **container: Any
+) -> dict[str, Any]:
+    """A pod that passes the ``restricted`` Pod Security level and runs ``command`` once: non-root
+    (``user``, or the image's own user when None), read-only root, no capabilities, RuntimeDefault
+    seccomp, no service-account token."""
+    security: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    if user is not None:
+        security |= {"runAsUser": user, "runAsGroup": user}
+    return {
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": security,
+            "containers": [
+                {
+                    "name": "main",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": command,
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    **container,
+                }
+            ],
+        },
+    }
+
+
 def apply_objects(cluster: Any, objs: list[Mapping[str, Any]]) -> None:
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([dict(o) for o in objs]))
 

@@ -13,7 +13,7 @@ from render import REPO, render
 
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.jobs import NONROOT_UID, WORKER_COMMAND
-from audio_extract_operator.testing import wait_for
+from audio_extract_operator.testing import restricted_pod, wait_for
 from audio_extract_worker.quality import CODECS
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
@@ -21,34 +21,8 @@ pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
 def run_in_image(k8s_api, namespace: str, name: str, command: list[str], pod_user: int | None) -> str:
     """Run ``command`` in a pod of the project's image (restricted, read-only root); its log."""
-    security = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    if pod_user is not None:
-        security["runAsUser"] = pod_user
     core = kubernetes.client.CoreV1Api(k8s_api)
-    core.create_namespaced_pod(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "restartPolicy": "Never",
-                "automountServiceAccountToken": False,
-                "securityContext": security,
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": PROJECT_IMAGE,
-                        "imagePullPolicy": "IfNotPresent",
-                        "command": command,
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }
-                ],
-            },
-        },
-    )
+    core.create_namespaced_pod(namespace, restricted_pod(name, command, PROJECT_IMAGE, pod_user))
     pod = wait_for(
         lambda: (
             (p := core.read_namespaced_pod(name, namespace)).status.phase in ("Succeeded", "Failed") and p

@@ -196,33 +196,7 @@ def test_deleting_owner_garbage_collects_jobs_and_pods(namespace, k8s_api):
 
 
 def restricted_pod(name: str, script: str, **container: object) -> dict:
-    return {
-        "metadata": {"name": name},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": 65532,
-                "runAsGroup": 65532,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "busybox",
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["sh", "-c", script],
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "readOnlyRootFilesystem": True,
-                        "capabilities": {"drop": ["ALL"]},
-                    },
-                    **container,
-                }
-            ],
-        },
-    }
+    return testing.restricted_pod(name, ["sh", "-c", script], **container)
 
 
 def test_restricted_namespace_rejects_privileged_pod_admits_compliant(namespace, k8s_api):
@@ -315,7 +289,10 @@ def test_pods_resolve_cluster_names_and_the_host_name_and_nothing_else(namespace
 def test_pods_reach_the_api_server_and_the_host_address(namespace, cluster, k8s_api):
     core = kubernetes.client.CoreV1Api(k8s_api)
     port = cluster.server.rsplit(":", 1)[1]
-    script = f"nc -w 3 10.0.0.1 443 </dev/null && echo service-ok; nc -w 3 {host.HOST_IP} {port} </dev/null && echo host-ok"
+    script = (
+        "nc -w 3 10.0.0.1 443 </dev/null && echo service-ok; "
+        f"nc -w 3 {host.HOST_IP} {port} </dev/null && echo host-ok"
+    )
     core.create_namespaced_pod(namespace, restricted_pod("reach", script))
 
     finished_pod(core, namespace, "reach")
