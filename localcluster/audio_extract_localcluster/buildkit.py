@@ -92,7 +92,11 @@ def context_files(repo: Path) -> Iterator[Path]:
         if prune:
             dirs[:] = [d for d in dirs if not _excluded(rel(d), rules)]
         dirs.sort()
-        for name in sorted(files):
+        # a symlink to a directory is listed among the directories and not followed; BuildKit
+        # sends the link itself, so it is a file of the context here
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        dirs[:] = [d for d in dirs if d not in links]
+        for name in sorted([*files, *links]):
             if not _excluded(rel(name), rules):
                 yield Path(top, name)
 

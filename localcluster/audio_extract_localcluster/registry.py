@@ -117,7 +117,9 @@ def handler(catalog: Catalog) -> type[BaseHTTPRequestHandler]:
             found = match and catalog.lookup(match["repo"], match["kind"], match["ref"])
             if not found:
                 error = {"errors": [{"code": "MANIFEST_UNKNOWN", "message": f"not built here: {path}"}]}
-                self._send(404, {"Content-Type": "application/json"}, json.dumps(error).encode())
+                self._send(
+                    404, {"Content-Type": "application/json"}, json.dumps(error).encode() if body else None
+                )
                 return
             digest, desc = found
             headers = {

@@ -238,11 +238,6 @@ def test_an_unknown_image_or_blob_is_a_404_with_a_json_error(port: int, path: st
     assert errors and all(e.get("code") and e.get("message") for e in errors)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.handler writes the JSON error body on HEAD as well (a HEAD response must have no "
-    "body; harmless only because the server speaks HTTP/1.0 and closes the connection)",
-)
 def test_a_head_for_an_unknown_manifest_sends_no_body(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"HEAD /v2/library/alpine/manifests/latest HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
