@@ -104,7 +104,7 @@ class LocalCluster:
         self.supervisor = Supervisor(self.log_dir, self.report)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.volumes_root = Path(volumes_root or self.workdir / "volumes")
-        self.node_paths = node.NodePaths(self.workdir / "node", self.workdir / "containerd")
+        self.node_paths = node.NodePaths.of(self.workdir)
         self.extra_images = list(images)
         self.project_image = project_image
         self.server = f"https://{host.HOST_IP}:{APISERVER_PORT}"

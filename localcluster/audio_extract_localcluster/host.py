@@ -95,6 +95,19 @@ class HostClaim:
         LOCK_FILE.unlink(missing_ok=True)
 
 
+def running_cluster() -> Path | None:
+    """The directory of the local cluster running on this machine, if one is."""
+    if not LOCK_FILE.exists():
+        return None
+    with open(LOCK_FILE) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # held: a cluster runs, and its record names its directory
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                return Path(json.loads(RECORD_FILE.read_text())["workdir"])
+        return None
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise PermissionError(

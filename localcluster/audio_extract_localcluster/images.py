@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from . import oci
+from . import host, node, oci
 
 Report = Callable[[str], None] | None
 
@@ -307,7 +307,9 @@ def _bin_dir() -> Path:
 
 
 def main() -> None:
-    """`make image`: every image, and the project image also as `.local/images/audio-extract.oci.tar`."""
+    """`make image`: every image, and the project image also as `.local/images/audio-extract.oci.tar`;
+    loaded into the node of a local cluster that is running (e.g. `make dev`'s), so the next pods
+    of `PROJECT_IMAGE` run the new build."""
     repo = HERE.parent.parent
     bin_dir = _bin_dir()
 
@@ -326,6 +328,11 @@ def main() -> None:
     except OSError:
         shutil.copyfile(tar, out)
     report(f"{PROJECT_IMAGE} ready in {time.monotonic() - started:.1f} s")
+    workdir = host.running_cluster()
+    if workdir is not None:
+        started = time.monotonic()
+        import_images(bin_dir, node.NodePaths.of(workdir).containerd_socket, [tar])
+        report(f"loaded into the running cluster's node ({workdir}) in {time.monotonic() - started:.1f} s")
     print(f"{out}  {out.stat().st_size / 1e6:.0f} MB")
 
 

@@ -34,6 +34,11 @@ class NodePaths:
     # so the next start finds its images already unpacked
     containerd_root: Path
 
+    @classmethod
+    def of(cls, workdir: Path) -> NodePaths:
+        """The node's paths in a cluster directory."""
+        return cls(workdir / "node", workdir / "containerd")
+
     @property
     def containerd_config(self) -> Path:
         return self.root / "containerd.toml"

@@ -386,3 +386,4 @@ def test_a_second_cluster_is_refused_while_one_runs(cluster, tmp_path):
     assert "already running" in str(refused.value)
     assert str(cluster.workdir) in str(refused.value)
     assert cluster.node_ready()  # the running cluster is unaffected
+    assert host.running_cluster() == cluster.workdir  # what `make image` loads a new image into
