@@ -1,5 +1,5 @@
-"""Operator benchmark on the local cluster (real apiserver, Job controller, scheduler, node agent,
-the real worker on a 1-second wav, the operator as a subprocess).
+"""Operator benchmark on the local cluster (real apiserver, Job controller, scheduler, the real
+node running the worker on a 1-second wav in the project's image, the operator as a subprocess).
 
 1. **Creation → all Jobs created**: ``--batches`` single-job batches created at ``--rate`` per
    second; latency = the moment the create call returned → the moment a watch on Jobs saw the
