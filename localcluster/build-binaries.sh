@@ -183,7 +183,7 @@ wanted buildkitd buildctl && steps+=(buildkit)
 wanted coredns && steps+=(coredns)
 wanted kube-router && steps+=(kube_router)
 
-say "building ${need[*]} into $BIN (about 18 minutes on 2 cores the first time; logs in $CACHE/logs)"
+say "building ${need[*]} into $BIN (about 17 minutes on 2 cores the first time; logs in $CACHE/logs)"
 # Two lanes: one go build already uses every core, but linking is single-threaded and module
 # downloads wait on the network, so a second lane fills those gaps. The lanes hold about the same
 # work (measured cold, two lanes at once): Kubernetes ~750 s then CoreDNS, against the rest.
