@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from . import images, oci
+from . import host, images, oci
 from .processes import die_with_parent
 
 STOP_TIMEOUT = 30.0
@@ -119,13 +119,6 @@ def context_key(repo: Path, base_digest: str, bin_dir: Path) -> str:
 # -- buildkitd for the length of a build -----------------------------------------------------------
 
 
-def _mounts_under(root: Path) -> list[str]:
-    prefix = f"{root}/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].replace("\\040", " ") for line in f]
-    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
-
-
 def _wait_ready(buildctl: list[str], proc: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -162,8 +155,7 @@ def buildkitd(bin_dir: Path, state: Path, log: Path) -> Iterator[list[str]]:
             yield buildctl
         finally:
             _stop(proc)
-            for point in _mounts_under(state):
-                subprocess.run(["umount", "-l", point], check=False)
+            host.unmount_under([state])
 
 
 def _stop(proc: subprocess.Popen) -> None:

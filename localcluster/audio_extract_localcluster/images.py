@@ -301,17 +301,14 @@ def project_image(bin_dir: Path, repo: Path, report: Report = None) -> Path:
     return buildkit.project_image(Path(bin_dir), Path(repo), base_image(report), report)
 
 
-def _bin_dir() -> Path:
-    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True).stdout
-    return Path(out.strip().splitlines()[-1])
-
-
 def main() -> None:
     """`make image`: every image, and the project image also as `.local/images/audio-extract.oci.tar`;
     loaded into the node of a local cluster that is running (e.g. `make dev`'s), so the next pods
     of `PROJECT_IMAGE` run the new build."""
     repo = HERE.parent.parent
-    bin_dir = _bin_dir()
+    from .cluster import ensure_binaries  # cluster imports this module
+
+    bin_dir = ensure_binaries()
 
     def report(line: str) -> None:
         print(f"[image] {line}", flush=True)
