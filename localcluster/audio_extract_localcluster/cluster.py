@@ -23,10 +23,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -132,7 +132,8 @@ class LocalCluster:
             self._write_node_config()
             self.supervisor.start(self._containerd())
             # the images unpack while the control plane starts
-            loader = _Background(
+            loading = ThreadPoolExecutor(1).submit(
+                _timed,
                 images.import_images,
                 self.bin_dir,
                 self.node_paths.containerd_socket,
@@ -149,7 +150,7 @@ class LocalCluster:
                 ]
             )
             self.supervisor.start(self._kube_router())  # it reads its Node at start
-            took = loader.join()
+            took = loading.result()
             self.report(f"{'images':<24} imported in {took:5.1f} s")
             self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.coredns(images.COREDNS_IMAGE)))
             self._wait_dns()
@@ -537,29 +538,11 @@ def _kube_router_ready() -> bool:
     return subprocess.run(["iptables", "-S", "KUBE-ROUTER-FORWARD"], capture_output=True).returncode == 0
 
 
-class _Background:
-    """Runs a function in a thread; join() re-raises its error and returns the seconds it took."""
-
-    def __init__(self, func: Callable[..., object], *args: object) -> None:
-        self._error: BaseException | None = None
-        self._started = time.monotonic()
-        self._took = 0.0
-
-        def run() -> None:
-            try:
-                func(*args)
-            except BaseException as e:
-                self._error = e
-            self._took = time.monotonic() - self._started
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-
-    def join(self) -> float:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._took
+def _timed(func: Callable[..., object], *args: object) -> float:
+    """Seconds ``func(*args)`` took."""
+    started = time.monotonic()
+    func(*args)
+    return time.monotonic() - started
 
 
 def main() -> None:
