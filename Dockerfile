@@ -2,7 +2,9 @@
 # One image for the three processes of audio-extract; the Helm chart chooses one by its command:
 #   API       python -m audio_extract_api
 #   operator  python -m kopf run --standalone -m audio_extract_operator ...
-#   worker    python -m audio_extract_worker   (what the operator's Jobs run; needs ffmpeg)
+#   worker    tini -- python -m audio_extract_worker   (what the operator's Jobs run; needs ffmpeg;
+#             tini as PID 1 passes the kubelet's SIGTERM on, which PID 1 itself would ignore
+#             until Python has installed a handler)
 # It runs as a numeric non-root user and writes nothing outside the volumes the chart mounts
 # (/data, /scratch, /tmp), so the root filesystem can be mounted read-only.
 #
@@ -51,7 +53,7 @@ COPY api/ api/
 COPY localcluster/ localcluster/
 RUN /opt/tools/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
-# ffmpeg/ffprobe for the worker (Debian bookworm ships 5.1, the version the tests run against),
+# tini (static) and ffmpeg/ffprobe for the worker (Debian bookworm ships 5.1, the version the tests run against),
 # without most of the ~650 MB the ffmpeg package pulls in for video output, GPUs and fonts (mesa,
 # LLVM, VA/VDPAU drivers, ...: loaded with dlopen, never by audio extraction). /out gets the two
 # binaries and the shared libraries they load at start (ldd: the closure of DT_NEEDED) that the
@@ -62,10 +64,11 @@ RUN set -eu; \
     ldconfig -p | awk '$NF ~ /^\// {print $NF}' | xargs readlink -f | sort -u | xargs sha256sum \
       | cut -d' ' -f1 > /tmp/base.sums; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ffmpeg; \
+    apt-get install -y --no-install-recommends ffmpeg tini; \
     rm -rf /var/lib/apt/lists/*; \
     mkdir -p /out/usr/bin; \
     cp /usr/bin/ffmpeg /usr/bin/ffprobe /out/usr/bin/; \
+    cp /usr/bin/tini-static /out/usr/bin/tini; \
     ldd /usr/bin/ffmpeg /usr/bin/ffprobe | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}' | sort -u \
       | while read -r soname path; do \
           sum=$(sha256sum "$(readlink -f "$path")" | cut -d' ' -f1); \

@@ -40,8 +40,12 @@ image: root venv system-deps binaries ## Build the images (project image: .local
 	$(PY) -m audio_extract_localcluster.images
 
 .PHONY: dev
-dev: root venv system-deps binaries ## Run the local cluster (real node), operator and API (Ctrl-C stops)
+dev: root venv system-deps binaries ## Run the local cluster (real node) with the chart installed from the image built here (Ctrl-C stops)
 	$(PY) -m audio_extract_localcluster.dev
+
+.PHONY: dev-reload
+dev-reload: root venv system-deps binaries ## Rebuild the image and roll it out into the cluster `make dev` runs
+	$(PY) -m audio_extract_localcluster.release reload
 
 .PHONY: test
 test: root venv system-deps binaries ## Run every test tier (unit, component, cluster, chart)

@@ -1,84 +1,104 @@
-"""`make dev`: the whole system on this machine, in the foreground, until Ctrl-C.
+"""`make dev`: the whole system on this machine as it ships, in the foreground, until Ctrl-C.
 
-Builds the project's image, starts the local cluster (control plane and a real node, the image
-loaded into it), then each further component (the operator, the API, ...), one status line per
-component; logs go to `.local/logs/<component>.log`, and `.local/dev.env` holds what a shell needs
-to talk to the cluster and to serve pods from this machine (`AUDIO_EXTRACT_HOST_IP`, an address of
-this machine that pods reach, and `AUDIO_EXTRACT_HOST_NAME`, a name pods resolve to it):
+Starts the local cluster (control plane and a real node, the project's image built and loaded),
+installs the chart with `helm upgrade --install` and development values (`release.py`), waits
+for its rollout, runs `helm test`, and serves a sample video from this machine to the pods. The
+API and the operator run only in the cluster, from the image. `.local/dev.env` holds what a shell
+needs:
 
     set -a; . .local/dev.env; set +a
-    kubectl get nodes
+    kubectl get pods                         # the release's namespace is the context's default
+    curl -H "X-API-Key: $AUDIO_EXTRACT_API_KEY" "$AUDIO_EXTRACT_API_URL/healthz"
 
-Ctrl-C (or SIGTERM) stops everything, newest first; no process is left behind (each runs in its
-own process group, which is TERMed then KILLed), and the node puts the host back as it was.
-
-Extension point — adding a component: put its module path in `EXTENSIONS`. The module exposes
-`dev_components(cluster: LocalCluster, local: Path) -> list[Component]`, which may prepare the
-cluster first (apply CRDs, create a namespace, ...) and returns the processes to run, in start
-order, each with a ready check (see `processes.Component`). A component whose `extra` has a
-"url" is announced in dev.env as AUDIO_EXTRACT_<NAME>_URL.
+`AUDIO_EXTRACT_API_URL` is the API Service's NodePort on this machine's node address
+(`AUDIO_EXTRACT_HOST_IP`, on `lo`, which pods reach too; `AUDIO_EXTRACT_HOST_NAME` resolves to
+it in pods). `make dev-reload` rolls a rebuilt image out while this runs. Ctrl-C (or SIGTERM)
+stops everything; no process is left behind and the node puts the host back as it was.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import json
+import shlex
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from . import host
-from .cluster import LocalCluster
+from . import host, images, release
+from .cluster import REPO, LocalCluster
 from .processes import Component, ComponentFailed
-
-# "module:function"; a module that does not exist yet is reported and skipped.
-EXTENSIONS = (
-    "audio_extract_operator.dev:dev_components",
-    "audio_extract_api.dev:dev_components",
-)
 
 
 def say(line: str) -> None:
     print(f"[dev] {line}", flush=True)
 
 
-def write_env(local: Path, cluster: LocalCluster, specs: list[Component]) -> Path:
-    """KUBECONFIG, PATH with kubectl/helm, and AUDIO_EXTRACT_<NAME>_URL for components that
-    declare `extra["url"]` (e.g. the API)."""
+def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, media_url: str) -> Path:
     env_file = local / "dev.env"
-    urls = [
-        f"AUDIO_EXTRACT_{spec.name.upper().replace('-', '_')}_URL={spec.extra['url']}\n"
-        for spec in specs
-        if "url" in spec.extra
-    ]
-    # components may also export variables (e.g. the API's development key)
-    urls += [f"{k}={v}\n" for spec in specs for k, v in spec.extra.get("env", {}).items()]
+    env_file.touch(0o600)
     env_file.write_text(
         f"# written by `make dev`; use it with: set -a; . {env_file}; set +a\n"
         f"KUBECONFIG={cluster.kubeconfig}\n"
         f"PATH={cluster.bin_dir}:$PATH\n"
+        f"AUDIO_EXTRACT_NAMESPACE={release.NAMESPACE}\n"
+        f"AUDIO_EXTRACT_API_URL={release.api_url()}\n"
+        f"AUDIO_EXTRACT_API_KEY={keys.api_key}\n"
+        f"AUDIO_EXTRACT_WEBHOOK_SECRET={keys.webhook_secret}\n"
         f"AUDIO_EXTRACT_HOST_IP={host.HOST_IP}\n"
         f"AUDIO_EXTRACT_HOST_NAME={host.HOST_NAME}\n"
-        f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n" + "".join(urls)
+        f"AUDIO_EXTRACT_MEDIA_URL={media_url}\n"
+        f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n"
     )
     return env_file
 
 
-def extensions(cluster: LocalCluster, local: Path) -> list[Component]:
-    specs = []
-    for entry in EXTENSIONS:
-        module_name, func = entry.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            say(f"{module_name} not present: skipped")
-            continue
-        specs += getattr(module, func)(cluster, local)
-    return specs
+def sample_video(media: Path) -> None:
+    """A 5-second video with a tone, for the printed curl command."""
+    media.mkdir(parents=True, exist_ok=True)
+    if not (media / "sample.mp4").exists():
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=5",
+                        "-f", "lavfi", "-i", "sine=frequency=440:duration=5",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+                        str(media / "sample.mp4")], check=True)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def media_server(media: Path, port: int) -> Component:
+    """Serves `media` on the node's address: a source URL pods can fetch (allowCIDRs has it)."""
+    url = f"http://{host.HOST_IP}:{port}"
+    sample_video(media)
+    return Component(
+        name="media",
+        argv=[sys.executable, "-m", "http.server", str(port), "--bind", host.HOST_IP, "--directory", str(media)],
+        ready=lambda: _answers(f"{url}/sample.mp4"),
+        extra={"url": url},
+    )
+
+
+def curl_command(api_url: str, key: str, source_url: str) -> str:
+    body = {"jobs": [{"source": {"type": "url", "url": source_url}, "output": {"format": "mp3"}}]}
+    return (f"curl -sS -X POST {api_url}/v1/batch -H {shlex.quote('X-API-Key: ' + key)} "
+            f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
 
 
 def _interrupt(*_: object) -> None:
@@ -107,15 +127,24 @@ def run(local: Path) -> int:
         signal.signal(sig, _interrupt)
     try:
         cluster.start()
-        specs = extensions(cluster, local)
-        for spec in specs:
-            cluster.run(spec)
-        env_file = write_env(local, cluster, specs)
+        keys = release.DevSecrets.of(local)
+        archive = images.project_image(cluster.bin_dir, REPO)  # cached: built by start()
+        tag = release.tag_image(cluster.bin_dir, cluster.workdir, archive)
+        helm = release.Helm(cluster.bin_dir, cluster.kubeconfig)
+        took = helm.install(release.dev_values(tag, keys))
+        say(f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
+            f"rolled out in {took:.1f} s")
+        started = time.monotonic()
+        helm.test()
+        say(f"helm test {release.RELEASE}: passed in {time.monotonic() - started:.1f} s")
+        cluster.kubectl("config", "set-context", "--current", "--namespace", release.NAMESPACE)
+        media = media_server(local / "media", _free_port(host.HOST_IP))
+        cluster.run(media)
+        env_file = write_env(local, cluster, keys, media.extra["url"])
         say(f"all up; logs in {logs}/; environment in {env_file}")
-        for spec in specs:
-            if "hint" in spec.extra:  # e.g. the API's ready-to-paste curl command
-                say(spec.extra["hint"])
-        say(f"try: set -a; . {env_file}; set +a; kubectl get nodes   (Ctrl-C stops everything)")
+        say("try: " + curl_command(release.api_url(), keys.api_key, f"{media.extra['url']}/sample.mp4"))
+        say(f"then: curl -sS -H 'X-API-Key: {keys.api_key}' {release.api_url()}/v1/status/<jobId>")
+        say(f"and: set -a; . {env_file}; set +a; kubectl get pods   (Ctrl-C stops everything)")
         while True:
             dead = cluster.failed()
             if dead:
@@ -126,7 +155,7 @@ def run(local: Path) -> int:
         print(flush=True)
         say("stopping")
         return 0
-    except (ComponentFailed, host.ClusterRunning) as e:
+    except (ComponentFailed, host.ClusterRunning, RuntimeError) as e:
         say(f"failed to start: {e}")
         return 1
     finally:
@@ -138,7 +167,7 @@ def run(local: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Run the local cluster, operator and API.")
+    parser = argparse.ArgumentParser(description="Run the local cluster with the chart installed.")
     parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="state, logs and dev.env")
     args = parser.parse_args()
     sys.exit(run(args.local_dir.resolve()))

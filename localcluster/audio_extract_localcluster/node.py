@@ -222,6 +222,8 @@ def kube_proxy_argv(bin_dir: Path, kubeconfig: Path) -> list[str]:
         NODE_NAME,
         "--conntrack-max-per-core",
         "0",  # leave the machine's conntrack table size alone
+        "--nodeport-addresses",
+        f"{HOST_IP}/32",  # NodePorts on the node's address only, not on this machine's other interfaces
         "--metrics-bind-address",
         "127.0.0.1:10249",
         "--healthz-bind-address",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 
 def main() -> None:
@@ -24,6 +25,10 @@ def main() -> None:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=liveness,
+            ready_flag=handlers.READINESS.started,  # /readyz answers 503 until kopf sets it
+            # kopf's default identity asks the password database for the user's name, which a
+            # numeric non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
+            identity=f"audio-extract-operator@{socket.gethostname()}",
         )
     )
 

@@ -19,7 +19,9 @@ from .settings import Settings
 from .tokens import progress_token
 
 CONTAINER = "worker"
-WORKER_COMMAND = ["python", "-m", "audio_extract_worker"]
+# tini as PID 1: the kernel drops signals to PID 1 that it has no handler for, so a worker still
+# starting would ignore the SIGTERM of a cancel and linger for the whole grace period
+WORKER_COMMAND = ["tini", "--", "python", "-m", "audio_extract_worker"]
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 WORKER_ENV_PREFIX = "AUDIO_EXTRACT_WORKER_"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

@@ -5,6 +5,7 @@ read-only root, and its ffmpeg has every encoder, muxer and filter the worker us
 from __future__ import annotations
 
 import json
+import time
 
 import kubernetes
 import pytest
@@ -42,7 +43,8 @@ def test_every_process_the_chart_starts_is_in_the_image(namespace, k8s_api) -> N
         if o["kind"] == "Deployment"
         for c in o["spec"]["template"]["spec"]["containers"]
     ]
-    commands.append(list(WORKER_COMMAND))
+    assert WORKER_COMMAND[:2] == ["tini", "--"]
+    commands.append(WORKER_COMMAND[2:])  # tini itself runs in test_the_worker_runs_under_tini
     modules = sorted({c[2] for c in commands})
     assert all(c[:2] == ["python", "-m"] for c in commands), commands
     script = (
@@ -88,3 +90,32 @@ def test_ffmpeg_in_the_image_has_what_the_worker_uses(namespace, k8s_api) -> Non
     assert " pcm_s24le " in encoders  # wav at the high tiers
     for name in ("loudnorm", "ebur128", "alimiter", "aresample"):
         assert f" {name} " in filters, name
+
+
+def test_the_worker_runs_under_tini_so_a_delete_stops_it_at_once(namespace, k8s_api) -> None:
+    """PID 1 ignores signals it has no handler for; under tini a worker still starting (here: one
+    that never installs a handler) ends on the kubelet's SIGTERM, not at the 30 s grace period."""
+    core = kubernetes.client.CoreV1Api(k8s_api)
+    command = [*WORKER_COMMAND[:2], "python", "-c", "import time; print('up', flush=True); time.sleep(600)"]
+    pod = restricted_pod("worker", command, PROJECT_IMAGE, NONROOT_UID)
+    pod["spec"]["terminationGracePeriodSeconds"] = 30
+    core.create_namespaced_pod(namespace, pod)
+    def started_up() -> bool:
+        try:
+            return "up" in core.read_namespaced_pod_log("worker", namespace)
+        except kubernetes.client.ApiException:  # 400 while the container is being created
+            return False
+
+    wait_for(started_up, 60, "the worker started")
+    core.delete_namespaced_pod("worker", namespace)
+    started = time.monotonic()
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod("worker", namespace)
+        except kubernetes.client.ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for(gone, 40, "the pod deleted")
+    assert time.monotonic() - started < 10

@@ -107,7 +107,7 @@ def test_worker_contract_env() -> None:
     job = build_job(batch(), 0, settings())
     (c,) = job["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert c["command"] == ["python", "-m", "audio_extract_worker"]
+    assert c["command"] == ["tini", "--", "python", "-m", "audio_extract_worker"]
     payload = json.loads(env["AUDIO_EXTRACT_WORKER_JOB"])
     assert payload["jobId"] == "job_0123456789abcd01" and payload["batchId"] == "batch_0123456789abcd00"
     assert payload["output"] == {

@@ -1,0 +1,162 @@
+"""The chart installed on the local cluster the way a platform team installs it: `helm upgrade
+--install` of `charts/audio-extract` with development values, `helm test`, `helm uninstall`.
+
+Development values (`dev_values`): the image built here (`images.PROJECT_IMAGE`, tagged by its
+manifest digest so every rebuild is a new tag and a rollout), `pullPolicy: Never` (the node has no
+registry to pull from), generated secrets, the store on the cluster's default StorageClass, this
+machine's node address (`host.HOST_IP`) allowed as a source and webhook target, and the API
+Service as a NodePort on that address (kube-proxy serves NodePorts only there), so
+`http://<HOST_IP>:<API_NODE_PORT>` reaches the API from this machine and from pods.
+
+`python -m audio_extract_localcluster.release reload` (`make dev-reload`) rebuilds the image and
+rolls it out into the cluster `make dev` runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import host, images, node
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "audio-extract"
+RELEASE = "audio-extract"
+NAMESPACE = "audio-extract"
+API_NODE_PORT = 30080
+IMAGE_REPOSITORY = images.PROJECT_IMAGE.rsplit(":", 1)[0]
+
+
+@dataclass(frozen=True)
+class DevSecrets:
+    """Generated once into the local directory, so keys and signatures survive restarts."""
+
+    api_key: str
+    webhook_secret: str
+
+    @classmethod
+    def of(cls, local: Path) -> DevSecrets:
+        path = local / "secrets.json"
+        if not path.exists():
+            local.mkdir(parents=True, exist_ok=True)
+            fresh = {
+                "api_key": f"axk_{secrets.token_urlsafe(32)}",
+                "webhook_secret": f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}",
+            }
+            path.touch(0o600)
+            path.write_text(json.dumps(fresh))
+        return cls(**json.loads(path.read_text()))
+
+    @property
+    def api_key_digest(self) -> str:
+        return hashlib.sha256(self.api_key.encode()).hexdigest()
+
+
+def api_url(node_port: int = API_NODE_PORT) -> str:
+    return f"http://{host.HOST_IP}:{node_port}"
+
+
+def dev_values(tag: str, keys: DevSecrets, *, node_port: int = API_NODE_PORT) -> dict[str, Any]:
+    """Values for this machine's one-node cluster (see the module's docstring)."""
+    return {
+        "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
+        "secrets": {"apiKeys": {"dev": keys.api_key_digest}, "webhookSigningSecret": keys.webhook_secret},
+        "allowCIDRs": [f"{host.HOST_IP}/32"],
+        "store": {"size": "10Gi"},
+        "api": {"service": {"type": "NodePort", "nodePort": node_port}},
+        # Two cores: the chart's defaults (0.5 core requested per extraction) would leave most
+        # of maxRunning Pending beside the API and operator; the limits stay as shipped.
+        "worker": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                 "limits": {"cpu": "2", "memory": "1Gi"}}},
+    }
+
+
+def tag_image(bin_dir: Path, workdir: Path, archive: Path) -> str:
+    """Tags the project image loaded in the node as `dev-<digest>` and returns that tag."""
+    name, digest = images.archive_image(archive)
+    tag = f"dev-{digest.split(':')[1][:12]}"
+    ctr = [str(bin_dir / "ctr"), "-a", str(node.NodePaths.of(workdir).containerd_socket), "-n", "k8s.io"]
+    subprocess.run([*ctr, "images", "tag", "--force", name, f"{IMAGE_REPOSITORY}:{tag}"],
+                   check=True, capture_output=True, text=True)
+    return tag
+
+
+class Helm:
+    """The helm built with the cluster's binaries, with its own empty configuration (no
+    repositories or plugins of this machine's user) and the cluster's admin kubeconfig."""
+
+    def __init__(self, bin_dir: Path, kubeconfig: Path, namespace: str = NAMESPACE,
+                 release: str = RELEASE) -> None:
+        self.bin_dir, self.kubeconfig = Path(bin_dir), Path(kubeconfig)
+        self.namespace, self.release = namespace, release
+        home = Path(tempfile.gettempdir()) / "audio-extract-helm"
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+                    "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                    **{f"HELM_{kind.upper()}_HOME": str(home / kind) for kind in ("cache", "config", "data")}}
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(self.bin_dir / "helm"), *args, "--namespace", self.namespace],
+                              env=self.env, capture_output=True, text=True)
+        if check and proc.returncode:
+            raise RuntimeError(f"helm {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-3000:]}")
+        return proc
+
+    def install(self, values: dict[str, Any], *, timeout: str = "5m") -> float:
+        """`helm upgrade --install --wait`; returns the seconds until every Deployment is ready."""
+        started = time.monotonic()
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+            os.chmod(file.name, 0o600)  # it holds the webhook signing secret
+            yaml.safe_dump(values, file)
+            file.flush()
+            self("upgrade", "--install", self.release, str(CHART), "--create-namespace",
+                 "--values", file.name, "--wait", "--timeout", timeout)
+        return time.monotonic() - started
+
+    def test(self, timeout: str = "2m") -> str:
+        return self("test", self.release, "--timeout", timeout).stdout
+
+    def uninstall(self, timeout: str = "2m") -> str:
+        return self("uninstall", self.release, "--wait", "--timeout", timeout).stdout
+
+
+def reload(local: Path) -> int:
+    """`make dev-reload`: the rebuilt image rolled out into the cluster `make dev` runs."""
+    workdir = host.running_cluster()
+    if workdir is None:
+        print("[reload] no local cluster is running: start it with `make dev`", file=sys.stderr)
+        return 1
+    from .cluster import ensure_binaries
+
+    started = time.monotonic()
+    bin_dir = ensure_binaries()
+    archive = images.project_image(bin_dir, REPO, lambda line: print(f"[reload] {line}", flush=True))
+    built = time.monotonic()
+    images.import_images(bin_dir, node.NodePaths.of(workdir).containerd_socket, [archive])
+    tag = tag_image(bin_dir, workdir, archive)
+    helm = Helm(bin_dir, workdir / "admin.kubeconfig")
+    helm.install(dev_values(tag, DevSecrets.of(local)))
+    print(f"[reload] {IMAGE_REPOSITORY}:{tag} serving in {time.monotonic() - started:.1f} s "
+          f"(image {built - started:.1f} s, load and rollout {time.monotonic() - built:.1f} s)", flush=True)
+    return 0
+
+
+def main() -> None:
+    if sys.argv[1:] != ["reload"]:
+        sys.exit("usage: python -m audio_extract_localcluster.release reload")
+    sys.exit(reload(REPO / ".local"))
+
+
+if __name__ == "__main__":
+    main()
