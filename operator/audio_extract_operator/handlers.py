@@ -21,6 +21,7 @@ from . import deliveries, loops
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, Transient
 from .progress import Progress
+from .readiness import Readiness, liveness_url
 from .reconcile import PermanentProblem, Reconciler
 from .registry import Registry
 from .settings import Settings
@@ -29,6 +30,7 @@ from .statuswriter import StatusWriter
 log = logging.getLogger(__name__)
 SETTINGS = Settings()  # one per process, read from the environment once
 _S = SETTINGS
+READINESS = Readiness(liveness_url(_S))  # `python -m audio_extract_operator` hands kopf its flag
 BATCH = (GROUP, VERSION, PLURAL)
 JOB_EVENT_RETRIES = 3
 
@@ -42,7 +44,7 @@ class Context:
         self.registry = Registry()
         self.writer = StatusWriter(kube, settings, self.registry)
         self.reconciler = Reconciler(kube, settings, self.registry, self.writer)
-        self.progress = Progress(settings, self.registry, self.writer)
+        self.progress = Progress(settings, self.registry, self.writer, READINESS)
         self.tasks: list[asyncio.Task[None]] = []
 
 

@@ -20,6 +20,7 @@ from audio_extract_common import ids
 from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
+from .readiness import Readiness
 from .registry import Ref, Registry
 from .settings import Settings
 from .statuswriter import StatusWriter
@@ -89,8 +90,10 @@ def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> Ba
 
 
 class Progress:
-    def __init__(self, settings: Settings, registry: Registry, writer: StatusWriter) -> None:
+    def __init__(self, settings: Settings, registry: Registry, writer: StatusWriter,
+                 readiness: Readiness | None = None) -> None:
         self.settings = settings
+        self.readiness = readiness
         self.registry = registry
         self.writer = writer
         self._pending: dict[Ref, dict[int, ProgressReport]] = {}
@@ -106,6 +109,8 @@ class Progress:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/progress", self.handle)
         app.router.add_get("/healthz", self.healthz)
+        if self.readiness is not None:
+            app.router.add_get("/readyz", self.readiness.handle)
         return app
 
     async def start(self) -> None:
