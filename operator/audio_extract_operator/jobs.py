@@ -109,8 +109,16 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
                 "command": list(WORKER_COMMAND),
                 "env": worker_env(spec, key, index, settings),
                 "resources": {
-                    "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
-                    "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},
+                    "requests": {
+                        "cpu": settings.cpu_request,
+                        "memory": settings.memory_request,
+                        "ephemeral-storage": settings.ephemeral_storage_request,
+                    },
+                    "limits": {
+                        "cpu": settings.cpu_limit,
+                        "memory": settings.memory_limit,
+                        "ephemeral-storage": settings.ephemeral_storage_limit,
+                    },
                 },
                 "securityContext": {
                     "allowPrivilegeEscalation": False,

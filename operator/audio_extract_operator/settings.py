@@ -56,6 +56,14 @@ class Settings(WebhookSettings):
     memory_limit: str = Field(
         default="1Gi", description="Worker memory limit (ffmpeg streams; no big buffers)."
     )
+    ephemeral_storage_request: str = Field(
+        default="1Gi", description="Worker node-disk request (scratch and logs) the scheduler reserves."
+    )
+    ephemeral_storage_limit: str = Field(
+        default="4352Mi",
+        description="Worker node-disk limit: the kubelet evicts a pod whose scratch plus logs pass it, "
+        "so it stays above scratch_size_limit (here 4Gi + 256Mi for logs).",
+    )
     active_deadline_seconds: int = Field(
         default=1800, ge=1, description="Seconds a Job may run (all attempts) before it fails as TIMEOUT."
     )
