@@ -1,6 +1,7 @@
-"""The chart as the real helm binary renders it: lint, the default render's guarantees (least
-privilege, probes, resources, restricted security contexts, egress fence), non-default values, the
-values schema, the wiring between objects and the processes' settings, and a golden snapshot.
+"""The chart as the real helm binary renders it: lint (helm's and kube-score's production checks),
+the default render's guarantees (least privilege, probes, resources, restricted security contexts,
+egress fences), non-default values, the values schema, the wiring between objects and the processes'
+settings, and a golden snapshot.
 
 Golden update: ``UPDATE_GOLDEN=1 pytest tests/chart/test_chart_render.py``.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,16 @@ def default() -> Objects:
     return render()
 
 
+UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+         "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+
+def quantity(text: str) -> int:
+    """Bytes of a Kubernetes quantity such as ``1280Mi``."""
+    number, unit = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", text).groups()
+    return int(float(number) * UNITS[unit])
+
+
 def pod_specs(objects: Objects) -> dict[str, dict[str, Any]]:
     """Every pod spec the chart renders, by owner name."""
     specs = {}
@@ -65,12 +78,66 @@ def test_lint_passes_with_default_and_ci_values() -> None:
         assert "0 chart(s) failed" in out.stdout
 
 
+KUBE_SCORE = "github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
+KUBE_SCORE_EXCEPTIONS = ["container-image-pull-policy"]
+"""kube-score checks skipped for every object, each explained in values.yaml; the exceptions of
+single objects are their `kube-score/ignore` annotations."""
+
+
+def kube_score_binary() -> Path:
+    """kube-score, built once through the Go module proxy into the project's tool cache, like helm.
+    (kube-linter, the other widely used production linter, is not served by that proxy.)"""
+    cache = Path(os.environ.get("AUDIO_EXTRACT_CACHE", Path.home() / ".cache" / "audio-extract"))
+    version = KUBE_SCORE.rsplit("@", 1)[1]
+    binary = cache / "bin" / f"kube-score-{version}" / "kube-score"
+    if not binary.exists():
+        if shutil.which("go") is None:
+            pytest.skip("kube-score is built with Go, which is not installed")
+        subprocess.run(["go", "install", KUBE_SCORE], env={**os.environ, "GOBIN": str(binary.parent)},
+                       check=True, capture_output=True)
+    return binary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("values_file", [None, CHART / "ci" / "ci-values.yaml"], ids=["default", "ci"])
+def test_kube_score_production_checks_pass(values_file: Path | None, monkeypatch: pytest.MonkeyPatch,
+                                           ) -> None:
+    """kube-score's default checks on the chart and on a worker Job the operator builds from it."""
+    from audio_extract_operator.jobs import build_job
+
+    values = yaml.safe_load(values_file.read_text()) if values_file else {}
+    rendered = template(values).stdout
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    job = build_job(sample_batch(), 0, operator_settings(objects, monkeypatch))
+    ignores = [arg for check in KUBE_SCORE_EXCEPTIONS for arg in ("--ignore-test", check)]
+    out = subprocess.run([str(kube_score_binary()), "score", "-", "--output-format", "ci",
+                          "--exit-one-on-warning", *ignores],
+                         input=rendered + "---\n" + yaml.safe_dump(job), capture_output=True, text=True)
+    problems = [line for line in out.stdout.splitlines() if not line.startswith(("[OK]", "[SKIPPED]"))]
+    assert not problems, "\n".join(problems)
+    assert out.returncode == 0, out.stderr
+
+
+def test_kube_score_exceptions_are_explained_in_values(default: Objects) -> None:
+    annotated = {check for o in default
+                 for check in o["metadata"].get("annotations", {}).get("kube-score/ignore", "").split(",")
+                 if check}
+    assert annotated == {"deployment-has-host-podantiaffinity", "deployment-strategy", "deployment-replicas",
+                         "networkpolicy-targets-pod"}
+    documented = (CHART / "values.yaml").read_text()
+    for check in annotated - {"networkpolicy-targets-pod"} | set(KUBE_SCORE_EXCEPTIONS):
+        assert f"`{check}`" in documented, check
+
+
 @pytest.mark.parametrize(("values", "error"), [
     ({"operator": {"replicas": 2}}, "maximum"),
     ({"secrets": {"apiKeys": {"ci": "not-a-digest"}}}, "apiKeys"),
     ({"allowCIDRs": ["10.0.0.0"]}, "allowCIDRs"),
     ({"api": {"resources": {"limits": None}}}, "limits"),  # null deletes a default
     ({"worker": {"maxRunning": 0}}, "maxRunning"),
+    ({"worker": {"resources": {"limits": {"ephemeral-storage": None}}}}, "ephemeral-storage"),
+    ({"api": {"service": {"type": "NodePort", "nodePort": 8080}}}, "nodePort"),
+    ({"networkPolicy": {"kubeAPIServer": {"ports": []}}}, "ports"),
     ({"oprator": {}}, "oprator"),
 ])
 def test_schema_refuses_bad_values(values: dict[str, Any], error: str) -> None:
@@ -114,7 +181,7 @@ def test_default_render_has_the_expected_objects(default: Objects) -> None:
         "Secret/audio-extract-operator", "Secret/audio-extract-api-keys",
         "PersistentVolumeClaim/audio-extract-store",
         "NetworkPolicy/audio-extract-api", "NetworkPolicy/audio-extract-operator",
-        "NetworkPolicy/audio-extract-worker",
+        "NetworkPolicy/audio-extract-worker", "NetworkPolicy/audio-extract-test",
         "Pod/audio-extract-test-healthz",
     ])
     assert all(o["metadata"]["namespace"] == NAMESPACE for o in default)
@@ -196,13 +263,34 @@ def test_every_container_has_resources_and_a_restricted_security_context(default
             assert set(volume) - {"name"} <= allowed, name
         for c in spec["containers"]:
             for section in ("requests", "limits"):
-                assert set(c["resources"][section]) >= {"cpu", "memory"}, (name, section)
+                assert set(c["resources"][section]) >= {"cpu", "memory", "ephemeral-storage"}, (name, section)
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert not sc["capabilities"].get("add")
             assert c["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
+
+
+def test_disk_limits_hold_the_emptydirs_and_room_for_logs(default: Objects,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kubelet evicts a pod whose local disk use (emptyDirs, logs, writable layers) passes the sum
+    of its containers' ephemeral-storage limits: a full scratch or /tmp must not get there first."""
+    from audio_extract_operator.jobs import build_job
+
+    job = build_job(sample_batch(), 0, operator_settings(default, monkeypatch))
+    specs = {**pod_specs(default), "worker": job["spec"]["template"]["spec"]}
+    for name, spec in specs.items():
+        containers = [c["resources"] for c in spec["containers"]]
+        limit = sum(quantity(r["limits"]["ephemeral-storage"]) for r in containers)
+        request = sum(quantity(r["requests"]["ephemeral-storage"]) for r in containers)
+        emptydirs = sum(quantity(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", [])
+                        if "emptyDir" in v)
+        assert limit >= emptydirs + quantity("64Mi"), name
+        assert 0 < request <= limit, name
+    worker = job["spec"]["template"]["spec"]
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "6Gi"}} in worker["volumes"]
+    assert worker["containers"][0]["resources"]["limits"]["ephemeral-storage"] == "6400Mi"
 
 
 def test_api_deployment_probes_service_and_budget(default: Objects) -> None:
@@ -222,9 +310,38 @@ def test_api_deployment_probes_service_and_budget(default: Objects) -> None:
     assert budget["spec"]["maxUnavailable"] == 1
     # the API's identity is its own ServiceAccount, which the API Role is bound to
     assert api["spec"]["template"]["spec"]["serviceAccountName"] == "audio-extract-api"
+    assert "nodePort" not in service["spec"]["ports"][0]
 
 
-def test_operator_deployment_is_one_recreated_replica_with_liveness(default: Objects) -> None:
+@pytest.mark.parametrize(("service", "node_port"), [
+    ({"type": "NodePort", "nodePort": 30080}, 30080),
+    ({"type": "LoadBalancer", "nodePort": 31000}, 31000),
+    ({"type": "NodePort"}, None),  # Kubernetes picks one
+    ({"type": "ClusterIP", "nodePort": 30080}, None),  # a ClusterIP Service has no node port
+])
+def test_api_service_node_port(service: dict[str, Any], node_port: int | None) -> None:
+    objects = render({"api": {"service": service}})
+    spec = find(objects, "Service", "audio-extract-api")["spec"]
+    assert spec["type"] == service["type"]
+    assert spec["ports"][0].get("nodePort") == node_port
+
+
+def test_api_replicas_spread_over_nodes(default: Objects) -> None:
+    api = find(default, "Deployment", "audio-extract-api")
+    [spread] = api["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread == {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1,
+                      "whenUnsatisfiable": "ScheduleAnyway",  # one node still runs every replica
+                      "labelSelector": {"matchLabels": api["spec"]["selector"]["matchLabels"]}}
+    zones = [{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
+              "whenUnsatisfiable": "DoNotSchedule",
+              "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "api"}}}]
+    custom = find(render({"api": {"topologySpreadConstraints": zones}}), "Deployment", "audio-extract-api")
+    assert custom["spec"]["template"]["spec"]["topologySpreadConstraints"] == zones
+
+
+def test_operator_deployment_is_one_recreated_replica_with_probes(default: Objects) -> None:
+    from audio_extract_operator.readiness import LIVENESS_TIMEOUT
+
     op = find(default, "Deployment", "audio-extract-operator")
     assert op["spec"]["replicas"] == 1
     assert op["spec"]["strategy"] == {"type": "Recreate"}
@@ -234,7 +351,9 @@ def test_operator_deployment_is_one_recreated_replica_with_liveness(default: Obj
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"liveness": 8080, "progress": 8081}
-    assert "readinessProbe" not in container  # kopf has no readiness; nothing routes to it but progress
+    # served by the operator's progress endpoint (audio_extract_operator.readiness), not kopf's
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "progress"}
+    assert container["readinessProbe"]["timeoutSeconds"] > LIVENESS_TIMEOUT
     assert container["command"] == ["python", "-m", "audio_extract_operator"]
     service = find(default, "Service", "audio-extract-operator")
     assert service["spec"]["selector"].items() <= op["spec"]["template"]["metadata"]["labels"].items()
@@ -296,14 +415,44 @@ def test_worker_egress_is_dns_progress_and_public_addresses_only(default: Object
 
 def test_api_and_operator_ingress_only_where_needed(default: Objects) -> None:
     api = find(default, "NetworkPolicy", "audio-extract-api")["spec"]
-    assert api["policyTypes"] == ["Ingress"]
+    assert api["policyTypes"] == ["Ingress", "Egress"]
     assert api["ingress"] == [{"ports": [{"protocol": "TCP", "port": "http"}]}]
     op = find(default, "NetworkPolicy", "audio-extract-operator")["spec"]
-    assert op["policyTypes"] == ["Ingress"]
+    assert op["policyTypes"] == ["Ingress", "Egress"]
     [rule] = op["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": "progress"}]
     workers = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["podSelector"]
     assert rule["from"] == [{"podSelector": workers}]
+
+
+KUBE_API_ANY = {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}
+
+
+def test_api_egress_is_dns_and_the_kubernetes_api_only(default: Objects) -> None:
+    worker_dns = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["egress"][0]
+    egress = find(default, "NetworkPolicy", "audio-extract-api")["spec"]["egress"]
+    assert egress == [worker_dns, KUBE_API_ANY]  # no `to`: any address, on the API server's ports only
+
+
+def test_operator_egress_is_dns_the_kubernetes_api_and_webhook_targets(default: Objects) -> None:
+    worker = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["egress"]
+    egress = find(default, "NetworkPolicy", "audio-extract-operator")["spec"]["egress"]
+    dns, kube_api, public = egress
+    assert dns == worker[0]
+    assert kube_api == KUBE_API_ANY
+    assert public == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
+                             {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}}]}  # webhooks, any port
+
+
+def test_helm_test_pod_egress_is_dns_and_the_api_pods(default: Objects) -> None:
+    policy = find(default, "NetworkPolicy", "audio-extract-test")["spec"]
+    pod = find(default, "Pod", "audio-extract-test-healthz")
+    assert selects(policy["podSelector"], pod["metadata"]["labels"])
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and not policy.get("ingress")
+    dns, api = policy["egress"]
+    assert dns == find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["egress"][0]
+    api_pods = find(default, "Deployment", "audio-extract-api")["spec"]["selector"]
+    assert api == {"to": [{"podSelector": api_pods}], "ports": [{"protocol": "TCP", "port": 8000}]}
 
 
 def test_store_claim_is_shared_read_write_many(default: Objects) -> None:
@@ -330,6 +479,11 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
     out = helm("install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE).stdout
     assert "kubectl -n audio-extract port-forward svc/audio-extract-api 8000:80" in out
     assert "secrets.apiKeys is empty" in out
+    assert "networkPolicy.kubeAPIServer.peers is empty" in out
+    peers = 'networkPolicy.kubeAPIServer.peers=[{"ipBlock":{"cidr":"10.99.0.1/32"}}]'
+    narrowed = helm("install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE,
+                    "--set-json", peers).stdout
+    assert "kubeAPIServer.peers is empty" not in narrowed
 
 
 # --- the operator's Job, built from the chart's settings ------------------------------------------------
@@ -347,8 +501,9 @@ def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.Monk
     assert {"name": "store", "persistentVolumeClaim": {"claimName": "audio-extract-store"}} in spec["volumes"]
     container = spec["containers"][0]
     assert container["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
-    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "256Mi"},
-                                      "limits": {"cpu": "2", "memory": "1Gi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "1Gi"},
+        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "6400Mi"}}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AUDIO_EXTRACT_WORKER_PROGRESS_URL"] == "http://audio-extract-operator.audio-extract.svc:8081/progress"
     assert env["AUDIO_EXTRACT_WORKER_STORE_ROOT"] == "/data"
@@ -389,8 +544,12 @@ CUSTOM = {
             "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
             "env": {"AUDIO_EXTRACT_API_RATE_LIMIT_BURST": "20"}},
     "worker": {"kueueQueueName": "media", "maxRunning": 32, "activeDeadlineSeconds": 600,
-               "priorityClassNames": {"high": "ax-high"}, "image": {"tag": "1.2.3-ffmpeg"}},
-    "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"]},
+               "priorityClassNames": {"high": "ax-high"}, "image": {"tag": "1.2.3-ffmpeg"},
+               "scratchSizeLimit": "20Gi",
+               "resources": {"requests": {"ephemeral-storage": "2Gi"},
+                             "limits": {"ephemeral-storage": "21Gi"}}},
+    "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"],
+                      "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": "10.99.0.1/32"}}], "ports": [6443]}},
 }
 
 
@@ -461,7 +620,12 @@ def test_custom_worker_settings_reach_the_jobs(custom: Objects, monkeypatch: pyt
     assert high["spec"]["template"]["spec"]["priorityClassName"] == "ax-high"
     assert "priorityClassName" not in low["spec"]["template"]["spec"]
     assert high["spec"]["activeDeadlineSeconds"] == 600
-    container = high["spec"]["template"]["spec"]["containers"][0]
+    pod = high["spec"]["template"]["spec"]
+    assert {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}} in pod["volumes"]
+    container = pod["containers"][0]
+    assert container["resources"] == {  # the other defaults stay
+        "requests": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "2Gi"},
+        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "21Gi"}}
     assert container["image"] == "registry.example.com/ax:1.2.3-ffmpeg"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AUDIO_EXTRACT_WORKER_ALLOW_CIDRS"] == "10.20.0.0/16"
@@ -483,6 +647,10 @@ def test_custom_network_policies(custom: Objects) -> None:
         {"ipBlock": {"cidr": "::/0", "except": [*PRIVATE_V6, "2001:db8::/48"]}},
     ]
     assert worker[3] == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}]}
+    kube_api = {"to": [{"ipBlock": {"cidr": "10.99.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 6443}]}
+    assert find(custom, "NetworkPolicy", "ax-api")["spec"]["egress"][1:] == [kube_api]
+    operator = find(custom, "NetworkPolicy", "ax-operator")["spec"]["egress"]
+    assert operator[1:] == [kube_api, worker[2], worker[3]]  # webhooks: the same public ranges, allowCIDRs
     api = find(custom, "NetworkPolicy", "ax-api")["spec"]["ingress"][0]
     assert api["from"] == [
         {"namespaceSelector": {"matchLabels": {"name": "ingress"}}},

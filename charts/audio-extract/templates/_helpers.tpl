@@ -116,3 +116,58 @@ matchExpressions:
   - key: audioextract.io/job-id
     operator: Exists
 {{- end }}
+
+{{/*
+audio-extract.publicAddresses: NetworkPolicy peers for every public address, with the private,
+shared, link-local and loopback ranges and networkPolicy.clusterCIDRs cut out: where workers fetch
+sources and the operator sends webhooks. The address guards in those processes refuse the same
+ranges; this is the second fence.
+*/}}
+{{- define "audio-extract.publicAddresses" -}}
+{{- $v4except := list "10.0.0.0/8" "172.16.0.0/12" "192.168.0.0/16" "100.64.0.0/10" "169.254.0.0/16" "127.0.0.0/8" }}
+{{- $v6except := list "fc00::/7" "fe80::/10" }}
+{{- range .Values.networkPolicy.clusterCIDRs }}
+{{- if contains ":" . }}
+{{- $v6except = append $v6except . }}
+{{- else }}
+{{- $v4except = append $v4except . }}
+{{- end }}
+{{- end -}}
+- ipBlock:
+    cidr: 0.0.0.0/0
+    except:
+      {{- toYaml $v4except | nindent 6 }}
+- ipBlock:
+    cidr: ::/0
+    except:
+      {{- toYaml $v6except | nindent 6 }}
+{{- end }}
+
+{{/*
+audio-extract.dnsEgress: the egress rule to the cluster's DNS (networkPolicy.dnsPeers).
+*/}}
+{{- define "audio-extract.dnsEgress" -}}
+- to:
+    {{- toYaml .Values.networkPolicy.dnsPeers | nindent 4 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end }}
+
+{{/*
+audio-extract.kubeAPIServerEgress: the egress rule to the Kubernetes API server
+(networkPolicy.kubeAPIServer); without peers, any destination on its ports.
+*/}}
+{{- define "audio-extract.kubeAPIServerEgress" -}}
+- ports:
+    {{- range .Values.networkPolicy.kubeAPIServer.ports }}
+    - protocol: TCP
+      port: {{ . }}
+    {{- end }}
+  {{- with .Values.networkPolicy.kubeAPIServer.peers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
