@@ -23,7 +23,6 @@ import json
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -58,17 +57,6 @@ def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, medi
     return env_file
 
 
-def sample_video(media: Path) -> None:
-    """A 5-second video with a tone, for the printed curl command."""
-    media.mkdir(parents=True, exist_ok=True)
-    if not (media / "sample.mp4").exists():
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=5",
-                        "-f", "lavfi", "-i", "sine=frequency=440:duration=5",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
-                        str(media / "sample.mp4")], check=True)
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
@@ -77,13 +65,26 @@ def _answers(url: str) -> bool:
         return False
 
 
-def media_server(media: Path, port: int) -> Component:
-    """Serves `media` on the node's address: a source URL pods can fetch (allowCIDRs has it)."""
-    url = f"http://{host.HOST_IP}:{port}"
-    sample_video(media)
+MEDIA_PORT = 8080  # the sample manifests' sources: http://<HOST_NAME>:8080/videos/...
+
+
+def media_server(media: Path) -> Component:
+    """Serves `media` on the node's address: `sample.mp4` for the printed curl command and, under
+    `videos/`, the sources the sample manifests (`crds/samples/`) name. allowCIDRs has the address."""
+    from audio_extract_operator.testing import make_media
+
+    url = f"http://{host.HOST_IP}:{MEDIA_PORT}"
+    if not (media / "sample.mp4").exists():
+        make_media(media / "videos")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=5",
+                        "-f", "lavfi", "-i", "sine=frequency=440:duration=5",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
+                        str(media / "sample.mp4")], check=True)
     return Component(
         name="media",
-        argv=[sys.executable, "-m", "http.server", str(port), "--bind", host.HOST_IP, "--directory", str(media)],
+        argv=[sys.executable, "-m", "http.server", str(MEDIA_PORT), "--bind", host.HOST_IP,
+              "--directory", str(media)],
         ready=lambda: _answers(f"{url}/sample.mp4"),
         extra={"url": url},
     )
@@ -93,12 +94,6 @@ def curl_command(api_url: str, key: str, source_url: str) -> str:
     body = {"jobs": [{"source": {"type": "url", "url": source_url}, "output": {"format": "mp3"}}]}
     return (f"curl -sS -X POST {api_url}/v1/batch -H {shlex.quote('X-API-Key: ' + key)} "
             f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
-
-
-def _free_port(address: str) -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def _interrupt(*_: object) -> None:
@@ -138,7 +133,7 @@ def run(local: Path) -> int:
         helm.test()
         say(f"helm test {release.RELEASE}: passed in {time.monotonic() - started:.1f} s")
         cluster.kubectl("config", "set-context", "--current", "--namespace", release.NAMESPACE)
-        media = media_server(local / "media", _free_port(host.HOST_IP))
+        media = media_server(local / "media")
         cluster.run(media)
         env_file = write_env(local, cluster, keys, media.extra["url"])
         say(f"all up; logs in {logs}/; environment in {env_file}")

@@ -68,14 +68,16 @@ def api_url(node_port: int = API_NODE_PORT) -> str:
     return f"http://{host.HOST_IP}:{node_port}"
 
 
-def dev_values(tag: str, keys: DevSecrets, *, node_port: int = API_NODE_PORT) -> dict[str, Any]:
-    """Values for this machine's one-node cluster (see the module's docstring)."""
+def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_PORT) -> dict[str, Any]:
+    """Values for this machine's one-node cluster (see the module's docstring); `node_port=None`
+    lets Kubernetes choose the API's NodePort (several releases at once)."""
+    service: dict[str, Any] = {"type": "NodePort"} | ({"nodePort": node_port} if node_port else {})
     return {
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
         "secrets": {"apiKeys": {"dev": keys.api_key_digest}, "webhookSigningSecret": keys.webhook_secret},
         "allowCIDRs": [f"{host.HOST_IP}/32"],
         "store": {"size": "10Gi"},
-        "api": {"service": {"type": "NodePort", "nodePort": node_port}},
+        "api": {"service": service},
         # Two cores: the chart's defaults (0.5 core requested per extraction) would leave most
         # of maxRunning Pending beside the API and operator; the limits stay as shipped.
         "worker": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},

@@ -102,7 +102,7 @@ def test_valid_samples_run_to_completion(
     op = start_operator(max_running=4)
     names = []
     for path in sorted(SAMPLES.glob("*.yaml")):
-        text = path.read_text().replace("http://127.0.0.1:8080/videos", media.url)
+        text = path.read_text().replace("http://host.audio-extract.internal:8080/videos", media.url)
         cluster.kubectl("-n", namespace, "apply", "-f", "-", input=text)
         names.append(yaml.safe_load(text)["metadata"]["name"])
     for name in names:
