@@ -76,6 +76,9 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
         "secrets": {"apiKeys": {"dev": keys.api_key_digest}, "webhookSigningSecret": keys.webhook_secret},
         "allowCIDRs": [f"{host.HOST_IP}/32"],
+        # the API server listens on the node's address
+        "networkPolicy": {"kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}],
+                                            "ports": [6443]}},
         "store": {"size": "10Gi"},
         "api": {"service": service},
         # Two cores: the chart's defaults (0.5 core requested per extraction) would leave most

@@ -45,7 +45,10 @@ class System:
         self.api = httpx.Client(base_url=self.api_url, headers={"X-API-Key": self.keys.api_key}, timeout=30)
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
-        return self.cluster.kubectl("-n", self.namespace, *args, check=check, input=input).stdout
+        proc = self.cluster.kubectl("-n", self.namespace, *args, check=False, input=input)
+        if check and proc.returncode:
+            raise AssertionError(f"kubectl {' '.join(args[:2])} failed: {proc.stderr.strip()[-2000:]}")
+        return proc.stdout
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
