@@ -88,10 +88,10 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
     }
 
 
-def tag_image(bin_dir: Path, workdir: Path, archive: Path) -> str:
-    """Tags the project image loaded in the node as `dev-<digest>` and returns that tag."""
+def tag_image(bin_dir: Path, workdir: Path, archive: Path, tag: str | None = None) -> str:
+    """Tags the project image loaded in the node as `tag` (default `dev-<digest>`), returns it."""
     name, digest = images.archive_image(archive)
-    tag = f"dev-{digest.split(':')[1][:12]}"
+    tag = tag or f"dev-{digest.split(':')[1][:12]}"
     ctr = [str(bin_dir / "ctr"), "-a", str(node.NodePaths.of(workdir).containerd_socket), "-n", "k8s.io"]
     subprocess.run([*ctr, "images", "tag", "--force", name, f"{IMAGE_REPOSITORY}:{tag}"],
                    check=True, capture_output=True, text=True)

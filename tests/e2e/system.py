@@ -74,9 +74,10 @@ class System:
         return final
 
 
-def project_tag(cluster: LocalCluster) -> str:
-    archive = images.project_image(cluster.bin_dir, REPO)  # built and loaded by the cluster fixture
-    return release.tag_image(cluster.bin_dir, cluster.workdir, archive)
+def project_tag(cluster: LocalCluster, tag: str | None = None) -> str:
+    """The project's image (built and loaded by the cluster fixture) tagged `tag` (default: by digest)."""
+    archive = images.project_image(cluster.bin_dir, REPO)
+    return release.tag_image(cluster.bin_dir, cluster.workdir, archive, tag)
 
 
 class Receiver:
