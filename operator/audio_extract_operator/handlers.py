@@ -48,11 +48,11 @@ class Context:
         self.tasks: list[asyncio.Task[None]] = []
 
 
-@kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
+    """kopf's settings for this operator."""
     # Stale watches are the most reported kopf failure: bound them on both sides.
-    settings.watching.server_timeout = _S.watch_server_timeout
-    settings.watching.client_timeout = _S.watch_server_timeout + 30
+    settings.watching.server_timeout = s.watch_server_timeout
+    settings.watching.client_timeout = s.watch_server_timeout + 30
     settings.watching.connect_timeout = 30
     # Our Jobs only, filtered by the API server rather than in this process.
     settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -72,6 +72,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.networking.request_timeout = 60
     settings.networking.error_backoffs = [1, 2, 5, 10]
 
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    configure(settings, _S)
     ctx = Context(_S, await Kube.connect(_S.kubeconfig))
     memo.ctx = ctx
     ctx.writer.listeners.append(deliveries.install(memo, _S, ctx.kube).observe)

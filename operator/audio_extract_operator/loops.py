@@ -80,16 +80,20 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
             await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission_interval)
 
 
-async def retention_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
+async def retention_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
     """Expire outputs and old batches; re-map finished Jobs whose outcome is not in status yet."""
+    for ns in settings.namespaces or [None]:
+        for body in await kube.list_batches(ns):
+            await reconciler.retain(body)
+    for info in list(registry.jobs.values()):
+        if info.finished is not None and reconciler.needs_update(info):
+            await reconciler.job(await kube.get_job(info.namespace, info.name))
+
+
+async def retention_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
     while True:
         try:
-            for ns in settings.namespaces or [None]:
-                for body in await kube.list_batches(ns):
-                    await reconciler.retain(body)
-            for info in list(registry.jobs.values()):
-                if info.finished is not None and reconciler.needs_update(info):
-                    await reconciler.job(await kube.get_job(info.namespace, info.name))
+            await retention_pass(kube, settings, registry, reconciler)
         except asyncio.CancelledError:
             raise
         except Exception as e:
