@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from audio_extract_common import ids
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
+from audio_extract_common.resource import GROUP, PLURAL, TERMINAL_STATES, VERSION
 
 from . import deliveries, loops
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
@@ -23,7 +24,7 @@ from .kube import Kube, KubeError, Transient
 from .progress import Progress
 from .readiness import Readiness, liveness_url
 from .reconcile import PermanentProblem, Reconciler
-from .registry import Registry
+from .registry import JobInfo, Registry
 from .settings import Settings
 from .statuswriter import StatusWriter
 
@@ -141,17 +142,34 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
 async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     ctx: Context = memo.ctx
     if type == "DELETED":
-        ctx.registry.observe_job(body, deleted=True)
+        await _job_deleted(ctx, body)
         return
     info = ctx.registry.observe_job(body)
     if info is None:
         return
+    await _retried(lambda: ctx.reconciler.job(body), "mapping", body)
+
+
+async def _job_deleted(ctx: Context, body: kopf.Body) -> None:
+    info = JobInfo.of(body)
+    known = ctx.registry.jobs.get((info.namespace, info.name)) if info is not None else None
+    ctx.registry.observe_job(body, deleted=True)
+    if info is None or (known is not None and known.uid != info.uid):
+        return  # not ours, or a predecessor's late event
+    entry = ctx.registry.entry_status(info.namespace, info.batch, info.batch_uid, info.index)
+    if entry in TERMINAL_STATES:
+        return  # the usual case: the TTL of a Job whose outcome is in status
+    where = (info.namespace, info.name, info.batch, info.batch_uid, info.index)
+    await _retried(lambda: ctx.reconciler.job_gone(*where, body), "handling the deletion of", body)
+
+
+async def _retried(step: Callable[[], Awaitable[None]], what: str, body: kopf.Body) -> None:
     # Event handlers are not retried by kopf: retry here a few times; the retention loop's
     # resync catches anything still missing.
     for attempt in range(JOB_EVENT_RETRIES):
         try:
-            await ctx.reconciler.job(body)
+            await step()
             return
         except KubeError as e:
-            log.warning("mapping Job %s (attempt %d): %s", body["metadata"]["name"], attempt + 1, e)
+            log.warning("%s Job %s (attempt %d): %s", what, body["metadata"]["name"], attempt + 1, e)
             await asyncio.sleep(0.5 * (attempt + 1))

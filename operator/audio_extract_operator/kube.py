@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -80,6 +80,16 @@ def job_path(namespace: str, name: str | None = None) -> str:
     return f"/apis/batch/v1/namespaces/{namespace}/jobs" + (f"/{name}" if name else "")
 
 
+def batches_path(namespace: str | None) -> str:
+    """Batches of one namespace, or of every namespace (None)."""
+    return batch_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
+
+
+def jobs_path(namespace: str | None) -> str:
+    """Jobs of one namespace, or of every namespace (None)."""
+    return job_path(namespace) if namespace else "/apis/batch/v1/jobs"
+
+
 class Kube:
     """Async client for the few calls the operator makes."""
 
@@ -123,6 +133,25 @@ class Kube:
             raise _convert(e) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise Transient(0, type(e).__name__, str(e)) from None
+
+    async def pages(
+        self, path: str, limit: int, query: Mapping[str, str] | None = None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """A list in pages of ``limit`` items: ``(items, resourceVersion)``, where every page has the
+        first page's resourceVersion (the server answers a consistent snapshot across pages), so a
+        caller can tell what was created after it. A continue token that expired (410, after about
+        five minutes) raises Transient: the caller's next pass starts over."""
+        token = ""
+        while True:
+            q = {**(query or {}), "limit": str(limit)}
+            if token:
+                q["continue"] = token
+            listing = await self.call("GET", path, query=q)
+            meta = listing.get("metadata") or {}
+            yield listing.get("items") or [], meta.get("resourceVersion") or ""
+            token = meta.get("continue") or ""
+            if not token:
+                return
 
     # --- ExtractionBatch ------------------------------------------------------------------------
 

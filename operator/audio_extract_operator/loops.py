@@ -14,26 +14,32 @@ from audio_extract_common.timefmt import iso, now
 
 from .admission import to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL
-from .kube import Kube, KubeError, NotFound
+from .kube import Kube, KubeError, NotFound, jobs_path
 from .reconcile import Reconciler
-from .registry import Registry
+from .registry import Ref, Registry
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 JOB_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 
-async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> None:
-    """Full list of our Jobs, so the first admission pass after a restart counts every running one."""
+async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> set[Ref]:
+    """List our Jobs (in pages) into the registry, so the first admission pass after a restart counts
+    every running one, and drop the ones it remembers that no longer exist. Returns what was listed."""
+    listed: set[Ref] = set()
     for ns in settings.namespaces or [None]:
-        path = f"/apis/batch/v1/namespaces/{ns}/jobs" if ns else "/apis/batch/v1/jobs"
-        listing = await kube.call("GET", path, query={"labelSelector": JOB_SELECTOR})
-        for job in listing["items"]:
-            job.setdefault("metadata", {}).setdefault(
-                "resourceVersion", listing["metadata"]["resourceVersion"]
-            )
-            registry.observe_job(job)
+        listed_rv = ""
+        pages = kube.pages(jobs_path(ns), settings.list_page_size, {"labelSelector": JOB_SELECTOR})
+        async for items, listed_rv in pages:
+            for job in items:
+                job.setdefault("metadata", {}).setdefault("resourceVersion", listed_rv)
+                registry.observe_job(job)
+                listed.add((job["metadata"]["namespace"], job["metadata"]["name"]))
+        with contextlib.suppress(ValueError):
+            if gone := registry.forget_missing(ns, listed, int(listed_rv)):
+                log.info("%d Job(s) gone without a deletion event", gone)
     registry.jobs_synced = True
+    return listed
 
 
 async def admission_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> int:
@@ -81,10 +87,14 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
 
 
 async def retention_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
-    """Expire outputs and old batches; re-map finished Jobs whose outcome is not in status yet."""
+    """Expire outputs and old batches; resync every unfinished batch with its Jobs (a Job deleted
+    unseen); re-map finished Jobs whose outcome is not in status yet."""
+    listed = await sync_jobs(kube, settings, registry)
     for ns in settings.namespaces or [None]:
         for body in await kube.list_batches(ns):
             await reconciler.retain(body)
+            if not (body.get("status") or {}).get("completedAt"):
+                await reconciler.resync(body, listed)
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
             await reconciler.job(await kube.get_job(info.namespace, info.name))

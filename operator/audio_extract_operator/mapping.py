@@ -158,6 +158,49 @@ def job_entry(
     return entry.model_copy(update=update)
 
 
+JOB_DELETED_RUNNING = "its Kubernetes Job was deleted before the job finished"
+JOB_DELETED_FINISHED = "its Kubernetes Job was deleted before its outcome was recorded"
+
+
+def gone_entry(
+    entry: JobStatus, job: Mapping[str, Any] | None, pods: Iterable[Mapping[str, Any]], now: str
+) -> JobStatus | None:
+    """The entry of a job whose Job no longer exists (deleted by hand, or by its TTL before the
+    outcome was mapped); ``job`` is its last known state, if any. None: it never started, so
+    creating its Job again loses nothing. Otherwise the entry ends: with the outcome when the Job
+    finished and that outcome can still be read (its pods, or a deadline), else ``failed``
+    ``INTERNAL_ERROR``: running the extraction a second time is not ours to decide (whoever
+    deleted a running Job meant to stop it), and an entry left ``processing`` would hold its batch
+    open, and the queue, for ever."""
+    if entry.status in TERMINAL_STATES:
+        return entry
+    pods = list(pods)
+    finished = job_finished(job) if job is not None else None
+    if finished is not None:
+        reason = (_condition(job, "Failed") or {}).get("reason")  # type: ignore[arg-type]
+        if pods or reason == "DeadlineExceeded":
+            return job_entry(entry, job, pods, now)
+    started = entry.status != JobState.queued or (
+        job is not None and (not job_suspended(job) or bool((job.get("status") or {}).get("startTime")))
+    )
+    if not started:
+        return None
+    name = (job or {}).get("metadata", {}).get("name") or entry.jobName
+    return entry.model_copy(
+        update={
+            "status": JobState.failed,
+            "completedAt": now,
+            "currentStep": None,
+            "estimatedTimeRemaining": None,
+            "error": JobError(
+                code=ErrorCode.INTERNAL_ERROR,
+                message=JOB_DELETED_FINISHED if finished else JOB_DELETED_RUNNING,
+                details=f"Job {name} had finished: {finished}" if finished else f"Job {name} was running",
+            ),
+        }
+    )
+
+
 def cancelled(entry: JobStatus, now: str) -> JobStatus:
     if entry.status in TERMINAL_STATES:
         return entry

@@ -14,15 +14,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, ErrorCode, JobStatus
+from audio_extract_common.resource import (
+    TERMINAL_STATES,
+    BatchSpec,
+    BatchStatus,
+    ErrorCode,
+    JobState,
+    JobStatus,
+)
 from audio_extract_common.store import FilesystemStore
 from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents
 from .jobs import batch_key_of, build_job, owned_by
-from .kube import AlreadyExists, Invalid, Kube
-from .mapping import cancelled, failed_permanently, job_entry, set_condition
-from .registry import JobInfo, Registry
+from .kube import AlreadyExists, Invalid, Kube, NotFound
+from .mapping import cancelled, failed_permanently, gone_entry, job_entry, job_finished, set_condition
+from .registry import JobInfo, Ref, Registry
 from .settings import Settings
 from .statuswriter import StatusWriter
 
@@ -88,7 +95,10 @@ class Reconciler:
             self.registry.block((ns, job_name))
             await self.kube.delete_job(ns, job_name)
 
-        wanted = [i for i in range(len(spec.jobs)) if i not in done and i not in cancel]
+        # A started job whose Job is gone is the resync's to end (``job_gone``); creating its Job
+        # here, at every resume, would run a deleted extraction again.
+        started = {j.index for j in hint.jobs if j.status == JobState.processing}
+        wanted = [i for i in range(len(spec.jobs)) if i not in done | cancel | started]
         at = iso(now())
 
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
@@ -109,6 +119,13 @@ class Reconciler:
             if isinstance(outcome, BaseException):
                 raise outcome
         refused = [(i, o) for i, o in zip(wanted, outcomes, strict=True) if isinstance(o, str) and o != "ok"]
+        await self._refused(body, refused)
+        if refused:
+            raise PermanentProblem("; ".join(f"job {i}: {o}" for i, o in refused))
+
+    async def _refused(self, body: Mapping[str, Any], refused: list[tuple[int, str]]) -> None:
+        """Fail the jobs whose Job could not be made ("foreign" name holder, or the server's reason)."""
+        key = batch_key_of(body)
         foreign = [i for i, o in refused if o == "foreign"]
         if foreign:
             names = ", ".join(ids.job_object_name(ids.job_id(key, i)) for i in foreign)
@@ -125,8 +142,6 @@ class Reconciler:
             await self._fail_jobs(
                 body, {i for i, _ in invalid}, ErrorCode.INTERNAL_ERROR, invalid[0][1], "JobRefused"
             )
-        if refused:
-            raise PermanentProblem("; ".join(f"job {i}: {o}" for i, o in refused))
 
     async def _ensure_job(self, body: Mapping[str, Any], index: int) -> str:
         """Create the job's Job unless ours exists: "ok", "foreign" or why the server refused it."""
@@ -243,6 +258,91 @@ class Reconciler:
             return None
 
         await self.writer.update(info.namespace, info.batch, change)
+
+    async def job_gone(
+        self,
+        namespace: str,
+        job_name: str,
+        batch: str,
+        batch_uid: str,
+        index: int,
+        job: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A job's Job no longer exists (``job``: its last state, from the DELETED event, if any):
+        its Job is created again if it never started, else its entry ends (``mapping.gone_entry``)."""
+        ref = (namespace, job_name)
+        if job is not None:
+            # A successor may exist already (the resync made it before this event came): the
+            # deletion of its predecessor says nothing about it.
+            try:
+                current = await self.kube.get_job(namespace, job_name)
+            except NotFound:
+                pass
+            else:
+                if current["metadata"].get("uid") != job["metadata"].get("uid"):
+                    self.registry.observe_job(current)
+                    return
+        known = self.registry.jobs.get(ref)
+        if known is not None and (job is None or known.uid == job["metadata"].get("uid")):
+            self.registry.forget_job(ref)
+        pods: list[dict[str, Any]] = []
+        if job is not None and job_finished(job) is not None:
+            # With background propagation the pods outlive their Job a little: the outcome may
+            # still be readable.
+            job_id = "job_" + job_name.removeprefix("job-")
+            pods = await self.kube.list_pods(namespace, f"{ids.JOB_LABEL}={job_id}")
+        at = iso(now())
+        restart: list[dict[str, Any]] = []
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            meta = b["metadata"]
+            if meta["uid"] != batch_uid or meta.get("deletionTimestamp"):
+                return None  # another batch of that name, or its Jobs go because it goes
+            if index in cancel_indexes(BatchSpec.model_validate(b["spec"])):
+                return None  # the cancellation ends it, with its own code
+            entry = next((j for j in s.jobs if j.index == index), None)
+            if entry is None:
+                return None
+            new = gone_entry(entry, job, pods, at)
+            if new is None:
+                restart.append(b)
+                return None
+            if new == entry:
+                return None
+            log.warning("%s/%s: the Job of job %d is gone: %s", namespace, batch, index, new.status)
+            s.jobs = [new if j.index == index else j for j in s.jobs]
+            return s
+
+        await self.writer.update(namespace, batch, change)
+        if restart:
+            log.info("%s/%s: the Job of job %d is gone before it started: creating it again",
+                     namespace, batch, index)
+            outcome = await self._ensure_job(restart[-1], index)
+            self.registry.wake.set()
+            if outcome != "ok":
+                await self._refused(restart[-1], [(index, outcome)])
+
+    async def resync(self, body: Mapping[str, Any], listed: set[Ref]) -> None:
+        """Unfinished entries of ``body`` whose Job is not in ``listed`` (our Jobs, from a listing):
+        confirmed missing with a read, then ``job_gone``. For a Job deleted while the operator
+        was down, or whose DELETED event was lost: no event will ever come for it."""
+        meta = body["metadata"]
+        if meta.get("deletionTimestamp"):
+            return
+        status = BatchStatus.model_validate(body.get("status") or {})
+        cancel = cancel_indexes(BatchSpec.model_validate(body["spec"]))
+        for entry in status.jobs:
+            if entry.status in TERMINAL_STATES or entry.index in cancel:
+                continue
+            ref = (meta["namespace"], entry.jobName)
+            if ref in listed:
+                continue
+            try:  # created after the listing began, perhaps
+                self.registry.observe_job(await self.kube.get_job(*ref))
+                continue
+            except NotFound:
+                pass
+            await self.job_gone(ref[0], ref[1], meta["name"], meta["uid"], entry.index)
 
     # --- retention ----------------------------------------------------------------------------
 

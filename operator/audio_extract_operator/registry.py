@@ -116,6 +116,25 @@ class Registry:
             self.wake.set()
         return info
 
+    def forget_job(self, ref: Ref) -> None:
+        """The server says this Job does not exist (any more)."""
+        if self.jobs.pop(ref, None) is not None:
+            self.blocked.discard(ref)
+            self.wake.set()
+
+    def forget_missing(self, namespace: str | None, listed: set[Ref], listed_rv: int) -> int:
+        """Drop the Jobs of ``namespace`` (None: all) that a listing at ``listed_rv`` did not show,
+        unless seen after it: a watch that reconnects lists what exists but never reports what
+        vanished meanwhile, and a vanished running Job would hold an admission slot for ever."""
+        gone = [
+            ref
+            for ref, info in self.jobs.items()
+            if (namespace is None or ref[0] == namespace) and ref not in listed and info.rv <= listed_rv
+        ]
+        for ref in gone:
+            self.forget_job(ref)
+        return len(gone)
+
     def set_suspended(self, ref: Ref, suspended: bool, rv: int) -> None:
         known = self.jobs.get(ref)
         if known is not None:
@@ -138,6 +157,16 @@ class Registry:
         return [j for j in self.jobs.values() if j.namespace == namespace and j.batch == batch]
 
     # --- batches ------------------------------------------------------------------------------
+
+    def entry_status(self, namespace: str, batch: str, batch_uid: str, index: int) -> str | None:
+        """The status of a batch's entry when last seen; None when not known."""
+        body = self.batches.get((namespace, batch))
+        if body is None or body["metadata"].get("uid") != batch_uid:
+            return None
+        for j in (body.get("status") or {}).get("jobs") or []:
+            if j.get("index") == index:
+                return j.get("status")
+        return None
 
     def observe_batch(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         meta = body["metadata"]

@@ -121,7 +121,17 @@ class Settings(WebhookSettings):
     record_retention_seconds: int = Field(
         default=7 * 86400, ge=0, description="Seconds after a batch finished before the resource is deleted."
     )
-    retention_interval: float = Field(default=60.0, gt=0, description="Seconds between retention passes.")
+    retention_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between retention passes (they also resync unfinished batches with their Jobs).",
+    )
+    list_page_size: int = Field(
+        default=500,
+        ge=1,
+        description="Objects per page when listing batches or Jobs (kopf's listings too): memory "
+        "holds one page, not every retained batch at once.",
+    )
 
     # --- robustness ---------------------------------------------------------------------------
     handler_timeout: float = Field(default=60.0, gt=0, description="Seconds a kopf handler may take.")

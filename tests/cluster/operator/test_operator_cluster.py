@@ -339,6 +339,74 @@ def test_deleting_a_batch_deletes_its_jobs_and_pods(
     )
 
 
+def _running_and_queued(k8s_api: Any, namespace: str, name: str) -> list[str]:
+    """Job names once the first job runs and the second waits (max_running=1)."""
+    def ready() -> list[str] | None:
+        entries = (get_batch(k8s_api, namespace, name).get("status") or {}).get("jobs") or []
+        running = [p for p in pods_in(k8s_api, namespace) if p.status.phase == "Running"]
+        if [e["status"] for e in entries] == ["processing", "queued"] and running:
+            return [e["jobName"] for e in entries]
+        return None
+
+    return wait_for(ready, 60, "job 0 running, job 1 queued")
+
+
+def _assert_deleted_running_job_failed_and_the_other_completed(status: dict[str, Any]) -> None:
+    first, second = status["jobs"]
+    assert first["status"] == "failed" and first["error"]["code"] == "INTERNAL_ERROR", first
+    assert "deleted" in first["error"]["message"], first
+    assert second["status"] == "completed", second
+    assert status["processing"] == 0 and status["queued"] == 0
+
+
+def test_a_job_deleted_by_hand_runs_again_or_ends_its_entry(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    """A queued job's Job deleted by hand is made again; a running one's ends its entry failed."""
+    start_operator(max_running=1)
+    create_batch(
+        k8s_api, namespace, "handdeleted",
+        [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")],
+    )
+    running, queued = _running_and_queued(k8s_api, namespace, "handdeleted")
+    batch_api = kubernetes.client.BatchV1Api(k8s_api)
+    old_uid = batch_api.read_namespaced_job(queued, namespace).metadata.uid
+    batch_api.delete_namespaced_job(queued, namespace, propagation_policy="Background")
+
+    def made_again() -> bool:
+        try:
+            return batch_api.read_namespaced_job(queued, namespace).metadata.uid != old_uid
+        except kubernetes.client.ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    wait_for(made_again, 30, "the queued job's Job created again")
+    batch_api.delete_namespaced_job(running, namespace, propagation_policy="Background")
+    status = wait_finished(k8s_api, namespace, "handdeleted", timeout=90)["status"]
+    _assert_deleted_running_job_failed_and_the_other_completed(status)
+
+
+def test_jobs_deleted_while_the_operator_was_down_are_noticed(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    """No DELETED event ever reaches the operator: its resync of unfinished batches finds them."""
+    op = start_operator(max_running=1)
+    create_batch(
+        k8s_api, namespace, "unseen",
+        [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")],
+    )
+    names = _running_and_queued(k8s_api, namespace, "unseen")
+    op.stop()
+    batch_api = kubernetes.client.BatchV1Api(k8s_api)
+    for name in names:
+        batch_api.delete_namespaced_job(name, namespace, propagation_policy="Background")
+    wait_for(lambda: not jobs_in(k8s_api, namespace), 30, "both Jobs gone")
+    op.start()
+    status = wait_finished(k8s_api, namespace, "unseen", timeout=90)["status"]
+    _assert_deleted_running_job_failed_and_the_other_completed(status)
+
+
 # --- restarts ----------------------------------------------------------------------------------------
 
 
