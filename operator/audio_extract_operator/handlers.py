@@ -133,6 +133,10 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
         ctx.writer.forget(body["metadata"]["namespace"], body["metadata"]["name"])
+        try:
+            await ctx.reconciler.batch_deleted(body)
+        except OSError as e:  # the retention pass's sweep removes them later
+            log.warning("removing the outputs of %s failed: %s", body["metadata"]["name"], e)
 
 
 # --- Jobs ----------------------------------------------------------------------------------------

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any
 
 from audio_extract_common.timefmt import iso, now
 
 from .admission import to_admit
-from .jobs import MANAGED_BY, MANAGED_BY_LABEL
+from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, NotFound, jobs_path
 from .reconcile import Reconciler
-from .registry import Ref, Registry
+from .registry import JobInfo, Ref, Registry
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,16 +90,45 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
 
 async def retention_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
     """Expire outputs and old batches; resync every unfinished batch with its Jobs (a Job deleted
-    unseen); re-map finished Jobs whose outcome is not in status yet."""
+    unseen); remove outputs whose batch is gone; re-map finished Jobs whose outcome is not in
+    status yet. A batch (or Job) that fails is logged and skipped: one odd object must not stop
+    retention for all the others."""
     listed = await sync_jobs(kube, settings, registry)
+    live_keys: set[str] = set()
+    complete = True
     for ns in settings.namespaces or [None]:
-        for body in await kube.list_batches(ns):
-            await reconciler.retain(body)
-            if not (body.get("status") or {}).get("completedAt"):
-                await reconciler.resync(body, listed)
+        try:
+            for body in await kube.list_batches(ns):
+                live_keys.add(batch_key_of(body))
+                await _isolated(_batch_pass(reconciler, body, listed), "retention of", body["metadata"])
+        except KubeError as e:
+            complete = False
+            log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)
+    if complete:  # after a partial listing every batch not seen would look gone
+        await reconciler.sweep_outputs(live_keys)
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
-            await reconciler.job(await kube.get_job(info.namespace, info.name))
+            meta = {"namespace": info.namespace, "name": info.name}
+            await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
+
+
+async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref]) -> None:
+    await reconciler.retain(body)
+    if not (body.get("status") or {}).get("completedAt"):
+        await reconciler.resync(body, listed)
+
+
+async def _remap(kube: Kube, reconciler: Reconciler, info: JobInfo) -> None:
+    await reconciler.job(await kube.get_job(info.namespace, info.name))
+
+
+async def _isolated(step: Awaitable[None], what: str, meta: Mapping[str, Any]) -> None:
+    try:
+        await step
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        log.warning("%s %s/%s failed: %s", what, meta.get("namespace"), meta.get("name"), e)
 
 
 async def retention_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,10 +23,9 @@ from audio_extract_common.resource import (
     JobState,
     JobStatus,
 )
-from audio_extract_common.store import FilesystemStore
 from audio_extract_common.timefmt import iso, now, parse
 
-from . import k8sevents
+from . import k8sevents, outputs
 from .jobs import batch_key_of, build_job, owned_by
 from .kube import AlreadyExists, Invalid, Kube, NotFound
 from .mapping import cancelled, failed_permanently, gone_entry, job_entry, job_finished, set_condition
@@ -362,7 +362,7 @@ class Reconciler:
                 meta["name"],
                 status.completedAt,
             )
-            self._remove_outputs(status.jobs)
+            await self._remove_outputs([j.jobId for j in status.jobs])
             await self.kube.delete_batch(meta["namespace"], meta["name"], meta["uid"])
             return
         due = [
@@ -372,7 +372,7 @@ class Reconciler:
         ]
         if not due:
             return
-        self._remove_outputs(due)
+        await self._remove_outputs([j.jobId for j in due])
         idx = {j.index for j in due}
 
         def change(_b: dict[str, Any], s: BatchStatus) -> BatchStatus:
@@ -390,12 +390,26 @@ class Reconciler:
             f"{len(due)} output(s) removed after the retention window",
         )
 
-    def _remove_outputs(self, jobs: list[JobStatus]) -> None:
-        if self.settings.store_root is None:
+    async def batch_deleted(self, body: Mapping[str, Any]) -> None:
+        """Remove the outputs of a batch deleted by hand (retention removed its own already)."""
+        if self.registry.keys.get(batch_key_of(body)) is not None:
+            return  # the key lives on in a batch of the same name created since
+        await self._remove_outputs(outputs.job_ids(body))
+
+    async def sweep_outputs(self, live_keys: set[str]) -> None:
+        """Remove outputs whose batch is gone (``outputs.orphaned``); ``live_keys`` must come from
+        a complete listing of every batch the operator watches."""
+        root = self.settings.store_root
+        if root is None or not self.settings.sweep_orphan_outputs:
             return
-        store = FilesystemStore(self.settings.store_root)
-        for j in jobs:
-            store.delete_prefix(j.jobId)
+        grace = self.settings.orphan_grace_seconds
+        gone = await asyncio.to_thread(outputs.sweep, root, live_keys, time.time(), grace)
+        if gone:
+            log.info("removed %d output(s) of batches gone: %s", len(gone), ", ".join(gone[:10]))
+
+    async def _remove_outputs(self, job_ids: list[str]) -> None:
+        if self.settings.store_root is not None and job_ids:
+            await asyncio.to_thread(outputs.remove, self.settings.store_root, job_ids)
 
 
 def _mark(status: BatchStatus, idx: set[int], fn) -> BatchStatus:  # type: ignore[no-untyped-def]

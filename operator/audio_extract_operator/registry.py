@@ -173,8 +173,13 @@ class Registry:
         ref = (meta["namespace"], meta["name"])
         key = ids.batch_key(meta["name"], meta["uid"])
         if deleted:
-            self.batches.pop(ref, None)
-            self.keys.pop(key, None)
+            # only this batch's records: a late event must not erase a successor of the same name
+            known = self.batches.get(ref)
+            successor = known is not None and known["metadata"].get("uid") != meta.get("uid")
+            if not successor:
+                self.batches.pop(ref, None)
+            if not (successor and ids.batch_key(ref[1], known["metadata"]["uid"]) == key):  # type: ignore[index]
+                self.keys.pop(key, None)
             return
         known = self.batches.get(ref)
         if known is not None and known["metadata"].get("uid") == meta.get("uid") and _rv(known) > _rv(body):

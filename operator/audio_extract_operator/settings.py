@@ -126,6 +126,18 @@ class Settings(WebhookSettings):
         gt=0,
         description="Seconds between retention passes (they also resync unfinished batches with their Jobs).",
     )
+    sweep_orphan_outputs: bool = Field(
+        default=True,
+        description="Retention passes remove outputs whose batch no longer exists in the watched "
+        "namespaces (deleted while the operator was down). Off when the store also holds outputs of "
+        "batches in namespaces this operator does not watch.",
+    )
+    orphan_grace_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds an output must be untouched before a retention pass may remove it as "
+        "orphaned: a batch created after the pass listed the batches is not mistaken for a gone one.",
+    )
     list_page_size: int = Field(
         default=500,
         ge=1,

@@ -242,3 +242,28 @@ class FakeApi(Kube):
 def job_name(body: Mapping[str, Any], index: int) -> str:
     meta = body["metadata"]
     return ids.job_object_name(ids.job_id(ids.batch_key(meta["name"], meta["uid"]), index))
+
+
+def terminal_status(key: str, jobs: int = 10) -> dict[str, Any]:
+    """A finished batch's status as the operator leaves it: outputs, webhook deliveries, conditions."""
+    entries = []
+    for i in range(jobs):
+        job_id = ids.job_id(key, i)
+        entries.append({
+            "index": i, "jobId": job_id, "jobName": ids.job_object_name(job_id), "status": "completed",
+            "progress": 100, "createdAt": "2026-01-21T12:00:00Z", "startedAt": "2026-01-21T12:00:01Z",
+            "completedAt": "2026-01-21T12:00:09Z", "expiresAt": "2026-01-22T12:00:09Z",
+            "inputFile": {"name": "talk.mp4", "size": 123456, "duration": 61.5, "format": "mov,mp4"},
+            "outputFile": {"filename": "talk.mp3", "path": f"{job_id}/talk.mp3", "size": 98765,
+                           "duration": 61.5, "format": "mp3", "bitrate": "192k"},
+            "webhook": {"event": "job.completed", "url": "https://hooks.example.org/x",
+                        "id": f"msg_{job_id}", "timestamp": "2026-01-21T12:00:09Z",
+                        "state": "delivered", "attempts": 1, "lastStatusCode": 200,
+                        "deliveredAt": "2026-01-21T12:00:10Z"},
+        })
+    return {
+        "batchId": ids.batch_id(key), "phase": "Succeeded", "total": jobs, "completed": jobs,
+        "jobs": entries, "completedAt": "2026-01-21T12:00:09Z",
+        "conditions": [{"type": t, "status": "True", "reason": "AllJobsFinished", "message": "",
+                        "lastTransitionTime": "2026-01-21T12:00:09Z"} for t in ("Accepted", "Complete")],
+    }
