@@ -12,7 +12,9 @@ The rules, in the order they apply:
    would let the attacker's DNS pick the order, and refusing is simpler to reason about.
 3. An address is allowed when it is in the settings allowlist (:class:`AllowList`, default
    empty) or :func:`is_public_address` says it is globally routable. Cloud metadata addresses
-   are refused even when an allowlist covers them.
+   are refused even when an allowlist covers them, in any IPv6 form that embeds them.
+   A refusal never says which address a name resolved to: the message reaches whoever
+   submitted the URL, and must not map the internal network for them.
 4. The connection goes to the address that was checked, with no second lookup
    (:class:`GuardedTransport`): the request URL is rewritten to the IP, the ``Host`` header
    keeps the name and, for https, the ``sni_hostname`` extension keeps SNI and certificate
@@ -97,7 +99,9 @@ _DENY_V6 = _nets(
     "ff00::/8",  # multicast
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _6TO4 = ipaddress.ip_network("2002::/16")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 METADATA_ADDRESSES = frozenset(
     ipaddress.ip_address(a)
@@ -123,6 +127,28 @@ def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
     if ip in _6TO4:
         return ip.sixtofour
     return None
+
+
+def _rfc6052_ipv4(ip: ipaddress.IPv6Address, prefix_len: int) -> ipaddress.IPv4Address:
+    """The IPv4 address in a NAT64 address whose prefix is ``prefix_len`` bits long (RFC 6052 §2.2:
+    the four bytes after the prefix, skipping byte 8, the "u" octet)."""
+    after_prefix = [i for i in range(prefix_len // 8, 16) if i != 8]
+    return ipaddress.IPv4Address(bytes(ip.packed[i] for i in after_prefix[:4]))
+
+
+def _ipv4_forms(ip: IPAddress) -> set[ipaddress.IPv4Address]:
+    """Every IPv4 address ``ip`` may deliver packets to, for the metadata rule. Broader than
+    :func:`embedded_ipv4`: a local-use NAT64 prefix may be /48 to /96 long, so each layout counts."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return {ip}
+    forms = {f for f in (ip.ipv4_mapped, ip.sixtofour, embedded_ipv4(ip)) if f is not None}
+    if ip.teredo is not None:
+        forms.add(ip.teredo[1])  # the client behind the relay
+    if ip in _IPV4_COMPATIBLE or ip in _NAT64:
+        forms.add(_rfc6052_ipv4(ip, 96))
+    if ip in _NAT64_LOCAL:
+        forms.update(_rfc6052_ipv4(ip, n) for n in (48, 56, 64, 96))
+    return forms
 
 
 def is_public_address(ip: str | IPAddress) -> bool:
@@ -178,7 +204,8 @@ class AllowList:
 
 def is_allowed(ip: str | IPAddress, allow: AllowList | None = None) -> bool:
     addr = _parse_ip(ip)
-    if addr in METADATA_ADDRESSES or (addr.version == 6 and addr.ipv4_mapped in METADATA_ADDRESSES):
+    # An allowlist covering 64:ff9b::/96 or 2002::/16 must not open the metadata endpoint they embed.
+    if addr in METADATA_ADDRESSES or not METADATA_ADDRESSES.isdisjoint(_ipv4_forms(addr)):
         return False
     return (allow is not None and addr in allow) or is_public_address(addr)
 
@@ -201,8 +228,9 @@ def resolve_checked(host: str, port: int, allow: AllowList | None = None) -> lis
     for *_, sockaddr in infos:
         addr = _parse_ip(str(sockaddr[0]))
         if not is_allowed(addr, allow):
-            shown = "" if str(addr) == name else f" resolves to {addr}, which"
-            raise BlockedAddress(f"host {host!r}{shown} is not a public address; refusing to connect")
+            what = ("is not a public address" if str(addr) == name
+                    else "resolves to a private address, not a public address")
+            raise BlockedAddress(f"host {host!r} {what}; refusing to connect")
         if addr not in addresses:
             addresses.append(addr)
     if not addresses:

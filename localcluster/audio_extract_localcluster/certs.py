@@ -82,11 +82,15 @@ class CertificateAuthority:
         )
         self.cert_pem = self._cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, cn: str, orgs: tuple[str, ...] = (), *, server_hosts: tuple[str, ...] = ()) -> KeyPair:
-        """A client certificate (user `cn`, groups `orgs`), or a serving one when `server_hosts` is set."""
+    def issue(self, cn: str, orgs: tuple[str, ...] = (), *, server_hosts: tuple[str, ...] = (),
+              peer: bool = False) -> KeyPair:
+        """A client certificate (user `cn`, groups `orgs`), or a serving one when `server_hosts` is
+        set; `peer`: both (etcd's peers are each other's clients and servers)."""
         key = _key()
         now = dt.datetime.now(dt.UTC)
         usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server_hosts else [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if peer:
+            usage = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = (
             x509.CertificateBuilder()
             .subject_name(_name(cn, orgs))

@@ -66,6 +66,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Writes a file only its owner can read, whatever the umask, before the secret is in it."""
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
 def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as resp:
@@ -241,7 +248,8 @@ class LocalCluster:
     def user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         """A kubeconfig that authenticates as `user` in `groups` with a client certificate."""
         path = self.pki / f"user-{user.replace(':', '_')}.kubeconfig"
-        path.write_text(certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(user, groups), user))
+        identity = self._ca.issue(user, groups)
+        _write_private(path, certs.kubeconfig(self.server, self._ca.cert_pem, identity, user))
         return path
 
     def service_account_kubeconfig(self, namespace: str, service_account: str, hours: int = 6) -> Path:
@@ -252,18 +260,18 @@ class LocalCluster:
         ).stdout.strip()
         user = f"system:serviceaccount:{namespace}:{service_account}"
         path = self.workdir / "identities" / f"{namespace}-{service_account}.kubeconfig"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            certs.kubeconfig(self.server, self._ca.cert_pem, None, user, token=token, namespace=namespace)
-        )
-        path.chmod(0o600)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca = self._ca.cert_pem
+        _write_private(path, certs.kubeconfig(self.server, ca, None, user, token=token, namespace=namespace))
         return path
 
     # -- internals -----------------------------------------------------------------------------
 
     def _write_pki(self) -> None:
+        # keys, the admin kubeconfig (system:masters) and etcd's data: for root's eyes only
+        self.workdir.chmod(0o700)
         self.pki = self.workdir / "pki"
-        self.pki.mkdir(parents=True, exist_ok=True)
+        self.pki.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._ca = certs.CertificateAuthority()
         self.ca_file = self.pki / "ca.crt"
         self.ca_file.write_bytes(self._ca.cert_pem)
@@ -287,9 +295,14 @@ class LocalCluster:
         ).write(self.pki, "kubelet-serving")
         self.sa_pub, self.sa_key = certs.signing_key_pair().write(self.pki, "service-account")
         self.ports = {name: free_port() for name in ("etcd", "etcd-peer")}
+        # etcd speaks TLS with client certificates only, as in a real control plane
+        etcd = self._ca.issue("etcd", server_hosts=("127.0.0.1",), peer=True)
+        self.etcd_serving = etcd.write(self.pki, "etcd")
+        etcd_client = self._ca.issue("kube-apiserver-etcd-client")
+        self.etcd_client = etcd_client.write(self.pki, "apiserver-etcd-client")
         admin = self._ca.issue("kubernetes-admin", ("system:masters",))
         self.admin_cert, self.admin_key = admin.write(self.pki, "admin")
-        self.kubeconfig.write_text(certs.kubeconfig(self.server, self._ca.cert_pem, admin, "admin"))
+        _write_private(self.kubeconfig, certs.kubeconfig(self.server, self._ca.cert_pem, admin, "admin"))
         identities = {
             "kube-controller-manager": ("system:kube-controller-manager", ()),
             "kube-scheduler": ("system:kube-scheduler", ()),
@@ -298,8 +311,9 @@ class LocalCluster:
             "kube-router": (addons.KUBE_ROUTER_USER, ()),
         }
         for component, (user, groups) in identities.items():
-            (self.pki / f"{component}.kubeconfig").write_text(
-                certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(user, groups), component)
+            _write_private(
+                self.pki / f"{component}.kubeconfig",
+                certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(user, groups), component),
             )
 
     def _write_node_config(self) -> None:
@@ -418,9 +432,12 @@ class LocalCluster:
 
     def _control_plane(self) -> list[Component]:
         b, p, pki = Path(self.bin_dir), self.ports, self.pki
-        etcd_url = f"http://127.0.0.1:{p['etcd']}"
-        peer_url = f"http://127.0.0.1:{p['etcd-peer']}"
+        etcd_url = f"https://127.0.0.1:{p['etcd']}"
+        peer_url = f"https://127.0.0.1:{p['etcd-peer']}"
         tls = self._tls()
+        etcd_tls = ssl.create_default_context(cafile=str(self.ca_file))
+        etcd_tls.load_cert_chain(*self.etcd_client)
+        etcd_cert, etcd_key = map(str, self.etcd_serving)
         return [
             Component(
                 "etcd",
@@ -440,12 +457,16 @@ class LocalCluster:
                     peer_url,
                     "--initial-cluster",
                     f"local={peer_url}",
+                    "--cert-file", etcd_cert, "--key-file", etcd_key,
+                    "--client-cert-auth", "--trusted-ca-file", str(self.ca_file),
+                    "--peer-cert-file", etcd_cert, "--peer-key-file", etcd_key,
+                    "--peer-client-cert-auth", "--peer-trusted-ca-file", str(self.ca_file),
                     # a throw-away store: durability is not worth the fsync latency
                     "--unsafe-no-fsync",
                     "--log-level",
                     "warn",
                 ],
-                ready=lambda: http_ok(f"{etcd_url}/health"),
+                ready=lambda: http_ok(f"{etcd_url}/health", etcd_tls),
                 extra={"url": etcd_url},
             ),
             Component(
@@ -454,6 +475,12 @@ class LocalCluster:
                     str(b / "kube-apiserver"),
                     "--etcd-servers",
                     etcd_url,
+                    "--etcd-cafile",
+                    str(self.ca_file),
+                    "--etcd-certfile",
+                    str(self.etcd_client[0]),
+                    "--etcd-keyfile",
+                    str(self.etcd_client[1]),
                     # the node's address, which pods reach (127.0.0.1 in a pod is the pod)
                     "--bind-address",
                     host.HOST_IP,

@@ -40,7 +40,8 @@ def say(line: str) -> None:
 
 def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, media_url: str) -> Path:
     env_file = local / "dev.env"
-    env_file.touch(0o600)
+    env_file.touch(mode=0o600, exist_ok=True)
+    env_file.chmod(0o600)  # the API key and the webhook secret
     env_file.write_text(
         f"# written by `make dev`; use it with: set -a; . {env_file}; set +a\n"
         f"KUBECONFIG={cluster.kubeconfig}\n"
@@ -107,6 +108,7 @@ def run(local: Path) -> int:
         say(str(e))
         return 1
     local.mkdir(parents=True, exist_ok=True)
+    local.chmod(0o700)  # secrets, kubeconfigs, the store's volumes: root's only
     logs = local / "logs"
     shutil.rmtree(logs, ignore_errors=True)  # one run's logs at a time
     cluster = LocalCluster(

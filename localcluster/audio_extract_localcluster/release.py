@@ -50,7 +50,7 @@ class DevSecrets:
     def of(cls, local: Path) -> DevSecrets:
         path = local / "secrets.json"
         if not path.exists():
-            local.mkdir(parents=True, exist_ok=True)
+            local.mkdir(mode=0o700, parents=True, exist_ok=True)
             fresh = {
                 "api_key": f"axk_{secrets.token_urlsafe(32)}",
                 "webhook_secret": f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}",

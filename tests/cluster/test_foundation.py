@@ -387,3 +387,29 @@ def test_a_second_cluster_is_refused_while_one_runs(cluster, tmp_path):
     assert str(cluster.workdir) in str(refused.value)
     assert cluster.node_ready()  # the running cluster is unaffected
     assert host.running_cluster() == cluster.workdir  # what `make image` loads a new image into
+
+
+def test_credentials_are_root_only_and_etcd_demands_a_client_certificate(cluster: LocalCluster) -> None:
+    """Keys, kubeconfigs (the admin's is system:masters) and etcd's data are for root's eyes only,
+    and etcd, which holds every Secret, answers only TLS clients with a certificate of the CA."""
+    import ssl
+    import stat
+    import urllib.request
+
+    assert stat.S_IMODE(cluster.workdir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(cluster.pki.stat().st_mode) == 0o700
+    secrets = [cluster.kubeconfig, *cluster.pki.glob("*.key"), *cluster.pki.glob("*.kubeconfig")]
+    assert len(secrets) > 8
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in secrets if p.stat().st_mode & 0o077}
+    assert not loose
+
+    health = f"127.0.0.1:{cluster.ports['etcd']}/health"
+    with pytest.raises(OSError):  # plain HTTP: no answer (a TLS listener)
+        urllib.request.urlopen(f"http://{health}", timeout=5)
+    anonymous = ssl.create_default_context(cafile=str(cluster.ca_file))
+    with pytest.raises(OSError):  # TLS without a client certificate: refused in the handshake
+        urllib.request.urlopen(f"https://{health}", timeout=5, context=anonymous).read()
+    client = ssl.create_default_context(cafile=str(cluster.ca_file))
+    client.load_cert_chain(*cluster.etcd_client)
+    with urllib.request.urlopen(f"https://{health}", timeout=5, context=client) as reply:
+        assert reply.status == 200

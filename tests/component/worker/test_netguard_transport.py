@@ -100,8 +100,9 @@ def test_dns_rebinding_cannot_move_the_connection(monkeypatch: pytest.MonkeyPatc
         response = client.get(f"http://rebind.test:{public.port}/v")
         assert response.text == f"host=rebind.test:{public.port}"
         # the next request resolves again, gets the internal answer, and is refused
-        with pytest.raises(BlockedAddress, match=r"127\.0\.0\.2"):
+        with pytest.raises(BlockedAddress, match="resolves to a private address") as refused:
             client.get(f"http://rebind.test:{public.port}/v")
+        assert "127.0.0.2" not in str(refused.value)
     assert calls == ["rebind.test", "rebind.test"]
     assert len(public.hits) == 1 and internal.hits == []
 
@@ -219,8 +220,9 @@ async def test_session_checks_every_answer_of_a_new_connection(monkeypatch: pyte
     async with guarded_session(allow) as session, session.get(f"http://rebind.test:{keepalive_server}/") as r:
         assert r.status == 200
     async with guarded_session(allow) as session:  # a new connection looks the name up again
-        with pytest.raises(BlockedAddress, match=r"127\.0\.0\.2"):
+        with pytest.raises(BlockedAddress, match="resolves to a private address") as refused:
             await session.get(f"http://rebind.test:{keepalive_server}/")
+        assert "127.0.0.2" not in str(refused.value)
     assert calls == ["rebind.test", "rebind.test"]
 
 

@@ -100,6 +100,21 @@ def test_allowlist_parse_and_membership() -> None:
         AllowList.parse("10.0.0.0/33")
 
 
+@pytest.mark.parametrize("metadata", [
+    "64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:aa02", "64:ff9b::6464:64c8",  # NAT64 (RFC 6052 /96)
+    "64:ff9b:1:a9fe:a9:fe00::", "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix, /48 and /96 layouts
+    "2002:a9fe:a9fe::1", "2002:6464:64c8::",  # 6to4
+    "::a9fe:a9fe",  # IPv4-compatible
+    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254 (stored inverted)
+])
+def test_metadata_embedded_in_ipv6_is_refused_even_when_the_prefix_is_allowlisted(metadata: str) -> None:
+    allow = AllowList.parse("64:ff9b::/96,64:ff9b:1::/48,2002::/16,::/96,2001::/32")
+    assert metadata in allow
+    assert not netguard.is_allowed(metadata, allow)
+    assert not netguard.is_allowed(metadata, AllowList.parse("::/0"))
+    assert netguard.is_allowed("64:ff9b::a9fe:a901", allow)  # 169.254.169.1: link-local, not metadata
+
+
 def test_allowlist_permits_private_but_never_metadata() -> None:
     allow = AllowList.parse("127.0.0.0/8,169.254.0.0/16,fc00::/7")
     assert resolve_checked("127.0.0.1", 80, allow) == [ipaddress.ip_address("127.0.0.1")]
@@ -131,11 +146,21 @@ def _fake_getaddrinfo(answers: dict[str, list[str]]):
     return fake, calls
 
 
-def test_name_resolving_to_private_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake, _ = _fake_getaddrinfo({"internal.example.com": ["10.1.2.3"]})
+def test_name_resolving_to_private_is_refused_without_saying_where(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message reaches the submitter (API 400, job error, webhook lastError): it must not map
+    the internal network for them, so it says that the address is private, never which it is."""
+    fake, _ = _fake_getaddrinfo({"internal.example.com": ["10.1.2.3"],
+                                 "meta.example.com": ["169.254.169.254"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    with pytest.raises(BlockedAddress, match=r"'internal.example.com' resolves to 10.1.2.3"):
-        check_url("https://internal.example.com/v.mp4")
+    for name, address in (("internal.example.com", "10.1.2.3"), ("meta.example.com", "169.254.169.254")):
+        with pytest.raises(BlockedAddress, match=rf"'{name}' resolves to a private address") as refused:
+            check_url(f"https://{name}/v.mp4")
+        assert address not in str(refused.value)
+        allowed = AllowList.parse("0.0.0.0/0")
+        if address == "169.254.169.254":  # refused even when allowlisted, still without the address
+            with pytest.raises(BlockedAddress) as refused:
+                check_url(f"https://{name}/v.mp4", allowed)
+            assert address not in str(refused.value)
 
 
 def test_any_disallowed_answer_refuses_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +168,7 @@ def test_any_disallowed_answer_refuses_the_host(monkeypatch: pytest.MonkeyPatch)
     fake, _ = _fake_getaddrinfo({"mixed.example.com": ["93.184.216.34", "fd00::1"],
                                  "public.example.com": ["93.184.216.34", "2606:4700::1", "93.184.216.34"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    with pytest.raises(BlockedAddress, match="fd00::1"):
+    with pytest.raises(BlockedAddress, match="resolves to a private address"):
         resolve_checked("mixed.example.com", 443)
     assert resolve_checked("public.example.com", 443) == [ipaddress.ip_address("93.184.216.34"),
                                                           ipaddress.ip_address("2606:4700::1")]
@@ -189,5 +214,6 @@ async def test_async_transport_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     fake, _ = _fake_getaddrinfo({"meta.example.com": ["169.254.169.254"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     async with netguard.guarded_async_client() as client:
-        with pytest.raises(BlockedAddress, match=r"169\.254\.169\.254"):
+        with pytest.raises(BlockedAddress, match=r"'meta\.example\.com' resolves to a private address"):
             await client.post("http://meta.example.com/hook", content=b"{}")
+
