@@ -1,12 +1,17 @@
-"""Fixtures for the worker's component tests: media generated with real ffmpeg, real HTTP
-servers on loopback, and helpers that run a job in process or as ``python -m audio_extract_worker``.
+"""Fixtures for the worker's component tests: media generated with real ffmpeg, real HTTP and
+HTTPS servers on loopback (name-based virtual hosts behind made-up names, certificates from a test
+CA), and helpers that run a job in process or as ``python -m audio_extract_worker``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import FilesystemStore
@@ -127,6 +136,84 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     return Media(tmp_path_factory.mktemp("media"))
 
 
+# --- names and certificates ------------------------------------------------------------------
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
+    """Answers for made-up names (one list entry per successive lookup of that name); other hosts
+    resolve for real. Returns the names looked up, in order, exactly as the resolver got them."""
+    calls: list[str] = []
+
+    def resolve(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(host, str) and not host.isascii():
+            host = host.encode("idna").decode("ascii")  # what the real getaddrinfo looks up (IDNA 2003)
+        if host not in answers:
+            return REAL_GETADDRINFO(host, port, *args, **kwargs)
+        calls.append(host)
+        address = answers[host][min(calls.count(host), len(answers[host])) - 1]
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return calls
+
+
+class TestCA:
+    """A certificate authority made for one test: only a client told to trust ``ca_file`` does."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audio-extract test CA")])
+        self.cert = (self._builder(self.name, self.key.public_key())
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                     .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                                  content_commitment=False, key_encipherment=False,
+                                                  data_encipherment=False, key_agreement=False,
+                                                  encipher_only=False, decipher_only=False), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.ca_file = root / "ca.pem"
+        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        now = datetime.datetime.now(datetime.UTC)
+        return (x509.CertificateBuilder().subject_name(subject).issuer_name(self.name).public_key(public_key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(minutes=5))
+                .not_valid_after(now + datetime.timedelta(days=1)))
+
+    def server_context(self, *names: str) -> ssl.SSLContext:
+        """A server-side TLS context with a certificate for ``names`` (DNS names or IP addresses)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        sans: list[x509.GeneralName] = []
+        for n in names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+            except ValueError:
+                sans.append(x509.DNSName(n))
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+        cert = (self._builder(subject, key.public_key())
+                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .sign(self.key, hashes.SHA256()))
+        stem = self.root / f"leaf-{x509.random_serial_number()}"
+        cert_file, key_file = stem.with_suffix(".crt"), stem.with_suffix(".key")
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_file, key_file)
+        return context
+
+
+@pytest.fixture
+def test_ca(tmp_path: Path) -> TestCA:
+    return TestCA(tmp_path)
+
+
 # --- HTTP servers ----------------------------------------------------------------------------
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
@@ -134,13 +221,21 @@ Handler = Callable[[BaseHTTPRequestHandler], None]
 
 @dataclass
 class Server:
-    """A real HTTP server on a loopback address; ``routes`` maps a path to a handler."""
+    """A real HTTP(S) server on a loopback address; ``routes`` maps a path to a handler.
+
+    With ``vhost`` set it is a name-based virtual host: any request whose ``Host`` header is not
+    that name (with the port) answers 404, as a shared hosting front does. With ``tls`` it speaks
+    https and records the SNI name of every handshake in ``sni``.
+    """
 
     host: str = "127.0.0.1"
     routes: dict[str, Handler] = field(default_factory=dict)
     hits: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
     httpd: ThreadingHTTPServer | None = None
     _port: int = 0
+    vhost: str | None = None
+    tls: ssl.SSLContext | None = None
+    sni: list[str | None] = field(default_factory=list)
 
     @property
     def port(self) -> int:
@@ -149,8 +244,8 @@ class Server:
         return self._port
 
     def url(self, path: str) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}{path}"
+        host = self.vhost or (f"[{self.host}]" if ":" in self.host else self.host)
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def file(self, path: str, source: Path, content_type: str = "video/mp4") -> str:
         def send(h: BaseHTTPRequestHandler) -> None:
@@ -174,6 +269,8 @@ class Server:
                 body = self.rfile.read(length) if length else b""
                 server.hits.append((self.command, self.path, dict(self.headers), body))
                 route = server.routes.get(self.path.split("?")[0])
+                if server.vhost and self.headers.get("Host") != f"{server.vhost}:{server.port}":
+                    route = None
                 if route is None:
                     self.send_response(404)
                     self.send_header("Content-Length", "0")
@@ -197,6 +294,9 @@ class Server:
             family_server = _V6
         self.httpd = family_server((self.host, self._port), _Handler)
         self.httpd.daemon_threads = True
+        if self.tls is not None:
+            self.tls.sni_callback = lambda sock, name, ctx: self.sni.append(name)  # type: ignore[assignment,misc]
+            self.httpd.socket = self.tls.wrap_socket(self.httpd.socket, server_side=True)
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
@@ -218,8 +318,9 @@ def server() -> Iterator[Server]:
 def make_server() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def make(host: str = "127.0.0.1", port: int = 0) -> Server:
-        s = Server(host=host, _port=port).start()
+    def make(host: str = "127.0.0.1", port: int = 0, *, vhost: str | None = None,
+             tls: ssl.SSLContext | None = None) -> Server:
+        s = Server(host=host, _port=port, vhost=vhost, tls=tls).start()
         started.append(s)
         return s
 
@@ -295,6 +396,13 @@ class ProcessRun(Run):
     exit_code: int = 0
     stderr: str = ""
     result_text: str = ""
+
+    @property
+    def peak_rss_mib(self) -> float:
+        """The worker's own peak RSS, from its last log line."""
+        finished = [json.loads(line.split(": ", 1)[1]) for line in self.stderr.splitlines()
+                    if '"finished"' in line]
+        return finished[-1]["peakRssKiB"] / 1024
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ plain and TLS."""
 
 from __future__ import annotations
 
-import socket
 import ssl
 import subprocess
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Server
+from conftest import Server, fake_dns
 
 from audio_extract_common.netguard import (
     AllowList,
@@ -23,8 +22,6 @@ from audio_extract_common.netguard import (
     guarded_client,
     guarded_session,
 )
-
-REAL_GETADDRINFO = socket.getaddrinfo
 
 
 def answer(h: BaseHTTPRequestHandler, text: str) -> None:
@@ -37,21 +34,6 @@ def answer(h: BaseHTTPRequestHandler, text: str) -> None:
 
 def ok(h: BaseHTTPRequestHandler) -> None:
     answer(h, f"host={h.headers.get('Host')}")
-
-
-def fake_dns(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
-    """Answers for made-up names (one list entry per successive lookup); numeric hosts resolve for real."""
-    calls: list[str] = []
-
-    def resolve(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if host not in answers:
-            return REAL_GETADDRINFO(host, port, *args, **kwargs)
-        calls.append(host)
-        address = answers[host][min(len(calls), len(answers[host])) - 1]
-        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    return calls
 
 
 def test_connects_to_checked_address_and_keeps_host(server: Server) -> None:
@@ -236,3 +218,15 @@ async def test_session_https_verifies_the_name(tls_server, monkeypatch: pytest.M
         with pytest.raises(aiohttp.ClientConnectorCertificateError):
             await session.get(f"https://other.test:{port}/v", ssl=trust)
     assert names[0] == "media.test" and "other.test" in names
+
+
+async def test_session_resolves_an_idn_host_as_the_ascii_name_it_sends(monkeypatch: pytest.MonkeyPatch,
+                                                                       keepalive_server: int) -> None:
+    """aiohttp looks up, sends and verifies ``raw_host`` (IDNA 2008); the IDNA 2003 spelling that
+    getaddrinfo would make of the Unicode name is never looked up."""
+    calls = fake_dns(monkeypatch, {"xn--strae-oqa.test": ["127.0.0.1"], "strasse.test": ["127.0.0.2"]})
+    async with (guarded_session(AllowList.parse("127.0.0.0/8")) as session,
+                session.get(f"http://straße.test:{keepalive_server}/") as response):
+        host, _ = (await response.text()).split()
+    assert host == f"xn--strae-oqa.test:{keepalive_server}"
+    assert calls == ["xn--strae-oqa.test"]

@@ -217,3 +217,45 @@ async def test_async_transport_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(BlockedAddress, match=r"'meta\.example\.com' resolves to a private address"):
             await client.post("http://meta.example.com/hook", content=b"{}")
 
+
+def test_idn_host_is_resolved_as_the_ascii_name_httpx_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IDNA 2003 (getaddrinfo and ssl, given a str) makes strasse.example of straße.example; IDNA 2008
+    (httpx, aiohttp) makes xn--strae-oqa.example, which is what goes into Host and SNI. The guard
+    must look up the name the request is for."""
+    fake, calls = _fake_getaddrinfo({"xn--strae-oqa.example": ["93.184.216.34"]})
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    assert check_url("https://straße.example/v.mp4") == [ipaddress.ip_address("93.184.216.34")]
+    assert calls == ["xn--strae-oqa.example"]
+
+
+def test_transport_pins_an_idn_host_by_its_ascii_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake, calls = _fake_getaddrinfo({"xn--strae-oqa.example": ["93.184.216.34"]})
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    transport = GuardedTransport()
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    monkeypatch.setattr(transport._sync, "handle_request", record)
+    with httpx.Client(transport=transport) as client:
+        client.get("https://straße.example/a.mp4")
+    (req,) = seen
+    assert req.headers["host"] == "xn--strae-oqa.example"
+    assert req.extensions["sni_hostname"] == "xn--strae-oqa.example"
+    assert calls == ["xn--strae-oqa.example"]
+
+
+def test_response_url_is_the_requested_name_not_the_pinned_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Callers join a redirect's Location with ``response.url``: it must be the name, or a relative
+    redirect would go to the bare IP (wrong Host, certificate checked against the IP)."""
+    fake, _ = _fake_getaddrinfo({"media.example.com": ["93.184.216.34"]})
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    transport = GuardedTransport()
+    monkeypatch.setattr(transport._sync, "handle_request",
+                        lambda request: httpx.Response(302, headers={"Location": "/final.mp4"}))
+    with httpx.Client(transport=transport) as client:
+        response = client.get("https://media.example.com:8443/a.mp4")
+    assert str(response.url) == "https://media.example.com:8443/a.mp4"
+    assert str(response.next_request.url) == "https://media.example.com:8443/final.mp4"  # type: ignore[union-attr]
