@@ -1,36 +1,116 @@
 """``python -m audio_extract_operator``: run the operator.
 
-Same as ``kopf run --standalone -m audio_extract_operator.handlers`` plus the namespaces from settings.
+Same as ``kopf run --standalone -m audio_extract_operator.handlers`` plus the namespaces from
+settings. With ``LEADER_ELECTION_LEASE`` set, several replicas run and only the Lease's holder
+operates (``leader.py``); the others stand by until it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 
+from aiohttp import web
 
-def main() -> None:
+ROLE_LABEL = "audioextract.io/operator-role"
+
+
+async def _standby_server(ports: list[int]) -> web.AppRunner:
+    """While standing by: the probes' endpoints answer (a standby is healthy and ready to take
+    over), progress posts are refused (the progress Service selects the leader's pod only)."""
+
+    async def ok(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "ready": True, "role": "standby"})
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.json_response({"error": "standby replica"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/healthz", ok)
+    app.router.add_get("/readyz", ok)
+    app.router.add_post("/progress", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for port in ports:
+        await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def _label_pod(kube, namespace: str, pod: str, role: str) -> None:  # type: ignore[no-untyped-def]
+    from .kube import MERGE_PATCH, KubeError
+
+    if not pod:
+        return
+    try:
+        await kube.call("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}",
+                        {"metadata": {"labels": {ROLE_LABEL: role}}}, content_type=MERGE_PATCH)
+    except KubeError as e:
+        logging.getLogger(__name__).warning("labelling pod %s as %s: %s", pod, role, e)
+
+
+async def _run(identity: str) -> None:
     import kopf
 
-    from . import handlers  # registers the handlers
+    from . import handlers
+    from .kube import Kube
+    from .leader import LeaderElection
 
     settings = handlers.SETTINGS
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf").setLevel(settings.kopf_log_level)
     liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
-    asyncio.run(
-        kopf.operator(
+
+    def operate() -> asyncio.Future[None]:
+        return kopf.operator(
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=liveness,
             ready_flag=handlers.READINESS.started,  # /readyz answers 503 until kopf sets it
-            # kopf's default identity asks the password database for the user's name, which a
-            # numeric non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
-            identity=f"audio-extract-operator@{socket.gethostname()}",
+            identity=identity,
         )
-    )
+
+    if not settings.leader_election_lease:
+        await operate()
+        return
+    namespace, name = settings.leader_election_lease.split("/", 1)
+    kube = await Kube.connect(settings.kubeconfig)
+    election = LeaderElection(kube, namespace, name, identity)
+    try:
+        # a restarted container keeps its pod's labels: first say this one is not the leader
+        await _label_pod(kube, namespace, settings.pod_name, "standby")
+        standby = await _standby_server([p for p in (settings.liveness_port, settings.progress_port) if p])
+        # PID 1 ignores SIGTERM without a handler: a standby stops at once when asked
+        waiting = asyncio.ensure_future(election.acquire())
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, waiting.cancel)
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            return
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            await standby.cleanup()  # kopf and the progress endpoint take these ports over
+        holding = asyncio.create_task(election.hold())
+        await _label_pod(kube, namespace, settings.pod_name, "leader")
+        try:
+            await operate()
+        finally:
+            holding.cancel()
+            await election.release()
+    finally:
+        await kube.close()
+
+
+def main() -> None:
+    from . import handlers
+
+    settings = handlers.SETTINGS
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(settings.kopf_log_level)
+    # kopf's default identity asks the password database for the user's name, which a numeric
+    # non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
+    asyncio.run(_run(f"audio-extract-operator@{socket.gethostname()}"))
 
 
 if __name__ == "__main__":

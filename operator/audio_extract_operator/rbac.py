@@ -1,9 +1,9 @@
 """The operator's permissions, in one place: the Helm chart renders exactly these rules, and the
 cluster tests run the operator as a ServiceAccount bound to them.
 
-No ``*``, no Secrets, no Pod creation (the Job controller creates pods), read-only on Pods (to read
-termination messages). The same rules serve a namespaced Role (operator watching listed
-namespaces) and a ClusterRole (cluster-wide mode).
+No ``*``, no Secrets, no Pod creation (the Job controller creates pods); Pods are read (termination
+messages) and labelled (the leader's own), a Lease elects the leader. The same rules serve a
+namespaced Role (operator watching listed namespaces) and a ClusterRole (cluster-wide mode).
 """
 
 from __future__ import annotations
@@ -27,8 +27,12 @@ RULES: list[dict[str, Any]] = [
         "resources": ["jobs"],
         "verbs": ["create", "get", "list", "watch", "patch", "delete"],
     },
-    # Read-only: the worker's result is its pod's termination message.
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    # The worker's result is its pod's termination message; the leader labels its own pod (the
+    # progress Service selects it), which `patch` allows on any pod of the namespace: labels only
+    # steer Services that select them, and this Role can already run any Job.
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
+    # Leader election between the replicas.
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
     # Events on the batch per transition (posted, never updated).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]

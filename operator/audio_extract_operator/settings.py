@@ -30,6 +30,16 @@ class Settings(WebhookSettings):
         default=None,
         description="Kubeconfig file for the operator's own clients; unset = in-cluster or KUBECONFIG.",
     )
+    leader_election_lease: str = Field(
+        default="",
+        description="`<namespace>/<name>` of the Lease replicas elect a leader on (only the holder "
+        "operates, the others stand by); empty = no election: run one replica.",
+    )
+    pod_name: str = Field(
+        default="",
+        description="This replica's pod (downward API): the leader labels it so that the progress "
+        "Service sends workers to the leader only.",
+    )
 
     # --- the Job each extraction runs ----------------------------------------------------------
     worker_image: str = Field(

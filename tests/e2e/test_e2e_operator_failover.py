@@ -1,0 +1,63 @@
+"""The operator survives the loss of its leader: two replicas, the leader killed (SIGKILL, as a
+dying node would leave it) while jobs run; the standby takes over within 10 s, every job ends once,
+and no webhook is sent under a second id."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+
+import pytest
+from system import Receiver, System
+
+from audio_extract_operator.__main__ import ROLE_LABEL
+from audio_extract_operator.testing import MediaServer, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
+
+
+def is_ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def leader(system: System) -> str | None:
+    selector = f"app.kubernetes.io/component=operator,{ROLE_LABEL}=leader"
+    ready = [p["metadata"]["name"] for p in system.get_json("pods", "-l", selector)["items"] if is_ready(p)]
+    return ready[0] if len(ready) == 1 else None
+
+
+def test_the_standby_takes_over_when_the_leader_dies(system: System, media: MediaServer,
+                                                      receiver: Receiver) -> None:
+    first = wait_for(lambda: leader(system), 60, "a leader")
+    pods = system.get_json("pods", "-l", "app.kubernetes.io/component=operator")["items"]
+    assert len(pods) == 2
+    job = {"source": {"type": "url", "url": f"{media.url}/slow/av.mp4"}, "output": {"format": "mp3"}}
+    reply = system.api.post("/v1/batch", json={"jobs": [job] * 6, "webhook": receiver.url})
+    assert reply.status_code == 202, reply.text
+    job_ids = [j["jobId"] for j in reply.json()["data"]["jobs"]]
+    wait_for(lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
+             60, "jobs running")
+
+    label = f"io.kubernetes.pod.name={first}"
+    containers = system.cluster.crictl("ps", "-q", "--label", label).stdout.split()
+    assert len(containers) == 1
+    system.cluster.crictl("stop", "--timeout", "0", containers[0])  # SIGKILL: no hand-over
+    killed = time.monotonic()
+    second = wait_for(lambda: (name := leader(system)) and name != first and name, 30, "a new leader")
+    takeover = time.monotonic() - killed
+    print(f"takeover: {takeover:.1f} s (from {first} to {second})")
+    assert takeover <= 10 + 2  # the lease (8 s) and a retry, plus the readiness probe's period
+
+    final = system.follow(job_ids, timeout=240)
+    assert {f["status"] for f in final.values()} == {"completed"}, final
+    receiver.wait(len(job_ids) + 1)
+    ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for headers, body in receiver.calls:
+        event = json.loads(body)
+        ids[(event["event"], event.get("jobId", ""))].add(headers["webhook-id"])
+    assert len(ids) == len(job_ids) + 1
+    assert all(len(v) == 1 for v in ids.values()), ids
+    # one Job per extraction, whatever the takeover replayed
+    jobs = system.get_json("jobs")["items"]
+    assert len(jobs) == len(job_ids)
