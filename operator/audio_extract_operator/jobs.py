@@ -14,6 +14,7 @@ from typing import Any
 from audio_extract_common import ids
 from audio_extract_common.resource import API_VERSION, KIND, BatchSpec
 from audio_extract_common.results import EXIT_PERMANENT
+from audio_extract_common.store import upload_key
 
 from .settings import Settings
 from .tokens import progress_token
@@ -74,6 +75,17 @@ def worker_env(spec: BatchSpec, key: str, index: int, settings: Settings) -> lis
     return env
 
 
+def store_mounts(source: Any, job_id: str, root: str) -> list[dict[str, Any]]:
+    """The worker sees its own output directory (writable) and its own upload (read-only), at the
+    paths the store's keys name, and nothing else of the store: an exploited ffmpeg cannot read or
+    rewrite other jobs' or tenants' files. (The upload id is `upl_<16 hex>`, checked by the CRD.)"""
+    mounts: list[dict[str, Any]] = [{"name": "store", "mountPath": f"{root}/{job_id}", "subPath": job_id}]
+    if source.type == "upload" and source.file:
+        key = upload_key(source.file)
+        mounts.append({"name": "store", "mountPath": f"{root}/{key}", "subPath": key, "readOnly": True})
+    return mounts
+
+
 def _opt(value: float | int | None) -> str | None:
     return None if value is None else str(value)
 
@@ -129,7 +141,7 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
                 "terminationMessagePath": TERMINATION_MESSAGE_PATH,
                 "terminationMessagePolicy": "File",
                 "volumeMounts": [
-                    {"name": "store", "mountPath": settings.store_mount_path},
+                    *store_mounts(spec.jobs[index].source, job_id, settings.store_mount_path),
                     {"name": "scratch", "mountPath": settings.scratch_mount_path},
                 ],
             }
