@@ -30,8 +30,9 @@ PERMANENT_CODES = frozenset(
 TERMINATION_MESSAGE_LIMIT = 4096
 
 
-def exit_code_for(code: ErrorCode) -> int:
-    if code in PERMANENT_CODES:
+def exit_code_for(code: ErrorCode, permanent: bool = False) -> int:
+    """``permanent``: the worker knows this failure would repeat (a 404, a refused address)."""
+    if permanent or code in PERMANENT_CODES:
         return EXIT_PERMANENT
     if code == ErrorCode.DOWNLOAD_FAILED:
         return EXIT_TRANSIENT
@@ -46,6 +47,8 @@ class WorkerResult(BaseModel):
     output: OutputFile | None = None
     error: JobError | None = None
     inputFile: InputFile | None = None
+    permanent: bool = Field(default=False, exclude=True)
+    """The worker's verdict that retrying cannot help; the exit code carries it, not the message."""
 
     def to_message(self) -> str:
         """JSON under the termination-message limit; long error details are cut first."""

@@ -1,8 +1,9 @@
 """``python -m audio_extract_worker``: run the job from the environment, write the result, exit.
 
 Exit codes (``audio_extract_common.results``): 0 done; 65 permanent failure (bad media, no
-audio, too large, ffmpeg failed, invalid job spec): the Job's podFailurePolicy fails it at once;
-75 possibly transient (download failed): retried by backoffLimit; 1 unexpected error;
+audio, too large, ffmpeg failed, invalid job spec, a download that would fail again: 4xx,
+refused address, missing upload): the Job's podFailurePolicy fails it at once; 75 possibly
+transient (other download failures): retried by backoffLimit; 1 unexpected error;
 143 stopped by SIGTERM (pod deleted, batch cancelled or deadline).
 """
 
@@ -84,7 +85,8 @@ def main() -> int:
     code = EXIT_INTERNAL
     try:
         result = run_job(job, settings, FilesystemStore(settings.store_root), reporter)
-        code = EXIT_OK if result.output else exit_code_for(ErrorCode(result.error.code))  # type: ignore[union-attr]
+        code = (EXIT_OK if result.output
+                else exit_code_for(ErrorCode(result.error.code), result.permanent))  # type: ignore[union-attr]
     except Terminated:
         result = WorkerResult(error=JobError(code=ErrorCode.CANCELLED, message="the worker was stopped"))
         code = EXIT_TERMINATED

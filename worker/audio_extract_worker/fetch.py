@@ -1,8 +1,15 @@
 """Download the source to a scratch file: address-checked, redirect-capped, size- and time-capped.
 
 Every connection goes through :class:`~audio_extract_common.netguard.GuardedTransport`, so the
-host of the URL and of every redirect hop is resolved once, checked, and connected to by IP.
+host of the URL and of every redirect hop is resolved once, checked, and connected to by IP,
+with the hop's name in ``Host`` and SNI. A ``Location`` is joined onto the URL that was asked
+for (absolute, relative or protocol-relative), never onto the address it was sent to.
+
 The body is streamed to disk in 1 MiB chunks and never held in memory.
+
+A failure is permanent (the Job fails at once) when the same request would fail the same way:
+the address is refused, the URL or a redirect is unusable, or the server answered a 4xx other
+than 408, 425 and 429. Timeouts, lost connections, resolver errors and 5xx are retried.
 """
 
 from __future__ import annotations
@@ -15,13 +22,15 @@ from urllib.parse import unquote
 
 import httpx
 
-from audio_extract_common.netguard import AllowList, NetguardError, guarded_client, parse_url
+from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_client, parse_url
 from audio_extract_common.resource import ErrorCode
 
 from .errors import JobFailure
 
 CHUNK = 1 << 20
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+"""4xx answers that say "not now" rather than "never"."""
 USER_AGENT = "audio-extract-worker/0.1"
 
 
@@ -40,8 +49,12 @@ class Fetched:
     size: int
 
 
-def _failed(message: str, details: str | None = None) -> JobFailure:
-    return JobFailure(ErrorCode.DOWNLOAD_FAILED, message, details)
+def _failed(message: str, details: str | None = None, *, permanent: bool = False) -> JobFailure:
+    return JobFailure(ErrorCode.DOWNLOAD_FAILED, message, details, permanent=permanent)
+
+
+def _permanent_status(status: int) -> bool:
+    return status < 500 and status not in RETRYABLE_STATUS
 
 
 def _too_large(limit: int) -> JobFailure:
@@ -69,21 +82,23 @@ def download(url: str, dest: Path, allow: AllowList, limits: FetchLimits,
 
 def _follow(client: httpx.Client, url: str, dest: Path, limits: FetchLimits,
             on_progress: Callable[[int, int | None], None]) -> int:
-    current = url
+    current: str | httpx.URL = url
     for hop in range(limits.max_redirects + 1):
+        where = "a redirect target" if hop else "the source"
         try:
-            parse_url(current)
+            current = parse_url(current)
             with client.stream("GET", current, headers={"Accept-Encoding": "identity"}) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
-                    current = str(response.url.join(response.headers["location"]))
+                    current = _next_hop(current, response.headers["location"])
                     continue
                 if not response.is_success:
                     raise _failed(f"the source answered HTTP {response.status_code}",
-                                  f"{response.status_code} {response.reason_phrase}".strip())
+                                  f"{response.status_code} {response.reason_phrase}".strip(),
+                                  permanent=_permanent_status(response.status_code))
                 return _save(response, dest, limits.max_bytes, on_progress)
         except NetguardError as e:
-            where = "a redirect target" if hop else "the source"
-            raise _failed(f"{where} is not allowed: {e}") from None
+            # a refusal is final; a name that did not resolve (ResolveError) may resolve next time
+            raise _failed(f"{where} is not allowed: {e}", permanent=isinstance(e, BlockedAddress)) from None
         except httpx.TimeoutException as e:
             kind = "connecting to" if isinstance(e, httpx.ConnectTimeout) else "reading from"
             seconds = limits.connect_timeout if kind == "connecting to" else limits.read_timeout
@@ -92,7 +107,15 @@ def _follow(client: httpx.Client, url: str, dest: Path, limits: FetchLimits,
             raise _failed("cannot connect to the source host", str(e) or None) from None
         except httpx.HTTPError as e:
             raise _failed("the download failed", f"{type(e).__name__}: {e}") from None
-    raise _failed(f"too many redirects (more than {limits.max_redirects})")
+    raise _failed(f"too many redirects (more than {limits.max_redirects})", permanent=True)
+
+
+def _next_hop(current: httpx.URL, location: str) -> httpx.URL:
+    """The redirect target, joined onto the URL asked for (its name, not the pinned address)."""
+    try:
+        return current.join(location)
+    except httpx.InvalidURL as e:
+        raise _failed(f"the source redirected to an invalid URL: {e}", permanent=True) from None
 
 
 def _save(response: httpx.Response, dest: Path, max_bytes: int,

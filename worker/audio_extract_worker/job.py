@@ -52,7 +52,7 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
         log.info("job %s failed: %s %s", job.jobId, failure.code, failure.message)
-        return WorkerResult(error=failure.to_error(), inputFile=input_file)
+        return WorkerResult(error=failure.to_error(), inputFile=input_file, permanent=failure.permanent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -75,7 +75,8 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
         key = upload_key(file_id)
         size = store.size(key)
         if size is None:
-            raise JobFailure(ErrorCode.DOWNLOAD_FAILED, f"upload {file_id} was not found in the store")
+            raise JobFailure(ErrorCode.DOWNLOAD_FAILED, f"upload {file_id} was not found in the store",
+                             permanent=True)  # expired or deleted: it will not come back
         if size > settings.max_source_bytes:
             raise JobFailure(ErrorCode.SOURCE_TOO_LARGE,
                              f"the source is larger than the {settings.max_source_bytes:,}-byte limit")

@@ -38,18 +38,65 @@ def test_success_writes_result_and_exits_zero(media: Media, server: Server, run_
     assert run.scratch_files() == []
 
 
+def _status(code: int):  # type: ignore[no-untyped-def]
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(code)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+    return send
+
+
+def _redirect(location: str):  # type: ignore[no-untyped-def]
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(302)
+        h.send_header("Location", location)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+    return send
+
+
 @pytest.mark.parametrize(("path", "code", "exit_code"), [
     ("/video-only.mp4", ErrorCode.NO_AUDIO_STREAM, EXIT_PERMANENT),
-    ("/missing.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+    # The same request would get the same answer: fail at once (the Job's podFailurePolicy).
+    ("/missing.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+    ("/status/410", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+    ("/status/403", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+    ("/loop", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # too many redirects
+    ("/to-metadata", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked redirect target
+    ("/to-ftp", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+    ("http://10.0.0.1:9/v.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked address
+    # The server or the network may be better next time: retried by the Job's backoffLimit.
+    ("/status/503", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+    ("/status/429", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+    ("/status/408", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+    ("closed-port", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
 ])
 def test_failure_exit_codes(path: str, code: ErrorCode, exit_code: int, media: Media, server: Server,
-                            run_process) -> None:  # type: ignore[no-untyped-def]
+                            make_server, run_process) -> None:  # type: ignore[no-untyped-def]
     server.file("/video-only.mp4", media.video_only)
-    spec = job_spec({"type": "url", "url": server.url(path)}, {"format": "mp3"})
+    for status in (403, 408, 410, 429, 503):
+        server.routes[f"/status/{status}"] = _status(status)
+    server.routes["/loop"] = _redirect("/loop")
+    server.routes["/to-metadata"] = _redirect("http://169.254.169.254/latest/meta-data/")
+    server.routes["/to-ftp"] = _redirect("ftp://example.com/v.mp4")
+    if path == "closed-port":
+        gone = make_server()
+        url = gone.url("/v.mp4")
+        gone.stop()
+    else:
+        url = path if "://" in path else server.url(path)
+    spec = job_spec({"type": "url", "url": url}, {"format": "mp3"})
     run = run_process(spec, allow_cidrs=LOOPBACK)
-    assert run.exit_code == exit_code
     assert run.result.error is not None and run.result.error.code == code
+    assert run.exit_code == exit_code, run.result.error
     assert run.store_files() == []
+
+
+def test_missing_upload_is_permanent(run_process) -> None:  # type: ignore[no-untyped-def]
+    """An upload that is not in the store (expired, deleted) will not appear on a retry."""
+    run = run_process(job_spec({"type": "upload", "file": "upl_00000000000000ff"}, {"format": "mp3"}))
+    assert run.result.error is not None and run.result.error.code == ErrorCode.DOWNLOAD_FAILED
+    assert run.exit_code == EXIT_PERMANENT
 
 
 def test_invalid_output_rejected_before_download(server: Server, run_process) -> None:  # type: ignore[no-untyped-def]
@@ -185,9 +232,7 @@ def test_peak_memory_with_a_1_gib_source(server: Server, run_process) -> None:  
     assert run.exit_code == EXIT_OK, run.stderr[-2000:]
     assert run.result.inputFile and run.result.inputFile.size == 1 << 30
     assert abs((run.result.output.duration or 0) - seconds) <= 0.1  # type: ignore[union-attr]
-    finished = [json.loads(line.split(": ", 1)[1]) for line in run.stderr.splitlines()
-                if '"finished"' in line]
-    peak_mib = finished[-1]["peakRssKiB"] / 1024
+    peak_mib = run.peak_rss_mib
     print(f"\nworker peak RSS {peak_mib:.1f} MiB for a 1 GiB source ({seconds:.0f} s of 8-ch 192 kHz audio), "
           f"{elapsed:.1f} s end to end")
     assert peak_mib < 100
