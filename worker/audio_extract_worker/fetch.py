@@ -5,7 +5,11 @@ host of the URL and of every redirect hop is resolved once, checked, and connect
 with the hop's name in ``Host`` and SNI. A ``Location`` is joined onto the URL that was asked
 for (absolute, relative or protocol-relative), never onto the address it was sent to.
 
-The body is streamed to disk in 1 MiB chunks and never held in memory.
+The body is streamed to disk in 1 MiB chunks of the bytes as they came off the wire, counted
+against the cap before they are written. The request asks for ``identity``, and an answer with
+any other ``Content-Encoding`` is refused before its body is read: decoding it would let a few
+hundred bytes of nested gzip expand to gigabytes in memory in one decoder call, before any cap
+could see them.
 
 A failure is permanent (the Job fails at once) when the same request would fail the same way:
 the address is refused, the URL or a redirect is unusable, or the server answered a 4xx other
@@ -118,8 +122,17 @@ def _next_hop(current: httpx.URL, location: str) -> httpx.URL:
         raise _failed(f"the source redirected to an invalid URL: {e}", permanent=True) from None
 
 
+def _check_encoding(response: httpx.Response) -> None:
+    codings = [c.strip().lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
+    if any(c not in ("", "identity") for c in codings):
+        encoding = ", ".join(response.headers.get_list("content-encoding"))
+        raise _failed(f"the source answered with Content-Encoding {encoding!r} although it was asked "
+                      "for the file as it is (identity); encoded answers are not accepted", permanent=True)
+
+
 def _save(response: httpx.Response, dest: Path, max_bytes: int,
           on_progress: Callable[[int, int | None], None]) -> int:
+    _check_encoding(response)
     total: int | None = None
     with contextlib.suppress(KeyError, ValueError):
         total = int(response.headers["content-length"])
@@ -127,7 +140,7 @@ def _save(response: httpx.Response, dest: Path, max_bytes: int,
         raise _too_large(max_bytes)  # refuse before reading a byte
     done = 0
     with open(dest, "wb") as f:
-        for chunk in response.iter_bytes(CHUNK):
+        for chunk in response.iter_raw(CHUNK):  # wire bytes: nothing is decoded
             done += len(chunk)
             if done > max_bytes:  # no or lying Content-Length: stop at the cap
                 raise _too_large(max_bytes)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from conftest import InProcess, Media, Run, Server, job_spec
 
 from audio_extract_common.resource import ErrorCode
+from audio_extract_common.results import EXIT_PERMANENT
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -102,6 +105,62 @@ def test_body_over_cap(declare_length: bool, server: Server, worker: InProcess) 
     server.routes["/big.mp4"] = _big(declare_length)
     run = worker.run(url_job(server.url("/big.mp4")), allow_cidrs=LOOPBACK, max_source_bytes=50_000)
     assert_failed(run, ErrorCode.SOURCE_TOO_LARGE, "larger than the 50,000-byte limit")
+
+
+BOMB_MIB = 512
+
+
+@functools.cache
+def _bomb(encoding: str) -> bytes:
+    """``BOMB_MIB`` MiB of zeros, compressed as ``encoding`` says (layers applied left to right)."""
+    def compress(data_chunks, wbits: int) -> bytes:  # type: ignore[no-untyped-def]
+        c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        return b"".join(c.compress(chunk) for chunk in data_chunks) + c.flush()
+
+    layers = [e.strip() for e in encoding.split(",")]
+    wbits = {"gzip": 31, "deflate": 15}
+    data = compress((b"\0" * (1 << 20) for _ in range(BOMB_MIB)), wbits[layers[0]])
+    for layer in layers[1:]:
+        data = compress([data], wbits[layer])
+    return data
+
+
+def _encoded(encoding: str, body: bytes):  # type: ignore[no-untyped-def]
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "video/mp4")
+        h.send_header("Content-Encoding", encoding)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+    return send
+
+
+@pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip", "deflate", "deflate, gzip"])
+def test_compressed_answer_refused_with_memory_bounded(encoding: str, server: Server,
+                                                       run_process) -> None:  # type: ignore[no-untyped-def]
+    """A few hundred bytes that decode to 512 MiB, against a 10 MB cap, although the worker asked
+    for ``Accept-Encoding: identity``: refused before anything is decoded."""
+    bomb = _bomb(encoding)
+    assert len(bomb) < 600_000
+    server.routes["/v.mp4"] = _encoded(encoding, bomb)
+    run = run_process(url_job(server.url("/v.mp4")), allow_cidrs=LOOPBACK, max_source_bytes="10000000")
+    assert run.peak_rss_mib < 100, f"worker peak RSS {run.peak_rss_mib:.0f} MiB"
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "Content-Encoding", encoding)
+    assert run.exit_code == EXIT_PERMANENT  # the server will encode it again on a retry
+    assert [h.get("Accept-Encoding") for _, _, h, _ in server.hits] == ["identity"]
+
+
+def test_unknown_content_encoding_refused(server: Server, worker: InProcess) -> None:
+    server.routes["/v.mp4"] = _encoded("br", b"\x1b" * 100)
+    run = worker.run(url_job(server.url("/v.mp4")), allow_cidrs=LOOPBACK)
+    assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "Content-Encoding", "br")
+
+
+def test_identity_content_encoding_accepted(media: Media, server: Server, worker: InProcess) -> None:
+    server.routes["/v.mp4"] = _encoded("Identity", media.aac_mp4.read_bytes())
+    run = worker.run(url_job(server.url("/v.mp4")), allow_cidrs=LOOPBACK)
+    assert run.result.output is not None, run.result.error
 
 
 def _redirect(location: str):  # type: ignore[no-untyped-def]
