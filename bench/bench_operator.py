@@ -10,8 +10,13 @@ node running the worker on a 1-second wav in the project's image, the operator a
 3. **RSS tracking ``--tracked`` jobs**: a second operator (Kueue mode, so nothing is admitted and
    every Job stays suspended) with ``tracked/10`` batches of 10 jobs; its VmRSS once every batch
    has its Jobs and initialized status.
+4. **RSS with ``--retained`` finished batches** (what record retention keeps for 7 days): batches
+   of 10 completed jobs (outputs, probed inputs) written while no operator runs; a first operator
+   takes them over (kopf records them as handled), then a second one starts with all of them
+   already there, as after any restart. Its VmRSS over its start-up listing and a few retention
+   passes, and its peak (VmHWM). Goal: ≤ 300 MiB with 20,000.
 
-    .venv/bin/python bench/bench_operator.py [--batches 200] [--rate 10] [--tracked 2000]
+    .venv/bin/python bench/bench_operator.py [--batches 200] [--rate 10] [--tracked 2000] [--retained 0]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +37,21 @@ import kubernetes
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / p) for p in ("common", "operator", "localcluster")]
 
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from audio_extract_common import ids  # noqa: E402
+from audio_extract_common.resource import (  # noqa: E402
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    VERSION,
+    BatchStatus,
+    InputFile,
+    JobStatus,
+    OutputFile,
+)
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
+from audio_extract_operator.mapping import summarize  # noqa: E402
+from audio_extract_operator.statuswriter import stamp_expiry  # noqa: E402
 from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media  # noqa: E402
 
 
@@ -51,9 +70,9 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -192,6 +211,89 @@ def rss_phase(cluster: LocalCluster, api: Any, media: MediaServer, tracked: int)
     }
 
 
+HANDLED = "audioextract.io/last-handled-configuration"
+"""kopf's record (``AnnotationsDiffBaseStorage(prefix="audioextract.io")``) that it handled a batch."""
+
+
+def finished_status(key: str, jobs: int, at: str) -> dict[str, Any]:
+    """A batch's status once every job completed, as the operator writes it (counts, conditions)."""
+    entries = []
+    for i in range(jobs):
+        job_id = ids.job_id(key, i)
+        entries.append(JobStatus(
+            index=i, jobId=job_id, jobName=ids.job_object_name(job_id), status="completed",
+            progress=100, createdAt=at, startedAt=at, completedAt=at, currentStep="finalizing",
+            inputFile=InputFile(name="tone.wav", size=88244, duration=1.0, format="wav"),
+            outputFile=OutputFile(filename="tone.wav", path=f"{job_id}/tone.wav", size=88244,
+                                  duration=1.0, format="wav"),
+        ))
+    status = BatchStatus(batchId=ids.batch_id(key), jobs=entries)
+    return stamp_expiry(summarize(status, at, 1), 86400).model_dump(mode="json", exclude_none=True)
+
+
+def retained_phase(cluster: LocalCluster, api: Any, retained: int) -> dict[str, Any]:
+    ns = "bench-retained"
+    cluster.kubectl("create", "namespace", ns)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def make(i: int) -> None:
+        key = f"{i:014x}"  # named like the API names them, so the key (and its label) is known
+        body = batch_body(ids.batch_object_name(key), "http://media.invalid/tone.wav", 10)
+        body["metadata"]["labels"] = {ids.KEY_LABEL: key}
+        custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, PLURAL, body["metadata"]["name"], {"status": finished_status(key, 10, at)}
+        )
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(make, range(retained)))
+    created = time.monotonic() - t0
+
+    def handled() -> bool:
+        token, seen = None, 0
+        while True:
+            page = custom.list_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, limit=500, _continue=token
+            )
+            for item in page["items"]:
+                if HANDLED not in item["metadata"].get("annotations", {}):
+                    return False
+                seen += 1
+            token = page["metadata"].get("continue")
+            if not token:
+                return seen == retained
+
+    settings = {"retention_interval": 5.0}
+    first = OperatorProcess(cluster, ns, rbac=True, **settings).start()
+    t1 = time.monotonic()
+    while not handled():  # each check lists every batch: not every 0.2 s
+        if time.monotonic() - t1 > 3600:
+            raise TimeoutError(f"{retained} batches handled by the first operator")
+        time.sleep(10)
+    takeover = time.monotonic() - t1
+    first_rss = rss_mib(first.proc.pid)  # type: ignore[union-attr]
+    first.stop()
+
+    op = OperatorProcess(cluster, ns, rbac=True, **settings).start()
+    samples = []
+    for _ in range(60):  # 30 s: kopf's listing and resume of every batch, several retention passes
+        samples.append(rss_mib(op.proc.pid))  # type: ignore[union-attr]
+        time.sleep(0.5)
+    peak = rss_mib(op.proc.pid, "VmHWM")  # type: ignore[union-attr]
+    op.stop()
+    return {
+        "retained_batches": retained,
+        "seconds_to_create_all": round(created, 1),
+        "seconds_first_operator_took_over": round(takeover, 1),
+        "first_operator_rss_mib": round(first_rss, 1),
+        "rss_mib_after_restart": round(samples[-1], 1),
+        "rss_mib_max_after_restart": round(max(samples), 1),
+        "peak_rss_mib_after_restart": round(peak, 1),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -200,6 +302,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="batches created per second")
     parser.add_argument("--running", type=int, default=4, help="operator's max_running")
     parser.add_argument("--tracked", type=int, default=2000)
+    parser.add_argument("--retained", type=int, default=0, help="finished batches, e.g. 20000")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with (
@@ -216,6 +319,9 @@ def main() -> int:
             if args.tracked:
                 results["rss"] = rss_phase(cluster, api, media, args.tracked)
                 print(json.dumps(results["rss"]), flush=True)
+            if args.retained:
+                results["retained"] = retained_phase(cluster, api, args.retained)
+                print(json.dumps(results["retained"]), flush=True)
         finally:
             media.stop()
     print(json.dumps(results, indent=2))

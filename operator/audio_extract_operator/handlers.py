@@ -72,6 +72,9 @@ def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
     settings.scanning.disabled = True
     settings.networking.request_timeout = 60
     settings.networking.error_backoffs = [1, 2, 5, 10]
+    # kopf lists every batch at start-up in one response unless told to page: with thousands of
+    # retained batches that is hundreds of megabytes at once, which the process keeps as RSS.
+    settings.watching.chunk_size = s.list_page_size
 
 
 @kopf.on.startup()
@@ -132,7 +135,6 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
     deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
-        ctx.writer.forget(body["metadata"]["namespace"], body["metadata"]["name"])
         try:
             await ctx.reconciler.batch_deleted(body)
         except OSError as e:  # the retention pass's sweep removes them later

@@ -158,10 +158,6 @@ class Kube:
     async def get_batch(self, namespace: str, name: str) -> dict[str, Any]:
         return await self.call("GET", batch_path(namespace, name))
 
-    async def list_batches(self, namespace: str | None) -> list[dict[str, Any]]:
-        path = batch_path(namespace) if namespace else f"/apis/{GROUP}/{VERSION}/{PLURAL}"
-        return (await self.call("GET", path))["items"]
-
     async def patch_batch_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str | None = None
     ) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from audio_extract_common.timefmt import iso, now
 
 from .admission import to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
-from .kube import Kube, KubeError, NotFound, jobs_path
+from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
 from .reconcile import Reconciler
 from .registry import JobInfo, Ref, Registry
 from .settings import Settings
@@ -98,9 +98,10 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
     complete = True
     for ns in settings.namespaces or [None]:
         try:
-            for body in await kube.list_batches(ns):
-                live_keys.add(batch_key_of(body))
-                await _isolated(_batch_pass(reconciler, body, listed), "retention of", body["metadata"])
+            async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
+                for body in page:
+                    live_keys.add(batch_key_of(body))
+                    await _isolated(_batch_pass(reconciler, body, listed), "retention of", body["metadata"])
         except KubeError as e:
             complete = False
             log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)

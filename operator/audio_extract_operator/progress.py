@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from aiohttp import web
@@ -97,7 +96,6 @@ class Progress:
         self.registry = registry
         self.writer = writer
         self._pending: dict[Ref, dict[int, ProgressReport]] = {}
-        self._last_flush: dict[Ref, float] = {}
         self._flushing: set[Ref] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
@@ -151,27 +149,22 @@ class Progress:
 
     def submit(self, ref: Ref, index: int, report: ProgressReport) -> None:
         self._pending.setdefault(ref, {})[index] = report
-        self.submit_pending(ref)
-
-    async def _flush_later(self, ref: Ref) -> None:
-        try:
-            wait = self._last_flush.get(ref, 0.0) + self.settings.status_flush_interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            reports = self._pending.pop(ref, {})
-            self._last_flush[ref] = time.monotonic()
-            if reports:
-                await self.writer.update(ref[0], ref[1], lambda _b, s: apply_reports(s, reports))
-        except Exception as e:  # progress is advisory: the outcome comes from the Job
-            log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)
-        finally:
-            self._flushing.discard(ref)
-            if self._pending.get(ref):
-                self.submit_pending(ref)
-
-    def submit_pending(self, ref: Ref) -> None:
         if ref not in self._flushing:
             self._flushing.add(ref)
-            task = asyncio.create_task(self._flush_later(ref))
+            task = asyncio.create_task(self._flush(ref))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, ref: Ref) -> None:
+        """Write what is pending for ``ref``, then wait one interval, and again while reports keep
+        coming: at most one write per interval per batch. The pause lives in this task, not in a
+        map of last flush times, so nothing of a batch is kept once its reports stop."""
+        try:
+            while reports := self._pending.pop(ref, None):
+                try:
+                    await self.writer.update(ref[0], ref[1], lambda _b, s, r=reports: apply_reports(s, r))
+                except Exception as e:  # progress is advisory: the outcome comes from the Job
+                    log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)
+                await asyncio.sleep(self.settings.status_flush_interval)
+        finally:
+            self._flushing.discard(ref)

@@ -89,6 +89,10 @@ class Reconciler:
         hint = BatchStatus.model_validate(body.get("status") or {})
         done = {j.index for j in hint.jobs if j.status in TERMINAL_STATES}
         cancel = cancel_indexes(spec) - done
+        if done == set(range(len(spec.jobs))) and hint.batchId == ids.batch_id(key):
+            # Finished (kopf resumes every retained batch at start-up): nothing to do, and a read of
+            # each, thousands at once, would only cost memory and the API server's time.
+            return
         for i in sorted(cancel):
             job_name = ids.job_object_name(ids.job_id(key, i))
             # Block first: the admission loop must never start a job we are cancelling.
@@ -206,20 +210,19 @@ class Reconciler:
 
     def needs_update(self, info: JobInfo) -> bool:
         """Whether a Job's state may change its entry (avoids reads for Jobs already accounted for)."""
-        body = self.registry.batches.get((info.namespace, info.batch))
-        if body is None:
+        known = self.registry.batch(info.namespace, info.batch, info.batch_uid)
+        if known is None:
             return True
-        status = BatchStatus.model_validate(body.get("status") or {})
-        entry = next((j for j in status.jobs if j.index == info.index), None)
-        if entry is None:
+        state = known.entry(info.index)
+        if state is None:
             # A new Job before its batch's entries are written (they are written right after the
             # batch's Jobs are created, and before any is admitted): nothing to map yet, and a read
             # per new Job is thousands of reads when many batches arrive at once. A finished one is
             # still looked at, in case its entry is there by then.
             return info.finished is not None
-        if entry.status in TERMINAL_STATES:
+        if state in TERMINAL_STATES:
             return False
-        return info.finished is not None or (not info.suspended and entry.status == "queued")
+        return info.finished is not None or (not info.suspended and state == JobState.queued)
 
     async def job(self, job: Mapping[str, Any]) -> None:
         """Map one Job's state (and, once it finished, its pods' results) into its entry."""

@@ -3,11 +3,17 @@
 Fed by the watch (kopf events) and by the operator's own writes. The admission decision depends
 on the count of running Jobs, so a stale watch event must not undo a newer local fact: every
 record keeps the resourceVersion it came from and older events are ignored.
+
+Every batch stays in the registry until it is deleted, which is days after it finished (record
+retention): thousands of them. So a batch is kept as what the decisions read (``BatchRecord``:
+its uid, resourceVersion and the status of each entry), a few hundred bytes, never its body (tens
+of kilobytes as Python objects). Jobs are few: they go with their TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,7 +43,27 @@ def owner_batch(job: Mapping[str, Any]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    uid: str
+    rv: int
+    entries: tuple[str | None, ...]
+    """The status of the entry at each index (None: no entry yet)."""
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> BatchRecord:
+        jobs = (body.get("status") or {}).get("jobs") or []
+        by_index = {j.get("index"): j.get("status") for j in jobs}
+        size = max((i for i in by_index if isinstance(i, int)), default=-1) + 1
+        # interned: the same few state names, not one string per entry of every batch
+        entries = tuple(sys.intern(s) if isinstance(s, str) else None for s in map(by_index.get, range(size)))
+        return cls(uid=body["metadata"]["uid"], rv=_rv(body), entries=entries)
+
+    def entry(self, index: int) -> str | None:
+        return self.entries[index] if 0 <= index < len(self.entries) else None
+
+
+@dataclass(frozen=True, slots=True)
 class JobInfo:
     namespace: str
     name: str
@@ -84,7 +110,7 @@ class JobInfo:
 class Registry:
     def __init__(self) -> None:
         self.jobs: dict[Ref, JobInfo] = {}
-        self.batches: dict[Ref, dict[str, Any]] = {}
+        self.batches: dict[Ref, BatchRecord] = {}
         self.keys: dict[str, Ref] = {}
         """batch key -> (namespace, name), for progress reports that name only a job id."""
         self.blocked: set[Ref] = set()
@@ -158,31 +184,33 @@ class Registry:
 
     # --- batches ------------------------------------------------------------------------------
 
+    def batch(self, namespace: str, name: str, uid: str) -> BatchRecord | None:
+        """What is known of that batch (None: not seen, or the name now belongs to another)."""
+        known = self.batches.get((namespace, name))
+        return known if known is not None and known.uid == uid else None
+
     def entry_status(self, namespace: str, batch: str, batch_uid: str, index: int) -> str | None:
         """The status of a batch's entry when last seen; None when not known."""
-        body = self.batches.get((namespace, batch))
-        if body is None or body["metadata"].get("uid") != batch_uid:
-            return None
-        for j in (body.get("status") or {}).get("jobs") or []:
-            if j.get("index") == index:
-                return j.get("status")
-        return None
+        known = self.batch(namespace, batch, batch_uid)
+        return known.entry(index) if known is not None else None
 
     def observe_batch(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         meta = body["metadata"]
-        ref = (meta["namespace"], meta["name"])
-        key = ids.batch_key(meta["name"], meta["uid"])
+        name, uid = meta["name"], meta["uid"]
+        key = ids.batch_key(name, uid)
+        known = self.batches.get((meta["namespace"], name))
         if deleted:
             # only this batch's records: a late event must not erase a successor of the same name
-            known = self.batches.get(ref)
-            successor = known is not None and known["metadata"].get("uid") != meta.get("uid")
+            successor = known is not None and known.uid != uid
             if not successor:
-                self.batches.pop(ref, None)
-            if not (successor and ids.batch_key(ref[1], known["metadata"]["uid"]) == key):  # type: ignore[index]
+                self.batches.pop((meta["namespace"], name), None)
+            if not (successor and ids.batch_key(name, known.uid) == key):  # type: ignore[union-attr]
                 self.keys.pop(key, None)
             return
-        known = self.batches.get(ref)
-        if known is not None and known["metadata"].get("uid") == meta.get("uid") and _rv(known) > _rv(body):
-            return
-        self.batches[ref] = dict(body)
+        if known is not None and known.uid == uid and known.rv > _rv(body):
+            return  # a stale event
+        if known is not None and known.uid != uid:  # a successor of the same name
+            self.keys.pop(ids.batch_key(name, known.uid), None)
+        ref = (sys.intern(meta["namespace"]), name)
+        self.batches[ref] = BatchRecord.of(body)
         self.keys[key] = ref

@@ -12,8 +12,9 @@ write back, which under load takes seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -78,17 +79,27 @@ class StatusWriter:
         self.settings = settings
         self.registry = registry
         self.listeners: list[Callable[[Mapping[str, Any]], None]] = [registry.observe_batch]
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        """Per batch being written: its lock and how many writers hold or wait for it."""
 
-    def _lock(self, namespace: str, name: str) -> asyncio.Lock:
-        return self._locks.setdefault((namespace, name), asyncio.Lock())
-
-    def forget(self, namespace: str, name: str) -> None:
-        self._locks.pop((namespace, name), None)
+    @contextlib.asynccontextmanager
+    async def _locked(self, namespace: str, name: str) -> AsyncIterator[None]:
+        # A lock exists only while someone holds or waits for it: one per batch ever written
+        # would grow with every retained batch.
+        ref = (namespace, name)
+        lock, users = self._locks.setdefault(ref, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0 and self._locks.get(ref, (None,))[0] is lock:
+                del self._locks[ref]
 
     async def update(self, namespace: str, name: str, change: Change) -> BatchStatus | None:
         """Apply ``change`` to the batch's current status; None when the batch is gone."""
-        async with self._lock(namespace, name):
+        async with self._locked(namespace, name):
             for _ in range(CONFLICT_RETRIES):
                 try:
                     body = await self.kube.get_batch(namespace, name)

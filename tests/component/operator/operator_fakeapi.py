@@ -190,19 +190,20 @@ class FakeApi(Kube):
         raise AssertionError(f"the fake API does not serve {method} {path}")
 
     def _list(self, kind: str, ns: str | None, q: dict[str, str]) -> dict[str, Any]:
-        items = [o for (k, n, _), o in sorted(self.objects.items())
-                 if k == kind and (ns is None or n == ns) and _selected(o, q.get("labelSelector", ""))]
-        offset, rv = 0, str(self.rv)
+        # Like etcd, a continue token resumes after the last key returned (objects deleted
+        # meanwhile do not shift the pages) and carries the first page's resourceVersion.
+        after, rv = ("", ""), str(self.rv)
         if q.get("continue"):
-            offset_text, rv = q["continue"].split(":")
-            offset = int(offset_text)
+            after_ns, after_name, rv = q["continue"].split("/")
+            after = (after_ns, after_name)
+        items = [(n, name, o) for (k, n, name), o in sorted(self.objects.items())
+                 if k == kind and (ns is None or n == ns) and (n, name) > after
+                 and _selected(o, q.get("labelSelector", ""))]
         limit = int(q["limit"]) if q.get("limit") else len(items)
-        page = items[offset : offset + limit]
-        more = offset + limit < len(items)
-        return {
-            "metadata": {"resourceVersion": rv, "continue": f"{offset + limit}:{rv}" if more else ""},
-            "items": copy.deepcopy(page),
-        }
+        page, more = items[:limit], len(items) > limit
+        token = f"{page[-1][0]}/{page[-1][1]}/{rv}" if more else ""
+        return {"metadata": {"resourceVersion": rv, "continue": token},
+                "items": copy.deepcopy([o for _, _, o in page])}
 
     def _create(self, kind: str, ns: str, body: Mapping[str, Any]) -> dict[str, Any]:
         if kind == "events":
