@@ -400,8 +400,13 @@ def guarded_session(allow: AllowList | None = None, *, limit: int = 100,
 
     Create it inside the running event loop; pass ``allow_redirects=False`` on requests that
     must not follow redirects (every hop would be checked, but the webhook rules forbid them).
+    Answers are read as sent (``identity`` is asked for, nothing is decoded): the webhook sender
+    only counts their bytes, and decoding would let a small gzip answer grow in memory (aiohttp
+    before 3.13.3, which pyproject.toml allows, decoded without bound: CVE-2025-69223).
     """
     allow = allow or AllowList()
+    kwargs["headers"] = {"Accept-Encoding": "identity", **dict(kwargs.get("headers") or {})}
+    kwargs.setdefault("auto_decompress", False)
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow), use_dns_cache=False, limit=limit)
     return aiohttp.ClientSession(connector=connector, middlewares=(_literal_guard(allow),),
                                  trust_env=False, **kwargs)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@ plain and TLS."""
 
 from __future__ import annotations
 
+import gzip
 import ssl
 import subprocess
 import threading
@@ -230,3 +231,24 @@ async def test_session_resolves_an_idn_host_as_the_ascii_name_it_sends(monkeypat
         host, _ = (await response.text()).split()
     assert host == f"xn--strae-oqa.test:{keepalive_server}"
     assert calls == ["xn--strae-oqa.test"]
+
+
+async def test_session_reads_answers_as_sent_never_decoded(server: Server) -> None:
+    """The webhook sender only counts an answer's bytes: nothing is asked for or decoded, so a small
+    gzip answer cannot grow in memory, whichever aiohttp the range in pyproject.toml installs
+    (before 3.13.3 aiohttp decoded without bound, CVE-2025-69223)."""
+    body = gzip.compress(b"\0" * (8 << 20))
+
+    def gzipped(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    server.routes["/hook"] = gzipped
+    async with (guarded_session(AllowList.parse("127.0.0.1/32"), headers={"user-agent": "t"}) as session,
+                session.post(server.url("/hook"), data=b"{}") as response):
+        assert await response.read() == body
+    headers = server.hits[0][2]
+    assert headers["Accept-Encoding"] == "identity" and headers["user-agent"] == "t"
