@@ -2,15 +2,20 @@
 
 Bytes go from the socket to a temporary file next to their final place chunk by chunk (never
 held whole in memory) and are renamed into place only when complete and under the cap, so a
-partial or oversized upload leaves nothing behind.
+partial or oversized upload leaves nothing behind. Every file operation runs in a worker thread:
+the store's final fsync flushes up to 5 GB and took the event loop (every request and probe of
+the process) with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
+import anyio
 import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -80,12 +85,27 @@ class _FilePart:
         self.is_file = False
 
 
+@contextlib.asynccontextmanager
+async def _writer(store: FilesystemStore, key: str) -> AsyncIterator[BinaryIO]:
+    """``store.writer(key)`` with its opening and its closing (fsync, rename or removal) in a thread."""
+    writing = store.writer(key)
+    f = await anyio.to_thread.run_sync(writing.__enter__)
+    try:
+        yield f
+    except BaseException:
+        # Shielded: a cancelled request must still remove its partial file.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(writing.__exit__, *sys.exc_info())
+        raise
+    await anyio.to_thread.run_sync(writing.__exit__, None, None, None)
+
+
 async def save_upload(store: FilesystemStore, content_type: str | None, stream: AsyncIterator[bytes],
                       limit: int) -> tuple[str, int]:
     """Store the upload and return ``(fileId, size)``."""
     media, params = parse_options_header(content_type)
     upload_id = new_upload_id()
-    with store.writer(upload_key(upload_id)) as f:
+    async with _writer(store, upload_key(upload_id)) as f:
         sink = _Sink(f, limit)
         if media == b"multipart/form-data":
             boundary = params.get(b"boundary")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 
 import pytest
 
@@ -64,3 +67,40 @@ async def test_empty_and_partless_uploads_are_400(client, settings, expect_error
                           headers={"Content-Type": "multipart/form-data"})
     expect_error(r, 400, "INVALID_REQUEST")
     assert stored(settings.store_root) == {}
+
+
+async def test_the_final_fsync_does_not_stall_the_event_loop(client, settings, monkeypatch):
+    """A 5 GB upload's fsync can take many seconds: it must not hold the loop (and every probe
+    and request of the process) meanwhile. The disk is made slow by a 1 s sleep in fsync."""
+    real_fsync, synced = os.fsync, threading.Event()
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(1.0)
+        real_fsync(fd)
+        synced.set()
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    gaps: list[float] = []
+
+    async def heartbeat() -> None:
+        last = time.monotonic()
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+        finally:  # the stall the cancellation ended, if any
+            gaps.append(time.monotonic() - last)
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        data = os.urandom(300_000)
+        r = await client.post("/v1/uploads", content=data)
+    finally:
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
+    assert r.status_code == 201, r.text
+    assert synced.is_set()
+    assert stored(settings.store_root) == {r.json()["data"]["fileId"]: data}
+    print(f"longest event-loop stall during the upload: {max(gaps):.3f}s")
+    assert max(gaps) < 0.5
