@@ -45,7 +45,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
@@ -358,16 +358,26 @@ def guarded_async_client(allow: AllowList | None = None, *, verify: bool | ssl.S
 # --- aiohttp session -------------------------------------------------------------------------
 
 
+Lookup = Callable[[str, int, AllowList], Awaitable[list[IPAddress]]]
+"""Runs :func:`resolve_checked` for :class:`GuardedResolver` (``host, port, allow``), e.g.
+bounded in time and threads (``audio_extract_common.resolver``)."""
+
+
+async def _threaded_lookup(host: str, port: int, allow: AllowList) -> list[IPAddress]:
+    return await anyio.to_thread.run_sync(resolve_checked, host, port, allow)
+
+
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver applying :func:`resolve_checked`: a name with any disallowed answer is
     refused (:class:`BlockedAddress` propagates out of the request unchanged)."""
 
-    def __init__(self, allow: AllowList | None = None) -> None:
+    def __init__(self, allow: AllowList | None = None, lookup: Lookup | None = None) -> None:
         self.allow = allow or AllowList()
+        self.lookup = lookup or _threaded_lookup
 
     async def resolve(self, host: str, port: int = 0,
                       family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        addresses = await anyio.to_thread.run_sync(resolve_checked, host, port, self.allow)
+        addresses = await self.lookup(host, port, self.allow)
         return [ResolveResult(hostname=host, host=str(a), port=port,
                               family=socket.AF_INET if a.version == 4 else socket.AF_INET6,
                               proto=0, flags=socket.AI_NUMERICHOST) for a in addresses]
@@ -394,7 +404,7 @@ def _literal_guard(allow: AllowList) -> aiohttp.ClientMiddlewareType:
     return guard
 
 
-def guarded_session(allow: AllowList | None = None, *, limit: int = 100,
+def guarded_session(allow: AllowList | None = None, *, limit: int = 100, lookup: Lookup | None = None,
                     **kwargs: object) -> aiohttp.ClientSession:
     """An aiohttp session whose every connection goes to an address the guard allowed.
 
@@ -403,10 +413,12 @@ def guarded_session(allow: AllowList | None = None, *, limit: int = 100,
     Answers are read as sent (``identity`` is asked for, nothing is decoded): the webhook sender
     only counts their bytes, and decoding would let a small gzip answer grow in memory (aiohttp
     before 3.13.3, which pyproject.toml allows, decoded without bound: CVE-2025-69223).
+    ``lookup`` runs the guard's lookups (default: unbounded, in anyio's shared worker threads).
     """
     allow = allow or AllowList()
     kwargs["headers"] = {"Accept-Encoding": "identity", **dict(kwargs.get("headers") or {})}
     kwargs.setdefault("auto_decompress", False)
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow), use_dns_cache=False, limit=limit)
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow, lookup), use_dns_cache=False,
+                                     limit=limit)
     return aiohttp.ClientSession(connector=connector, middlewares=(_literal_guard(allow),),
                                  trust_env=False, **kwargs)  # type: ignore[arg-type]
