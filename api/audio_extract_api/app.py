@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from audio_extract_common.netguard import AllowList
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore
 
@@ -18,6 +17,7 @@ from . import errors, openapi
 from .auth import KeyStore, RateLimiter
 from .bodies import BatchRequest
 from .deps import Services
+from .guard import HostChecks
 from .kube import Kube
 from .metrics import Metrics
 from .middleware import Edge
@@ -36,7 +36,7 @@ def build_services(settings: Settings) -> Services:
         queue=QueueView(kube, settings.queue_capacity, settings.queue_retry_after_seconds,
                         settings.kube_timeout_seconds),
         store=FilesystemStore(settings.store_root),
-        allow=AllowList.parse(settings.allow_cidrs),
+        hosts=HostChecks.from_settings(settings),
         metrics=Metrics(),
     )
 

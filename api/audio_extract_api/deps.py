@@ -1,4 +1,11 @@
-"""What handlers get injected: the process's services, the caller, and id lookups."""
+"""What handlers get injected: the process's services, the caller, and id lookups.
+
+Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in anyio's shared
+worker-thread pool, so /readyz and authentication waited for a free thread behind whatever filled
+the pool (blocking DNS lookups took it whole, issue 14). None of them blocks: authentication
+hashes and compares in memory, and re-reads the key file (a few hundred bytes on a mounted
+Secret, a memory-backed volume) at most once per ``api_keys_reload_seconds``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,11 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from audio_extract_common import ids
-from audio_extract_common.netguard import AllowList
 from audio_extract_common.store import FilesystemStore
 
 from .auth import KeyStore, Principal, RateLimiter
 from .errors import InvalidJobId, InvalidRequest, JobNotFound
+from .guard import HostChecks
 from .kube import Kube
 from .metrics import Metrics
 from .queue import QueueView
@@ -31,11 +38,11 @@ class Services:
     kube: Kube
     queue: QueueView
     store: FilesystemStore
-    allow: AllowList
+    hosts: HostChecks
     metrics: Metrics = field(default_factory=Metrics)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     return request.app.state.services
 
 
@@ -45,18 +52,18 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
                         description="An API key; the service stores only its SHA-256 digest.")
 
 
-def caller(svc: Svc, key: Annotated[str | None, Depends(_api_key)]) -> Principal:
+async def caller(svc: Svc, key: Annotated[str | None, Depends(_api_key)]) -> Principal:
     who = svc.keys.authenticate(key)
     svc.limiter.check(who.key_id)
     return who
 
 
-def writer(who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def writer(who: Annotated[Principal, Depends(caller)]) -> Principal:
     who.require("write")
     return who
 
 
-def reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
+async def reader(who: Annotated[Principal, Depends(caller)]) -> Principal:
     who.require("read")
     return who
 

@@ -5,73 +5,105 @@ Every source and webhook URL is resolved and each answer checked with the shared
 addresses are refused unless the configured allowlist names them. A name that does not resolve
 is refused too (the job could only fail). This is a early courtesy check; the worker and the
 webhook sender check again at connect time, with no second lookup, because DNS can change.
+
+Lookups go through the process's :class:`BoundedResolver` (its own threads, a timeout per name,
+one lookup per name at a time) and each request has a budget: ``per_request`` lookups at once
+and a ``deadline`` for all of them. A name not resolved in time is not the client's error, so it
+is not 400: the submission is refused with 503 SERVICE_UNAVAILABLE and Retry-After, naming the
+fields not checked, and nothing is created. A definite refusal (400) wins over a late answer.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
+from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
 
 from audio_extract_common import netguard
+from audio_extract_common.resolver import BoundedResolver, LookupTimeout
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore, upload_key
 
-from .errors import InvalidRequest, InvalidSource
+from .errors import InvalidRequest, InvalidSource, ServiceUnavailable
+from .settings import Settings
 
 
-def _is_literal(url: str) -> bool:
-    """An IP-literal host needs no DNS: getaddrinfo answers at once, no thread needed."""
+@dataclass(frozen=True)
+class HostChecks:
+    """How submissions check hosts: the process's resolver and allowlist, each request's budget."""
+
+    resolver: BoundedResolver
+    allow: netguard.AllowList
+    per_request: int
+    deadline: float
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> HostChecks:
+        return cls(BoundedResolver(threads=s.resolve_threads, timeout=s.resolve_timeout_seconds),
+                   netguard.AllowList.parse(s.allow_cidrs), s.resolve_per_request, s.resolve_deadline_seconds)
+
+
+async def _size(store: FilesystemStore, key: str) -> int | None:
+    # A stat on the shared store, a network volume in a cluster: never on the event loop.
+    return await anyio.to_thread.run_sync(store.size, key)
+
+
+@dataclass(frozen=True)
+class _Late:
+    reason: str
+
+
+async def _check(url: str, hosts: HostChecks, timeout: float) -> str | _Late | None:
     try:
-        host = netguard.parse_url(url).host
-        ipaddress.ip_address(host)
-    except (netguard.NetguardError, ValueError):
-        return False
-    return True
-
-
-async def _check(url: str, allow: netguard.AllowList) -> str | None:
-    try:
-        if _is_literal(url):
-            netguard.check_url(url, allow)
-        else:
-            await anyio.to_thread.run_sync(netguard.check_url, url, allow)
+        await hosts.resolver.check_url(url, hosts.allow, timeout)
+    except LookupTimeout as e:
+        return _Late(str(e))
     except netguard.NetguardError as e:
         return str(e)
     return None
 
 
-async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, allow: netguard.AllowList,
+async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, hosts: HostChecks,
                      store: FilesystemStore, prefix: str = "jobs") -> None:
-    """Raise INVALID_SOURCE (any bad source) or INVALID_REQUEST (a bad webhook), naming every field."""
+    """Raise INVALID_SOURCE (any bad source) or INVALID_REQUEST (a bad webhook), naming every field;
+    SERVICE_UNAVAILABLE when some host could not be checked within the request's deadline."""
     targets: list[tuple[str, str, bool]] = []  # (field, url, is_source)
     missing: list[dict[str, str]] = []
     for i, job in enumerate(jobs):
         at = f"{prefix}[{i}]." if prefix else ""
         if job.source.type == "url" and job.source.url:
             targets.append((f"{at}source.url", job.source.url, True))
-        elif job.source.file and store.size(upload_key(job.source.file)) is None:
+        elif job.source.file and await _size(store, upload_key(job.source.file)) is None:
             missing.append({"field": f"{at}source.file", "message": f"no upload {job.source.file!r}"})
         if job.options.webhook:
             targets.append((f"{at}options.webhook", job.options.webhook, False))
     if batch_webhook:
         targets.append(("webhook", batch_webhook, False))
 
-    verdicts: dict[str, str | None] = {}  # a batch often repeats one URL: check it once
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + hosts.deadline
+    slots = asyncio.Semaphore(hosts.per_request)
+    not_checked = _Late(f"not checked within the request's deadline ({hosts.deadline:g} s)")
+    verdicts: dict[str, str | _Late | None] = {}  # a batch often repeats one URL: check it once
 
     async def run(url: str) -> None:
-        verdicts[url] = await _check(url, allow)
+        async with slots:
+            left = ends - loop.time()
+            verdicts[url] = await _check(url, hosts, left) if left > 0 else not_checked
 
     async with anyio.create_task_group() as tg:
-        for url in {url for _, url, _ in targets}:
+        for url in dict.fromkeys(url for _, url, _ in targets):
             tg.start_soon(run, url)
-    results = [verdicts[url] for _, url, _ in targets]
 
-    found = list(zip(targets, results, strict=True))
-    bad_sources = missing + [{"field": f, "message": r} for (f, _, src), r in found if r and src]
-    bad_hooks = [{"field": f, "message": r} for (f, _, src), r in found if r and not src]
+    found = [(f, src, verdicts[url]) for f, url, src in targets]
+    bad_sources = missing + [{"field": f, "message": v} for f, src, v in found if isinstance(v, str) and src]
+    bad_hooks = [{"field": f, "message": v} for f, src, v in found if isinstance(v, str) and not src]
+    late = [{"field": f, "message": v.reason} for f, _, v in found if isinstance(v, _Late)]
     if bad_sources:
         raise InvalidSource("Source refused", bad_sources + bad_hooks)
     if bad_hooks:
         raise InvalidRequest("Webhook URL refused", bad_hooks)
+    if late:
+        raise ServiceUnavailable("Host names could not be resolved in time; retry later", late)

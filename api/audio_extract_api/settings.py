@@ -76,6 +76,34 @@ class Settings(BaseSettings):
         "(default empty: private, loopback, link-local and metadata addresses are refused).",
     )
 
+    # --- submission-time name resolution ----------------------------------------------------
+    # Every source and webhook host is resolved and checked before a batch is accepted. The
+    # system resolver blocks a thread per lookup and cannot be interrupted, so lookups get
+    # threads of their own, bounded, and each request a time budget; probes and auth never wait
+    # on them.
+    resolve_threads: int = Field(
+        default=16, ge=1,
+        description="Host lookups in flight at once in this process (one thread each). A lookup "
+        "whose caller gave up keeps its thread until the system resolver answers or gives up "
+        "(glibc: 2 x 5 s by default); one name is looked up once at a time however many ask.",
+    )
+    resolve_timeout_seconds: float = Field(
+        default=3.0, gt=0,
+        description="Longest wait for one host name (a free lookup slot included). An in-cluster "
+        "resolver answers in milliseconds and a cold cache in well under a second.",
+    )
+    resolve_deadline_seconds: float = Field(
+        default=5.0, gt=0,
+        description="Longest wait for all of one request's host names. Past it, or past a name's "
+        "timeout, the submission is refused with 503 SERVICE_UNAVAILABLE (Retry-After) naming "
+        "the fields not checked; nothing is created.",
+    )
+    resolve_per_request: int = Field(
+        default=4, ge=1,
+        description="Host lookups one request runs at once (a batch has up to 21 URLs), so one "
+        "request cannot take every lookup slot.",
+    )
+
     # --- store ------------------------------------------------------------------------------
     store_root: Path = Field(default=Path("/data"), description="Root of the filesystem store.")
 

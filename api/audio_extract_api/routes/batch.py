@@ -43,7 +43,7 @@ async def post_batch(request: Request, svc: Svc, who: Writer,
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         req = bodies.parse_batch(body)
-        await guard.check_jobs(req.jobs, req.webhook, svc.allow, svc.store)
+        await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store)
         spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
         done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem)
     except ApiError as e:

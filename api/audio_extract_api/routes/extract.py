@@ -41,7 +41,7 @@ async def post_extract(request: Request, svc: Svc, who: Writer, idempotency_key:
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         job = bodies.parse_job(body)
-        await guard.check_jobs([job], None, svc.allow, svc.store, prefix="")
+        await guard.check_jobs([job], None, svc.hosts, svc.store, prefix="")
         spec = BatchSpec(jobs=[job])
         done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash({"extract": body}), idem)
     except ApiError as e:

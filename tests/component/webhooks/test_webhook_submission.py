@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from audio_extract_api.errors import InvalidRequest
-from audio_extract_api.guard import check_jobs
+from audio_extract_api.guard import HostChecks, check_jobs
 from audio_extract_common import netguard
+from audio_extract_common.resolver import BoundedResolver
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore
 
@@ -18,6 +19,10 @@ REFUSED = [
     "http://localhost/hook", "http://LOCALHOST./hook",  # names resolving to loopback
     "http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/", "http://10.0.0.7/",
 ]
+
+
+def hosts(allow: str = "") -> HostChecks:
+    return HostChecks(BoundedResolver(), netguard.AllowList.parse(allow), per_request=4, deadline=5.0)
 
 
 def job(webhook: str | None = None) -> ExtractionJob:
@@ -31,13 +36,12 @@ def job(webhook: str | None = None) -> ExtractionJob:
 async def test_blocked_webhook_refused_at_submission(url, tmp_path):
     store = FilesystemStore(tmp_path)
     with pytest.raises(InvalidRequest) as batch_level:
-        await check_jobs([job()], url, netguard.AllowList(), store)
+        await check_jobs([job()], url, hosts(), store)
     with pytest.raises(InvalidRequest) as job_level:
-        await check_jobs([job(), job(url)], None, netguard.AllowList(), store)
+        await check_jobs([job(), job(url)], None, hosts(), store)
     assert "webhook" in str(batch_level.value.details) and "jobs[1].options.webhook" in str(
         job_level.value.details)
 
 
 async def test_allowlisted_loopback_is_accepted_for_development(tmp_path):
-    await check_jobs([job("http://127.0.0.1:9/hook")], None, netguard.AllowList.parse("127.0.0.0/8"),
-                     FilesystemStore(tmp_path))
+    await check_jobs([job("http://127.0.0.1:9/hook")], None, hosts("127.0.0.0/8"), FilesystemStore(tmp_path))
