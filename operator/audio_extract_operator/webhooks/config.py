@@ -32,6 +32,13 @@ class WebhookConfig(BaseModel):
     max_response_bytes: int = Field(default=64 * 1024, description="At most this much of a response is read.")
     allow_cidrs: str = Field(default="", description="CIDRs exempt from the address guard (dev/tests).")
     concurrency: int = Field(default=64, ge=1, description="Attempts in flight at once, across all batches.")
+    resolve_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds an attempt waits for its host name (then it fails and is "
+        "retried on the schedule); within `timeout`.",
+    )
+    resolve_threads: int = Field(
+        default=16, ge=1, description="Host lookups in flight at once (one thread each, one per name).",
+    )
     poll_interval: float = Field(
         default=0.5, gt=0, description="Seconds between looks at a batch's due deliveries."
     )
@@ -67,6 +74,17 @@ class WebhookSettings(BaseSettings):
         default="", description="CIDRs webhook targets may use despite the address guard (dev/tests only)."
     )
     webhook_concurrency: int = Field(default=64, ge=1, description="Delivery attempts in flight at once.")
+    webhook_resolve_timeout: float = Field(
+        default=5.0, gt=0,
+        description="Seconds an attempt waits for its target's host name; past it the attempt fails and "
+        "is retried on the schedule. The system resolver cannot be interrupted: the lookup keeps its "
+        "thread until it answers or gives up, and later attempts for that name join it.",
+    )
+    webhook_resolve_threads: int = Field(
+        default=16, ge=1,
+        description="Host lookups in flight at once (a thread each; one name is looked up once at a "
+        "time however many deliveries wait for it), so slow names cannot take the whole process.",
+    )
     webhook_poll_interval: float = Field(
         default=0.5, gt=0,
         description="Seconds between looks at a batch's due deliveries (bounds added latency).",
@@ -87,6 +105,8 @@ class WebhookSettings(BaseSettings):
             timeout=self.webhook_timeout,
             allow_cidrs=self.webhook_allow_cidrs,
             concurrency=self.webhook_concurrency,
+            resolve_timeout=self.webhook_resolve_timeout,
+            resolve_threads=self.webhook_resolve_threads,
             poll_interval=self.webhook_poll_interval,
             crash_after_send=self.webhook_crash_after_send,
         )

@@ -1,7 +1,10 @@
 """One delivery attempt: a signed POST through the address guard, bounded in time and in bytes read.
 
 The session (:func:`audio_extract_common.netguard.guarded_session`, aiohttp) never follows
-redirects (a 3xx is reported as it is) and connects only to addresses the guard checked. It keeps
+redirects (a 3xx is reported as it is) and connects only to addresses the guard checked. Its
+lookups run in a :class:`~audio_extract_common.resolver.BoundedResolver`: a target whose name
+does not answer fails its attempt after ``config.resolve_timeout`` (retried on the schedule) and
+holds one lookup thread however many deliveries wait for it, so other receivers are not held up. It keeps
 connections alive per receiver: a burst of deliveries to one receiver reuses a few connections
 instead of opening one per event. The whole attempt, connect to the last byte read, is bounded by
 ``config.timeout``; a status line that arrived before the deadline still counts. At most
@@ -19,6 +22,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_session
+from audio_extract_common.resolver import BoundedResolver
 from audio_extract_common.resource import Delivery
 
 from .config import WebhookConfig
@@ -49,11 +53,13 @@ class Sender:
         self.config = config
         self.signer = Signer(config.secret)
         self.allow = AllowList.parse(config.allow_cidrs)
+        self.resolver = BoundedResolver(threads=config.resolve_threads, timeout=config.resolve_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created in the running loop, on first use
             self._session = guarded_session(self.allow, limit=self.config.concurrency,
+                                            lookup=self.resolver.lookup,
                                             headers={"user-agent": "audio-extract-webhooks/1"})
         return self._session
 
