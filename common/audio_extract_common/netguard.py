@@ -304,7 +304,7 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         headers.setdefault("Host", request.url.netloc.decode("ascii"))  # set at build time; keep it
         extensions = dict(request.extensions)
         if request.url.scheme == "https" and _is_name(host):
-            extensions["sni_hostname"] = host
+            extensions["sni_hostname"] = host.rstrip(".")  # certificates never name "example.com."
         return httpx.Request(request.method, request.url.copy_with(host=str(address)), headers=headers,
                              stream=request.stream, extensions=extensions)
 

@@ -259,3 +259,23 @@ def test_response_url_is_the_requested_name_not_the_pinned_address(monkeypatch: 
         response = client.get("https://media.example.com:8443/a.mp4")
     assert str(response.url) == "https://media.example.com:8443/a.mp4"
     assert str(response.next_request.url) == "https://media.example.com:8443/final.mp4"  # type: ignore[union-attr]
+
+
+def test_sni_drops_the_trailing_dot_of_an_absolute_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``media.example.com.`` is the same name, but certificates never end in a dot: SNI and the
+    certificate check use the name without it (as aiohttp does), the lookup keeps it."""
+    fake, calls = _fake_getaddrinfo({"media.example.com.": ["93.184.216.34"]})
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    transport = GuardedTransport()
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    monkeypatch.setattr(transport._sync, "handle_request", record)
+    with httpx.Client(transport=transport) as client:
+        client.get("https://media.example.com./a.mp4")
+    (req,) = seen
+    assert req.extensions["sni_hostname"] == "media.example.com"
+    assert calls == ["media.example.com."]
