@@ -5,10 +5,16 @@ of /healthz, /readyz or authentication (issue 14, defect 2)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from audio_extract_api.app import create_app
 
 PROBE = "/v1/status/not-an-id"  # authenticated, then 400 without Kubernetes
 FAST = 0.5
@@ -106,3 +112,29 @@ async def test_names_that_answer_in_time_pass_and_definite_refusals_win(make_cli
     async with make_client(resolve_timeout_seconds=1.0) as c:  # no allowlist: loopback is refused
         r = await c.post("/v1/extract", json=batch_of(["a.fast.test"])["jobs"][0])
         expect_error(r, 400, "INVALID_SOURCE")
+
+
+def test_no_route_or_dependency_runs_in_the_shared_thread_pool(settings):
+    """FastAPI runs a plain ``def`` route or dependency in anyio's shared worker threads: that is
+    how /readyz and authentication came to wait behind blocking lookups. None may be sync."""
+
+    def api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            else:  # an included router (FastAPI keeps it whole since 0.16x), a mount
+                yield from api_routes(getattr(getattr(route, "original_router", route), "routes", []))
+
+    def walk(d: Dependant) -> Iterator[Dependant]:
+        yield d
+        for sub in d.dependencies:
+            yield from walk(sub)
+
+    def is_async(call: Any) -> bool:
+        return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(type(call).__call__)
+
+    routes = list(api_routes(create_app(settings).routes))
+    assert len({r.path for r in routes}) > 10
+    sync = {f"{route.path}: {getattr(d.call, '__name__', d.call)}"
+            for route in routes for d in walk(route.dependant) if d.call is not None and not is_async(d.call)}
+    assert sync == set()
