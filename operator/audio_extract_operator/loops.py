@@ -93,7 +93,11 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
     unseen); remove outputs whose batch is gone; re-map finished Jobs whose outcome is not in
     status yet. A batch (or Job) that fails is logged and skipped: one odd object must not stop
     retention for all the others."""
-    listed = await sync_jobs(kube, settings, registry)
+    listed: set[Ref] | None = None
+    try:
+        listed = await sync_jobs(kube, settings, registry)
+    except KubeError as e:  # no resync this pass; retention still runs
+        log.warning("listing our Jobs failed: %s", e)
     live_keys: set[str] = set()
     complete = True
     for ns in settings.namespaces or [None]:
@@ -113,9 +117,9 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
             await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
 
 
-async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref]) -> None:
+async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref] | None) -> None:
     await reconciler.retain(body)
-    if not (body.get("status") or {}).get("completedAt"):
+    if listed is not None and not (body.get("status") or {}).get("completedAt"):
         await reconciler.resync(body, listed)
 
 

@@ -131,3 +131,17 @@ async def test_a_late_deletion_event_spares_a_successor_of_the_same_name(tmp_pat
     await handlers.batch_event(type="DELETED", body=old, memo=memo)
     assert (tmp_path / "job_0123456789abcd01").exists()
     assert ctx.registry.keys["0123456789abcd"] == (NS, name)
+
+
+async def test_retention_goes_on_when_the_job_listing_fails() -> None:
+    """Without a listing of Jobs there is no resync this pass, but retention still runs."""
+    api = FakeApi()
+    key = key_of(api.add_batch("old"))
+    api.edit("extractionbatches", NS, "old", {"status": terminal_status(key, 1)})
+
+    def no_jobs(method: str, path: str, _q: dict[str, str]) -> KubeError | None:
+        return Forbidden(403, "Forbidden", "no") if method == "GET" and path.endswith("/jobs") else None
+
+    api.fail = no_jobs
+    await retention(context(api, record_retention_seconds=0))
+    assert api.names("extractionbatches") == []
