@@ -159,6 +159,13 @@ class Registry:
         ]
         for ref in gone:
             self.forget_job(ref)
+        # A mark not to admit a Job that does not exist (a cancelled job whose Job was never
+        # made) would otherwise stay for ever: no DELETED event comes to clear it.
+        self.blocked -= {
+            ref
+            for ref in self.blocked
+            if (namespace is None or ref[0] == namespace) and ref not in listed and ref not in self.jobs
+        }
         return len(gone)
 
     def set_suspended(self, ref: Ref, suspended: bool, rv: int) -> None:

@@ -138,3 +138,15 @@ async def test_resuming_a_finished_batch_costs_no_request() -> None:
     api.calls.clear()
     await reconciler.batch(body)
     assert api.calls == []
+
+
+async def test_cancelling_jobs_that_never_had_a_job_leaves_nothing_behind() -> None:
+    """Cancellation marks each Job not to admit before deleting it; a Job that never existed has no
+    DELETED event to clear the mark: the next pass does."""
+    api = FakeApi()
+    settings = Settings(progress_port=0)
+    registry = Registry()
+    reconciler = Reconciler(api, settings, registry, StatusWriter(api, settings, registry))
+    await reconciler.batch(api.add_batch("cancelled", jobs=3, cancel=True))
+    await loops.retention_pass(api, settings, registry, reconciler)
+    assert not registry.blocked and not registry.jobs
