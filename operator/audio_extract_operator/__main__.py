@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import socket
 
@@ -75,7 +76,9 @@ async def _run(identity: str) -> None:
         return
     namespace, name = settings.leader_election_lease.split("/", 1)
     kube = await Kube.connect(settings.kubeconfig)
-    election = LeaderElection(kube, namespace, name, identity)
+    # one candidate per process: a restarted container (same pod, same host name) is a new
+    # candidate, which waits for the dead process's lease to lapse like any other
+    election = LeaderElection(kube, namespace, name, f"{identity}_{secrets.token_hex(4)}")
     try:
         # a restarted container keeps its pod's labels: first say this one is not the leader
         await _label_pod(kube, namespace, settings.pod_name, "standby")
