@@ -49,6 +49,7 @@ def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, medi
         f"AUDIO_EXTRACT_NAMESPACE={release.NAMESPACE}\n"
         f"AUDIO_EXTRACT_API_URL={release.api_url()}\n"
         f"AUDIO_EXTRACT_API_KEY={keys.api_key}\n"
+        f"AUDIO_EXTRACT_API_KEY_OTHER={keys.other_api_key}\n"
         f"AUDIO_EXTRACT_WEBHOOK_SECRET={keys.webhook_secret}\n"
         f"AUDIO_EXTRACT_HOST_IP={host.HOST_IP}\n"
         f"AUDIO_EXTRACT_HOST_NAME={host.HOST_NAME}\n"
@@ -75,8 +76,9 @@ def media_server(media: Path) -> Component:
     from audio_extract_operator.testing import make_media
 
     url = f"http://{host.HOST_IP}:{MEDIA_PORT}"
-    if not (media / "sample.mp4").exists():
+    if not (media / "videos" / "talk.mp4").exists():
         make_media(media / "videos")
+    if not (media / "sample.mp4").exists():
         subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
                         "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=5",
                         "-f", "lavfi", "-i", "sine=frequency=440:duration=5",
