@@ -20,12 +20,18 @@ MAX_JOBS = 10
 JOB_ID_RE = re.compile(r"^job_[0-9a-z]{16}$")
 """What the API accepts as a job id (the contract's own example is not hex)."""
 BATCH_ID_RE = re.compile(r"^batch_[0-9a-z]{16}$")
+UPLOAD_ID_RE = re.compile(r"^upl_[0-9a-f]{16}$")
+"""An upload id (``upl_`` + 16 lowercase hex), as POST /v1/uploads makes them."""
 _KEY_NAME_RE = re.compile(rf"^batch-([0-9a-f]{{{KEY_HEX}}})00$")
 _JOB_ID_HEX_RE = re.compile(rf"^job_([0-9a-f]{{{KEY_HEX}}})([0-9a-f]{{2}})$")
 
 KEY_LABEL = "audioextract.io/key"
 BATCH_LABEL = "audioextract.io/batch"
 JOB_LABEL = "audioextract.io/job-id"
+TENANT_LABEL = "audioextract.io/tenant"
+"""The tenant a batch belongs to (CONTRACT §7): set by the API, or by whoever applies a manifest."""
+TENANT_RE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+"""A tenant name: a non-empty label value, so that it can be the tenant label's value."""
 
 
 def new_key() -> str:

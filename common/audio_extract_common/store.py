@@ -3,8 +3,12 @@ ReadWriteMany volume shared by the workers and the API); an S3-compatible store 
 the same small interface.
 
 Layout under the root: ``<jobId>/<filename>.<ext>`` for outputs, ``uploads/<uploadId>`` for
-uploads. Writes go to a temporary file in the same directory and are renamed into place, so a
-reader never sees a partial file and a pod that runs twice leaves one correct file.
+uploads, and ``upload-owners/<tenant>/<uploadId>`` (empty) for the tenant each upload belongs to:
+a tenant's uploads are then one directory listing away (its quota), and the upload's own path,
+which the workers mount, stays independent of tenants. Writes go to a temporary file in the same
+directory (``.<name>.<random>.part``) and are renamed into place, so a reader never sees a partial
+file and a pod that runs twice leaves one correct file; a killed writer leaves its ``.part`` file
+behind for the operator's retention pass to remove.
 """
 
 from __future__ import annotations
@@ -28,19 +32,33 @@ class Store(Protocol):
     def local_path(self, key: str) -> Path | None: ...
 
 
+UPLOADS = "uploads"
+UPLOAD_OWNERS = "upload-owners"
+PARTIAL_SUFFIX = ".part"
+
+
 def output_key(job_id: str, filename: str) -> str:
     return f"{job_id}/{filename}"
 
 
 def upload_key(upload_id: str) -> str:
-    return f"uploads/{upload_id}"
+    return f"{UPLOADS}/{upload_id}"
+
+
+def upload_owner_key(tenant: str, upload_id: str) -> str:
+    return f"{UPLOAD_OWNERS}/{tenant}/{upload_id}"
+
+
+def is_partial(name: str) -> bool:
+    """A temporary file a writer has not renamed into place (yet, or ever: it was killed)."""
+    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
 
 
 def _temporary(path: Path) -> tuple[int, str]:
     """A temporary file next to ``path``, readable by the other processes that share the store
     (the API serves what a worker wrote, a worker reads what the API received; they need not run
     as the same user), as a plain ``open()`` would create it, not mkstemp's owner-only 0600."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
     os.fchmod(fd, 0o644)
     return fd, tmp
 
@@ -116,3 +134,21 @@ class FilesystemStore:
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def touch(self, key: str) -> int | None:
+        """Mark ``key`` as used now (its mtime, which expiry counts from); its size, or None if absent."""
+        path = self._path(key)
+        try:
+            os.utime(path)
+            return path.stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def free_bytes(self) -> int:
+        """Bytes an unprivileged writer may still add (statvfs of the root, or of the nearest
+        directory above it that exists: a store not written to yet)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize

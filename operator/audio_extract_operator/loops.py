@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from audio_extract_common.timefmt import iso, now
 
+from . import upload_expiry
 from .admission import to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
@@ -90,9 +92,10 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
 
 async def retention_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
     """Expire outputs and old batches; resync every unfinished batch with its Jobs (a Job deleted
-    unseen); remove outputs whose batch is gone; re-map finished Jobs whose outcome is not in
-    status yet. A batch (or Job) that fails is logged and skipped: one odd object must not stop
-    retention for all the others."""
+    unseen); remove outputs whose batch is gone; expire uploads and remove partial ones; re-map
+    finished Jobs whose outcome is not in status yet. A batch (or Job) that fails is logged and
+    skipped: one odd object must not stop retention for all the others."""
+    uploads = await _upload_use(settings)
     listed: set[Ref] | None = None
     try:
         listed = await sync_jobs(kube, settings, registry)
@@ -105,22 +108,58 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
             async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
                 for body in page:
                     live_keys.add(batch_key_of(body))
-                    await _isolated(_batch_pass(reconciler, body, listed), "retention of", body["metadata"])
+                    await _isolated(_batch_pass(reconciler, body, listed, uploads), "retention of",
+                                    body["metadata"])
         except KubeError as e:
             complete = False
             log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)
     if complete:  # after a partial listing every batch not seen would look gone
         await reconciler.sweep_outputs(live_keys)
+    await _isolated(_expire_uploads(settings, uploads if complete else None), "expiry of uploads in",
+                    {"name": str(settings.store_root)})
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
             meta = {"namespace": info.namespace, "name": info.name}
             await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
 
 
-async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref] | None) -> None:
+async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref] | None,
+                      uploads: upload_expiry.UploadUse | None) -> None:
+    if uploads is not None:  # first: what the listing shows, before this pass changes it
+        uploads.observe(body)
     await reconciler.retain(body)
     if listed is not None and not (body.get("status") or {}).get("completedAt"):
         await reconciler.resync(body, listed)
+
+
+async def _upload_use(settings: Settings) -> upload_expiry.UploadUse | None:
+    """The uploads that may have expired, to be matched with the batches using them."""
+    if settings.store_root is None:
+        return None
+    try:
+        found = await asyncio.to_thread(upload_expiry.candidates, settings.store_root, time.time(),
+                                        settings.upload_retention_seconds)
+    except OSError as e:
+        log.warning("listing the uploads in %s failed: %s", settings.store_root, e)
+        return None
+    return upload_expiry.UploadUse(found)
+
+
+async def _expire_uploads(settings: Settings, uploads: upload_expiry.UploadUse | None) -> None:
+    """Remove expired uploads (only after a complete listing of the batches: ``uploads``), partial
+    uploads, and owner markers of uploads gone."""
+    root = settings.store_root
+    if root is None:
+        return
+    now = time.time()
+    partial = await asyncio.to_thread(upload_expiry.remove_partials, root, now,
+                                      settings.partial_upload_grace_seconds)
+    expired = [] if uploads is None else await asyncio.to_thread(
+        upload_expiry.remove_expired, root, uploads, now, settings.upload_retention_seconds)
+    owners = await asyncio.to_thread(upload_expiry.remove_stale_owners, root)
+    if partial or expired:
+        log.info("removed %d expired upload(s) (%s), %d partial upload(s), %d owner record(s)",
+                 len(expired), ", ".join(expired[:10]), len(partial), owners)
 
 
 async def _remap(kube: Kube, reconciler: Reconciler, info: JobInfo) -> None:

@@ -148,6 +148,20 @@ class Settings(WebhookSettings):
         description="Seconds an output must be untouched before a retention pass may remove it as "
         "orphaned: a batch created after the pass listed the batches is not mistaken for a gone one.",
     )
+    upload_retention_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="Seconds an upload is kept after it was uploaded (or last named by a submission) "
+        "and after the last job using it ended, whichever is later; never while a job using it is "
+        "unfinished (contract: 24 h). Expired, it is an unknown upload.",
+    )
+    partial_upload_grace_seconds: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds a partial upload (a `.part` file the API left when killed mid-upload) "
+        "must be untouched before a retention pass removes it: an upload still arriving writes its "
+        "file every moment, and one stalled this long has been given up by its client.",
+    )
     list_page_size: int = Field(
         default=500,
         ge=1,

@@ -1,0 +1,137 @@
+"""Uploads expire (issue 14, defect 3; CONTRACT §7): a retention pass removes an upload once
+``upload_retention_seconds`` have passed since it was uploaded (or last named by a submission)
+and since the last job using it ended, never while a job using it is unfinished; partial uploads
+a killed API process left behind go after ``partial_upload_grace_seconds``; owner markers go with
+their uploads. A real temporary-directory store, the batches in the in-memory API server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from operator_fakeapi import NS, FakeApi
+
+from audio_extract_common.timefmt import iso, now
+from audio_extract_operator import handlers, loops
+from audio_extract_operator.kube import KubeError
+from audio_extract_operator.settings import Settings
+
+HOUR = 3600.0
+
+
+def upload_id(n: int) -> str:
+    return f"upl_{n:016x}"
+
+
+def put(root: Path, rel: str, age: float) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"video")
+    when = time.time() - age
+    os.utime(path, (when, when))
+    return path
+
+
+def upload(root: Path, n: int, age: float, tenant: str = "acme") -> None:
+    put(root, f"uploads/{upload_id(n)}", age)
+    put(root, f"upload-owners/{tenant}/{upload_id(n)}", age)
+
+
+def using(api: FakeApi, name: str, n: int, state: str | None = None, ended_ago: float = 0.0) -> None:
+    """A batch whose one job reads upload ``n``: unfinished (no status yet, or ``state``), or ended
+    ``ended_ago`` seconds ago."""
+    api.add_batch(name)
+    job = {"source": {"type": "upload", "file": upload_id(n)}, "output": {"format": "wav"}}
+    patch: dict = {"spec": {"jobs": [job]}}
+    if state is not None:
+        ended = iso(now() - timedelta(seconds=ended_ago))
+        entry = {"index": 0, "jobId": "job_0123456789abcd01", "jobName": "job-0123456789abcd01",
+                 "status": state, "createdAt": ended}
+        if state in ("completed", "failed", "cancelled"):
+            entry["completedAt"] = ended
+        patch["status"] = {"jobs": [entry]}
+    api.edit("extractionbatches", NS, name, patch)
+
+
+def remaining(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def context(api: FakeApi, root: Path, **settings: object) -> handlers.Context:
+    values = {"progress_port": 0, "store_root": root, "upload_retention_seconds": 24 * HOUR,
+              "partial_upload_grace_seconds": HOUR, **settings}
+    return handlers.Context(Settings(**values), api)  # type: ignore[arg-type]
+
+
+async def retention(ctx: handlers.Context) -> None:
+    await loops.retention_pass(ctx.kube, ctx.settings, ctx.registry, ctx.reconciler)
+
+
+async def test_uploads_expire_after_their_upload_and_their_last_job(tmp_path: Path) -> None:
+    api = FakeApi()
+    upload(tmp_path, 1, age=25 * HOUR)  # never used: expired
+    upload(tmp_path, 2, age=1 * HOUR)  # recent: kept
+    upload(tmp_path, 3, age=25 * HOUR)
+    using(api, "queued", 3)  # its job has not even started: kept
+    upload(tmp_path, 4, age=25 * HOUR)
+    using(api, "running", 4, state="processing", ended_ago=30 * HOUR)  # running for long: kept
+    upload(tmp_path, 5, age=49 * HOUR)
+    using(api, "done-lately", 5, state="completed", ended_ago=1 * HOUR)  # its job ended lately: kept
+    upload(tmp_path, 6, age=49 * HOUR)
+    using(api, "done-long-ago", 6, state="failed", ended_ago=25 * HOUR)  # everything past: expired
+    upload(tmp_path, 7, age=49 * HOUR)
+    using(api, "one-done", 7, state="cancelled", ended_ago=25 * HOUR)
+    using(api, "one-queued", 7, state="queued")  # another batch still needs it: kept
+    put(tmp_path, "upload-owners/acme/" + upload_id(8), age=HOUR)  # its upload is gone: removed
+    put(tmp_path, "uploads/README", age=99 * HOUR)  # not an upload: not ours to remove
+    await retention(context(api, tmp_path))
+    kept = {f"{d}/{upload_id(n)}" for n in (2, 3, 4, 5, 7) for d in ("uploads", "upload-owners/acme")}
+    assert remaining(tmp_path) == kept | {"uploads/README"}
+
+
+async def test_partial_uploads_are_removed_after_the_grace(tmp_path: Path) -> None:
+    """What an API process killed mid-upload leaves: its temporary file, never renamed in."""
+    stale = put(tmp_path, f"uploads/.{upload_id(1)}.k3j9x2.part", age=2 * HOUR)
+    writing = put(tmp_path, f"uploads/.{upload_id(2)}.a8d0q1.part", age=60)  # still arriving
+    await retention(context(api := FakeApi(), tmp_path))
+    assert not stale.exists() and writing.exists()
+    assert api.names("extractionbatches") == []
+
+
+async def test_no_upload_expires_after_an_incomplete_listing(tmp_path: Path) -> None:
+    """A batch on a page that was never read may use any upload."""
+    api = FakeApi()
+    for i in range(3):
+        api.add_batch(f"b{i}")
+    upload(tmp_path, 1, age=99 * HOUR)
+    stale = put(tmp_path, f"uploads/.{upload_id(2)}.k3j9x2.part", age=2 * HOUR)
+
+    def second_page_fails(method: str, path: str, q: dict[str, str]) -> KubeError | None:
+        if method == "GET" and path.endswith("/extractionbatches") and q.get("continue"):
+            return KubeError(410, "Expired", "the continue token expired")
+        return None
+
+    api.fail = second_page_fails
+    with contextlib.suppress(KubeError):
+        await retention(context(api, tmp_path, list_page_size=1))
+    assert (tmp_path / "uploads" / upload_id(1)).exists()
+    assert not stale.exists()  # partial files need no listing
+
+
+async def test_an_upload_named_again_after_the_listing_is_kept(tmp_path: Path, monkeypatch) -> None:
+    """The API marks an upload as used when a submission names it (its mtime): a batch created
+    while the pass lists the others is not in the listing, but its upload is fresh again."""
+    api = FakeApi()
+    path = put(tmp_path, f"uploads/{upload_id(1)}", age=25 * HOUR)
+    pages = api.pages
+
+    def touched_while_listing(*args, **kwargs):
+        os.utime(path)  # a submission names it meanwhile
+        return pages(*args, **kwargs)
+
+    monkeypatch.setattr(api, "pages", touched_while_listing)
+    await retention(context(api, tmp_path))
+    assert path.exists()
