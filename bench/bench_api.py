@@ -125,7 +125,8 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, api_url: str) -> 
     async def direct(i: int) -> bool:
         key = ids.new_key()
         spec = BatchSpec.model_validate(body(i))
-        obj = manifest(ids.batch_object_name(key), spec, labels={ids.KEY_LABEL: key},
+        obj = manifest(ids.batch_object_name(key), spec,
+                       labels={ids.KEY_LABEL: key, ids.TENANT_LABEL: "bench"},
                        annotations={"audioextract.io/api-key-id": "bench",
                                     "audioextract.io/request-sha256": "0" * 64})
         await custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, obj)

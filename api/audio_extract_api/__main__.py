@@ -6,6 +6,8 @@ import argparse
 
 import uvicorn
 
+from .logs import log_config
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the audio-extract API.")
@@ -13,7 +15,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
     uvicorn.run("audio_extract_api.app:create_app", factory=True, host=args.host, port=args.port,
-                proxy_headers=True, server_header=False, log_level="info")
+                proxy_headers=True, server_header=False, log_level="info", log_config=log_config())
 
 
 if __name__ == "__main__":

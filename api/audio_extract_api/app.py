@@ -5,6 +5,8 @@ Run: ``uvicorn --factory audio_extract_api.app:create_app`` (or ``python -m audi
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,10 +26,25 @@ from .middleware import Edge
 from .queue import QueueView
 from .routes import health, public_router
 from .settings import Settings
+from .storespace import StoreSpace
+from .upload_quota import UploadQuota
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_secret(settings: Settings) -> bytes:
+    secret = settings.idempotency_secret.get_secret_value().encode()
+    if not secret:
+        log.warning("AUDIO_EXTRACT_API_IDEMPOTENCY_SECRET is empty: a random one is used, so an "
+                    "Idempotency-Key is honoured only by this process and until it restarts")
+        secret = secrets.token_bytes(32)
+    return secret
 
 
 def build_services(settings: Settings) -> Services:
     kube = Kube(settings)
+    store = FilesystemStore(settings.store_root)
+    metrics = Metrics()
     return Services(
         settings=settings,
         keys=KeyStore(settings.api_keys_path, settings.api_keys_reload_seconds),
@@ -35,9 +52,13 @@ def build_services(settings: Settings) -> Services:
         kube=kube,
         queue=QueueView(kube, settings.queue_capacity, settings.queue_retry_after_seconds,
                         settings.kube_timeout_seconds),
-        store=FilesystemStore(settings.store_root),
+        store=store,
+        space=StoreSpace(store, settings.store_min_free_bytes, settings.store_full_retry_after_seconds,
+                         metrics),
+        quota=UploadQuota(store, settings.upload_quota_bytes, settings.upload_quota_count),
         hosts=HostChecks.from_settings(settings),
-        metrics=Metrics(),
+        idempotency_secret=idempotency_secret(settings),
+        metrics=metrics,
     )
 
 
@@ -49,9 +70,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # The queue view starts with the first submission (which waits for its first list, one
         # round trip); everything holding sockets is closed on the way out.
+        svc.space.start()
         try:
             yield
         finally:
+            await svc.space.stop()
             await svc.queue.stop()
             await svc.kube.close()
 

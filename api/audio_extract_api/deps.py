@@ -22,10 +22,13 @@ from .auth import KeyStore, Principal, RateLimiter
 from .errors import InvalidJobId, InvalidRequest, JobNotFound
 from .guard import HostChecks
 from .kube import Kube
+from .logs import tenant
 from .metrics import Metrics
 from .queue import QueueView
 from .settings import Settings
-from .views import job_count, job_id_of
+from .storespace import StoreSpace
+from .upload_quota import UploadQuota
+from .views import job_count, job_id_of, tenant_of
 
 
 @dataclass
@@ -38,7 +41,10 @@ class Services:
     kube: Kube
     queue: QueueView
     store: FilesystemStore
+    space: StoreSpace
+    quota: UploadQuota
     hosts: HostChecks
+    idempotency_secret: bytes
     metrics: Metrics = field(default_factory=Metrics)
 
 
@@ -54,6 +60,7 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 async def caller(svc: Svc, key: Annotated[str | None, Depends(_api_key)]) -> Principal:
     who = svc.keys.authenticate(key)
+    tenant.set(who.tenant)
     svc.limiter.check(who.key_id)
     return who
 
@@ -75,8 +82,9 @@ JOB_ID_PATTERN = ids.JOB_ID_RE.pattern
 BATCH_ID_PATTERN = ids.BATCH_ID_RE.pattern
 
 
-async def find_job(kube: Kube, job_id: str) -> tuple[dict[str, Any], int]:
-    """The batch holding ``job_id`` and the job's index, without listing batches."""
+async def find_job(kube: Kube, job_id: str, who: Principal) -> tuple[dict[str, Any], int]:
+    """The batch holding ``job_id`` and the job's index, without listing batches. Another tenant's
+    job is not found: the same error, raised the same way, as for an id no batch holds."""
     if not ids.JOB_ID_RE.match(job_id):
         raise InvalidJobId(f"Malformed job id {job_id[:64]!r}: expected job_ + 16 lowercase hex")
     parsed = ids.parse_job_id(job_id)
@@ -84,19 +92,21 @@ async def find_job(kube: Kube, job_id: str) -> tuple[dict[str, Any], int]:
         raise JobNotFound()
     key, index = parsed
     obj = await kube.get(ids.batch_object_name(key)) or await kube.find_by_key(key)
-    if obj is None or index >= job_count(obj) or job_id_of(obj, index) != job_id:
+    if (obj is None or index >= job_count(obj) or job_id_of(obj, index) != job_id
+            or not who.sees(tenant_of(obj))):
         raise JobNotFound()
     return obj, index
 
 
-async def find_batch(kube: Kube, batch_id: str) -> dict[str, Any]:
+async def find_batch(kube: Kube, batch_id: str, who: Principal) -> dict[str, Any]:
+    """The batch ``batch_id``; another tenant's is not found (see ``find_job``)."""
     if not ids.BATCH_ID_RE.match(batch_id):
         raise InvalidJobId(f"Malformed batch id {batch_id[:64]!r}: expected batch_ + 16 lowercase hex")
     key = ids.parse_batch_id(batch_id)
     if key is None:
         raise JobNotFound("No such batch")
     obj = await kube.get(ids.batch_object_name(key)) or await kube.find_by_key(key)
-    if obj is None:
+    if obj is None or not who.sees(tenant_of(obj)):
         raise JobNotFound("No such batch")
     return obj
 

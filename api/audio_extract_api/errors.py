@@ -63,6 +63,9 @@ IdempotencyConflict = _error("IdempotencyConflict", 409, "IDEMPOTENCY_CONFLICT",
 RateLimited = _error("RateLimited", 429, "RATE_LIMITED", "Too many requests for this API key",
                      {"Retry-After": "1"})
 QueueFull = _error("QueueFull", 503, "QUEUE_FULL", "The queue is full; retry later", {"Retry-After": "30"})
+QuotaExceeded = _error("QuotaExceeded", 413, "QUOTA_EXCEEDED", "The tenant's quota would be exceeded")
+StoreFull = _error("StoreFull", 503, "STORE_FULL", "The store cannot take new work now; retry later",
+                   {"Retry-After": "60"})
 ServiceUnavailable = _error("ServiceUnavailable", 503, "SERVICE_UNAVAILABLE",
                             "The Kubernetes API is unreachable; retry later", {"Retry-After": "5"})
 InternalError = ApiError

@@ -1,5 +1,9 @@
 """Submission-time checks that need the outside world: URL addresses and upload ids.
 
+An upload id must name an upload of the caller's tenant (any, for an admin key): another
+tenant's is refused exactly like one that does not exist. A use marks the upload as used now,
+which its expiry counts from.
+
 Every source and webhook URL is resolved and each answer checked with the shared address guard
 (``audio_extract_common.netguard``): loopback, private, link-local, metadata and other special
 addresses are refused unless the configured allowlist names them. A name that does not resolve
@@ -24,10 +28,12 @@ import anyio.to_thread
 from audio_extract_common import netguard
 from audio_extract_common.resolver import BoundedResolver, LookupTimeout
 from audio_extract_common.resource import ExtractionJob
-from audio_extract_common.store import FilesystemStore, upload_key
+from audio_extract_common.store import FilesystemStore
 
+from .auth import Principal
 from .errors import InvalidRequest, InvalidSource, ServiceUnavailable
 from .settings import Settings
+from .upload_quota import claim
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,9 @@ class HostChecks:
                    netguard.AllowList.parse(s.allow_cidrs), s.resolve_per_request, s.resolve_deadline_seconds)
 
 
-async def _size(store: FilesystemStore, key: str) -> int | None:
-    # A stat on the shared store, a network volume in a cluster: never on the event loop.
-    return await anyio.to_thread.run_sync(store.size, key)
+async def _claim(store: FilesystemStore, who: Principal, upload_id: str) -> bool:
+    # Calls on the shared store, a network volume in a cluster: never on the event loop.
+    return await anyio.to_thread.run_sync(claim, store, who, upload_id)
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,7 @@ async def _check(url: str, hosts: HostChecks, timeout: float) -> str | _Late | N
 
 
 async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, hosts: HostChecks,
-                     store: FilesystemStore, prefix: str = "jobs") -> None:
+                     store: FilesystemStore, who: Principal, prefix: str = "jobs") -> None:
     """Raise INVALID_SOURCE (any bad source) or INVALID_REQUEST (a bad webhook), naming every field;
     SERVICE_UNAVAILABLE when some host could not be checked within the request's deadline."""
     targets: list[tuple[str, str, bool]] = []  # (field, url, is_source)
@@ -75,7 +81,7 @@ async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, hosts
         at = f"{prefix}[{i}]." if prefix else ""
         if job.source.type == "url" and job.source.url:
             targets.append((f"{at}source.url", job.source.url, True))
-        elif job.source.file and await _size(store, upload_key(job.source.file)) is None:
+        elif job.source.file and not await _claim(store, who, job.source.file):
             missing.append({"field": f"{at}source.file", "message": f"no upload {job.source.file!r}"})
         if job.options.webhook:
             targets.append((f"{at}options.webhook", job.options.webhook, False))

@@ -1,8 +1,13 @@
-"""Prometheus metrics, in a registry per app (tests build many apps in one process)."""
+"""Prometheus metrics, in a registry per app (tests build many apps in one process).
+
+The ``tenant`` label is a tenant configured in the key store (one per key at most), never a value
+a client can choose, so its cardinality is bounded by the configuration. Request counts and
+latencies stay per route only: per tenant they would multiply routes x statuses x tenants.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
@@ -20,10 +25,32 @@ class Metrics:
         )
         self.jobs_accepted = Counter(
             "audio_extract_api_jobs_accepted_total",
-            "Jobs accepted (new batches only, not idempotent replays).",
-            registry=self.registry,
+            "Jobs accepted (new batches only, not idempotent replays), by tenant.",
+            ["tenant"], registry=self.registry,
         )
         self.jobs_refused = Counter(
-            "audio_extract_api_jobs_refused_total", "Jobs refused at submission, by error code.",
-            ["code"], registry=self.registry,
+            "audio_extract_api_jobs_refused_total", "Submissions refused, by error code and tenant.",
+            ["code", "tenant"], registry=self.registry,
+        )
+        self.uploads = Counter(
+            "audio_extract_api_uploads_total", "Uploads stored, by tenant.", ["tenant"],
+            registry=self.registry,
+        )
+        self.upload_bytes = Counter(
+            "audio_extract_api_upload_bytes_total", "Bytes of the uploads stored, by tenant.", ["tenant"],
+            registry=self.registry,
+        )
+        self.uploads_refused = Counter(
+            "audio_extract_api_uploads_refused_total", "Uploads refused, by error code and tenant.",
+            ["code", "tenant"], registry=self.registry,
+        )
+        self.store_free = Gauge(
+            "audio_extract_api_store_free_bytes",
+            "Free bytes of the store (statvfs, what an unprivileged writer may use), last measured.",
+            registry=self.registry,
+        )
+        self.store_full = Counter(
+            "audio_extract_api_store_full_total",
+            "Work refused with STORE_FULL, by operation (upload, batch, extract).",
+            ["operation"], registry=self.registry,
         )

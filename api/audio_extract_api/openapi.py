@@ -42,10 +42,10 @@ _WHY = {
     405: "Method not allowed",
     409: "Conflict",
     410: "FILE_EXPIRED",
-    413: "PAYLOAD_TOO_LARGE",
+    413: "PAYLOAD_TOO_LARGE, or QUOTA_EXCEEDED (the tenant's upload quota)",
     416: "Range not satisfiable",
     429: "RATE_LIMITED",
-    503: "QUEUE_FULL or SERVICE_UNAVAILABLE",
+    503: "QUEUE_FULL, STORE_FULL (the store is short of space) or SERVICE_UNAVAILABLE",
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,8 +34,9 @@ class Settings(BaseSettings):
     # --- auth -------------------------------------------------------------------------------
     api_keys_path: Path | None = Field(
         default=None,
-        description="File of `<id> <sha256-hex> [scopes]` lines, or a directory (a mounted Secret) "
-        "with one file per key id holding `<sha256-hex> [scopes]`. Unset = every request is 401.",
+        description="File of `<id> <sha256-hex> [scopes] [tenant=<name>]` lines, or a directory (a "
+        "mounted Secret) with one file per key id holding `<sha256-hex> [scopes] [tenant=<name>]`. "
+        "The tenant defaults to the key id. Unset = every request is 401.",
     )
     api_keys_reload_seconds: float = Field(
         default=10.0, gt=0, le=60,
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     )
     rate_limit_burst: int = Field(
         default=0, ge=0, description="Bucket size; 0 = same as the per-minute rate."
+    )
+
+    idempotency_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="HMAC key turning (tenant, Idempotency-Key) into a batch id nobody can compute "
+        "from the key. Every replica needs the same one, kept across restarts (changing it forgets "
+        "the keys in use). Empty = a random one per process: idempotency then holds only within one "
+        "process (a warning is logged).",
     )
 
     # --- admission --------------------------------------------------------------------------
@@ -69,6 +78,17 @@ class Settings(BaseSettings):
         description="JSON bodies; 10 jobs with 2048-char URLs are ~30 KiB, 1 MiB leaves room.",
     )
     max_upload_bytes: int = Field(default=5 * 1000**3, ge=1, description="Uploads (5 GB per CONTRACT).")
+    upload_quota_bytes: int = Field(
+        default=20 * 1000**3, ge=0,
+        description="Bytes of uploads one tenant may keep in the store at once (413 QUOTA_EXCEEDED "
+        "past it); 0 = no limit. 20 GB: four uploads of the maximum size, so that a few tenants "
+        "cannot fill a 100 GiB store between two expiries.",
+    )
+    upload_quota_count: int = Field(
+        default=100, ge=0,
+        description="Uploads one tenant may keep in the store at once; 0 = no limit. Uploads expire "
+        "(the operator's upload_retention_seconds), so this bounds a day's uploads per tenant.",
+    )
     max_json_depth: int = Field(default=16, ge=4, description="Our bodies nest 4 deep; more is abuse.")
     allow_cidrs: str = Field(
         default="",
@@ -106,6 +126,17 @@ class Settings(BaseSettings):
 
     # --- store ------------------------------------------------------------------------------
     store_root: Path = Field(default=Path("/data"), description="Root of the filesystem store.")
+    store_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0,
+        description="Free bytes the store keeps for the work already accepted: below it (an upload "
+        "counts its declared size) uploads, batches and extracts get 503 STORE_FULL. 2 GiB: the "
+        "outputs of the extractions running at once (a long lossless one is ~1 GB).",
+    )
+    store_full_retry_after_seconds: int = Field(
+        default=60, ge=1,
+        description="Retry-After on STORE_FULL: space comes back as retention passes (every minute) "
+        "expire outputs and uploads.",
+    )
 
     @field_validator("public_prefix")
     @classmethod

@@ -5,14 +5,19 @@ held whole in memory) and are renamed into place only when complete and under th
 partial or oversized upload leaves nothing behind. Every file operation runs in a worker thread:
 the store's final fsync flushes up to 5 GB and took the event loop (every request and probe of
 the process) with it.
+
+An upload is refused before a byte is read when the store is short of space (503 STORE_FULL) or
+the tenant's quota is used up (413 QUOTA_EXCEEDED), and cut off when the bytes that arrive reach
+either; a store that fills up while it arrives is STORE_FULL too, not an internal error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import secrets
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO
 
 import anyio
@@ -22,7 +27,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from audio_extract_common.store import FilesystemStore, upload_key
 
+from .auth import Principal
 from .errors import InvalidRequest, PayloadTooLarge
+from .storespace import StoreSpace
+from .upload_quota import UploadQuota, record_owner
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def new_upload_id() -> str:
@@ -30,10 +40,10 @@ def new_upload_id() -> str:
 
 
 class _Sink:
-    """Counts and writes bytes, refusing past ``limit``."""
+    """Counts and writes bytes, refusing past ``limit`` or what ``take`` (the quota) refuses."""
 
-    def __init__(self, f: BinaryIO, limit: int) -> None:
-        self.f, self.limit, self.size = f, limit, 0
+    def __init__(self, f: BinaryIO, limit: int, take: Callable[[int], None]) -> None:
+        self.f, self.limit, self.take, self.size = f, limit, take, 0
 
     async def write(self, data: bytes) -> None:
         if not data:
@@ -41,6 +51,7 @@ class _Sink:
         self.size += len(data)
         if self.size > self.limit:
             raise PayloadTooLarge(f"Upload is over the limit of {self.limit} bytes")
+        self.take(len(data))
         await anyio.to_thread.run_sync(self.f.write, data)
 
 
@@ -100,13 +111,32 @@ async def _writer(store: FilesystemStore, key: str) -> AsyncIterator[BinaryIO]:
     await anyio.to_thread.run_sync(writing.__exit__, None, None, None)
 
 
+async def receive_upload(store: FilesystemStore, space: StoreSpace, quota: UploadQuota, who: Principal,
+                         content_type: str | None, declared: int | None, stream: AsyncIterator[bytes],
+                         limit: int) -> tuple[str, int]:
+    """Check room and quota, store the upload as ``who``'s tenant's; returns ``(fileId, size)``."""
+    multipart = parse_options_header(content_type)[0] == b"multipart/form-data"
+    await space.check("upload", declared or 0)
+    # A multipart body's length includes boundaries and headers: its file part is counted as it comes.
+    async with quota.reserve(who.tenant, None if multipart else declared) as take:
+        try:
+            upload_id, size = await save_upload(store, content_type, stream, limit, take)
+        except OSError as e:
+            if e.errno not in NO_SPACE:
+                raise
+            raise space.refusal("upload") from None
+        # Inside the reservation: the next one that reads the store finds the owner recorded.
+        await anyio.to_thread.run_sync(record_owner, store, who.tenant, upload_id)
+    return upload_id, size
+
+
 async def save_upload(store: FilesystemStore, content_type: str | None, stream: AsyncIterator[bytes],
-                      limit: int) -> tuple[str, int]:
+                      limit: int, take: Callable[[int], None]) -> tuple[str, int]:
     """Store the upload and return ``(fileId, size)``."""
     media, params = parse_options_header(content_type)
     upload_id = new_upload_id()
     async with _writer(store, upload_key(upload_id)) as f:
-        sink = _Sink(f, limit)
+        sink = _Sink(f, limit, take)
         if media == b"multipart/form-data":
             boundary = params.get(b"boundary")
             if not boundary:

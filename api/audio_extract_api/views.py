@@ -22,6 +22,11 @@ def batch_key_of(obj: dict[str, Any]) -> str:
     return (meta.get("labels") or {}).get(ids.KEY_LABEL) or ids.batch_key(meta["name"], meta.get("uid", ""))
 
 
+def tenant_of(obj: dict[str, Any]) -> str | None:
+    """The tenant the batch belongs to; None (admin keys only) when it carries no tenant label."""
+    return (obj["metadata"].get("labels") or {}).get(ids.TENANT_LABEL) or None
+
+
 def batch_id_of(obj: dict[str, Any]) -> str:
     return (obj.get("status") or {}).get("batchId") or ids.batch_id(batch_key_of(obj))
 

@@ -3,9 +3,10 @@
 
 Development values (`dev_values`): the image built here (`images.PROJECT_IMAGE`, tagged by its
 manifest digest so every rebuild is a new tag and a rollout), `pullPolicy: Never` (the node has no
-registry to pull from), generated secrets, the store on the cluster's default StorageClass, this
-machine's node address (`host.HOST_IP`) allowed as a source and webhook target, and the API
-Service as a NodePort on that address (kube-proxy serves NodePorts only there), so
+registry to pull from), generated secrets (two API keys of two tenants, `dev` and `other`), the
+store on the cluster's default StorageClass, this machine's node address (`host.HOST_IP`) allowed
+as a source and webhook target, and the API Service as a NodePort on that address (kube-proxy
+serves NodePorts only there), so
 `http://<HOST_IP>:<API_NODE_PORT>` reaches the API from this machine and from pods.
 
 `python -m audio_extract_localcluster.release reload` (`make dev-reload`) rebuilds the image and
@@ -39,29 +40,44 @@ API_NODE_PORT = 30080
 IMAGE_REPOSITORY = images.PROJECT_IMAGE.rsplit(":", 1)[0]
 
 
+OTHER_TENANT = "other"
+"""The tenant of the second development key (the first key's tenant is its id, `dev`)."""
+
+
 @dataclass(frozen=True)
 class DevSecrets:
-    """Generated once into the local directory, so keys and signatures survive restarts."""
+    """Generated once into the local directory, so keys and signatures survive restarts. A secret
+    added since a directory was made is generated into it then; the others are kept."""
 
     api_key: str
     webhook_secret: str
+    other_api_key: str
+    """A key of another tenant, to try tenant isolation with."""
 
     @classmethod
     def of(cls, local: Path) -> DevSecrets:
         path = local / "secrets.json"
-        if not path.exists():
+        known = json.loads(path.read_text()) if path.exists() else {}
+        fresh = {
+            "api_key": lambda: f"axk_{secrets.token_urlsafe(32)}",
+            "webhook_secret": lambda: f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}",
+            "other_api_key": lambda: f"axk_{secrets.token_urlsafe(32)}",
+        }
+        if set(fresh) - set(known):
+            known = {name: known.get(name) or make() for name, make in fresh.items()}
             local.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fresh = {
-                "api_key": f"axk_{secrets.token_urlsafe(32)}",
-                "webhook_secret": f"whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}",
-            }
             path.touch(0o600)
-            path.write_text(json.dumps(fresh))
-        return cls(**json.loads(path.read_text()))
+            path.chmod(0o600)
+            path.write_text(json.dumps(known))
+        return cls(**{name: known[name] for name in fresh})
 
     @property
     def api_key_digest(self) -> str:
         return hashlib.sha256(self.api_key.encode()).hexdigest()
+
+    @property
+    def other_api_key_digest(self) -> str:
+        return hashlib.sha256(self.other_api_key.encode()).hexdigest()
 
 
 def api_url(node_port: int = API_NODE_PORT) -> str:
@@ -74,7 +90,9 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
     service: dict[str, Any] = {"type": "NodePort"} | ({"nodePort": node_port} if node_port else {})
     return {
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
-        "secrets": {"apiKeys": {"dev": keys.api_key_digest}, "webhookSigningSecret": keys.webhook_secret},
+        "secrets": {"apiKeys": {"dev": keys.api_key_digest,
+                                "dev-other": f"{keys.other_api_key_digest} tenant={OTHER_TENANT}"},
+                    "webhookSigningSecret": keys.webhook_secret},
         "allowCIDRs": [f"{host.HOST_IP}/32"],
         # the API server listens on the node's address
         "networkPolicy": {"kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}],

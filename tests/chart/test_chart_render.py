@@ -134,6 +134,8 @@ def test_kube_score_exceptions_are_explained_in_values(default: Objects) -> None
 @pytest.mark.parametrize(("values", "error"), [
     ({"operator": {"replicas": 6}}, "maximum"),
     ({"secrets": {"apiKeys": {"ci": "not-a-digest"}}}, "apiKeys"),
+    ({"secrets": {"apiKeys": {"ci": f"{DIGEST} tenant=-not-a-label"}}}, "apiKeys"),
+    ({"api": {"uploadQuotaCount": -1}}, "uploadQuotaCount"),
     ({"allowCIDRs": ["10.0.0.0"]}, "allowCIDRs"),
     ({"api": {"resources": {"limits": None}}}, "limits"),  # null deletes a default
     ({"worker": {"maxRunning": 0}}, "maxRunning"),
@@ -180,7 +182,7 @@ def test_default_render_has_the_expected_objects(default: Objects) -> None:
         "ServiceAccount/audio-extract-worker",
         "Role/audio-extract-api", "Role/audio-extract-operator",
         "RoleBinding/audio-extract-api", "RoleBinding/audio-extract-operator",
-        "Secret/audio-extract-operator", "Secret/audio-extract-api-keys",
+        "Secret/audio-extract-operator", "Secret/audio-extract-api-keys", "Secret/audio-extract-api",
         "PersistentVolumeClaim/audio-extract-store",
         "NetworkPolicy/audio-extract-api", "NetworkPolicy/audio-extract-operator",
         "NetworkPolicy/audio-extract-worker", "NetworkPolicy/audio-extract-test",
@@ -402,9 +404,11 @@ def test_secret_references_resolve(default: Objects) -> None:
     mounts = {m["name"]: m["mountPath"] for m in api["containers"][0]["volumeMounts"]}
     api_env = env_of(find(default, "Deployment", "audio-extract-api"))
     assert api_env[API_PREFIX + "API_KEYS_PATH"] == mounts["api-keys"]
-    # the API never sees the operator's secrets
-    assert not [v for v in env_of(find(default, "Deployment", "audio-extract-api")).values()
-                if isinstance(v, tuple) and v[0] == "secret"]
+    # the API never sees the operator's secrets, only its own
+    assert [v for v in api_env.values() if isinstance(v, tuple) and v[0] == "secret"] == [
+        ("secret", "audio-extract-api", "idempotency-secret")]
+    idempotency = find(default, "Secret", "audio-extract-api")["data"]["idempotency-secret"]
+    assert len(base64.b64decode(idempotency)) >= 32
 
 
 def test_worker_egress_is_dns_progress_and_public_addresses_only(default: Objects) -> None:
@@ -547,7 +551,8 @@ CUSTOM = {
     "fullnameOverride": "ax",
     "image": {"repository": "registry.example.com/ax", "tag": "1.2.3", "pullPolicy": "Always"},
     "imagePullSecrets": [{"name": "regcred"}],
-    "secrets": {"apiKeys": {"ci": DIGEST, "reader": f"{'b' * 64} read"},
+    "secrets": {"apiKeys": {"ci": DIGEST, "reader": f"{'b' * 64} read",
+                            "acme-ci": f"{'c' * 64} read,write tenant=acme", "ops": f"{'d' * 64} admin"},
                 "existingSecret": "ax-operator-secrets"},
     "allowCIDRs": ["10.20.0.0/16"],
     "store": {"claimName": "shared-media", "storageClassName": "nfs", "size": "2Ti"},
@@ -586,15 +591,34 @@ def test_custom_names_images_and_pull_secrets(custom: Objects) -> None:
 
 def test_custom_secrets(custom: Objects) -> None:
     keys = find(custom, "Secret", "ax-api-keys")
-    assert keys["stringData"] == {"ci": DIGEST, "reader": f"{'b' * 64} read"}
+    assert keys["stringData"] == {"ci": DIGEST, "reader": f"{'b' * 64} read",
+                                  "acme-ci": f"{'c' * 64} read,write tenant=acme", "ops": f"{'d' * 64} admin"}
     env = env_of(find(custom, "Deployment", "ax-operator"))
     assert env[OPERATOR_PREFIX + "WEBHOOK_SECRET"] == (
         "secret", "ax-operator-secrets", "webhook-signing-secret")
     assert env[OPERATOR_PREFIX + "PROGRESS_SECRET"] == ("secret", "ax-operator-secrets", "progress-secret")
-    existing = render({"secrets": {"existingApiKeysSecret": "mine", "existingSecret": "theirs"}})
+    existing = render({"secrets": {"existingApiKeysSecret": "mine", "existingSecret": "theirs",
+                                   "existingApiSecret": "ours"}})
     assert not [o for o in existing if o["kind"] == "Secret"]
+    assert env_of(find(existing, "Deployment", "audio-extract-api"))[API_PREFIX + "IDEMPOTENCY_SECRET"] == (
+        "secret", "ours", "idempotency-secret")
     api = find(existing, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]
     assert {"name": "api-keys", "secret": {"secretName": "mine", "defaultMode": 0o440}} in api["volumes"]
+
+
+def test_store_limits_reach_the_api_and_the_operator(default: Objects) -> None:
+    api = env_of(find(default, "Deployment", "audio-extract-api"))
+    assert (api[API_PREFIX + "UPLOAD_QUOTA_BYTES"], api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
+            api[API_PREFIX + "STORE_MIN_FREE_BYTES"]) == ("20000000000", "100", "2147483648")
+    assert env_of(find(default, "Deployment", "audio-extract-operator"))[
+        OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"] == "86400"
+    custom = render({"api": {"uploadQuotaBytes": 0, "uploadQuotaCount": 5, "storeMinFreeBytes": 10**10},
+                     "operator": {"uploadRetentionSeconds": 3600}})
+    api = env_of(find(custom, "Deployment", "audio-extract-api"))
+    assert (api[API_PREFIX + "UPLOAD_QUOTA_BYTES"], api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
+            api[API_PREFIX + "STORE_MIN_FREE_BYTES"]) == ("0", "5", "10000000000")
+    assert env_of(find(custom, "Deployment", "audio-extract-operator"))[
+        OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"] == "3600"
 
 
 def test_custom_ingress(custom: Objects) -> None:
@@ -692,7 +716,8 @@ def normalized_default_render() -> str:
     """The default render with the values that are random on every run masked."""
     out = template().stdout
     out = re.sub(r"(checksum/secret: )[0-9a-f]{64}", r"\1<sha256>", out)
-    return re.sub(r'((?:webhook-signing-secret|progress-secret): )"[^"]*"', r'\1"<generated>"', out)
+    return re.sub(r'((?:webhook-signing-secret|progress-secret|idempotency-secret): )"[^"]*"',
+                  r'\1"<generated>"', out)
 
 
 def test_default_render_matches_golden() -> None:

@@ -109,3 +109,39 @@ def test_cancel_stops_running_work_at_once(system: System, media: MediaServer) -
              20, "the cancelled workers' pods gone")
     assert time.monotonic() - started < 20
     assert system.api.get(f"/v1/download/{jobs[0]}").status_code == 409
+
+
+def test_another_tenants_key_gets_404_on_every_route(system: System, media: MediaServer) -> None:
+    """CONTRACT §7: the second development key (`AUDIO_EXTRACT_API_KEY_OTHER`, another tenant) sees
+    the first tenant's job and batch exactly as it sees ones that do not exist, and cannot use its
+    uploads; the first tenant's key goes on seeing both."""
+    src = {"type": "url", "url": f"{media.url}/av.mp4"}
+    reply = system.api.post("/v1/batch", json={"jobs": [{"source": src, "output": {"format": "mp3"}}]})
+    assert reply.status_code == 202, reply.text
+    batch, job = reply.json()["data"]["batchId"], reply.json()["data"]["jobs"][0]["jobId"]
+    assert system.follow([job])[job]["status"] == "completed"  # a real output behind the download
+
+    def routes(job_id: str, batch_id: str) -> list[tuple[str, str]]:
+        return [("GET", f"/v1/status/{job_id}"), ("GET", f"/v1/batch/{batch_id}"),
+                ("GET", f"/v1/download/{job_id}"), ("POST", f"/v1/jobs/{job_id}/cancel"),
+                ("POST", f"/v1/batch/{batch_id}/cancel"), ("GET", f"/audio-extract/v1/status/{job_id}")]
+
+    other = {"X-API-Key": system.keys.other_api_key}
+    missing = routes("job_0123456789abcd01", "batch_0123456789abcd00")
+    for (method, path), (_, nowhere) in zip(routes(job, batch), missing, strict=True):
+        theirs = system.api.request(method, path, headers=other)
+        nothing = system.api.request(method, nowhere, headers=other)
+        assert theirs.status_code == 404, (path, theirs.text)
+        assert theirs.json() == nothing.json()
+        assert theirs.json()["error"]["code"] == "JOB_NOT_FOUND"
+    assert system.api.get(f"/v1/batch/{batch}").json()["data"]["cancelRequested"] is False
+    download = system.api.get(f"/v1/download/{job}")
+    assert download.status_code == 200 and download.headers["content-type"] == "audio/mpeg"
+    # an upload is its tenant's too
+    upload = system.api.post("/v1/uploads", content=(media.directory / "av.mp4").read_bytes(),
+                             headers={"Content-Type": "application/octet-stream"})
+    assert upload.status_code == 201, upload.text
+    named = {"jobs": [{"source": {"type": "upload", "file": upload.json()["data"]["fileId"]},
+                       "output": {"format": "mp3"}}]}
+    refused = system.api.post("/v1/batch", json=named, headers=other)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_SOURCE", refused.text

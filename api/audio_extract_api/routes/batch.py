@@ -43,14 +43,16 @@ async def post_batch(request: Request, svc: Svc, who: Writer,
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         req = bodies.parse_batch(body)
-        await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store)
+        await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
+        await svc.space.check("batch")
         spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
-        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem)
+        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem,
+                            svc.idempotency_secret)
     except ApiError as e:
-        svc.metrics.jobs_refused.labels(e.code).inc()
+        svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise
     if not done.replayed:
-        svc.metrics.jobs_accepted.inc(len(spec.jobs))
+        svc.metrics.jobs_accepted.labels(who.tenant).inc(len(spec.jobs))
     data = views.accepted_view(done.obj, svc.settings.public_prefix)
     return ok(data, 202, "Batch jobs queued successfully", replay_header(done.replayed))
 
@@ -61,5 +63,5 @@ async def post_batch(request: Request, svc: Svc, who: Writer,
 )
 async def get_batch(svc: Svc, who: Reader,
                     batchId: BatchIdParam) -> JSONResponse:
-    obj = await find_batch(svc.kube, batchId)
+    obj = await find_batch(svc.kube, batchId, who)
     return ok(views.batch_view(obj, svc.settings.public_prefix))

@@ -45,7 +45,7 @@ async def request_job_cancel(kube: Kube, name: str, index: int) -> None:
                         **errors(400, 401, 403, 404, 429, 503)},
              summary="(extension) Cancel one job")
 async def cancel_job(svc: Svc, who: Writer, jobId: JobIdParam) -> JSONResponse:
-    obj, index = await find_job(svc.kube, jobId)
+    obj, index = await find_job(svc.kube, jobId, who)
     prefix = svc.settings.public_prefix
     if views.job_view(obj, index, prefix)["status"] in TERMINAL_STATES:
         return ok(views.job_view(obj, index, prefix), 200, "Job already finished; nothing to cancel")
@@ -59,7 +59,7 @@ async def cancel_job(svc: Svc, who: Writer, jobId: JobIdParam) -> JSONResponse:
              summary="(extension) Cancel every unfinished job")
 async def cancel_batch(svc: Svc, who: Writer,
                        batchId: BatchIdParam) -> JSONResponse:
-    obj = await find_batch(svc.kube, batchId)
+    obj = await find_batch(svc.kube, batchId, who)
     patched = await svc.kube.patch(obj["metadata"]["name"], {"spec": {"cancel": True}})
     if patched is None:
         raise JobNotFound("No such batch")

@@ -35,7 +35,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 async def get_download(svc: Svc, who: Reader, jobId: JobIdParam,
                        range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None
                        ) -> StreamingResponse:
-    obj, index = await find_job(svc.kube, jobId)
+    obj, index = await find_job(svc.kube, jobId, who)
     out = completed_output(job_status(obj, index))
     path = svc.store.local_path(out.get("path") or output_key(jobId, out.get("filename", "")))
     if path is None or not path.is_file():

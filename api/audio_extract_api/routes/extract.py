@@ -41,14 +41,16 @@ async def post_extract(request: Request, svc: Svc, who: Writer, idempotency_key:
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         job = bodies.parse_job(body)
-        await guard.check_jobs([job], None, svc.hosts, svc.store, prefix="")
+        await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
+        await svc.space.check("extract")
         spec = BatchSpec(jobs=[job])
-        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash({"extract": body}), idem)
+        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash({"extract": body}), idem,
+                            svc.idempotency_secret)
     except ApiError as e:
-        svc.metrics.jobs_refused.labels(e.code).inc()
+        svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise
     if not done.replayed:
-        svc.metrics.jobs_accepted.inc()
+        svc.metrics.jobs_accepted.labels(who.tenant).inc()
     view = views.accepted_view(done.obj, svc.settings.public_prefix)
     s = svc.settings
     eta = estimated_time(done.ahead, s.estimate_base_seconds, s.estimate_per_queued_seconds)

@@ -23,5 +23,5 @@ JobIdParam = Annotated[str, Path(json_schema_extra={"pattern": JOB_ID_PATTERN},
             responses=errors(400, 401, 403, 404, 429, 503),
             summary="A job's status, progress and result")
 async def get_status(svc: Svc, who: Reader, jobId: JobIdParam) -> JSONResponse:
-    obj, index = await find_job(svc.kube, jobId)
+    obj, index = await find_job(svc.kube, jobId, who)
     return ok(views.job_view(obj, index, svc.settings.public_prefix))

@@ -7,9 +7,10 @@ from fastapi.responses import JSONResponse
 
 from ..deps import Svc, Writer
 from ..envelope import ok
+from ..errors import ApiError, InvalidRequest
 from ..openapi import errors
 from ..schemas import Envelope, UploadResult
-from ..uploads import save_upload
+from ..uploads import receive_upload
 
 router = APIRouter(tags=["uploads"])
 
@@ -20,10 +21,26 @@ _BODY = {"requestBody": {"required": True, "content": {
 }}}
 
 
+def content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidRequest("Invalid Content-Length")
+    return int(value)
+
+
 @router.post("/uploads", status_code=201, response_model=Envelope[UploadResult], openapi_extra=_BODY,
-             responses=errors(400, 401, 403, 413, 429, 503),
+             responses=errors(400, 401, 403, 413, 429, 503, retry_after=(429, 503)),
              summary="(extension) Upload a video (raw or multipart)")
 async def post_upload(request: Request, svc: Svc, who: Writer) -> JSONResponse:
-    file_id, size = await save_upload(svc.store, request.headers.get("content-type"), request.stream(),
-                                      svc.settings.max_upload_bytes)
+    try:
+        file_id, size = await receive_upload(
+            svc.store, svc.space, svc.quota, who, request.headers.get("content-type"),
+            content_length(request), request.stream(), svc.settings.max_upload_bytes)
+    except ApiError as e:
+        svc.metrics.uploads_refused.labels(e.code, who.tenant).inc()
+        raise
+    svc.metrics.uploads.labels(who.tenant).inc()
+    svc.metrics.upload_bytes.labels(who.tenant).inc(size)
     return ok({"fileId": file_id, "size": size}, 201, "Upload stored")

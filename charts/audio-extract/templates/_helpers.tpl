@@ -81,6 +81,14 @@ secrets.existingSecret, or the one this chart creates.
 {{- end }}
 
 {{/*
+audio-extract.apiSecretName: the API's Secret (the idempotency key): secrets.existingApiSecret, or
+the one this chart creates.
+*/}}
+{{- define "audio-extract.apiSecretName" -}}
+{{- .Values.secrets.existingApiSecret | default (printf "%s-api" (include "audio-extract.fullname" .)) }}
+{{- end }}
+
+{{/*
 audio-extract.apiKeysSecretName: the Secret of API-key digests mounted into the API:
 secrets.existingApiKeysSecret, or the one this chart creates.
 */}}

@@ -23,6 +23,7 @@ from audio_extract_localcluster.host import HOST_IP
 REPO = Path(__file__).resolve().parents[3]
 API_KEY = "axk_cluster-test-key"
 OTHER_KEY = "axk_cluster-other-key"
+ADMIN_KEY = "axk_cluster-admin-key"
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +57,10 @@ def api_kubeconfig(cluster, namespace, api_role_rules, tmp_path: Path) -> Path:
 @pytest.fixture
 def api_settings(cluster, namespace, crd, api_kubeconfig: Path, tmp_path: Path) -> Settings:
     keys = tmp_path / "api-keys"
+    # Three tenants: main, other (each key its own tenant) and ops, an admin.
     keys.write_text(f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
-                    f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n")
+                    f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n"
+                    f"ops {hashlib.sha256(ADMIN_KEY.encode()).hexdigest()} admin\n")
     return Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
                     store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
 

@@ -18,6 +18,7 @@ from audio_extract_common import ids, timefmt
 
 pytestmark = pytest.mark.cluster
 
+OTHER_KEY, ADMIN_KEY = "axk_cluster-other-key", "axk_cluster-admin-key"  # tenants other and ops (admin)
 SOURCE = {"type": "url", "url": "http://127.0.0.1:9/video.mp4"}  # loopback is allowlisted here
 
 
@@ -41,6 +42,7 @@ async def test_batch_creates_one_resource_with_contract_ids(api, batches):
     assert obj["spec"]["jobs"][1]["output"] == {"format": "flac", "quality": "medium", "normalize": True,
                                                 "preserveMetadata": False}
     assert obj["metadata"]["labels"][ids.KEY_LABEL] == key
+    assert obj["metadata"]["labels"][ids.TENANT_LABEL] == "main"
     assert obj["metadata"]["annotations"]["audioextract.io/api-key-id"] == "main"
 
 
@@ -82,11 +84,12 @@ async def test_unknown_job_is_404(api, expect_error_cluster):
     expect_error_cluster(await api.get(f"/v1/status/{ids.job_id(key, 1)}"), 404, "JOB_NOT_FOUND")
 
 
-async def test_kubectl_applied_batch_is_found_by_its_label(api, cluster, namespace):
+async def test_kubectl_applied_batch_is_found_by_its_label(api, cluster, namespace, expect_error_cluster):
+    """Found by its key label, and seen by the tenant its tenant label names (and by admins)."""
     manifest = """
 apiVersion: audioextract.io/v1
 kind: ExtractionBatch
-metadata: {name: hand-made}
+metadata: {name: hand-made, labels: {audioextract.io/tenant: main}}
 spec:
   jobs:
   - source: {type: url, url: "https://example.com/a.mp4"}
@@ -101,6 +104,30 @@ spec:
     r = await api.get(f"/v1/status/{ids.job_id(key, 0)}")
     assert r.status_code == 200, r.text
     assert r.json()["data"]["batchId"] == ids.batch_id(key)
+    theirs = await api.get(f"/v1/status/{ids.job_id(key, 0)}", headers={"X-API-Key": OTHER_KEY})
+    expect_error_cluster(theirs, 404, "JOB_NOT_FOUND")
+    # without a tenant label, only admin keys see it
+    cluster.kubectl("-n", namespace, "label", "extractionbatch", "hand-made", f"{ids.TENANT_LABEL}-")
+    expect_error_cluster(await api.get(f"/v1/status/{ids.job_id(key, 0)}"), 404, "JOB_NOT_FOUND")
+    admin = await api.get(f"/v1/status/{ids.job_id(key, 0)}", headers={"X-API-Key": ADMIN_KEY})
+    assert admin.status_code == 200, admin.text
+
+
+async def test_another_tenant_gets_404_on_every_route_and_admin_sees_all(api, batches, expect_error_cluster):
+    data = (await api.post("/v1/batch", json={"jobs": [one_job()]})).json()["data"]
+    job, batch = data["jobs"][0]["jobId"], data["batchId"]
+    routes = [("GET", f"/v1/status/{job}"), ("GET", f"/v1/batch/{batch}"), ("GET", f"/v1/download/{job}"),
+              ("POST", f"/v1/jobs/{job}/cancel"), ("POST", f"/v1/batch/{batch}/cancel")]
+    for method, path in routes:
+        r = await api.request(method, path, headers={"X-API-Key": OTHER_KEY})
+        expect_error_cluster(r, 404, "JOB_NOT_FOUND")
+    [obj] = batches()
+    assert not obj["spec"].get("cancel") and not obj["spec"].get("cancelJobs")
+    admin = {"X-API-Key": ADMIN_KEY}
+    assert (await api.get(f"/v1/status/{job}", headers=admin)).status_code == 200
+    assert (await api.post(f"/v1/batch/{batch}/cancel", headers=admin)).status_code == 202
+    [obj] = batches()
+    assert obj["spec"]["cancel"] is True
 
 
 async def test_idempotency_same_body_same_batch_one_resource(api, batches, expect_error_cluster):
@@ -119,8 +146,8 @@ async def test_idempotency_same_body_same_batch_one_resource(api, batches, expec
     other = await api.post("/v1/batch", json={"jobs": [one_job("ogg")]}, headers=hdr)
     expect_error_cluster(other, 409, "IDEMPOTENCY_CONFLICT")
     assert len(batches()) == 1
-    # keys are scoped per API key: another client's "order-42" is its own batch
-    mine = await api.post("/v1/batch", json=body, headers={**hdr, "X-API-Key": "axk_cluster-other-key"})
+    # keys are scoped per tenant: another tenant's "order-42" is its own batch
+    mine = await api.post("/v1/batch", json=body, headers={**hdr, "X-API-Key": OTHER_KEY})
     assert mine.status_code == 202 and mine.json()["data"]["batchId"] != first.json()["data"]["batchId"]
     assert len(batches()) == 2
 
@@ -151,7 +178,7 @@ async def test_queue_full_is_exact_under_50_concurrent_submissions(make_api, bat
         # nothing is created for a refused batch, and room comes back when jobs leave `queued`
         expect_error_cluster(await api.post("/v1/batch", json={"jobs": [one_job()] * 2}), 503, "QUEUE_FULL")
         text = (await api.get("/metrics")).text
-        assert 'audio_extract_api_jobs_refused_total{code="QUEUE_FULL"}' in text
+        assert 'audio_extract_api_jobs_refused_total{code="QUEUE_FULL",tenant="main"}' in text
 
 
 async def test_queue_full_bound_with_two_replicas(make_api, batches):

@@ -56,10 +56,11 @@ def settled(k8s_api: Any, namespace: str, name: str, expected: int) -> Callable[
 
 
 def api_get(cluster: Any, namespace: str, tmp_path: Path, path: str) -> dict[str, Any]:
-    """GET through the real API app (in process) reading the same cluster."""
+    """GET through the real API app (in process) reading the same cluster, with an admin key (the
+    batches are made without the API, so they carry no tenant label)."""
     key = "axk_webhooks-test-key"
     keys = tmp_path / "api-keys"
-    keys.write_text(f"main {hashlib.sha256(key.encode()).hexdigest()}\n")
+    keys.write_text(f"main {hashlib.sha256(key.encode()).hexdigest()} admin\n")
     settings = ApiSettings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
                            store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
 

@@ -22,6 +22,8 @@ from audio_extract_api.settings import Settings
 KEY = "axk_component-test-key"
 READ_ONLY_KEY = "axk_read-only-key"
 OTHER_KEY = "axk_second-key"
+SIBLING_KEY = "axk_main-tenant-ci-key"
+ADMIN_KEY = "axk_admin-key"
 
 UNREACHABLE_KUBECONFIG = """\
 apiVersion: v1
@@ -40,8 +42,10 @@ def sha(key: str) -> str:
 @pytest.fixture
 def keys_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-keys"
-    path.write_text(f"# id digest scopes\nmain {sha(KEY)}\nviewer {sha(READ_ONLY_KEY)} read\n"
-                    f"other {sha(OTHER_KEY)}\n")
+    # Tenants: main (main, viewer, main-ci), other (its key id is its tenant), ops (admin).
+    path.write_text(f"# id digest scopes tenant\nmain {sha(KEY)}\n"
+                    f"viewer {sha(READ_ONLY_KEY)} read tenant=main\nother {sha(OTHER_KEY)}\n"
+                    f"main-ci {sha(SIBLING_KEY)} tenant=main read,write\nops {sha(ADMIN_KEY)} admin\n")
     return path
 
 

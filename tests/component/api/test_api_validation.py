@@ -226,5 +226,5 @@ async def test_unexpected_failure_is_internal_error_without_trace(make_client, t
 async def test_refusals_are_counted_in_metrics(client):
     await client.post("/v1/batch", json={"jobs": [job()] * 11})
     text = (await client.get("/metrics")).text
-    assert 'audio_extract_api_jobs_refused_total{code="TOO_MANY_JOBS"} 1.0' in text
+    assert 'audio_extract_api_jobs_refused_total{code="TOO_MANY_JOBS",tenant="main"} 1.0' in text
     assert 'audio_extract_api_requests_total{method="POST",route="/v1/batch",status="400"} 1.0' in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from audio_extract_api.auth import Principal
 from audio_extract_api.errors import InvalidRequest
 from audio_extract_api.guard import HostChecks, check_jobs
 from audio_extract_common import netguard
@@ -12,6 +13,7 @@ from audio_extract_common.resolver import BoundedResolver
 from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore
 
+WHO = Principal("ci", frozenset({"read", "write"}), "ci")
 REFUSED = [
     "http://127.0.0.1/hook",  # literal
     "http://[::ffff:127.0.0.1]/hook", "http://2130706433/hook", "http://0x7f.1/hook",  # encoded
@@ -36,12 +38,13 @@ def job(webhook: str | None = None) -> ExtractionJob:
 async def test_blocked_webhook_refused_at_submission(url, tmp_path):
     store = FilesystemStore(tmp_path)
     with pytest.raises(InvalidRequest) as batch_level:
-        await check_jobs([job()], url, hosts(), store)
+        await check_jobs([job()], url, hosts(), store, WHO)
     with pytest.raises(InvalidRequest) as job_level:
-        await check_jobs([job(), job(url)], None, hosts(), store)
+        await check_jobs([job(), job(url)], None, hosts(), store, WHO)
     assert "webhook" in str(batch_level.value.details) and "jobs[1].options.webhook" in str(
         job_level.value.details)
 
 
 async def test_allowlisted_loopback_is_accepted_for_development(tmp_path):
-    await check_jobs([job("http://127.0.0.1:9/hook")], None, hosts("127.0.0.0/8"), FilesystemStore(tmp_path))
+    await check_jobs([job("http://127.0.0.1:9/hook")], None, hosts("127.0.0.0/8"), FilesystemStore(tmp_path),
+                     WHO)

@@ -199,9 +199,10 @@ async def test_admission_is_exact_within_one_event_loop():
 
 
 def test_idempotency_key_scope_and_syntax():
-    a = idempotent_batch_key("alice", "k1")
-    assert len(a) == 14 and a == idempotent_batch_key("alice", "k1")
-    assert a != idempotent_batch_key("bob", "k1") and a != idempotent_batch_key("alice", "k2")
+    a = idempotent_batch_key(b"s", "alice", "k1")
+    assert len(a) == 14 and a == idempotent_batch_key(b"s", "alice", "k1")
+    assert a != idempotent_batch_key(b"s", "bob", "k1") and a != idempotent_batch_key(b"s", "alice", "k2")
+    assert a != idempotent_batch_key(b"t", "alice", "k1")  # the server secret keys it
     assert check_idempotency_key(None) is None and check_idempotency_key("abc-123_X") == "abc-123_X"
     for bad in ("", "a b", "x" * 256, "é"):
         with pytest.raises(InvalidRequest):
@@ -228,12 +229,23 @@ def test_rate_limiter_token_bucket():
 def test_key_file_formats(tmp_path):
     f = tmp_path / "keys"
     d1, d2 = hashlib.sha256(b"one").hexdigest(), hashlib.sha256(b"two").hexdigest()
-    f.write_text(f"# comment\none {d1}\ntwo {d2.upper()} read  # trailing\nbad nothex\n\n")
+    d3, d4 = hashlib.sha256(b"acme-key").hexdigest(), hashlib.sha256(b"ops-key").hexdigest()
+    f.write_text(f"# comment\none {d1}\ntwo {d2.upper()} read  # trailing\nbad nothex\n\n"
+                 f"three {d3} tenant=acme read,write\nfour {d4} admin\n"
+                 f"five {d4} tenant=-not-a-label\n")
     entries = parse_keys(f)
-    assert [(e[0], e[2]) for e in entries] == [("one", frozenset({"read", "write"})),
-                                                ("two", frozenset({"read"}))]
+    assert [(e.key_id, e.scopes, e.tenant) for e in entries] == [
+        ("one", frozenset({"read", "write"}), "one"),  # the key id is its own tenant
+        ("two", frozenset({"read"}), "two"),
+        ("three", frozenset({"read", "write"}), "acme"),
+        ("four", frozenset({"read", "write", "admin"}), "four"),  # admin implies read and write
+    ]
     store = KeyStore(f, reload_seconds=60)
     assert store.authenticate("two").scopes == frozenset({"read"})
+    three, four = store.authenticate("acme-key"), store.authenticate("ops-key")
+    assert (three.tenant, three.sees("acme"), three.sees("three"), three.sees(None)) == (
+        "acme", True, False, False)
+    assert (four.admin, four.sees("acme"), four.sees(None)) == (True, True, True)
     for bad in (None, "", "three", "nothex"):
         with pytest.raises(Unauthorized):
             store.authenticate(bad)

@@ -3,6 +3,7 @@ when an older, looser file is there."""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,4 +19,30 @@ def test_dev_env_is_written_owner_only(tmp_path: Path) -> None:
     env_file = dev.write_env(tmp_path, cluster, keys, "http://10.99.0.1:8080")  # type: ignore[arg-type]
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert f"AUDIO_EXTRACT_API_KEY={keys.api_key}\n" in env_file.read_text()
+    assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
+
+
+def test_dev_env_has_a_key_of_a_second_tenant(tmp_path: Path) -> None:
+    """`make dev` gives a second tenant's key, so that isolation can be tried by hand."""
+    keys = release.DevSecrets.of(tmp_path)
+    cluster = SimpleNamespace(kubeconfig=tmp_path / "k", bin_dir=tmp_path / "b", volumes_root=tmp_path / "v")
+    text = dev.write_env(tmp_path, cluster, keys, "http://10.99.0.1:8080").read_text()  # type: ignore[arg-type]
+    assert f"AUDIO_EXTRACT_API_KEY_OTHER={keys.other_api_key}\n" in text
+    assert keys.other_api_key.startswith("axk_") and keys.other_api_key != keys.api_key
+    entries = release.dev_values("t", keys)["secrets"]["apiKeys"]
+    tenants = {}
+    for key_id, entry in entries.items():
+        digest, *rest = entry.split()
+        tenant = next((f.removeprefix("tenant=") for f in rest if f.startswith("tenant=")), key_id)
+        tenants[digest] = tenant
+    assert set(tenants) == {keys.api_key_digest, keys.other_api_key_digest}
+    assert tenants[keys.api_key_digest] != tenants[keys.other_api_key_digest]
+
+
+def test_secrets_of_an_older_dev_gain_the_second_key(tmp_path: Path) -> None:
+    (tmp_path / "secrets.json").write_text(json.dumps({"api_key": "axk_old", "webhook_secret": "whsec_old"}))
+    keys = release.DevSecrets.of(tmp_path)
+    assert (keys.api_key, keys.webhook_secret) == ("axk_old", "whsec_old")  # kept: clients use them
+    assert keys.other_api_key.startswith("axk_")
+    assert release.DevSecrets.of(tmp_path) == keys  # and kept from then on
     assert stat.S_IMODE((tmp_path / "secrets.json").stat().st_mode) == 0o600
