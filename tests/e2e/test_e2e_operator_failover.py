@@ -31,11 +31,34 @@ def holder(system: System) -> str:
     return system.get_json("lease", "audio-extract-operator")["spec"].get("holderIdentity") or ""
 
 
-def test_the_standby_takes_over_when_the_leader_dies(system: System, media: MediaServer,
-                                                      receiver: Receiver) -> None:
+KILLS = 5
+
+
+def kill_leader(system: System) -> float:
+    """SIGKILLs the leading process (no hand-over); seconds until another process holds the Lease."""
+    def standing_by() -> bool:  # a killed container comes back after the kubelet's back-off
+        pods = system.get_json("pods", "-l", f"app.kubernetes.io/component=operator,{ROLE_LABEL}=standby")
+        return any(is_ready(p) for p in pods["items"])
+
+    wait_for(standing_by, 120, "a standby ready")
     first = wait_for(lambda: leader(system), 60, "a leader")
     before = holder(system)
     assert before.startswith(f"audio-extract-operator@{first}_")
+    label = f"io.kubernetes.pod.name={first}"
+    containers = system.cluster.crictl("ps", "-q", "--state", "running", "--label", label).stdout.split()
+    assert len(containers) == 1
+    system.cluster.crictl("stop", "--timeout", "0", containers[0])
+    killed = time.monotonic()
+    # the standby, or the killed container restarted in its pod: a new process either way
+    after = wait_for(lambda: (h := holder(system)) and h != before and h, 30, "a new lease holder")
+    takeover = time.monotonic() - killed
+    second = wait_for(lambda: leader(system), 30, "the new leader's pod labelled and ready")
+    assert after.startswith(f"audio-extract-operator@{second}_")
+    return takeover
+
+
+def test_the_standby_takes_over_when_the_leader_dies(system: System, media: MediaServer,
+                                                      receiver: Receiver) -> None:
     pods = system.get_json("pods", "-l", "app.kubernetes.io/component=operator")["items"]
     assert len(pods) == 2
     job = {"source": {"type": "url", "url": f"{media.url}/slow/av.mp4"}, "output": {"format": "mp3"}}
@@ -45,20 +68,11 @@ def test_the_standby_takes_over_when_the_leader_dies(system: System, media: Medi
     wait_for(lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
              60, "jobs running")
 
-    label = f"io.kubernetes.pod.name={first}"
-    containers = system.cluster.crictl("ps", "-q", "--label", label).stdout.split()
-    assert len(containers) == 1
-    system.cluster.crictl("stop", "--timeout", "0", containers[0])  # SIGKILL: no hand-over
-    killed = time.monotonic()
-    # the standby, or the killed container restarted in its pod: a new process either way
-    after = wait_for(lambda: (h := holder(system)) and h != before and h, 30, "a new lease holder")
-    takeover = time.monotonic() - killed
-    second = wait_for(lambda: leader(system), 30, "the new leader's pod labelled and ready")
-    print(f"takeover: {takeover:.1f} s (from {before} to {after}, pod {second})")
-    assert takeover <= 10  # the lease (8 s) and a retry (1 s)
-    assert after.startswith(f"audio-extract-operator@{second}_")
+    takeovers = sorted(kill_leader(system) for _ in range(KILLS))
+    print(f"takeover over {KILLS} kills: median {takeovers[KILLS // 2]:.1f} s, max {takeovers[-1]:.1f} s")
+    assert takeovers[-1] <= 10  # the lease (8 s) and a retry (1 s)
 
-    final = system.follow(job_ids, timeout=240)
+    final = system.follow(job_ids, timeout=300)
     assert {f["status"] for f in final.values()} == {"completed"}, final
     receiver.wait(len(job_ids) + 1)
     ids: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -67,6 +81,6 @@ def test_the_standby_takes_over_when_the_leader_dies(system: System, media: Medi
         ids[(event["event"], event.get("jobId", ""))].add(headers["webhook-id"])
     assert len(ids) == len(job_ids) + 1
     assert all(len(v) == 1 for v in ids.values()), ids
-    # one Job per extraction, whatever the takeover replayed
+    # one Job per extraction, whatever the takeovers replayed
     jobs = system.get_json("jobs")["items"]
     assert len(jobs) == len(job_ids)

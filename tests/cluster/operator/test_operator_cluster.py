@@ -5,6 +5,7 @@ media served from the node's address."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -414,7 +415,8 @@ def test_jobs_deleted_while_the_operator_was_down_are_noticed(
 def test_sigkill_at_random_moments(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    runs, jobs_per_batch = 20, 3
+    # 20 in every test run (about 2 minutes); AUDIO_EXTRACT_CHAOS_RUNS=100 for the longer soak
+    runs, jobs_per_batch = int(os.environ.get("AUDIO_EXTRACT_CHAOS_RUNS", "20")), 3
     rng = random.Random(20260121)
     op = start_operator(max_running=4)
     for run in range(runs):
