@@ -102,7 +102,8 @@ class Sender:
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 while read < limit:
-                    chunk = await response.content.readany()
+                    # read(n), not readany(): whatever aiohttp has buffered may be far past the cap
+                    chunk = await response.content.read(limit - read)
                     if not chunk:
                         return read, True
                     read += len(chunk)
