@@ -26,11 +26,10 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from . import host, images, release
-from .cluster import REPO, LocalCluster
+from .cluster import REPO, LocalCluster, http_ok
 from .processes import Component, ComponentFailed
 
 
@@ -59,14 +58,6 @@ def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, medi
     return env_file
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
-
-
 MEDIA_PORT = 8080  # the sample manifests' sources: http://<HOST_NAME>:8080/videos/...
 
 
@@ -88,7 +79,7 @@ def media_server(media: Path) -> Component:
         name="media",
         argv=[sys.executable, "-m", "http.server", str(MEDIA_PORT), "--bind", host.HOST_IP,
               "--directory", str(media)],
-        ready=lambda: _answers(f"{url}/sample.mp4"),
+        ready=lambda: http_ok(f"{url}/sample.mp4"),
         extra={"url": url},
     )
 
