@@ -102,7 +102,7 @@ def test_the_worker_runs_under_tini_so_a_delete_stops_it_at_once(namespace, k8s_
     core.create_namespaced_pod(namespace, pod)
     def started_up() -> bool:
         try:
-            return "up" in core.read_namespaced_pod_log("worker", namespace)
+            return "up" in (core.read_namespaced_pod_log("worker", namespace) or "")  # None while empty
         except kubernetes.client.ApiException:  # 400 while the container is being created
             return False
 

@@ -318,6 +318,15 @@ def test_api_deployment_probes_service_and_budget(default: Objects) -> None:
     assert "nodePort" not in service["spec"]["ports"][0]
 
 
+def test_api_pods_drain_before_they_stop(default: Objects) -> None:
+    # endpoints and kube-proxy rules are updated asynchronously: a pod that stopped listening
+    # at once would refuse connections still routed to it
+    container = find(default, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["containers"][0]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+    off = find(render({"api": {"drainSeconds": 0}}), "Deployment", "audio-extract-api")
+    assert "lifecycle" not in off["spec"]["template"]["spec"]["containers"][0]
+
+
 @pytest.mark.parametrize(("service", "node_port"), [
     ({"type": "NodePort", "nodePort": 30080}, 30080),
     ({"type": "LoadBalancer", "nodePort": 31000}, 31000),

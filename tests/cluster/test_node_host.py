@@ -19,7 +19,9 @@ def test_stopping_the_cluster_restores_the_host(cluster):
     during = host.leftovers(cluster.workdir)
     assert any(line.startswith("mount ") for line in during)  # the check sees a running node
     assert any("chain KUBE-" in line for line in during)
-    assert host.snapshot() != cluster.host_before  # and the sysctls it changed
+    # and the values the kubelet and the bridge plugin set (a machine may have had them before)
+    running = host.snapshot()["sysctls"]
+    assert (running["kernel.panic"], running["vm.overcommit_memory"], running["net.ipv4.ip_forward"]) == ("10", "1", "1")
 
     cluster.stop()
 
