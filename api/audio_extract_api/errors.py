@@ -8,12 +8,14 @@ is logged, never sent.
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,17 @@ class ApiError(Exception):
         return {"success": False, "error": error}
 
 
+API_ERRORS: list[type[ApiError]] = [ApiError]
+"""Every (status, code) the API answers with: the one list the OpenAPI document's error codes,
+examples and headers are made from."""
+
+
 def _error(name: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
            ) -> type[ApiError]:
-    return type(name, (ApiError,), {"status": status, "code": code, "default_message": message,
-                                    "default_headers": headers or {}})
+    cls = type(name, (ApiError,), {"status": status, "code": code, "default_message": message,
+                                   "default_headers": headers or {}})
+    API_ERRORS.append(cls)
+    return cls
 
 
 Unauthorized = _error("Unauthorized", 401, "UNAUTHORIZED", "Missing or invalid API key",
@@ -68,7 +77,17 @@ StoreFull = _error("StoreFull", 503, "STORE_FULL", "The store cannot take new wo
                    {"Retry-After": "60"})
 ServiceUnavailable = _error("ServiceUnavailable", 503, "SERVICE_UNAVAILABLE",
                             "The Kubernetes API is unreachable; retry later", {"Retry-After": "5"})
+NotFound = _error("NotFound", 404, "NOT_FOUND", "No such route")
+MethodNotAllowed = _error("MethodNotAllowed", 405, "METHOD_NOT_ALLOWED",
+                          "This route does not accept this method")
+RangeNotSatisfiable = _error("RangeNotSatisfiable", 416, "INVALID_REQUEST", "Requested range not satisfiable")
 InternalError = ApiError
+
+ROUTING_ERRORS: tuple[type[ApiError], ...] = (NotFound, MethodNotAllowed)
+"""Answers to requests that reach no operation (so no operation of the OpenAPI document lists them)."""
+
+ApiErrorCode = StrEnum("ApiErrorCode", {cls.code: cls.code for cls in API_ERRORS})  # type: ignore[misc]
+ApiErrorCode.__doc__ = "An API error code (CONTRACT §4, §7); a failed job's download carries a job's code."
 
 
 class JobFailed(ApiError):
@@ -81,14 +100,22 @@ class JobFailed(ApiError):
         self.code = code
 
 
-class RangeNotSatisfiable(ApiError):
-    status = 416
-    code = "INVALID_REQUEST"
-    default_message = "Requested range not satisfiable"
-
-
 def render(exc: ApiError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path accepts. Starlette's own 405 names the methods of the first
+    route that matched the path only, and one path may be served by several routes; asking every
+    route about every method relies on nothing but ``matches``, however routers are nested."""
+    def accepted(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(m for m in HTTP_METHODS if accepted(m))
 
 
 def install(app: FastAPI) -> None:
@@ -98,19 +125,16 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         return render(exc)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
-        # Starlette's own answers (unknown path, wrong method) keep their status in our envelope.
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's own answers (unknown path, wrong method) in our envelope with our codes.
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            err: ApiError = ApiError("Not found")
-            err.status, err.code = 404, "JOB_NOT_FOUND"
+            err: ApiError = NotFound()
         elif exc.status_code == 405:
-            err = InvalidRequest("Method not allowed")
-            err.status = 405
+            err = MethodNotAllowed(headers={**(exc.headers or {}), "Allow": allowed_methods(request)})
         else:
-            err = InvalidRequest(str(exc.detail))
+            err = InvalidRequest(str(exc.detail), headers=dict(exc.headers or {}))
             err.status = exc.status_code if 400 <= exc.status_code < 500 else 400
-        err.headers = dict(exc.headers or {})
         return render(err)
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -197,13 +197,6 @@ async def test_body_limit_counts_a_chunked_stream(make_client, expect_error):
     assert sent < 64 * 1024  # cut off near the limit, not after reading everything
 
 
-async def test_unknown_route_and_method(client, expect_error):
-    expect_error(await client.get("/v2/batch"), 404, "JOB_NOT_FOUND")
-    r = await client.delete("/v1/batch")
-    expect_error(r, 405, "INVALID_REQUEST")
-    assert r.headers["allow"] == "POST"
-
-
 async def test_kubernetes_unreachable_is_503(client, expect_error):
     r = await client.post("/v1/batch", json={"jobs": [job()]})
     expect_error(r, 503, "SERVICE_UNAVAILABLE")
