@@ -106,11 +106,10 @@ async def _run(identity: str) -> None:
 
 
 def main() -> None:
-    from . import handlers
+    from . import handlers, logs
 
     settings = handlers.SETTINGS
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kopf").setLevel(settings.kopf_log_level)
+    logs.configure(settings.log_level, settings.kopf_log_level)
     # kopf's default identity asks the password database for the user's name, which a numeric
     # non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
     asyncio.run(_run(f"audio-extract-operator@{socket.gethostname()}"))

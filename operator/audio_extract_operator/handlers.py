@@ -16,9 +16,9 @@ from typing import Any
 import kopf
 
 from audio_extract_common import ids
-from audio_extract_common.resource import GROUP, PLURAL, TERMINAL_STATES, VERSION
+from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
 
-from . import deliveries, loops
+from . import deliveries, logs, loops
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, Transient
 from .progress import Progress
@@ -87,6 +87,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     configure(settings, _S)
     ctx = Context(_S, await Kube.connect(_S.kubeconfig))
     memo.ctx = ctx
+    logs.FILTER.book = ctx.registry  # kopf's lines about a batch or Job name its tenant
     ctx.writer.listeners.append(deliveries.install(memo, _S, ctx.kube).observe)
     await ctx.progress.start()
     ctx.tasks = [
@@ -125,7 +126,8 @@ async def reconcile_batch(
         patch.metadata.setdefault("labels", {})[ids.KEY_LABEL] = key  # how the API finds kubectl batches
     ctx.registry.observe_batch(body)
     try:
-        await ctx.reconciler.batch(body)
+        with logs.about(logs.tenant_of(body)):
+            await ctx.reconciler.batch(body)
     except PermanentProblem as e:
         raise kopf.PermanentError(str(e)) from None
     except Transient as e:
@@ -140,10 +142,11 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
     deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
-        try:
-            await ctx.reconciler.batch_deleted(body)
-        except OSError as e:  # the retention pass's sweep removes them later
-            log.warning("removing the outputs of %s failed: %s", body["metadata"]["name"], e)
+        with logs.about(logs.tenant_of(body)):
+            try:
+                await ctx.reconciler.batch_deleted(body)
+            except OSError as e:  # the retention pass's sweep removes them later
+                log.warning("removing the outputs of %s failed: %s", body["metadata"]["name"], e)
 
 
 # --- Jobs ----------------------------------------------------------------------------------------
@@ -158,7 +161,8 @@ async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     info = ctx.registry.observe_job(body)
     if info is None:
         return
-    await _retried(lambda: ctx.reconciler.job(body), "mapping", body)
+    with logs.about(ctx.registry.tenant_of("Job", info.namespace, info.name)):
+        await _retried(lambda: ctx.reconciler.job(body), "mapping", body)
 
 
 async def _job_deleted(ctx: Context, body: kopf.Body) -> None:
@@ -171,7 +175,8 @@ async def _job_deleted(ctx: Context, body: kopf.Body) -> None:
     if entry in TERMINAL_STATES:
         return  # the usual case: the TTL of a Job whose outcome is in status
     where = (info.namespace, info.name, info.batch, info.batch_uid, info.index)
-    await _retried(lambda: ctx.reconciler.job_gone(*where, body), "handling the deletion of", body)
+    with logs.about(ctx.registry.tenant_of(KIND, info.namespace, info.batch)):
+        await _retried(lambda: ctx.reconciler.job_gone(*where, body), "handling the deletion of", body)
 
 
 async def _retried(step: Callable[[], Awaitable[None]], what: str, body: kopf.Body) -> None:

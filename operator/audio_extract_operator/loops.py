@@ -15,8 +15,8 @@ from typing import Any
 
 from audio_extract_common.timefmt import iso, now
 
-from . import upload_expiry
-from .admission import to_admit
+from . import logs, upload_expiry
+from .admission import Candidate, to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
 from .reconcile import Reconciler
@@ -56,22 +56,28 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
         info = registry.jobs.get(ref)
         if info is None:
             continue
-        try:
-            patched = await kube.set_job_suspended(c.namespace, c.name, False, info.uid)
-        except NotFound:
-            registry.jobs.pop(ref, None)
-            continue
-        except KubeError as e:
-            log.warning("admitting %s/%s failed: %s", c.namespace, c.name, e)
-            continue
-        registry.observe_job(patched)
-        registry.set_suspended(ref, False, 0)
-        log.info("admitted %s/%s (%s priority)", c.namespace, c.name, c.priority)
-        try:
-            await reconciler.admitted(info, iso(now()))
-        except KubeError as e:  # the Job's own event maps it to processing later
-            log.warning("recording admission of %s failed: %s", c.name, e)
+        with logs.about(registry.tenant_of("Job", c.namespace, c.name)):
+            await _admit(kube, registry, reconciler, c, info)
     return len(chosen)
+
+
+async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Candidate, info: JobInfo) -> None:
+    ref = (c.namespace, c.name)
+    try:
+        patched = await kube.set_job_suspended(c.namespace, c.name, False, info.uid)
+    except NotFound:
+        registry.jobs.pop(ref, None)
+        return
+    except KubeError as e:
+        log.warning("admitting %s/%s failed: %s", c.namespace, c.name, e)
+        return
+    registry.observe_job(patched)
+    registry.set_suspended(ref, False, 0)
+    log.info("admitted %s/%s (%s priority)", c.namespace, c.name, c.priority)
+    try:
+        await reconciler.admitted(info, iso(now()))
+    except KubeError as e:  # the Job's own event maps it to processing later
+        log.warning("recording admission of %s failed: %s", c.name, e)
 
 
 async def admission_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
@@ -108,8 +114,9 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
             async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
                 for body in page:
                     live_keys.add(batch_key_of(body))
-                    await _isolated(_batch_pass(reconciler, body, listed, uploads), "retention of",
-                                    body["metadata"])
+                    with logs.about(logs.tenant_of(body)):
+                        await _isolated(_batch_pass(reconciler, body, listed, uploads), "retention of",
+                                        body["metadata"])
         except KubeError as e:
             complete = False
             log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)
@@ -120,7 +127,8 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
             meta = {"namespace": info.namespace, "name": info.name}
-            await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
+            with logs.about(registry.tenant_of("Job", info.namespace, info.name)):
+                await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
 
 
 async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref] | None,

@@ -16,9 +16,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
+from audio_extract_common.resource import KIND, TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
+from . import logs
 from .readiness import Readiness
 from .registry import Ref, Registry
 from .settings import Settings
@@ -159,6 +160,7 @@ class Progress:
         """Write what is pending for ``ref``, then wait one interval, and again while reports keep
         coming: at most one write per interval per batch. The pause lives in this task, not in a
         map of last flush times, so nothing of a batch is kept once its reports stop."""
+        logs.tenant.set(self.registry.tenant_of(KIND, *ref) or logs.NONE)  # this task's lines
         try:
             while reports := self._pending.pop(ref, None):
                 try:

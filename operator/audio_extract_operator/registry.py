@@ -49,6 +49,8 @@ class BatchRecord:
     rv: int
     entries: tuple[str | None, ...]
     """The status of the entry at each index (None: no entry yet)."""
+    tenant: str | None = None
+    """Its tenant label, for the log lines about it (``logs``); interned: tenants are few."""
 
     @classmethod
     def of(cls, body: Mapping[str, Any]) -> BatchRecord:
@@ -57,7 +59,9 @@ class BatchRecord:
         size = max((i for i in by_index if isinstance(i, int)), default=-1) + 1
         # interned: the same few state names, not one string per entry of every batch
         entries = tuple(sys.intern(s) if isinstance(s, str) else None for s in map(by_index.get, range(size)))
-        return cls(uid=body["metadata"]["uid"], rv=_rv(body), entries=entries)
+        tenant = (body["metadata"].get("labels") or {}).get(ids.TENANT_LABEL)
+        return cls(uid=body["metadata"]["uid"], rv=_rv(body), entries=entries,
+                   tenant=sys.intern(tenant) if isinstance(tenant, str) else None)
 
     def entry(self, index: int) -> str | None:
         return self.entries[index] if 0 <= index < len(self.entries) else None
@@ -200,6 +204,16 @@ class Registry:
         """The status of a batch's entry when last seen; None when not known."""
         known = self.batch(namespace, batch, batch_uid)
         return known.entry(index) if known is not None else None
+
+    def tenant_of(self, kind: str | None, namespace: str | None, name: str | None) -> str | None:
+        """The tenant of a batch, or of the batch owning a Job, as last seen (``logs``)."""
+        if kind == "Job":
+            job = self.jobs.get((namespace or "", name or ""))
+            name = job.batch if job is not None else None
+        elif kind != KIND:
+            return None
+        known = self.batches.get((namespace or "", name or ""))
+        return known.tenant if known is not None else None
 
     def observe_batch(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         meta = body["metadata"]

@@ -24,6 +24,7 @@ from typing import Any
 from audio_extract_common.resource import BatchSpec, BatchStatus
 from audio_extract_common.timefmt import iso
 
+from .. import logs
 from .config import WebhookConfig
 from .driver import BatchRef, Driver, needs_work
 
@@ -83,7 +84,8 @@ class Pump:
             spec, status = body.get("spec") or {}, body.get("status") or {}
             active = self.driver.remembers(uid) or needs_work(spec, status)
         except Exception:  # never let an odd object break the operator's event handler
-            log.exception("webhook check of %s failed", meta.get("name"))
+            log.exception("webhook check of %s failed", meta.get("name"),
+                          extra={"tenant": logs.tenant_of(body)})
             return
         if active:
             self.bodies[uid] = {"metadata": dict(meta), "spec": body.get("spec"),
@@ -114,13 +116,15 @@ class Pump:
                 if not self.driver.wants_tick(uid, spec, status, now):
                     continue
             except Exception:  # one odd object must not stall every other batch
-                log.exception("webhook check of %s failed", body["metadata"].get("name"))
+                log.exception("webhook check of %s failed", body["metadata"].get("name"),
+                              extra={"tenant": logs.tenant_of(body)})
                 continue
             task = asyncio.create_task(self._tick(uid, body), name=f"webhooks {uid}")
             self.ticking[uid] = task
 
     async def _tick(self, uid: str, body: dict[str, Any]) -> None:
         meta = body["metadata"]
+        logs.tenant.set(logs.tenant_of(body))  # this task's lines, and the attempts it starts
         try:
             self.ticks += 1
             await self.driver.tick(BatchRef(meta["namespace"], meta["name"], uid),
