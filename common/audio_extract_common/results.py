@@ -15,7 +15,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 """Unexpected failure: retried by the Job's backoffLimit."""
 EXIT_TRANSIENT = 75
-"""Possibly transient (network, timeouts): retried by the Job's backoffLimit."""
+"""Possibly transient (network, timeouts, a full store): retried by the Job's backoffLimit."""
 EXIT_PERMANENT = 65
 """Bad input (no audio, not media, too large, bad spec): retrying cannot help; the Job fails at once."""
 
@@ -30,8 +30,11 @@ PERMANENT_CODES = frozenset(
 TERMINATION_MESSAGE_LIMIT = 4096
 
 
-def exit_code_for(code: ErrorCode, permanent: bool = False) -> int:
-    """``permanent``: the worker knows this failure would repeat (a 404, a refused address)."""
+def exit_code_for(code: ErrorCode, permanent: bool = False, transient: bool = False) -> int:
+    """``permanent``: the worker knows this failure would repeat (a 404, a refused address);
+    ``transient``: it knows its cause lies outside the job and may pass (a full store)."""
+    if transient:
+        return EXIT_TRANSIENT
     if permanent or code in PERMANENT_CODES:
         return EXIT_PERMANENT
     if code == ErrorCode.DOWNLOAD_FAILED:
@@ -49,6 +52,8 @@ class WorkerResult(BaseModel):
     inputFile: InputFile | None = None
     permanent: bool = Field(default=False, exclude=True)
     """The worker's verdict that retrying cannot help; the exit code carries it, not the message."""
+    transient: bool = Field(default=False, exclude=True)
+    """The worker's verdict that retrying later can help (a full store); the exit code carries it."""
 
     def to_message(self) -> str:
         """JSON under the termination-message limit; long error details are cut first."""

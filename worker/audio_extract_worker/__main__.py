@@ -3,7 +3,8 @@
 Exit codes (``audio_extract_common.results``): 0 done; 65 permanent failure (bad media, no
 audio, too large, ffmpeg failed, invalid job spec, a download that would fail again: 4xx,
 refused address, missing upload): the Job's podFailurePolicy fails it at once; 75 possibly
-transient (other download failures): retried by backoffLimit; 1 unexpected error;
+transient (other download failures, a full store or scratch volume): retried by backoffLimit;
+1 unexpected error;
 143 stopped by SIGTERM (pod deleted, batch cancelled or deadline).
 """
 
@@ -14,14 +15,23 @@ import logging
 import resource
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from pydantic import ValidationError
 
 from audio_extract_common.resource import ErrorCode, JobError
-from audio_extract_common.results import EXIT_INTERNAL, EXIT_OK, EXIT_PERMANENT, WorkerResult, exit_code_for
+from audio_extract_common.results import (
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_PERMANENT,
+    EXIT_TRANSIENT,
+    WorkerResult,
+    exit_code_for,
+)
 from audio_extract_common.store import FilesystemStore
 
+from .errors import OUT_OF_SPACE_ERRNOS, out_of_space
 from .job import run_job
 from .progress import ProgressReporter
 from .settings import WorkerSettings
@@ -57,6 +67,12 @@ def _spec_error(e: Exception) -> JobError:
     return JobError(code=ErrorCode.INTERNAL_ERROR, message="invalid job spec", details=detail)
 
 
+def _volume(e: OSError, settings: WorkerSettings) -> str:
+    """Which volume a write that found no space was on, for the message."""
+    written = Path(e.filename).resolve() if isinstance(e.filename, str) else None
+    return "scratch space" if written and written.is_relative_to(settings.scratch_dir.resolve()) else "store"
+
+
 def peak_rss_kib() -> int:
     """This process's own peak RSS. ``VmHWM`` is reset by exec; ``ru_maxrss`` is not (on Linux it
     keeps the high-water mark of the forked parent's image, e.g. a big test runner)."""
@@ -86,10 +102,19 @@ def main() -> int:
     try:
         result = run_job(job, settings, FilesystemStore(settings.store_root), reporter)
         code = (EXIT_OK if result.output
-                else exit_code_for(ErrorCode(result.error.code), result.permanent))  # type: ignore[union-attr]
+                else exit_code_for(ErrorCode(result.error.code), result.permanent,  # type: ignore[union-attr]
+                                   result.transient))
     except Terminated:
         result = WorkerResult(error=JobError(code=ErrorCode.CANCELLED, message="the worker was stopped"))
         code = EXIT_TERMINATED
+    except OSError as e:
+        if e.errno not in OUT_OF_SPACE_ERRNOS:
+            raise
+        # a disk filled while the worker itself wrote (staging, a copy into scratch): ffmpeg's
+        # own writes are recognised in run_ffmpeg
+        failure = out_of_space(_volume(e, settings), f"{type(e).__name__}: {e}")
+        result = WorkerResult(error=failure.to_error(), transient=True)
+        code = EXIT_TRANSIENT
     except Exception as e:
         log.exception("unexpected failure")
         result = WorkerResult(error=JobError(code=ErrorCode.INTERNAL_ERROR, message="unexpected worker error",

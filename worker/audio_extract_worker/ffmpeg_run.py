@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from audio_extract_common.resource import ErrorCode
 
-from .errors import JobFailure
+from .errors import OUT_OF_SPACE_TEXTS, JobFailure, out_of_space
 
 STDERR_LINES = 60
 
@@ -70,6 +70,8 @@ def run_ffmpeg(args: list[str], timeout: float,
         raise JobFailure(ErrorCode.TIMEOUT, f"ffmpeg took longer than {timeout:g} s")
     if proc.returncode != 0:
         lines = [line for line in tail if line.strip()][-8:]
+        if any(text in line for line in lines for text in OUT_OF_SPACE_TEXTS):
+            raise out_of_space("store", "\n".join(lines))  # only the output is written to a disk
         raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"ffmpeg failed (exit code {proc.returncode})",
                          "\n".join(lines) or None)
     return FfmpegRun(stderr, last)

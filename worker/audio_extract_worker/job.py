@@ -52,7 +52,8 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
         log.info("job %s failed: %s %s", job.jobId, failure.code, failure.message)
-        return WorkerResult(error=failure.to_error(), inputFile=input_file, permanent=failure.permanent)
+        return WorkerResult(error=failure.to_error(), inputFile=input_file, permanent=failure.permanent,
+                            transient=failure.transient)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
