@@ -79,11 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await svc.kube.close()
 
     app = FastAPI(title="audio-extract", version="1.0.0", lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None)
+                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None,
+                  generate_unique_id_function=openapi.operation_id)
     app.state.services = svc
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(public_router(), prefix="/v1")
+    app.include_router(health.router, responses=openapi.errors(500))
+    app.include_router(public_router(), prefix="/v1", responses=openapi.errors(500))
     app.include_router(public_router(), prefix="/audio-extract/v1", include_in_schema=False)
     openapi.install(app, [BatchRequest, ExtractionJob])
     app.add_middleware(Edge, settings=settings, metrics=svc.metrics)

@@ -24,7 +24,7 @@ def completed_output(st: dict[str, Any]) -> dict[str, Any]:
     """The job's outputFile, or the ApiError its state calls for."""
     state = st.get("status") or JobState.queued.value
     if state in (JobState.queued.value, JobState.processing.value):
-        raise JobNotCompleted(headers={"Retry-After": "5"})
+        raise JobNotCompleted()
     if state in (JobState.failed.value, JobState.cancelled.value):
         err = st.get("error") or {}
         code = err.get("code") or ("CANCELLED" if state == JobState.cancelled.value else "INTERNAL_ERROR")

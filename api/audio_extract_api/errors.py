@@ -65,7 +65,8 @@ InvalidJobId = _error("InvalidJobId", 400, "INVALID_JOB_ID", "Malformed id")
 TooManyJobs = _error("TooManyJobs", 400, "TOO_MANY_JOBS", "A batch holds at most 10 jobs")
 PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE", "Request body is over the limit")
 JobNotFound = _error("JobNotFound", 404, "JOB_NOT_FOUND", "No such job")
-JobNotCompleted = _error("JobNotCompleted", 202, "JOB_NOT_COMPLETED", "The job has not completed yet")
+JobNotCompleted = _error("JobNotCompleted", 202, "JOB_NOT_COMPLETED", "The job has not completed yet",
+                         {"Retry-After": "5"})
 FileExpired = _error("FileExpired", 410, "FILE_EXPIRED", "The output was removed after the retention window")
 IdempotencyConflict = _error("IdempotencyConflict", 409, "IDEMPOTENCY_CONFLICT",
                              "This Idempotency-Key was used with a different body")

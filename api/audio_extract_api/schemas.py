@@ -3,11 +3,20 @@ component tests validate real responses against this document through schemathes
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from audio_extract_common.resource import ErrorCode
+
+from .errors import ApiErrorCode
+
 T = TypeVar("T")
+
+# The job-level codes under the name clients see beside ApiErrorCode (its one list is ErrorCode).
+JobErrorCode = StrEnum("JobErrorCode", {c.value: c.value for c in ErrorCode})  # type: ignore[misc]
+JobErrorCode.__doc__ = "A job-level error code (CONTRACT §4): why a job failed."
 
 JobStateName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 StepName = Literal["downloading_video", "analyzing_video", "extracting_audio", "finalizing"]
@@ -19,7 +28,7 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="A code from CONTRACT §4, or a job-level code on a failed download.")
+    code: ApiErrorCode
     message: str
     details: str | list[FieldError] | None = None
 
@@ -27,6 +36,19 @@ class ErrorBody(BaseModel):
 class ErrorEnvelope(BaseModel):
     success: Literal[False]
     error: ErrorBody
+
+
+class JobFailedBody(BaseModel):
+    code: JobErrorCode
+    message: str
+    details: str | None = None
+
+
+class JobFailedEnvelope(BaseModel):
+    """The download of a job that failed or was cancelled: the job's own error."""
+
+    success: Literal[False]
+    error: JobFailedBody
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -72,7 +94,7 @@ class OutputFileView(BaseModel):
 
 
 class JobErrorView(BaseModel):
-    code: str
+    code: JobErrorCode
     message: str | None
     details: str | None
 

@@ -34,7 +34,7 @@ IdempotencyKey = Annotated[str | None, Header(
 @router.post(
     "/batch", status_code=202, response_model=Envelope[BatchAccepted],
     openapi_extra=json_body(bodies.BatchRequest),
-    responses=errors(400, 401, 403, 409, 413, 429, 503, retry_after=(429, 503)),
+    responses=errors(400, 401, 403, 409, 413, 429, 503),
     summary="Submit 1 to 10 extractions as one batch",
 )
 async def post_batch(request: Request, svc: Svc, who: Writer,

@@ -14,19 +14,26 @@ from ..deps import Reader, Svc, find_job
 from ..downloads import completed_output, file_response
 from ..errors import FileExpired
 from ..openapi import errors
-from ..schemas import ErrorEnvelope
+from ..schemas import JobFailedEnvelope
 from ..views import job_status
 from .status import JobIdParam
 
 router = APIRouter(tags=["jobs"])
 
 _AUDIO = {info.media_type: {"schema": {"type": "string", "format": "binary"}} for info in FORMATS.values()}
+_FILE_HEADERS = {
+    "Content-Disposition": {"description": '`attachment; filename="<name>.<ext>"`',
+                            "schema": {"type": "string"}},
+    "Content-Length": {"description": "Bytes in this response.", "schema": {"type": "integer"}},
+}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The audio file", "content": _AUDIO},
-    202: {"model": ErrorEnvelope, "description": "JOB_NOT_COMPLETED: queued or processing"},
-    206: {"description": "(extension) The requested byte range", "content": _AUDIO},
-    409: {"model": ErrorEnvelope, "description": "The job failed; `code` is the job's own error code"},
-    **errors(400, 401, 403, 404, 410, 416, 429, 503),
+    200: {"description": "The audio file", "content": _AUDIO, "headers": _FILE_HEADERS},
+    206: {"description": "(extension) The requested byte range", "content": _AUDIO, "headers": {
+        **_FILE_HEADERS, "Content-Range": {"description": "`bytes <first>-<last>/<size>`",
+                                           "schema": {"type": "string"}}}},
+    409: {"model": JobFailedEnvelope,
+          "description": "The job failed or was cancelled: `code` is the job's own"},
+    **errors(202, 400, 401, 403, 404, 410, 416, 429, 503),
 }
 
 

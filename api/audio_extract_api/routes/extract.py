@@ -32,7 +32,7 @@ def estimated_time(ahead: int, base: int, per_queued: int) -> int:
 @router.post(
     "/extract", status_code=202, response_model=Envelope[ExtractAccepted],
     openapi_extra=json_body(ExtractionJob),
-    responses=errors(400, 401, 403, 409, 413, 429, 503, retry_after=(429, 503)),
+    responses=errors(400, 401, 403, 409, 413, 429, 503),
     summary="Submit one extraction",
 )
 async def post_extract(request: Request, svc: Svc, who: Writer, idempotency_key: IdempotencyKey = None

@@ -19,7 +19,7 @@ async def healthz() -> JSONResponse:
     return ok({"status": "ok"})
 
 
-@router.get("/readyz", response_model=Envelope[Health], responses=errors(503, retry_after=(503,)),
+@router.get("/readyz", response_model=Envelope[Health], responses=errors(503),
             summary="Readiness: the Kubernetes API answers")
 async def readyz(svc: Svc) -> JSONResponse:
     await svc.kube.ping()
