@@ -191,6 +191,11 @@ class LocalCluster:
         `spec.ready`, logged to `log_dir/<name>.log` and stopped (before the node) by stop()."""
         self.supervisor.start(spec)
 
+    def crash_runtime(self) -> float:
+        """The node's container runtime dies (SIGKILL) and its service manager starts it again;
+        running containers live on under their shims. Seconds until it answers again."""
+        return self.supervisor.kill_and_restart("containerd")
+
     def node_ready(self, name: str = node.NODE_NAME) -> bool:
         with urllib.request.urlopen(
             f"{self.server}/api/v1/nodes/{name}", timeout=2, context=self._tls()

@@ -152,6 +152,23 @@ class Supervisor:
     def find(self, name: str) -> ManagedProcess | None:
         return next((p for p in self.running if p.spec.name == name), None)
 
+    def kill_and_restart(self, name: str) -> float:
+        """SIGKILL one component (its process only: children in their own sessions, such as
+        containerd's shims, live on) and start it again in its place, as a service manager with
+        Restart=always would; returns the seconds until it is ready again."""
+        old = self.find(name)
+        if old is None:
+            raise KeyError(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old.pid, signal.SIGKILL)
+        old.proc.wait()
+        old._log.close()
+        new = ManagedProcess(old.spec, old.log_path)
+        self.running[self.running.index(old)] = new  # same place in the stop order
+        took = new.wait_ready(new.started + new.spec.ready_timeout)
+        self.report(f"{name:<24} killed and ready again in {took:5.1f} s  pid {new.pid}")
+        return took
+
     def stop_one(self, proc: ManagedProcess) -> None:
         self.running.remove(proc)
         self._stop(proc)
