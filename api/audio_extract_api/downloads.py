@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 from starlette.responses import StreamingResponse
 
+from audio_extract_common.filenames import content_disposition
 from audio_extract_common.formats import FORMATS, Format
 from audio_extract_common.resource import JobState
 
@@ -72,17 +73,12 @@ async def _chunks(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
             yield data
 
 
-def _disposition(filename: str) -> str:
-    safe = re.sub(r'[^A-Za-z0-9._-]', "_", filename) or "audio"
-    return f'attachment; filename="{safe}"'
-
-
 def file_response(path: Path, out: dict[str, Any], range_header: str | None) -> StreamingResponse:
     size = path.stat().st_size
     fmt = out.get("format")
     media_type = FORMATS[Format(fmt)].media_type if fmt in Format.__members__ else "application/octet-stream"
     headers = {
-        "Content-Disposition": _disposition(out.get("filename") or path.name),
+        "Content-Disposition": content_disposition(out.get("filename") or path.name),
         "Accept-Ranges": "bytes",
     }
     rng = parse_range(range_header, size)

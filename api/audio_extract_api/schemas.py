@@ -91,6 +91,8 @@ class OutputFileView(BaseModel):
     duration: float | None
     format: str | None
     bitrate: str | None
+    sampleRate: int | None = Field(default=None, description="(extension) Hz.")
+    channels: int | None = Field(default=None, description="(extension)")
 
 
 class JobErrorView(BaseModel):
@@ -99,10 +101,26 @@ class JobErrorView(BaseModel):
     details: str | None
 
 
+class TrimView(BaseModel):
+    start: float | None = None
+    end: float | None = None
+
+
+class TrackLanguageView(BaseModel):
+    language: str
+
+
 class OptionsView(BaseModel):
+    """What was asked: ``filename`` as given (the output's own name is ``outputFile.filename``), and
+    (extension) the output options, null where the default applies."""
+
     filename: str | None
     webhook: str | None
     priority: str
+    sampleRate: int | None = None
+    channels: int | None = None
+    trim: TrimView | None = None
+    audioTrack: int | TrackLanguageView | None = None
 
 
 class JobView(BaseModel):

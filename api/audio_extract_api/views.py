@@ -73,6 +73,7 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
     job_id = st.get("jobId") or ids.job_id(batch_key_of(obj), index)
     state = st.get("status") or JobState.queued.value
     opts = spec_job.get("options") or {}
+    asked = spec_job.get("output") or {}
     completed = state == JobState.completed.value
     out = st.get("outputFile") if completed else None
     url = download_url(prefix, job_id) if completed else None
@@ -90,6 +91,7 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
         "outputFile": None if out is None else {
             "filename": out.get("filename"), "url": url, "size": out.get("size"),
             "duration": out.get("duration"), "format": out.get("format"), "bitrate": out.get("bitrate"),
+            "sampleRate": out.get("sampleRate"), "channels": out.get("channels"),
         },
         "downloadUrl": url,
         "error": None if error is None else {
@@ -99,6 +101,11 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
             "filename": opts.get("filename"),
             "webhook": opts.get("webhook") or spec.get("webhook"),
             "priority": opts.get("priority") or "normal",
+            # CONTRACT §7: the output options echo what was asked (null: the default applies).
+            "sampleRate": asked.get("sampleRate"),
+            "channels": asked.get("channels"),
+            "trim": asked.get("trim"),
+            "audioTrack": (spec_job.get("source") or {}).get("audioTrack"),
         },
         "createdAt": st.get("createdAt") or obj["metadata"].get("creationTimestamp"),
         "startedAt": st.get("startedAt"),

@@ -12,9 +12,30 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
-from .formats import BITRATE_RE, Format, Priority, Quality, check_bitrate
+from . import filenames
+from .formats import (
+    BITRATE_RE,
+    CHANNELS,
+    SAMPLE_RATES,
+    Format,
+    Priority,
+    Quality,
+    check_bitrate,
+    check_sample_rate,
+)
 
 GROUP = "audioextract.io"
 VERSION = "v1"
@@ -27,7 +48,6 @@ CATEGORIES = ["audio-extract"]
 
 MAX_JOBS = 10
 MAX_URL_LENGTH = 2048
-FILENAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _URL_RE = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
 
 
@@ -55,7 +75,50 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
 
 
+def _one_of(allowed: tuple[int, ...]) -> AfterValidator:
+    def check(value: int) -> int:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(map(str, allowed))}")
+        return value
+
+    return AfterValidator(check)
+
+
+# Strict: a JSON `true` or `"44100"` is not a number of anything.
+SampleRate = Annotated[
+    StrictInt, _one_of(SAMPLE_RATES), Field(json_schema_extra={"enum": list(SAMPLE_RATES)})
+]
+Channels = Annotated[StrictInt, _one_of(CHANNELS), Field(json_schema_extra={"enum": list(CHANNELS)})]
+Seconds = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
+
+
 # --- spec ------------------------------------------------------------------------------------
+
+
+class TrackLanguage(_Model):
+    """An audio stream chosen by its language tag."""
+
+    language: str = Field(
+        pattern=r"^[a-z]{3}$",
+        description="ISO 639-2 code (three lowercase letters, e.g. `eng`), matched against the "
+        "stream's language tag; bibliographic and terminology codes (`fre`/`fra`) are one language.",
+    )
+
+
+def _audio_track(value: Any, handler: ValidatorFunctionWrapHandler) -> int | TrackLanguage:
+    """One message for the field, not one per branch of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            'must be a 0-based index among the audio streams or {"language": "<ISO 639-2 code>"}'
+        ) from None
+
+
+AudioTrack = Annotated[
+    Annotated[StrictInt, Field(ge=0)] | TrackLanguage,
+    WrapValidator(_audio_track),
+]
 
 
 class Source(_Model):
@@ -92,6 +155,21 @@ class Source(_Model):
         pattern=r"^upl_[0-9a-f]{16}$",
         description="An upload id (`upl_<16 hex>`) returned by POST /v1/uploads. Required when type=upload.",
     )
+    audioTrack: AudioTrack | None = Field(
+        default=None,
+        description="Which audio stream to extract: a 0-based index among the source's audio streams, "
+        'or {"language": "eng"}. Default: the stream ffmpeg would choose (the default-flagged one). '
+        "No such stream fails the job with NO_AUDIO_STREAM.",
+        # Integer or object: a structural schema cannot type that (and CEL cannot see an untyped
+        # field), so the CRD keeps the value as given with these value checks, and the operator
+        # refuses the rest (an InvalidSpec batch) with the same model the API uses.
+        json_schema_extra={
+            "x-kubernetes-preserve-unknown-fields": True,
+            "minimum": 0,
+            "required": ["language"],
+            "maxProperties": 1,
+        },
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> Source:
@@ -99,6 +177,36 @@ class Source(_Model):
             raise ValueError("url is required when type is url")
         if self.type == "upload" and not self.file:
             raise ValueError("file is required when type is upload")
+        return self
+
+
+class Trim(_Model):
+    """The part of the source to extract, in seconds."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.start) || !has(self.end) || self.start < self.end",
+                    "message": "trim start must be before its end",
+                },
+            ]
+        }
+    )
+
+    start: Seconds | None = Field(
+        default=None, description="Seconds from the beginning (decimals allowed); default 0."
+    )
+    end: Seconds | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds from the beginning, after start; default the end of the media."
+    )
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Trim:
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("trim start must be before its end")
         return self
 
 
@@ -131,11 +239,26 @@ class Output(_Model):
         default=False, description="EBU R128 loudness normalization to -23 LUFS, -1 dBTP."
     )
     preserveMetadata: bool = Field(default=False, description="Copy the source's tags into the output.")
+    sampleRate: SampleRate | None = Field(
+        default=None,
+        description="Output sample rate in Hz; opus takes 8000, 12000, 16000, 24000 or 48000 only. "
+        "Default: the source's rate where the format takes it, else the nearest it does.",
+    )
+    channels: Channels | None = Field(
+        default=None, description="1 (mono) or 2 (stereo). Default: the source's, downmixed to 2 above 2."
+    )
+    trim: Trim | None = Field(
+        default=None,
+        description="Extract only from `start` to `end` (seconds). A start past the media's end fails "
+        "the job with EXTRACTION_FAILED. A trimmed job is always re-encoded, to cut on the exact sample.",
+    )
 
     @model_validator(mode="after")
-    def _bitrate_fits(self) -> Output:
+    def _fits_the_format(self) -> Output:
         if self.bitrate is not None:
             check_bitrate(Format(self.format), self.bitrate)
+        if self.sampleRate is not None:
+            check_sample_rate(Format(self.format), self.sampleRate)
         return self
 
 
@@ -144,9 +267,10 @@ class Options(_Model):
 
     filename: str | None = Field(
         default=None,
-        pattern=FILENAME_RE.pattern,
-        description="Output file name without extension (letters, digits, `.`, `_`, `-`; at most 128). "
-        "Default: the source's base name, else the job id.",
+        max_length=filenames.MAX_RAW_LENGTH,
+        description="Output file name without extension; sanitized, never refused: path separators "
+        "become `_`, control characters and reserved device names go, Unicode stays, a name ending in "
+        "the output's extension does not get it twice. Default: the source's base name, else the job id.",
     )
     priority: Priority = Field(
         default=Priority.normal, description="Admission order: high, normal, low. Never preempts."
@@ -279,6 +403,8 @@ class OutputFile(_Status):
     duration: float | None = Field(default=None, description="Seconds.")
     format: str = Field(description="Output format (mp3, aac, flac, wav, ogg, opus).")
     bitrate: str | None = Field(default=None, description="Average bitrate like `192k`.")
+    sampleRate: int | None = Field(default=None, description="Sample rate of the output, Hz.")
+    channels: int | None = Field(default=None, description="Channels of the output.")
     transcoded: bool = Field(default=True, description="False when the audio was copied without re-encoding.")
 
 

@@ -9,7 +9,12 @@ A Kubernetes *structural* schema is a restricted OpenAPI v3: no ``$ref``, no ``a
 fields, no ``additionalProperties`` next to ``properties``, no ``title``. The JSON Schema pydantic emits
 is turned into that shape here; validation that OpenAPI cannot express lives in CEL rules
 (``x-kubernetes-validations``) declared next to the fields in the models, plus the per-codec bitrate
-ranges, which are rendered from ``formats.FORMATS`` so they cannot drift from the API's check.
+ranges and sample rates, which are rendered from ``formats.FORMATS`` so they cannot drift from the
+API's check.
+
+A field that is one of two types (``source.audioTrack``: an index or ``{"language": ...}``) has no
+structural type; its model marks it ``x-kubernetes-preserve-unknown-fields`` and it becomes an
+untyped node carrying only the value checks that apply to whichever type arrives.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import yaml
 
 from audio_extract_common import resource as r
-from audio_extract_common.formats import FORMATS
+from audio_extract_common.formats import FORMATS, SAMPLE_RATES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO_ROOT / "crds" / "extractionbatches.yaml"
@@ -54,6 +59,10 @@ _KEEP = {
     "x-kubernetes-list-map-keys",
     "nullable",
 }
+# Value checks an untyped node keeps: each applies only to values of its own type.
+_UNTYPED_KEEP = {
+    "description", "minimum", "required", "maxProperties", "x-kubernetes-preserve-unknown-fields",
+}
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +87,8 @@ def structural(node: dict[str, Any], defs: dict[str, Any], *, nullable: bool) ->
     is refused rather than reaching a CEL rule as null).
     """
     node = _resolve(node, defs)
+    if node.get("x-kubernetes-preserve-unknown-fields") and "anyOf" in node:
+        return {k: copy.deepcopy(v) for k, v in node.items() if k in _UNTYPED_KEEP}
     if "anyOf" in node:
         branches = [b for b in node["anyOf"] if b.get("type") != "null"]
         if len(branches) != 1:
@@ -133,11 +144,32 @@ def _bitrate_rules() -> list[dict[str, str]]:
     return rules
 
 
+def _sample_rate_rules() -> list[dict[str, str]]:
+    """A CEL rule for each format that takes fewer rates than the field's enum (opus), with the
+    message of ``formats.check_sample_rate``."""
+    rules = []
+    for fmt, info in FORMATS.items():
+        if set(info.sample_rates) == set(SAMPLE_RATES):
+            continue
+        listed = ", ".join(map(str, info.sample_rates))
+        rules.append(
+            {
+                "rule": f"self.format != '{fmt.value}' || !has(self.sampleRate) || "
+                f"self.sampleRate in [{listed}]",
+                "message": f"{fmt.value} sampleRate must be one of {listed}",
+                "fieldPath": ".sampleRate",
+            }
+        )
+    return rules
+
+
 def spec_schema() -> dict[str, Any]:
     js = r.BatchSpec.model_json_schema(mode="validation")
     schema = structural(js, js.get("$defs", {}), nullable=False)
     output = schema["properties"]["jobs"]["items"]["properties"]["output"]
-    output["x-kubernetes-validations"] = output.get("x-kubernetes-validations", []) + _bitrate_rules()
+    output["x-kubernetes-validations"] = (
+        output.get("x-kubernetes-validations", []) + _bitrate_rules() + _sample_rate_rules()
+    )
     return schema
 
 

@@ -14,7 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from audio_extract_common.formats import FORMATS, Format, Quality, bitrate_kbps, check_bitrate
+from audio_extract_common.formats import (
+    FORMATS,
+    Format,
+    Quality,
+    bitrate_kbps,
+    check_bitrate,
+    check_sample_rate,
+    default_channels,
+    default_sample_rate,
+)
 
 from .loudness import MEASURE_FILTER, Loudness, normalize_filter
 from .probe import INPUT_FORMATS, INPUT_WHITELIST, PROTOCOLS, ProbeFacts
@@ -22,7 +31,6 @@ from .quality import CODECS, QUALITY, Tier, bitrate_args
 
 COPY_BITRATE_SLACK = 0.9
 """A source stream at ≥ 90% of the tier's nominal bitrate meets the tier (encoders over/undershoot)."""
-MP3_RATES = frozenset({8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000})
 
 
 class InvalidOutput(ValueError):
@@ -37,16 +45,24 @@ class Paths:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The parts of CONTRACT §2 ``output`` that shape the command (enums, not strings)."""
+    """The parts of CONTRACT §2/§7 ``output`` that shape the command (enums and numbers, not strings)."""
 
     format: Format
     quality: Quality = Quality.medium
     bitrate: str | None = None
     normalize: bool = False
     preserve_metadata: bool = False
+    sample_rate: int | None = None
+    """``output.sampleRate``; None: :func:`output_sample_rate` decides."""
+    channels: int | None = None
+    """``output.channels``; None: the source's, at most 2."""
+    trim_start: float = 0.0
+    trim_end: float | None = None
+    """Seconds into the source; None: its end."""
 
     @classmethod
     def from_model(cls, output: object) -> OutputSpec:
+        trim = getattr(output, "trim", None)
         try:
             return cls(
                 format=Format(output.format),
@@ -54,16 +70,30 @@ class OutputSpec:
                 bitrate=getattr(output, "bitrate", None),
                 normalize=bool(getattr(output, "normalize", False)),
                 preserve_metadata=bool(getattr(output, "preserveMetadata", False)),
+                sample_rate=getattr(output, "sampleRate", None),
+                channels=getattr(output, "channels", None),
+                trim_start=float(getattr(trim, "start", None) or 0.0),
+                trim_end=None if getattr(trim, "end", None) is None else float(trim.end),  # type: ignore[union-attr]
             )
         except ValueError as e:
             raise InvalidOutput(str(e)) from None
 
     def validate(self) -> None:
-        if self.bitrate is not None:
-            try:
+        try:
+            if self.bitrate is not None:
                 check_bitrate(self.format, self.bitrate)
-            except ValueError as e:
-                raise InvalidOutput(str(e)) from None
+            if self.sample_rate is not None:
+                check_sample_rate(self.format, self.sample_rate)
+        except ValueError as e:
+            raise InvalidOutput(str(e)) from None
+        if self.channels is not None and self.channels not in (1, 2):
+            raise InvalidOutput("channels must be 1 or 2")
+        if self.trim_start < 0 or (self.trim_end is not None and self.trim_end <= self.trim_start):
+            raise InvalidOutput("trim start must be at least 0 and before its end")
+
+    @property
+    def trimmed(self) -> bool:
+        return self.trim_start > 0 or self.trim_end is not None
 
     @property
     def tier(self) -> Tier:
@@ -71,15 +101,18 @@ class OutputSpec:
 
 
 def output_sample_rate(spec: OutputSpec, probe: ProbeFacts) -> int:
-    """Keep the source rate up to 48 kHz; libopus only runs at 48 kHz; MP3 takes its MPEG rates."""
-    rate = probe.audio.sample_rate or 48000
-    if spec.format == Format.opus:
-        return 48000
-    if rate > 48000:
-        return 44100 if rate % 44100 == 0 else 48000
-    if spec.format == Format.mp3 and rate not in MP3_RATES:
-        return 48000
-    return rate
+    """``output.sampleRate``, else the source's rate where the format takes it, else the nearest it
+    does (``formats.default_sample_rate``: at most 48 kHz; libopus and LAME take fixed sets)."""
+    if spec.sample_rate is not None:
+        return spec.sample_rate
+    return default_sample_rate(spec.format, probe.audio.sample_rate)
+
+
+def output_channels(spec: OutputSpec, probe: ProbeFacts) -> int | None:
+    """``output.channels``, else the source's downmixed to stereo above two (None: unknown, as is)."""
+    if spec.channels is not None:
+        return spec.channels
+    return default_channels(probe.audio.channels)
 
 
 def _high_depth(spec: OutputSpec, probe: ProbeFacts) -> bool:
@@ -93,9 +126,16 @@ def encoder(spec: OutputSpec, probe: ProbeFacts) -> str:
 
 
 def can_copy(spec: OutputSpec, probe: ProbeFacts) -> bool:
-    """Stream copy when the codec fits the container and nothing asks for re-encoding."""
+    """Stream copy when the codec fits the container and nothing asks for re-encoding.
+
+    A trim never copies: a copy can only cut between packets (up to a packet off, ~20-90 ms
+    depending on the codec, plus the encoder delay it would carry over), while the contract's
+    trim is exact; decoding cuts on the sample.
+    """
     spec.validate()
-    if spec.normalize or spec.bitrate is not None:
+    if spec.normalize or spec.bitrate is not None or spec.trimmed:
+        return False
+    if output_channels(spec, probe) != probe.audio.channels:
         return False
     codec = probe.audio.codec
     if spec.format == Format.wav:
@@ -105,8 +145,6 @@ def can_copy(spec: OutputSpec, probe: ProbeFacts) -> bool:
         return False
     if probe.audio.sample_rate is None or output_sample_rate(spec, probe) != probe.audio.sample_rate:
         return False
-    if spec.format == Format.mp3 and (probe.audio.channels or 0) > 2:
-        return False
     nominal = spec.tier.nominal_kbps
     if nominal is not None:  # lossy: the source must already meet the tier
         rate = probe.audio.bit_rate
@@ -114,13 +152,30 @@ def can_copy(spec: OutputSpec, probe: ProbeFacts) -> bool:
     return True
 
 
-def input_args(probe: ProbeFacts, source: Path) -> list[str]:
+def input_args(probe: ProbeFacts, source: Path, seek: float = 0.0) -> list[str]:
     demuxer = probe.demuxer
     if demuxer not in INPUT_FORMATS:
         raise InvalidOutput(f"input format {demuxer!r} is not allowed")
     extra = ["-enable_drefs", "0", "-use_absolute_path", "0"] if demuxer == "mov" else []
+    # -ss as an input option seeks in the demuxer (fast) and, since the audio is decoded, ffmpeg
+    # then drops the samples before the position (accurate seeking): the cut is exact.
+    if seek > 0:
+        extra += ["-ss", seconds(seek)]
     return ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", INPUT_WHITELIST,
             "-f", demuxer, *extra, "-i", f"file:{_absolute(source)}"]
+
+
+def seconds(value: float) -> str:
+    """A time for ffmpeg: plain decimal seconds, microsecond precision (never an exponent)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def trim_args(spec: OutputSpec) -> list[str]:
+    """The output's length when the trim has an end (timestamps start at 0 after the input seek)."""
+    if spec.trim_end is None:
+        return []
+    return ["-t", seconds(spec.trim_end - spec.trim_start)]
 
 
 def _absolute(path: Path) -> Path:
@@ -129,19 +184,21 @@ def _absolute(path: Path) -> Path:
     return path
 
 
-def _base(probe: ProbeFacts, source: Path, loglevel: str = "error") -> list[str]:
+def _base(spec: OutputSpec, probe: ProbeFacts, source: Path, loglevel: str = "error") -> list[str]:
+    """Input, trim and stream choice: shared by the measuring pass (which must measure exactly
+    what is extracted) and the extraction. ``probe.audio`` is the stream ``tracks`` chose."""
     return ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel,
-            "-progress", "pipe:1", *input_args(probe, source),
+            "-progress", "pipe:1", *input_args(probe, source, spec.trim_start), *trim_args(spec),
             "-map", f"0:{probe.audio.index}", "-vn", "-sn", "-dn"]
 
 
-def measure_args(probe: ProbeFacts, source: Path, before: str | None = None) -> list[str]:
+def measure_args(spec: OutputSpec, probe: ProbeFacts, source: Path, before: str | None = None) -> list[str]:
     """Normalisation pass 1: ebur128 measurement (summary on stderr at log level info).
 
     ``before``: a filter to measure the result of (the limiter route's correction rounds).
     """
     chain = f"{before},{MEASURE_FILTER}" if before else MEASURE_FILTER
-    return [*_base(probe, source, loglevel="info"), "-af", chain, "-f", "null", "-"]
+    return [*_base(spec, probe, source, loglevel="info"), "-af", chain, "-f", "null", "-"]
 
 
 def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
@@ -149,7 +206,7 @@ def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
     """The extraction command. ``loudness`` (pass 1's measurement) is required when normalising;
     ``correction`` is the limiter route's measured gain correction (dB)."""
     spec.validate()
-    args = _base(probe, paths.source)
+    args = _base(spec, probe, paths.source)
     if spec.preserve_metadata:
         args += ["-map_metadata", "0"]
     else:
@@ -180,8 +237,9 @@ def _encode_args(spec: OutputSpec, probe: ProbeFacts, loudness: Loudness | None,
         args += ["-sample_fmt", "s32" if _high_depth(spec, probe) else "s16"]
     # Always explicit: loudnorm (if it ever went dynamic) would otherwise output 192 kHz.
     args += ["-ar", str(rate)]
-    if spec.format == Format.mp3 and (probe.audio.channels or 0) > 2:
-        args += ["-ac", "2"]  # LAME takes mono or stereo only
+    channels = output_channels(spec, probe)
+    if channels is not None and channels != probe.audio.channels:
+        args += ["-ac", str(channels)]  # swresample's standard downmix (or mono → both sides)
     return args
 
 

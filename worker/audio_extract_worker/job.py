@@ -14,7 +14,17 @@ from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import Store, output_key, upload_key
 
-from .command import InvalidOutput, OutputSpec, Paths, can_copy, extension, ffmpeg_args, measure_args
+from .command import (
+    InvalidOutput,
+    OutputSpec,
+    Paths,
+    can_copy,
+    extension,
+    ffmpeg_args,
+    measure_args,
+    output_channels,
+    output_sample_rate,
+)
 from .errors import JobFailure
 from .ffmpeg_run import FfmpegRun, run_ffmpeg
 from .loudness import MAX_CORRECTIONS, Loudness, gain_correction, is_linear, normalize_filter, parse_ebur128
@@ -22,6 +32,7 @@ from .probe import ProbeFacts, probe
 from .progress import ProgressReporter
 from .settings import WorkerSettings
 from .spec import WorkerJob, default_filename
+from .tracks import select_track
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +53,15 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         facts = probe(source)
         input_file = InputFile(name=name, size=facts.size, duration=facts.duration, format=facts.format_name)
         reporter.report(Step.analyzing_video, 100, input_file=input_file)
-        key = output_key(job.jobId, f"{default_filename(job)}.{extension(spec.format)}")
+        facts = select_track(facts, job.source.audioTrack)
+        _check_trim(spec, facts)
+        ext = extension(spec.format)
+        key = output_key(job.jobId, f"{default_filename(job, ext)}.{ext}")
         # ffmpeg writes straight into the store next to the final name; renamed only on success
         with store.staged(key) as out:
             transcoded, seconds = _extract(spec, facts, Paths(source, out.resolve()), settings, reporter)
             reporter.report(Step.finalizing, 0)
-            output = _describe(key, spec, out, transcoded, seconds)
+            output = _describe(key, spec, facts, out, transcoded, seconds)
         reporter.report(Step.finalizing, 100)
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
@@ -65,6 +79,28 @@ def _validated(job: WorkerJob) -> OutputSpec:
     except InvalidOutput as e:
         raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"invalid output settings: {e}") from None
     return spec
+
+
+def _source_seconds(facts: ProbeFacts) -> float | None:
+    """How long the chosen audio stream lasts (the container's duration when the stream does not say)."""
+    return facts.audio.duration or facts.duration
+
+
+def _check_trim(spec: OutputSpec, facts: ProbeFacts) -> None:
+    """A trim that starts at or past the end of the audio has nothing to extract."""
+    length = _source_seconds(facts)
+    if spec.trim_start > 0 and length is not None and spec.trim_start >= length:
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "trim start is past the end of the media",
+                         f"trim.start is {spec.trim_start:g} s; the source's audio lasts {length:.3f} s")
+
+
+def _expected_seconds(spec: OutputSpec, facts: ProbeFacts) -> float | None:
+    """The output's length as the source and the trim predict it."""
+    length = _source_seconds(facts)
+    if length is None:
+        return None if spec.trim_end is None else spec.trim_end - spec.trim_start
+    end = length if spec.trim_end is None else min(spec.trim_end, length)
+    return max(0.0, end - spec.trim_start)
 
 
 def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
@@ -107,7 +143,7 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
              reporter: ProgressReporter) -> tuple[bool, float | None]:
     """Returns whether the audio was re-encoded, and the output's duration (ffmpeg's last out_time)."""
     reporter.report(Step.extracting_audio, 0)
-    duration = facts.duration
+    duration = _expected_seconds(spec, facts)
     started = time.monotonic()
 
     def progress_in(low: float, high: float):  # type: ignore[no-untyped-def]
@@ -127,11 +163,11 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
     transcoded = not can_copy(spec, facts)
     start = 0.0
     if spec.normalize:
-        loudness = _measure(facts, paths.source, None, settings, progress_in(0, MEASURE_SHARE))
+        loudness = _measure(spec, facts, paths.source, None, settings, progress_in(0, MEASURE_SHARE))
         chosen = normalize_filter(loudness)
         rounds = 0
         while chosen and not is_linear(chosen) and rounds < MAX_CORRECTIONS:
-            result = _measure(facts, paths.source, chosen, settings, lambda seconds: None)
+            result = _measure(spec, facts, paths.source, chosen, settings, lambda seconds: None)
             next_correction = gain_correction(correction, result)
             if next_correction is None:
                 break
@@ -140,7 +176,7 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
         start = MEASURE_SHARE
     run = run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
                      progress_in(start, 100))
-    _check_complete(facts, run)
+    _check_complete(_expected_seconds(spec, facts), run)
     reporter.report(Step.extracting_audio, 100)
     return transcoded, run.out_seconds
 
@@ -149,12 +185,11 @@ TRUNCATION_SLACK_S = 0.5
 TRUNCATION_SLACK_RATIO = 0.02
 
 
-def _check_complete(facts: ProbeFacts, run: FfmpegRun) -> None:
+def _check_complete(expected: float | None, run: FfmpegRun) -> None:
     """ffmpeg exits 0 on a truncated file whose index is intact (a faststart MP4 cut short): it
     decodes what is there and logs an error. Shorter output *and* an error in the log mean a
     damaged source; shorter output alone is legitimate (an audio track that ends before the video).
     """
-    expected = facts.audio.duration or facts.duration
     got = run.out_seconds
     if not expected or got is None or not run.stderr.strip():
         return
@@ -164,9 +199,9 @@ def _check_complete(facts: ProbeFacts, run: FfmpegRun) -> None:
                          f"of {expected:.1f} s of audio could be decoded", "\n".join(last) or None)
 
 
-def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,
+def _measure(spec: OutputSpec, facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,
              on_time: Callable[[float], None]) -> Loudness:
-    stderr = run_ffmpeg(measure_args(facts, source, before), settings.ffmpeg_timeout, on_time).stderr
+    stderr = run_ffmpeg(measure_args(spec, facts, source, before), settings.ffmpeg_timeout, on_time).stderr
     try:
         return parse_ebur128(stderr)
     except ValueError:
@@ -174,12 +209,22 @@ def _measure(facts: ProbeFacts, source: Path, before: str | None, settings: Work
                          stderr[-500:] or None) from None
 
 
-def _describe(key: str, spec: OutputSpec, out: Path, transcoded: bool, seconds: float | None) -> OutputFile:
-    """The result's output facts; raises (so the staged file is dropped) if there is no audio."""
+def _describe(key: str, spec: OutputSpec, facts: ProbeFacts, out: Path, transcoded: bool,
+              seconds: float | None) -> OutputFile:
+    """The result's output facts; raises (so the staged file is dropped) if there is no audio.
+
+    ``sampleRate`` and ``channels`` are what ffmpeg was told (a copy is only made when they are the
+    source's): ffprobe reports every Opus stream at 48 kHz, whatever rate it was encoded at."""
     size = out.stat().st_size if out.exists() else 0
     if size == 0 or seconds == 0:
-        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "ffmpeg produced no audio")
-    duration = seconds
+        details = None
+        if spec.trimmed:  # a source without a duration to check the trim against beforehand
+            details = f"nothing of the source lies between {spec.trim_start:g} s and the trim's end"
+        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "ffmpeg produced no audio", details)
+    expected = _expected_seconds(spec, facts)
+    # ffmpeg's last output time ends on the encoder's last frame, padded (an 8 kHz MP3 frame is
+    # 72 ms); the player trims that padding, and the output never holds more than the source had.
+    duration = seconds if seconds is None or expected is None else min(seconds, expected)
     if duration is None:  # no progress block arrived (cannot normally happen): ask ffprobe
         try:
             duration = probe(out).duration
@@ -189,4 +234,6 @@ def _describe(key: str, spec: OutputSpec, out: Path, transcoded: bool, seconds: 
     bitrate = f"{round(size * 8 / duration / 1000)}k" if duration else None
     return OutputFile(filename=key.rsplit("/", 1)[-1], path=key, size=size,
                       duration=round(duration, 3) if duration else None,
-                      format=Format(spec.format).value, bitrate=bitrate, transcoded=transcoded)
+                      format=Format(spec.format).value, bitrate=bitrate,
+                      sampleRate=output_sample_rate(spec, facts), channels=output_channels(spec, facts),
+                      transcoded=transcoded)

@@ -39,6 +39,10 @@ class AudioStream:
     """Bits per sample for lossless/PCM streams, None for lossy ones."""
     duration: float | None = None
     """The stream's own duration when the container states it (Matroska often does not)."""
+    language: str | None = None
+    """The stream's language tag as the container has it (``eng``, ``fre``…), if any."""
+    position: int = 0
+    """0-based position among the source's audio streams (``source.audioTrack``'s index)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class ProbeFacts:
     audio: AudioStream
     only_stream: bool
     """The audio stream is the file's only stream (its bitrate then equals the file's)."""
+    audio_streams: tuple[AudioStream, ...] = ()
+    """Every audio stream, in order; ``audio`` is one of them (see ``tracks``)."""
 
     @property
     def demuxer(self) -> str:
@@ -85,27 +91,37 @@ def parse_probe(data: dict[str, Any], size: int) -> ProbeFacts:
         kinds = sorted({str(s.get("codec_type")) for s in streams}) or ["none"]
         raise JobFailure(ErrorCode.NO_AUDIO_STREAM, "the source has no audio stream",
                          f"streams found: {', '.join(kinds)}")
+    only = len(streams) == 1
+    format_rate = _num(fmt.get("bit_rate"), int) if only else None
+    described = tuple(_stream(s, i, format_rate) for i, s in enumerate(audio))
     # ffmpeg's own choice would be the stream with most channels; prefer the default-flagged one.
-    chosen = next((s for s in audio if (s.get("disposition") or {}).get("default")), audio[0])
-    duration = _num(fmt.get("duration")) or _num(chosen.get("duration"))
-    bits = _num(chosen.get("bits_per_raw_sample"), int) or _num(chosen.get("bits_per_sample"), int) or None
-    stream_rate = _num(chosen.get("bit_rate"), int)
-    if stream_rate is None and len(streams) == 1:
-        stream_rate = _num(fmt.get("bit_rate"), int)
+    chosen = next((d for d, s in zip(described, audio, strict=True)
+                   if (s.get("disposition") or {}).get("default")), described[0])
+    duration = _num(fmt.get("duration")) or chosen.duration
     return ProbeFacts(
         format_name=format_name,
         duration=duration if duration and duration > 0 else None,
         size=size,
-        audio=AudioStream(
-            index=int(chosen.get("index", 0)),
-            codec=str(chosen["codec_name"]),
-            sample_rate=_num(chosen.get("sample_rate"), int),
-            channels=_num(chosen.get("channels"), int),
-            bit_rate=stream_rate,
-            bits=bits,
-            duration=_num(chosen.get("duration")),
-        ),
-        only_stream=len(streams) == 1,
+        audio=chosen,
+        only_stream=only,
+        audio_streams=described,
+    )
+
+
+def _stream(s: dict[str, Any], position: int, format_rate: int | None) -> AudioStream:
+    """One ffprobe audio stream; ``format_rate``: the file's bitrate when this is its only stream."""
+    bits = _num(s.get("bits_per_raw_sample"), int) or _num(s.get("bits_per_sample"), int) or None
+    language = (s.get("tags") or {}).get("language")
+    return AudioStream(
+        index=int(s.get("index", 0)),
+        codec=str(s["codec_name"]),
+        sample_rate=_num(s.get("sample_rate"), int),
+        channels=_num(s.get("channels"), int),
+        bit_rate=_num(s.get("bit_rate"), int) or format_rate,
+        bits=bits,
+        duration=_num(s.get("duration")),
+        language=str(language) if language else None,
+        position=position,
     )
 
 

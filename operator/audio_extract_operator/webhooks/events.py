@@ -78,6 +78,8 @@ def job_payload(job: JobStatus, batch_id: str, event_time: str, prefix: str) -> 
             "duration": out.duration,
             "format": out.format,
             "bitrate": out.bitrate,
+            "sampleRate": out.sampleRate,  # CONTRACT §7
+            "channels": out.channels,
         }
     else:
         err = job.error

@@ -29,8 +29,12 @@ INVALID_FIELDS = {  # invalid sample -> the field kubectl's refusal must name
     "flac-with-bitrate.yaml": "spec.jobs[0].output.bitrate",
     "eleven-jobs.yaml": "spec.jobs",
     "ftp-url.yaml": "spec.jobs[0].source.url",
-    "bad-filename.yaml": "spec.jobs[0].options.filename",
     "bitrate-out-of-range.yaml": "spec.jobs[0].output.bitrate",
+    "trim-out-of-order.yaml": "spec.jobs[0].output.trim",
+    "opus-sample-rate.yaml": "spec.jobs[0].output.sampleRate",
+    "bad-channels.yaml": "spec.jobs[0].output.channels",
+    "negative-audio-track.yaml": "spec.jobs[0].source.audioTrack",
+    "audio-track-without-language.yaml": "spec.jobs[0].source.audioTrack",
 }
 
 

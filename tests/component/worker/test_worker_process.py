@@ -29,7 +29,7 @@ def test_success_writes_result_and_exits_zero(media: Media, server: Server, run_
                       allow_cidrs=LOOPBACK)
     assert run.exit_code == EXIT_OK, run.stderr
     out = run.result.output
-    assert out is not None and out.filename == "My_Clip.ogg" and out.path == f"{JOB_ID}/My_Clip.ogg"
+    assert out is not None and out.filename == "My Clip.ogg" and out.path == f"{JOB_ID}/My Clip.ogg"
     assert out.size == (run.store / out.path).stat().st_size and out.format == "ogg" and out.transcoded
     assert re.fullmatch(r"\d+k", out.bitrate or "")
     assert run.result.inputFile and run.result.inputFile.name == "My Clip.mp4"

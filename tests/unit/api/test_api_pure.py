@@ -132,7 +132,8 @@ def test_job_view_before_the_operator_wrote_status():
     assert v["jobId"] == "job_0123456789abcd02" and v["batchId"] == "batch_0123456789abcd00"
     assert (v["status"], v["progress"], v["currentStep"], v["outputFile"], v["error"]) == (
         "queued", 0, None, None, None)
-    assert v["options"] == {"filename": None, "webhook": "https://hooks.example/h", "priority": "high"}
+    assert v["options"] == {"filename": None, "webhook": "https://hooks.example/h", "priority": "high",
+                            "sampleRate": None, "channels": None, "trim": None, "audioTrack": None}
     assert v["createdAt"] == "2026-01-21T12:00:00Z"
 
 

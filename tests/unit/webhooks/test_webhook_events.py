@@ -35,7 +35,8 @@ def completed(i: int) -> JobStatus:
         "index": i, "jobId": job_id(i), "jobName": job_id(i).replace("_", "-"), "status": "completed",
         "progress": 100, "completedAt": "2026-01-21T12:34:56Z",
         "outputFile": {"filename": "talk.mp3", "path": f"{job_id(i)}/talk.mp3", "size": 123456,
-                       "duration": 61.5, "format": "mp3", "bitrate": "192k", "transcoded": True},
+                       "duration": 61.5, "format": "mp3", "bitrate": "192k", "sampleRate": 44100,
+                       "channels": 2, "transcoded": True},
     })
 
 
@@ -61,7 +62,8 @@ def test_job_completed_payload_is_exactly_the_contract_shape():
         "timestamp": "2026-01-21T12:34:56Z",
         "downloadUrl": f"/audio-extract/v1/download/{job_id(0)}",
         "outputFile": {"filename": "talk.mp3", "url": f"/audio-extract/v1/download/{job_id(0)}",
-                       "size": 123456, "duration": 61.5, "format": "mp3", "bitrate": "192k"},
+                       "size": 123456, "duration": 61.5, "format": "mp3", "bitrate": "192k",
+                       "sampleRate": 44100, "channels": 2},
     }
     assert "path" not in body["outputFile"]  # store paths are internal
 

@@ -65,7 +65,7 @@ def test_golden_normalize_linear() -> None:
 
 
 def test_measure_pass_is_hardened_and_discards_output() -> None:
-    args = measure_args(facts(fmt="matroska,webm", index=0), PATHS.source)
+    args = measure_args(OutputSpec(Format.flac), facts(fmt="matroska,webm", index=0), PATHS.source)
     assert args == ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
                     "-progress", "pipe:1", "-protocol_whitelist", "file",
                     "-format_whitelist", INPUT_WHITELIST,
@@ -141,13 +141,20 @@ def test_copy_policy() -> None:
 
 def test_sample_rate_channels_and_depth() -> None:
     assert output_sample_rate(OutputSpec(Format.opus), facts(rate=44100)) == 48000
+    assert output_sample_rate(OutputSpec(Format.opus), facts(rate=22050)) == 24000  # nearest opus rate
     assert output_sample_rate(OutputSpec(Format.flac), facts(rate=96000)) == 48000
-    assert output_sample_rate(OutputSpec(Format.flac), facts(rate=88200)) == 44100
-    assert output_sample_rate(OutputSpec(Format.mp3), facts(rate=37800)) == 48000
+    assert output_sample_rate(OutputSpec(Format.flac), facts(rate=88200)) == 48000  # nearest allowed
+    assert output_sample_rate(OutputSpec(Format.mp3), facts(rate=37800)) == 32000
     assert output_sample_rate(OutputSpec(Format.ogg), facts(rate=22050)) == 22050
-    surround = ffmpeg_args(OutputSpec(Format.mp3), facts(channels=6), PATHS)
-    assert surround[surround.index("-ac") + 1] == "2"
-    assert "-ac" not in ffmpeg_args(OutputSpec(Format.opus), facts(channels=6), PATHS)
+    assert output_sample_rate(OutputSpec(Format.ogg, sample_rate=8000), facts(rate=22050)) == 8000
+    for fmt in (Format.mp3, Format.opus, Format.aac):  # every format downmixes above stereo by default
+        surround = ffmpeg_args(OutputSpec(fmt), facts(channels=6), PATHS)
+        assert surround[surround.index("-ac") + 1] == "2"
+    assert "-ac" not in ffmpeg_args(OutputSpec(Format.opus), facts(channels=2), PATHS)
+    mono = ffmpeg_args(OutputSpec(Format.opus, channels=1), facts(channels=2), PATHS)
+    assert mono[mono.index("-ac") + 1] == "1"
+    upmix = ffmpeg_args(OutputSpec(Format.mp3, channels=2), facts(channels=1), PATHS)
+    assert upmix[upmix.index("-ac") + 1] == "2"
     wav24 = ffmpeg_args(OutputSpec(Format.wav, Quality.extreme), facts(codec="pcm_s32le", bits=24), PATHS)
     assert wav24[wav24.index("-c:a") + 1] == "pcm_s24le"
     wav16 = ffmpeg_args(OutputSpec(Format.wav, Quality.extreme), facts(), PATHS)  # lossy source
@@ -232,5 +239,53 @@ def test_limiter_route_gain_correction() -> None:
     assert correction == pytest.approx(5.8)
     assert normalize_filter(peaky, correction).startswith("volume=17.10dB,")  # type: ignore[arg-type,union-attr]
     assert gain_correction(5.8, Loudness(-23.2, -33.2, 20.0, -2.0)) is None
-    args = measure_args(facts(), PATHS.source, before=first)
+    args = measure_args(OutputSpec(Format.mp3), facts(), PATHS.source, before=first)
     assert args[args.index("-af") + 1] == f"{first},ebur128=peak=true:framelog=verbose"
+
+
+def test_golden_trim_rate_and_channels() -> None:
+    """Trim: an input seek (exact, since the audio is decoded) and the output's length; both reach
+    the measuring pass too, so normalisation measures exactly what is extracted."""
+    spec = OutputSpec(Format.mp3, sample_rate=22050, channels=1, trim_start=1.25, trim_end=2.5)
+    assert ffmpeg_args(spec, facts(), PATHS) == [
+        *HEAD, "-f", "mov", "-enable_drefs", "0", "-use_absolute_path", "0", "-ss", "1.25",
+        "-i", "file:/scratch/w/source", "-t", "1.25", "-map", "0:1", "-vn", "-sn", "-dn", *STRIP,
+        "-c:a", "libmp3lame", "-q:a", "4", "-ar", "22050", "-ac", "1",
+        "-f", "mp3", "-y", "file:/scratch/w/output.mp3"]
+    measure = measure_args(OutputSpec(Format.mp3, trim_end=0.5), facts(), PATHS.source)
+    assert "-ss" not in measure and measure[measure.index("-t") + 1] == "0.5"
+    tail = ffmpeg_args(OutputSpec(Format.mp3, trim_start=100000.000001), facts(), PATHS)
+    assert tail[tail.index("-ss") + 1] == "100000.000001" and "-t" not in tail
+
+
+def test_copy_only_when_the_options_allow_it() -> None:
+    aac = facts()  # AAC 44.1 kHz stereo at 192k: copied to .aac at medium
+    assert can_copy(OutputSpec(Format.aac), aac)
+    assert can_copy(OutputSpec(Format.aac, sample_rate=44100, channels=2), aac)  # what it has already
+    assert not can_copy(OutputSpec(Format.aac, sample_rate=48000), aac)
+    assert not can_copy(OutputSpec(Format.aac, channels=1), aac)
+    assert not can_copy(OutputSpec(Format.aac, trim_start=1.0), aac)  # a copy cuts between packets
+    assert not can_copy(OutputSpec(Format.aac, trim_end=2.0), aac)
+    assert not can_copy(OutputSpec(Format.aac), facts(channels=6))  # downmixed by default
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    (OutputSpec(Format.opus, sample_rate=44100), "opus sampleRate must be one of 8000, 12000"),
+    (OutputSpec(Format.mp3, sample_rate=96000), "mp3 sampleRate"),
+    (OutputSpec(Format.mp3, channels=6), "channels"),
+    (OutputSpec(Format.mp3, trim_start=2.0, trim_end=1.0), "trim"),
+])
+def test_invalid_options_rejected_before_ffmpeg(spec: OutputSpec, message: str) -> None:
+    with pytest.raises(InvalidOutput, match=message):
+        ffmpeg_args(spec, facts(), PATHS)
+
+
+def test_parse_probe_keeps_every_audio_stream_with_its_language() -> None:
+    data = {"format": {"format_name": "matroska,webm", "duration": "3.0"},
+            "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264"},
+                        {"index": 1, "codec_type": "audio", "codec_name": "aac", "tags": {"language": "eng"}},
+                        {"index": 2, "codec_type": "audio", "codec_name": "opus", "tags": {"language": "fre"},
+                         "disposition": {"default": 1}}]}
+    f = parse_probe(data, 1234)
+    assert [(s.index, s.position, s.language) for s in f.audio_streams] == [(1, 0, "eng"), (2, 1, "fre")]
+    assert f.audio.index == 2  # the default-flagged one

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from audio_extract_worker.settings import WorkerSettings
-from audio_extract_worker.spec import WorkerJob, default_filename, sanitize
+from audio_extract_worker.spec import WorkerJob, default_filename
 
 IDS = {"jobId": "job_0123456789abcdef", "batchId": "batch_0123456789abcdef"}
 
@@ -16,22 +16,22 @@ def job(source: dict, options: dict | None = None) -> WorkerJob:
                                      "options": options or {}})
 
 
-@pytest.mark.parametrize(("raw", "clean"), [
-    ("My Video (final).mp4", "My_Video_final_.mp4"), ("../../etc/passwd", "etc_passwd"),
-    ("-rf", "rf"), ("é", ""), ("a" * 300, "a" * 128), (".hidden", "hidden"),
-])
-def test_sanitize(raw: str, clean: str) -> None:
-    assert sanitize(raw) == clean
-
-
 def test_default_filename() -> None:
     clip = job({"type": "url", "url": "https://x.example/a/My%20Clip.mp4?sig=1"})
-    assert default_filename(clip) == "My_Clip"
+    assert default_filename(clip) == "My Clip"
+    assert default_filename(job({"type": "url", "url": "https://x.example/%E6%97%A5%E6%9C%AC.mkv"})) == "日本"
     assert default_filename(job({"type": "url", "url": "https://x.example/"})) == IDS["jobId"]
     assert default_filename(job({"type": "url", "url": "https://x.example/%2E%2E"})) == IDS["jobId"]
     assert default_filename(job({"type": "upload", "file": "upl_0123456789abcdef"})) == IDS["jobId"]
     named = job({"type": "url", "url": "https://x.example/v.mp4"}, {"filename": "episode-01"})
     assert default_filename(named) == "episode-01"
+    # Sanitized, never refused; a name that sanitizes to nothing falls back to the default.
+    assert default_filename(job({"type": "url", "url": "https://x.example/v.mp4"},
+                                {"filename": "../../etc/passwd"})) == "etc_passwd"
+    reserved = job({"type": "url", "url": "https://x.example/v.mp4"}, {"filename": "NUL"})
+    assert default_filename(reserved) == "v"
+    assert default_filename(job({"type": "upload", "file": "upl_0123456789abcdef"},
+                                {"filename": "talk.mp3"}), "mp3") == "talk"
 
 
 def test_job_spec_is_strict() -> None:
