@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import yaml
 
 from audio_extract_common.formats import FORMATS
@@ -38,9 +39,11 @@ class GeneratedClient:
         self.AuthenticatedClient = package.AuthenticatedClient
         self.Client = package.Client
 
-    def authenticated(self, base_url: str, key: str, **httpx_args: Any) -> Any:
+    def authenticated(self, base_url: str, key: str, timeout: float = 10, **httpx_args: Any) -> Any:
+        """A client sending ``key`` as X-API-Key; ``httpx_args`` go to its httpx client (e.g. transport)."""
         return self.AuthenticatedClient(base_url=base_url, token=key, prefix="", auth_header_name="X-API-Key",
-                                        httpx_args=httpx_args, raise_on_unexpected_status=True)
+                                        timeout=httpx.Timeout(timeout), httpx_args=httpx_args,
+                                        raise_on_unexpected_status=True)
 
     def op(self, operation_id: str) -> ModuleType:
         """The generated module of an operation (its functions: sync_detailed, asyncio_detailed...)."""
