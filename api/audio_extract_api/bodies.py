@@ -60,8 +60,10 @@ def _message(msg: str) -> str:
 
 def _pinpoint(loc: tuple[str | int, ...], msg: str) -> tuple[str | int, ...]:
     """Cross-field rules are reported by a model validator at the object; name the field."""
-    if loc and loc[-1] == "output" and "bitrate" in msg:
-        return (*loc, "bitrate")
+    if loc and loc[-1] == "output":
+        for name in ("sampleRate", "bitrate"):  # the per-format checks (formats.check_*)
+            if name in msg:
+                return (*loc, name)
     if loc and loc[-1] == "source":
         for name in ("url", "file"):
             if msg.startswith(f"Value error, {name} is required"):
