@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -226,6 +227,47 @@ def test_source_without_audio_fails_after_one_pod(
     assert entry["status"] == "failed" and entry["error"]["code"] == "NO_AUDIO_STREAM", entry
     assert status["phase"] == "Failed"
     assert len(pods_in(k8s_api, namespace, f"audioextract.io/job-id={entry['jobId']}")) == 1
+
+
+def test_output_options_reach_the_worker_through_the_api_server(
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
+) -> None:
+    """CONTRACT §7 in a real pod: the asked rate, channels and trim in the file; an audioTrack
+    object kept whole by the API server (its untyped schema node prunes nothing); a missing track
+    fails NO_AUDIO_STREAM naming it; an audioTrack the schema cannot refuse (a string) is refused by
+    the operator (Blocked, InvalidSpec) before any Job exists."""
+    op = start_operator()
+    source = f"{media.url}/av.mp4"
+    trimmed = url_job(source, "ogg", sampleRate=22050, channels=1, trim={"start": 0.25, "end": 0.75})
+    by_language = {**url_job(source, "mp3"), "source": {"type": "url", "url": source,
+                                                        "audioTrack": {"language": "eng"}}}
+    first = {**url_job(source, "flac"), "source": {"type": "url", "url": source, "audioTrack": 0}}
+    create_batch(k8s_api, namespace, "options", [trimmed, by_language, first])
+    batch = wait_finished(k8s_api, namespace, "options", timeout=90)
+    assert batch["spec"]["jobs"][1]["source"]["audioTrack"] == {"language": "eng"}
+    done, missing, chosen = batch["status"]["jobs"]
+    assert done["status"] == "completed", done
+    out = done["outputFile"]
+    assert (out["sampleRate"], out["channels"]) == (22050, 1) and abs(out["duration"] - 0.5) <= 0.05, out
+    probed = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(op.store_root / out["path"])],
+        capture_output=True, check=True, timeout=60).stdout)["streams"][0]
+    assert (probed["codec_name"], probed["sample_rate"], probed["channels"]) == ("vorbis", "22050", 1)
+    assert missing["status"] == "failed" and missing["error"]["code"] == "NO_AUDIO_STREAM", missing
+    assert "language 'eng'" in missing["error"]["details"] and "1 audio stream" in missing["error"]["details"]
+    assert chosen["status"] == "completed", chosen
+
+    create_batch(k8s_api, namespace, "track-string", [{**url_job(source, "mp3"), "source": {
+        "type": "url", "url": source, "audioTrack": "eng"}}])
+
+    def blocked() -> dict[str, Any] | None:
+        conditions = (get_batch(k8s_api, namespace, "track-string").get("status") or {}).get("conditions")
+        return next((c for c in conditions or [] if c["type"] == "Blocked"), None)
+
+    condition = wait_for(blocked, 30, "the batch Blocked")
+    assert condition["status"] == "True" and condition["reason"] == "InvalidSpec", condition
+    owners = [ref.name for j in jobs_in(k8s_api, namespace) for ref in j.metadata.owner_references or []]
+    assert "track-string" not in owners
 
 
 def test_the_worker_runs_confined_in_the_projects_image(
