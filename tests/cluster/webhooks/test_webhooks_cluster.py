@@ -104,7 +104,8 @@ def test_each_event_arrives_once_signed_and_recorded(
         "downloadUrl": f"/audio-extract/v1/download/{jobs[0]['jobId']}",
         "outputFile": {"filename": "first.mp3", "url": f"/audio-extract/v1/download/{jobs[0]['jobId']}",
                        "size": jobs[0]["outputFile"]["size"], "duration": jobs[0]["outputFile"]["duration"],
-                       "format": "mp3", "bitrate": jobs[0]["outputFile"]["bitrate"]},
+                       "format": "mp3", "bitrate": jobs[0]["outputFile"]["bitrate"],
+                       "sampleRate": 44100, "channels": 2},  # av.mp4: 44.1 kHz stereo
     }
     failed = by_event["job.failed", jobs[1]["jobId"]].payload
     assert failed["status"] == "failed" and failed["error"]["code"] == "NO_AUDIO_STREAM"
