@@ -57,7 +57,8 @@ async def test_status_and_batch_views_of_a_queued_job(api):
         assert (view["status"], view["progress"], view["currentStep"]) == ("queued", 0, None)
         assert view["outputFile"] is None and view["downloadUrl"] is None and view["error"] is None
         assert view["options"] == {"filename": None, "webhook": "http://127.0.0.1:9/hook",
-                                   "priority": "normal"}
+                                   "priority": "normal", "sampleRate": None, "channels": None,
+                                   "trim": None, "audioTrack": None}
         assert view["createdAt"].endswith("Z") and view["expired"] is False
     batch = (await api.get(f"/v1/batch/{data['batchId']}")).json()["data"]
     assert (batch["totalJobs"], batch["queued"], batch["completed"], batch["failed"]) == (1, 1, 0, 0)
