@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from audio_extract_common.formats import (
+    CHANNELS,
     FORMATS,
     Format,
     Quality,
@@ -86,8 +87,8 @@ class OutputSpec:
                 check_sample_rate(self.format, self.sample_rate)
         except ValueError as e:
             raise InvalidOutput(str(e)) from None
-        if self.channels is not None and self.channels not in (1, 2):
-            raise InvalidOutput("channels must be 1 or 2")
+        if self.channels is not None and self.channels not in CHANNELS:
+            raise InvalidOutput(f"channels must be one of {', '.join(map(str, CHANNELS))}")
         if self.trim_start < 0 or (self.trim_end is not None and self.trim_end <= self.trim_start):
             raise InvalidOutput("trim start must be at least 0 and before its end")
 
