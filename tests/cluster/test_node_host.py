@@ -21,7 +21,8 @@ def test_stopping_the_cluster_restores_the_host(cluster):
     assert any("chain KUBE-" in line for line in during)
     # and the values the kubelet and the bridge plugin set (a machine may have had them before)
     running = host.snapshot()["sysctls"]
-    assert (running["kernel.panic"], running["vm.overcommit_memory"], running["net.ipv4.ip_forward"]) == ("10", "1", "1")
+    node_values = (running["kernel.panic"], running["vm.overcommit_memory"], running["net.ipv4.ip_forward"])
+    assert node_values == ("10", "1", "1")
 
     cluster.stop()
 

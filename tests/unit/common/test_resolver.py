@@ -109,14 +109,23 @@ async def test_refusals_reach_every_caller(system):
         assert isinstance(outcome, netguard.BlockedAddress)
 
 
-async def test_literal_addresses_need_no_thread():
+async def test_literal_addresses_need_no_thread(monkeypatch: pytest.MonkeyPatch):
+    started: list[str] = []  # counted here: other tests' threads may end meanwhile
+
+    class Counted(threading.Thread):
+        def start(self) -> None:
+            started.append(self.name)
+            super().start()
+
+    monkeypatch.setattr(threading, "Thread", Counted)
     r = BoundedResolver(threads=1, timeout=0.5)
-    threads = threading.active_count()
     assert await r.check_url("http://93.184.215.14/v.mp4", ALLOW) == ANSWER
     assert await r.check_url("http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", ALLOW)
     with pytest.raises(netguard.BlockedAddress):
         await r.check_url("http://127.0.0.1/", ALLOW)
-    assert r.busy == 0 and threading.active_count() == threads
+    assert r.busy == 0 and started == []
+    await r.check_url("http://localhost/", netguard.AllowList.parse("127.0.0.0/8"))  # a name starts one
+    assert started == ["lookup"]
 
 
 async def test_check_url_applies_the_url_rules_before_any_lookup(system):
