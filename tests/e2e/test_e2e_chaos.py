@@ -1,0 +1,266 @@
+"""Chaos and load on the installed release: an API replica killed mid-upload and mid-submission,
+a worker killed mid-job, the node's container runtime dying mid-job, and a minute of overload.
+Kills are SIGKILLs of the container (`crictl stop --timeout 0`), as a dying process or node would
+leave it; the runtime's is a SIGKILL of containerd, started again as its service manager would."""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from system import System
+
+from audio_extract_common.ids import JOB_LABEL
+from audio_extract_common.store import is_partial
+from audio_extract_operator.testing import MediaServer, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
+
+QUEUE_CAPACITY = 10
+SYSTEM_VALUES = {
+    "api": {"queueCapacity": QUEUE_CAPACITY},
+    # partial uploads go once untouched for 5 s; retention passes every 2 s
+    "operator": {"env": {"AUDIO_EXTRACT_OPERATOR_PARTIAL_UPLOAD_GRACE_SECONDS": "5",
+                         "AUDIO_EXTRACT_OPERATOR_RETENTION_INTERVAL": "2"}},
+}
+
+
+def running_containers(system: System, name: str) -> list[str]:
+    return system.cluster.crictl(
+        "ps", "-q", "--state", "running", "--label", f"io.kubernetes.pod.namespace={system.namespace}",
+        "--label", f"io.kubernetes.container.name={name}").stdout.split()
+
+
+def kill(system: System, container: str) -> None:
+    system.cluster.crictl("stop", "--timeout", "0", container)
+
+
+def api_serving(system: System) -> bool:
+    """Both replicas ready, and the Service answering."""
+    status = system.get_json("deployment", "audio-extract-api")["status"]
+    return status.get("readyReplicas") == 2 and system.api.get("/readyz").status_code == 200
+
+
+def partials(store: Path) -> list[Path]:
+    return [p for p in store.rglob("*") if is_partial(p.name)]
+
+
+def one_job(url: str) -> dict:
+    return {"source": {"type": "url", "url": url}, "output": {"format": "mp3"}}
+
+
+def pods_of(system: System, job_id: str) -> list[dict]:
+    return system.get_json("pods", "-l", f"{JOB_LABEL}={job_id}")["items"]
+
+
+def test_an_api_killed_mid_upload_leaves_no_partial_file_and_the_retry_works(
+        system: System, media: MediaServer) -> None:
+    data = (media.directory / "av.mp4").read_bytes()
+    store = system.cluster.volumes_root / system.namespace / "audio-extract-store"
+
+    def slowly():  # about ten seconds for the whole file
+        step = max(1, len(data) // 100)
+        for i in range(0, len(data), step):
+            yield data[i:i + step]
+            time.sleep(0.1)
+
+    outcome: dict[str, object] = {}
+
+    def upload() -> None:
+        try:
+            outcome["reply"] = system.api.post(
+                "/v1/uploads", content=slowly(),
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))})
+        except httpx.TransportError as e:
+            outcome["error"] = e
+
+    sender = threading.Thread(target=upload)
+    sender.start()
+    wait_for(lambda: partials(store), 20, "the upload arriving in the store")
+    for container in running_containers(system, "api"):  # whichever replica has it
+        kill(system, container)
+    sender.join(60)
+    assert "error" in outcome, outcome  # the connection broke: nothing was stored for the client
+    left = partials(store)
+    assert left, "the killed process left its partial file (what the cleanup is for)"
+
+    wait_for(lambda: api_serving(system), 120, "the API serving again")
+    reply = system.api.post("/v1/uploads", content=data, headers={"Content-Type": "application/octet-stream"})
+    assert reply.status_code == 201, reply.text
+    file_id = reply.json()["data"]["fileId"]
+    submitted = system.api.post("/v1/batch", json={"jobs": [
+        {"source": {"type": "upload", "file": file_id}, "output": {"format": "mp3"}}]})
+    assert submitted.status_code == 202, submitted.text
+    (job_id,) = [j["jobId"] for j in submitted.json()["data"]["jobs"]]
+    assert system.follow([job_id])[job_id]["status"] == "completed"
+    # the operator's retention pass removes what the killed upload left, and only that
+    wait_for(lambda: not any(p.exists() for p in left), 60, "the partial upload removed")
+    assert partials(store) == []
+    assert system.api.get(f"/v1/download/{job_id}").status_code == 200
+
+
+def test_submissions_retried_through_api_kills_make_one_whole_batch_each(
+        system: System, media: MediaServer) -> None:
+    """Six clients submit while API replicas are killed one at a time; each client retries a
+    failed submission with its Idempotency-Key until it is answered 202."""
+    jobs = [one_job(f"{media.url}/av.mp4")] * 2
+    keys = [f"chaos-{uuid.uuid4().hex}" for _ in range(12)]
+    before = {b["metadata"]["name"] for b in system.get_json("extractionbatches")["items"]}
+    answered: dict[str, str] = {}
+    broken: Counter[str] = Counter()  # what the clients met, by kind
+    done = threading.Event()
+
+    def client(my_keys: list[str]) -> None:
+        for key in my_keys:
+            while True:
+                try:
+                    reply = system.api.post("/v1/batch", json={"jobs": jobs},
+                                            headers={"Idempotency-Key": key})
+                except httpx.TransportError as e:  # killed mid-request, or no replica ready
+                    broken[type(e).__name__] += 1
+                    time.sleep(0.2)
+                    continue
+                if reply.status_code == 202:
+                    answered[key] = reply.json()["data"]["batchId"]
+                    break
+                assert reply.status_code == 503, reply.text  # QUEUE_FULL, or a replica not ready
+                broken[reply.json()["error"]["code"]] += 1
+                time.sleep(0.5)
+
+    def killer() -> None:
+        kills = 0
+        while not done.is_set() and kills < 6:
+            if done.wait(random.uniform(1.0, 3.0)):
+                break
+            if api_serving(system):  # one replica at a time: the other serves the retries
+                kill(system, random.choice(running_containers(system, "api")))
+                kills += 1
+        broken["kills"] = kills
+
+    clients = [threading.Thread(target=client, args=(keys[i::6],)) for i in range(6)]
+    chaos = threading.Thread(target=killer)
+    chaos.start()
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(300)
+    done.set()
+    chaos.join()
+    print(f"submissions: {len(keys)} batches, clients met {dict(broken)}")
+    assert len(answered) == len(keys)
+    assert broken["kills"] >= 2
+
+    # one batch per key, each whole, and a replay still answers the same one
+    batches = system.get_json("extractionbatches")["items"]
+    created = [b for b in batches if b["metadata"]["name"] not in before]
+    assert len(created) == len(keys)
+    assert all(len(b["spec"]["jobs"]) == len(jobs) for b in created)
+    assert {b["metadata"]["name"] for b in created} == set(answered.values())
+    wait_for(lambda: api_serving(system), 120, "the API serving again")
+    key = keys[0]
+    replay = system.api.post("/v1/batch", json={"jobs": jobs}, headers={"Idempotency-Key": key})
+    assert replay.status_code == 202 and replay.json()["data"]["batchId"] == answered[key]
+
+    job_ids = [j["jobId"] for b in answered.values()
+               for j in system.api.get(f"/v1/batch/{b}").json()["data"]["jobs"]]
+    final = system.follow(job_ids, timeout=300)
+    assert {f["status"] for f in final.values()} == {"completed"}
+
+
+def test_a_worker_killed_mid_job_is_retried(system: System, media: MediaServer) -> None:
+    reply = system.api.post("/v1/batch", json={"jobs": [one_job(f"{media.url}/slow/av.mp4")]})
+    assert reply.status_code == 202, reply.text
+    (job_id,) = [j["jobId"] for j in reply.json()["data"]["jobs"]]
+    wait_for(lambda: running_containers(system, "worker"), 120, "the worker running")
+    (worker,) = running_containers(system, "worker")
+    kill(system, worker)
+
+    final = system.follow([job_id], timeout=300)[job_id]
+    assert final["status"] == "completed", final
+    phases = sorted(p["status"]["phase"] for p in pods_of(system, job_id))
+    assert phases == ["Failed", "Succeeded"]  # the killed pod, then its retry
+
+
+def test_the_node_runtime_dying_mid_job_loses_nothing(system: System, media: MediaServer) -> None:
+    reply = system.api.post("/v1/batch", json={"jobs": [one_job(f"{media.url}/slow/av.mp4")] * 2})
+    assert reply.status_code == 202, reply.text
+    job_ids = [j["jobId"] for j in reply.json()["data"]["jobs"]]
+    wait_for(lambda: len(running_containers(system, "worker")) == 2, 120, "both workers running")
+    took = system.cluster.crash_runtime()
+    print(f"containerd killed and answering again in {took:.1f} s")
+
+    final = system.follow(job_ids, timeout=300)
+    assert {f["status"] for f in final.values()} == {"completed"}, final
+    for job_id in job_ids:  # the containers lived on under their shims: no retry was needed
+        assert [p["status"]["phase"] for p in pods_of(system, job_id)] == ["Succeeded"]
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
+
+
+def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
+        system: System, media: MediaServer) -> None:
+    """Three times as many one-job batches in flight at every moment as the queue holds
+    (per replica), for a minute: only 202, 503 and 429 answers; admitted requests as fast as
+    without load (p99 within 2x); every admitted job completes."""
+    wait_for(lambda: api_serving(system), 120, "the API serving")
+    body = {"jobs": [one_job(f"{media.url}/av.mp4")]}
+
+    def submit() -> tuple[int, float, list[str]]:
+        started = time.monotonic()
+        reply = system.api.post("/v1/batch", json=body)
+        took = time.monotonic() - started
+        ids = [j["jobId"] for j in reply.json()["data"]["jobs"]] if reply.status_code == 202 else []
+        return reply.status_code, took, ids
+
+    # the baseline: one client, a job at a time, the queue never full
+    baseline: list[float] = []
+    admitted: list[str] = []
+    for _ in range(QUEUE_CAPACITY):
+        code, took, ids = submit()
+        assert code == 202
+        baseline.append(took)
+        admitted += ids
+        time.sleep(0.2)
+    system.follow(admitted, timeout=300)
+
+    codes: Counter[int] = Counter()
+    latencies: list[float] = []
+    flooded: list[str] = []
+    lock = threading.Lock()
+    until = time.monotonic() + 60
+
+    def flood() -> None:
+        with httpx.Client(base_url=system.api_url, headers={"X-API-Key": system.keys.api_key},
+                          timeout=30) as client:
+            while time.monotonic() < until:
+                started = time.monotonic()
+                reply = client.post("/v1/batch", json=body)
+                took = time.monotonic() - started
+                with lock:
+                    codes[reply.status_code] += 1
+                    if reply.status_code == 202:
+                        latencies.append(took)
+                        flooded.extend(j["jobId"] for j in reply.json()["data"]["jobs"])
+
+    clients = [threading.Thread(target=flood) for _ in range(3 * QUEUE_CAPACITY)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(120)
+    print(f"overload: {sum(codes.values())} requests in 60 s from {len(clients)} clients, answers "
+          f"{dict(codes)}; admitted p99 {p99(latencies) * 1000:.0f} ms vs baseline p99 "
+          f"{p99(baseline) * 1000:.0f} ms")
+    assert set(codes) <= {202, 503, 429}, codes
+    assert codes[503] > 0 and codes[202] > 0  # it was overloaded, and still admitted work
+    assert p99(latencies) <= 2 * p99(baseline)
+    final = system.follow(flooded, timeout=600)
+    assert {f["status"] for f in final.values()} == {"completed"}
