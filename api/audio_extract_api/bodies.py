@@ -12,21 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from audio_extract_common.resource import MAX_JOBS, ExtractionJob, HttpUrl, _Model
+from audio_extract_common.api_models import BatchRequest
+from audio_extract_common.resource import MAX_JOBS, ExtractionJob
 
 from .errors import ApiError, InvalidOutput, InvalidRequest, InvalidSource, TooManyJobs
-
-
-class BatchRequest(_Model):
-    """Body of POST /v1/batch."""
-
-    jobs: list[ExtractionJob] = Field(min_length=1, max_length=MAX_JOBS, description="1 to 10 extractions.")
-    webhook: HttpUrl | None = Field(
-        default=None,
-        description="Batch-level webhook: job events (unless a job names its own) and batch.completed.",
-    )
 
 
 def field_path(loc: Sequence[str | int]) -> str:

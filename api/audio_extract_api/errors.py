@@ -8,7 +8,6 @@ is logged, never sent.
 from __future__ import annotations
 
 import logging
-from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,15 +16,17 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from audio_extract_common import api_errors as codes
+
 log = logging.getLogger(__name__)
 
 Details = str | list[dict[str, str]] | None
 
 
 class ApiError(Exception):
-    status = 500
-    code = "INTERNAL_ERROR"
-    default_message = "Internal error"
+    status = codes.INTERNAL_ERROR.status
+    code = codes.INTERNAL_ERROR.code
+    default_message = codes.INTERNAL_ERROR.message
     default_headers: dict[str, str] = {}
 
     def __init__(self, message: str | None = None, details: Details = None,
@@ -44,51 +45,43 @@ class ApiError(Exception):
 
 API_ERRORS: list[type[ApiError]] = [ApiError]
 """Every (status, code) the API answers with: the one list the OpenAPI document's error codes,
-examples and headers are made from."""
+examples and headers are made from (in the order of ``codes.API_ERROR_SPECS``)."""
 
 
-def _error(name: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
-           ) -> type[ApiError]:
-    cls = type(name, (ApiError,), {"status": status, "code": code, "default_message": message,
-                                   "default_headers": headers or {}})
+def _error(spec: codes.ApiErrorSpec) -> type[ApiError]:
+    cls = type(spec.name, (ApiError,), {"status": spec.status, "code": spec.code,
+                                        "default_message": spec.message, "default_headers": spec.headers})
     API_ERRORS.append(cls)
     return cls
 
 
-Unauthorized = _error("Unauthorized", 401, "UNAUTHORIZED", "Missing or invalid API key",
-                      {"WWW-Authenticate": "APIKey header=\"X-API-Key\""})
-Forbidden = _error("Forbidden", 403, "FORBIDDEN", "This API key is not allowed this operation")
-InvalidRequest = _error("InvalidRequest", 400, "INVALID_REQUEST", "Invalid request")
-InvalidSource = _error("InvalidSource", 400, "INVALID_SOURCE", "Invalid source")
-InvalidOutput = _error("InvalidOutput", 400, "INVALID_OUTPUT", "Invalid output")
-InvalidJobId = _error("InvalidJobId", 400, "INVALID_JOB_ID", "Malformed id")
-TooManyJobs = _error("TooManyJobs", 400, "TOO_MANY_JOBS", "A batch holds at most 10 jobs")
-PayloadTooLarge = _error("PayloadTooLarge", 413, "PAYLOAD_TOO_LARGE", "Request body is over the limit")
-JobNotFound = _error("JobNotFound", 404, "JOB_NOT_FOUND", "No such job")
-JobNotCompleted = _error("JobNotCompleted", 202, "JOB_NOT_COMPLETED", "The job has not completed yet",
-                         {"Retry-After": "5"})
-FileExpired = _error("FileExpired", 410, "FILE_EXPIRED", "The output was removed after the retention window")
-IdempotencyConflict = _error("IdempotencyConflict", 409, "IDEMPOTENCY_CONFLICT",
-                             "This Idempotency-Key was used with a different body")
-RateLimited = _error("RateLimited", 429, "RATE_LIMITED", "Too many requests for this API key",
-                     {"Retry-After": "1"})
-QueueFull = _error("QueueFull", 503, "QUEUE_FULL", "The queue is full; retry later", {"Retry-After": "30"})
-QuotaExceeded = _error("QuotaExceeded", 413, "QUOTA_EXCEEDED", "The tenant's quota would be exceeded")
-StoreFull = _error("StoreFull", 503, "STORE_FULL", "The store cannot take new work now; retry later",
-                   {"Retry-After": "60"})
-ServiceUnavailable = _error("ServiceUnavailable", 503, "SERVICE_UNAVAILABLE",
-                            "The Kubernetes API is unreachable; retry later", {"Retry-After": "5"})
-NotFound = _error("NotFound", 404, "NOT_FOUND", "No such route")
-MethodNotAllowed = _error("MethodNotAllowed", 405, "METHOD_NOT_ALLOWED",
-                          "This route does not accept this method")
-RangeNotSatisfiable = _error("RangeNotSatisfiable", 416, "INVALID_REQUEST", "Requested range not satisfiable")
+# The table lives in common so the Python client raises the same codes without importing FastAPI.
+Unauthorized = _error(codes.UNAUTHORIZED)
+Forbidden = _error(codes.FORBIDDEN)
+InvalidRequest = _error(codes.INVALID_REQUEST)
+InvalidSource = _error(codes.INVALID_SOURCE)
+InvalidOutput = _error(codes.INVALID_OUTPUT)
+InvalidJobId = _error(codes.INVALID_JOB_ID)
+TooManyJobs = _error(codes.TOO_MANY_JOBS)
+PayloadTooLarge = _error(codes.PAYLOAD_TOO_LARGE)
+JobNotFound = _error(codes.JOB_NOT_FOUND)
+JobNotCompleted = _error(codes.JOB_NOT_COMPLETED)
+FileExpired = _error(codes.FILE_EXPIRED)
+IdempotencyConflict = _error(codes.IDEMPOTENCY_CONFLICT)
+RateLimited = _error(codes.RATE_LIMITED)
+QueueFull = _error(codes.QUEUE_FULL)
+QuotaExceeded = _error(codes.QUOTA_EXCEEDED)
+StoreFull = _error(codes.STORE_FULL)
+ServiceUnavailable = _error(codes.SERVICE_UNAVAILABLE)
+NotFound = _error(codes.NOT_FOUND)
+MethodNotAllowed = _error(codes.METHOD_NOT_ALLOWED)
+RangeNotSatisfiable = _error(codes.RANGE_NOT_SATISFIABLE)
 InternalError = ApiError
 
 ROUTING_ERRORS: tuple[type[ApiError], ...] = (NotFound, MethodNotAllowed)
 """Answers to requests that reach no operation (so no operation of the OpenAPI document lists them)."""
 
-ApiErrorCode = StrEnum("ApiErrorCode", {cls.code: cls.code for cls in API_ERRORS})  # type: ignore[misc]
-ApiErrorCode.__doc__ = "An API error code (CONTRACT §4, §7); a failed job's download carries a job's code."
+assert [(c.status, c.code) for c in API_ERRORS] == [(s.status, s.code) for s in codes.API_ERROR_SPECS]
 
 
 class JobFailed(ApiError):

@@ -13,10 +13,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from audio_extract_common.api_models import ErrorEnvelope
+
 from . import openapi_examples as examples
 from . import openapi_webhooks
 from .errors import API_ERRORS, ROUTING_ERRORS
-from .schemas import ErrorEnvelope
 
 DESCRIPTION = """\
 Extract audio tracks from videos in batches.

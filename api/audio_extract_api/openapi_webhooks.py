@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
 
-from .schemas import JobErrorView, OutputFileView
+from audio_extract_common.api_models import JobErrorView, OutputFileView
 
 _TIMESTAMP = Field(description="When the job or batch became terminal (ISO 8601 UTC).")
 

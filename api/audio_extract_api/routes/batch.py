@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
+from audio_extract_common.api_models import BatchAccepted, BatchView, Envelope
 from audio_extract_common.resource import BatchSpec
 
 from .. import bodies, guard, views
@@ -14,7 +15,6 @@ from ..deps import BATCH_ID_PATTERN, Reader, Svc, Writer, find_batch, read_json_
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..schemas import BatchAccepted, BatchView, Envelope
 from ..submit import check_idempotency_key, submit
 
 router = APIRouter(tags=["batches"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from audio_extract_common.api_models import BatchView, Envelope, JobView
 from audio_extract_common.resource import TERMINAL_STATES
 
 from .. import views
@@ -13,7 +14,6 @@ from ..envelope import ok
 from ..errors import JobNotFound, ServiceUnavailable
 from ..kube import Conflict, Kube
 from ..openapi import errors
-from ..schemas import BatchView, Envelope, JobView
 from .batch import BatchIdParam
 from .status import JobIdParam
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header
 from starlette.responses import StreamingResponse
 
+from audio_extract_common.api_models import JobFailedEnvelope
 from audio_extract_common.formats import FORMATS
 from audio_extract_common.store import output_key
 
@@ -14,7 +15,6 @@ from ..deps import Reader, Svc, find_job
 from ..downloads import completed_output, file_response
 from ..errors import FileExpired
 from ..openapi import errors
-from ..schemas import JobFailedEnvelope
 from ..views import job_status
 from .status import JobIdParam
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from audio_extract_common.api_models import Envelope, ExtractAccepted
 from audio_extract_common.resource import BatchSpec, ExtractionJob
 
 from .. import bodies, guard, views
@@ -12,7 +13,6 @@ from ..deps import Svc, Writer, read_json_body
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..schemas import Envelope, ExtractAccepted
 from ..submit import check_idempotency_key, submit
 from .batch import IdempotencyKey, replay_header
 

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from audio_extract_common.api_models import Envelope, Health
+
 from ..deps import Svc
 from ..envelope import ok
 from ..openapi import errors
-from ..schemas import Envelope, Health
 
 router = APIRouter(tags=["health"])
 

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import JSONResponse
 
+from audio_extract_common.api_models import Envelope, JobView
+
 from .. import views
 from ..deps import JOB_ID_PATTERN, Reader, Svc, find_job
 from ..envelope import ok
 from ..openapi import errors
-from ..schemas import Envelope, JobView
 
 router = APIRouter(tags=["jobs"])
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from audio_extract_common.api_models import Envelope, UploadResult
+
 from ..deps import Svc, Writer
 from ..envelope import ok
 from ..errors import ApiError, InvalidRequest
 from ..openapi import errors
-from ..schemas import Envelope, UploadResult
 from ..uploads import receive_upload
 
 router = APIRouter(tags=["uploads"])

@@ -1,5 +1,10 @@
-"""Response shapes, for the OpenAPI document (handlers build plain dicts in ``views``; the
-component tests validate real responses against this document through schemathesis)."""
+"""The API's request and response shapes (CONTRACT §2, §3, §7).
+
+One definition for both ends: the API's OpenAPI document is made from them (its handlers build
+plain dicts in ``views``; the component tests validate real responses against that document), and
+the Python client (``audio_extract_client``) parses responses with them. Pydantic only: a client
+needs no web framework.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from audio_extract_common.resource import ErrorCode
-
-from .errors import ApiErrorCode
+from .api_errors import ApiErrorCode
+from .resource import MAX_JOBS, ErrorCode, ExtractionJob, HttpUrl, _Model
 
 T = TypeVar("T")
 
@@ -49,6 +53,16 @@ class JobFailedEnvelope(BaseModel):
 
     success: Literal[False]
     error: JobFailedBody
+
+
+class BatchRequest(_Model):
+    """Body of POST /v1/batch."""
+
+    jobs: list[ExtractionJob] = Field(min_length=1, max_length=MAX_JOBS, description="1 to 10 extractions.")
+    webhook: HttpUrl | None = Field(
+        default=None,
+        description="Batch-level webhook: job events (unless a job names its own) and batch.completed.",
+    )
 
 
 class Envelope(BaseModel, Generic[T]):
