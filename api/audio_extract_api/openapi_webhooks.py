@@ -1,59 +1,19 @@
 """The webhook events (CONTRACT §5), as the OpenAPI document's `webhooks` section describes them.
 
-The operator sends them (``audio_extract_operator.webhooks.events`` builds the bodies); these
-models only document them, and a test validates the operator's real bodies against them. Job
-events reuse the status view's shapes, so an event's `outputFile` and `error` read like the ones
-GET /v1/status returns.
+The operator sends them (``audio_extract_operator.webhooks.events`` builds the bodies); the
+models (in ``audio_extract_common.api_models``, where the Python client reads events with them)
+document them, and a test validates the operator's real bodies against them. Job events reuse
+the status view's shapes, so an event's `outputFile` and `error` read like the ones GET /v1/status
+returns.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header
-from pydantic import BaseModel, Field
 
-from audio_extract_common.api_models import JobErrorView, OutputFileView
-
-_TIMESTAMP = Field(description="When the job or batch became terminal (ISO 8601 UTC).")
-
-
-class JobCompletedEvent(BaseModel):
-    """A job completed: its output can be downloaded."""
-
-    event: Literal["job.completed"]
-    jobId: str
-    batchId: str
-    status: Literal["completed"]
-    timestamp: str = _TIMESTAMP
-    downloadUrl: str
-    outputFile: OutputFileView | None
-
-
-class JobFailedEvent(BaseModel):
-    """A job failed, or was cancelled (then `status` is `cancelled` and `error.code` CANCELLED)."""
-
-    event: Literal["job.failed"]
-    jobId: str
-    batchId: str
-    status: Literal["failed", "cancelled"]
-    timestamp: str = _TIMESTAMP
-    error: JobErrorView
-
-
-class BatchCompletedEvent(BaseModel):
-    """(extension) Every job of the batch is terminal; sent only to the batch-level `webhook`."""
-
-    event: Literal["batch.completed"]
-    batchId: str
-    status: Literal["completed", "failed"] = Field(
-        description="`completed` when every job completed, else `failed`.")
-    timestamp: str = _TIMESTAMP
-    totalJobs: int
-    completed: int
-    failed: int
-    cancelled: int
-
+from audio_extract_common.api_models import BatchCompletedEvent, JobCompletedEvent, JobFailedEvent
 
 # Standard Webhooks 1.0 (https://www.standardwebhooks.com/): what a receiver verifies.
 WebhookId = Annotated[str, Header(

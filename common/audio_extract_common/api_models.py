@@ -182,3 +182,67 @@ class UploadResult(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class DirectUploadRequest(BaseModel):
+    """(extension, CONTRACT §7) Body of POST /v1/uploads asking where to PUT the bytes."""
+
+    filename: str
+    size: int = Field(ge=1)
+    contentType: str = "application/octet-stream"
+
+
+class DirectUploadTicket(BaseModel):
+    """(extension, CONTRACT §7) Where to PUT an upload's bytes when the store is an object store."""
+
+    fileId: str
+    uploadUrl: str
+    method: Literal["PUT"] = "PUT"
+    headers: dict[str, str] = Field(default_factory=dict)
+    expiresAt: str | None = None
+
+
+# --- webhook events (CONTRACT §5): job events reuse the status view's shapes ---------------
+
+_TIMESTAMP = Field(description="When the job or batch became terminal (ISO 8601 UTC).")
+
+
+class JobCompletedEvent(BaseModel):
+    """A job completed: its output can be downloaded."""
+
+    event: Literal["job.completed"]
+    jobId: str
+    batchId: str
+    status: Literal["completed"]
+    timestamp: str = _TIMESTAMP
+    downloadUrl: str
+    outputFile: OutputFileView | None
+
+
+class JobFailedEvent(BaseModel):
+    """A job failed, or was cancelled (then `status` is `cancelled` and `error.code` CANCELLED)."""
+
+    event: Literal["job.failed"]
+    jobId: str
+    batchId: str
+    status: Literal["failed", "cancelled"]
+    timestamp: str = _TIMESTAMP
+    error: JobErrorView
+
+
+class BatchCompletedEvent(BaseModel):
+    """(extension) Every job of the batch is terminal; sent only to the batch-level `webhook`."""
+
+    event: Literal["batch.completed"]
+    batchId: str
+    status: Literal["completed", "failed"] = Field(
+        description="`completed` when every job completed, else `failed`."
+    )
+    timestamp: str = _TIMESTAMP
+    totalJobs: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+WebhookEvent = JobCompletedEvent | JobFailedEvent | BatchCompletedEvent
