@@ -42,7 +42,8 @@ RUN --mount=type=bind,from=tools,source=/opt/tools,target=/opt/tools \
     python -m venv --without-pip /opt/venv \
  && /opt/tools/bin/pip --python /opt/venv/bin/python install -r /tmp/requirements.txt
 
-# The project as a wheel, built offline.
+# The project as a wheel, built offline: the product's four packages only (pyproject.toml's
+# wheel target); the dev tools and the tests are not in the build context.
 FROM tools AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -50,7 +51,6 @@ COPY common/ common/
 COPY worker/ worker/
 COPY operator/ operator/
 COPY api/ api/
-COPY localcluster/ localcluster/
 RUN /opt/tools/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # tini (static) and ffmpeg/ffprobe for the worker (Debian bookworm ships 5.1, the version the tests run against),

@@ -57,7 +57,7 @@ test-fast: venv system-deps ## Unit and component tests only (no cluster)
 
 .PHONY: crds
 crds: venv ## Regenerate crds/ and the chart's CRD copy from the models
-	$(PY) -m audio_extract_operator.crdgen
+	$(PY) -m audio_extract_dev.crdgen
 
 .PHONY: lint
 lint: venv ## Ruff

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / p) for p in ("common", "api", "localcluster", "operator")]
+sys.path[:0] = [str(ROOT / p) for p in ("common", "api", "localcluster", "operator", "tests")]
 
 import httpx  # noqa: E402
 from kubernetes_asyncio import client as kclient  # noqa: E402
@@ -215,7 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, \
             LocalCluster(Path(tmp) / "cluster") as cluster:
-        from audio_extract_operator.testing import install_crd
+        from support.cluster_objects import install_crd
 
         install_crd(cluster)
         cluster.kubectl("create", "namespace", NAMESPACE)

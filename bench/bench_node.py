@@ -22,14 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import kubernetes
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # support: the helpers the tests and benchmarks share
 
-from audio_extract_common.formats import Format, Quality
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from audio_extract_localcluster.cluster import LocalCluster
-from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, restricted_pod, wait_for
-from audio_extract_worker.command import OutputSpec, Paths, ffmpeg_args
-from audio_extract_worker.probe import probe
+import kubernetes  # noqa: E402
+
+from audio_extract_common.formats import Format, Quality  # noqa: E402
+from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
+from audio_extract_worker.command import OutputSpec, Paths, ffmpeg_args  # noqa: E402
+from audio_extract_worker.probe import probe  # noqa: E402
+from support.cluster_objects import install_crd, restricted_pod  # noqa: E402
+from support.media_server import MediaServer  # noqa: E402
+from support.operator_process import OperatorProcess  # noqa: E402
+from support.waiting import wait_for  # noqa: E402
 
 NS = "bench"
 

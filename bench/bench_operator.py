@@ -35,7 +35,7 @@ from typing import Any
 import kubernetes
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / p) for p in ("common", "operator", "localcluster")]
+sys.path[:0] = [str(ROOT / p) for p in ("common", "operator", "localcluster", "dev", "tests")]
 
 from audio_extract_common import ids  # noqa: E402
 from audio_extract_common.resource import (  # noqa: E402
@@ -49,10 +49,13 @@ from audio_extract_common.resource import (  # noqa: E402
     JobStatus,
     OutputFile,
 )
+from audio_extract_dev.media import make_media  # noqa: E402
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
 from audio_extract_operator.mapping import summarize  # noqa: E402
 from audio_extract_operator.statuswriter import stamp_expiry  # noqa: E402
-from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media  # noqa: E402
+from support.cluster_objects import install_crd  # noqa: E402
+from support.media_server import MediaServer  # noqa: E402
+from support.operator_process import OperatorProcess  # noqa: E402
 
 
 def pct(values: list[float], p: float) -> float:

@@ -24,15 +24,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-from bench_node import make_source
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # support: the helpers the tests and benchmarks share
 
-from audio_extract_common.formats import Format, Quality
-from audio_extract_localcluster import images, release
-from audio_extract_localcluster.cluster import REPO, LocalCluster
-from audio_extract_operator.testing import MediaServer
-from audio_extract_worker.command import OutputSpec, Paths, ffmpeg_args
-from audio_extract_worker.probe import probe
+import httpx  # noqa: E402
+from bench_node import make_source  # noqa: E402
+
+from audio_extract_common.formats import Format, Quality  # noqa: E402
+from audio_extract_localcluster import images, release  # noqa: E402
+from audio_extract_localcluster.cluster import REPO, LocalCluster  # noqa: E402
+from audio_extract_worker.command import OutputSpec, Paths, ffmpeg_args  # noqa: E402
+from audio_extract_worker.probe import probe  # noqa: E402
+from support.media_server import MediaServer  # noqa: E402
 
 STEPS = ("queued", "downloading_video", "analyzing_video", "extracting_audio", "finalizing")
 

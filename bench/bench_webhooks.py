@@ -50,6 +50,7 @@ import kopf
 import kubernetes
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # support: the helpers the tests and benchmarks share
 NS = "bench-webhooks"
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 WRITERS = 16
@@ -214,8 +215,8 @@ def start_delivery_process(kubeconfig: Path, trace_path: Path, jobs: int) -> sub
 def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
     from audio_extract_common import ids
     from audio_extract_common.resource import GROUP, PLURAL, VERSION, BatchSpec, manifest
+    from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster
-    from audio_extract_operator.webhooks.receiver import Receiver
 
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp, \
@@ -365,10 +366,13 @@ def peak_per_second(times: list[float]) -> int:
 def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     from audio_extract_common import ids
     from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+    from audio_extract_dev.media import make_media
+    from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster
     from audio_extract_operator.settings import Settings
-    from audio_extract_operator.testing import MediaServer, OperatorProcess, install_crd, make_media
-    from audio_extract_operator.webhooks.receiver import Receiver
+    from support.cluster_objects import install_crd
+    from support.media_server import MediaServer
+    from support.operator_process import OperatorProcess
 
     total, expected = batches * jobs, batches * (jobs + 1)
     defaults = Settings.model_fields  # the operator's webhook defaults, which this run keeps

@@ -64,7 +64,7 @@ MEDIA_PORT = 8080  # the sample manifests' sources: http://<HOST_NAME>:8080/vide
 def media_server(media: Path) -> Component:
     """Serves `media` on the node's address: `sample.mp4` for the printed curl command and, under
     `videos/`, the sources the sample manifests (`crds/samples/`) name. allowCIDRs has the address."""
-    from audio_extract_operator.testing import make_media
+    from audio_extract_dev.media import make_media
 
     url = f"http://{host.HOST_IP}:{MEDIA_PORT}"
     if not (media / "videos" / "talk.mp4").exists():

@@ -16,7 +16,7 @@ import yaml
 from kubernetes.client import ApiException
 from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch
 
-from audio_extract_operator import testing
+from support import waiting
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
@@ -219,7 +219,7 @@ def free_port() -> int:
 
 def wait_for(what: str, check: Any, timeout: float = 60, logs: tuple[Any, ...] = ()) -> Any:
     try:
-        return testing.wait_for(check, timeout, what, interval=0.25)
+        return waiting.wait_for(check, timeout, what, interval=0.25)
     except AssertionError as e:
         pytest.fail(f"{e}\n" + "\n".join(p.read_text()[-3000:] for p in logs))
 

@@ -5,7 +5,9 @@ read-only root, and its ffmpeg has every encoder, muxer and filter the worker us
 from __future__ import annotations
 
 import json
+import re
 import time
+import tomllib
 
 import kubernetes
 import pytest
@@ -14,8 +16,14 @@ from render import REPO, render
 
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.jobs import NONROOT_UID, WORKER_COMMAND
-from audio_extract_operator.testing import restricted_pod, wait_for
 from audio_extract_worker.quality import CODECS
+from support.cluster_objects import restricted_pod
+from support.waiting import wait_for
+
+PRODUCT = {"common": "audio_extract_common", "api": "audio_extract_api",
+           "operator": "audio_extract_operator", "worker": "audio_extract_worker"}
+NOT_PRODUCT_MODULES = {"audio_extract_localcluster", "audio_extract_dev", "support", "tests", "conftest",
+                       "pytest", "_pytest"}
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
@@ -119,3 +127,40 @@ def test_the_worker_runs_under_tini_so_a_delete_stops_it_at_once(namespace, k8s_
 
     wait_for(gone, 40, "the pod deleted")
     assert time.monotonic() - started < 10
+
+
+def _name(requirement: str) -> str:
+    """A requirement's distribution name, normalized (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)[0]).lower()
+
+
+def test_the_image_holds_the_product_and_its_runtime_dependencies_only(namespace, k8s_api) -> None:
+    """No test, dev or local-cluster module is installed: the product's packages are exactly the
+    repository's four (no test helpers, CRD generator or receiver among them), and no distribution
+    that only the dev extras ask for is there (unless a runtime dependency needs it too)."""
+    script = (
+        "import importlib.metadata as m, json, os, pathlib, sysconfig; "
+        "site = pathlib.Path(sysconfig.get_paths()['purelib']); "
+        "print(json.dumps({'top': sorted(os.listdir(site)), "
+        "'files': sorted(str(p.relative_to(site)) for p in site.glob('audio_extract_*/**/*.py')), "
+        "'dists': {d.metadata['Name']: [r for r in d.requires or [] if 'extra' not in r] "
+        "for d in m.distributions()}}))"
+    )
+    found = json.loads(run_in_image(k8s_api, namespace, "contents", ["python", "-c", script], NONROOT_UID))
+    top = {name.removesuffix(".py") for name in found["top"]}
+    assert not top & NOT_PRODUCT_MODULES
+    assert {t for t in top if t.startswith("audio_extract_")} == set(PRODUCT.values())
+    repo_files = sorted(
+        str(p.relative_to(REPO / folder)) for folder, package in PRODUCT.items()
+        for p in (REPO / folder / package).rglob("*.py")
+    )
+    assert found["files"] == repo_files
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_name(r) for r in project["dependencies"]}
+    dev_only = {_name(r) for extra in project["optional-dependencies"].values() for r in extra} - runtime
+    dev_only.discard(_name(project["name"]))  # the dev extra names the local one through the project
+    # what the runtime dependencies themselves need (kopf needs pyyaml) is there for them
+    needed = {_name(r) for d, reqs in found["dists"].items() if _name(d) != _name(project["name"])
+              for r in reqs}
+    assert not {_name(d) for d in found["dists"]} & (dev_only - needed)
+

@@ -213,8 +213,8 @@ def test_no_wildcards_no_secrets_no_pod_creation(default: Objects) -> None:
 
 def test_operator_rules_are_what_it_uses(default: Objects) -> None:
     """The chart's operator Role grants exactly what the operator declares it needs
-    (``audio_extract_operator.rbac.RULES``, which its own cluster tests run under)."""
-    from audio_extract_operator import rbac
+    (``support.operator_rbac.RULES``, which its own cluster tests run under)."""
+    from support import operator_rbac as rbac
 
     def grants(rules: Objects) -> set[tuple[str, str, str]]:
         return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]

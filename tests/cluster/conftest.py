@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from audio_extract_operator.testing import OperatorProcess, install_crd
+from support.cluster_objects import install_crd
+from support.operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from kubernetes.client import ApiException
 
 from audio_extract_localcluster import host
 from audio_extract_localcluster.cluster import LocalCluster
-from audio_extract_operator import testing
+from support import cluster_objects, waiting
 
 pytestmark = pytest.mark.cluster
 
@@ -21,7 +21,7 @@ WAIT = 60.0  # seconds; each step takes a few seconds on the local node
 
 
 def wait_for(what: str, probe: Callable[[], object], timeout: float = WAIT) -> object:
-    return testing.wait_for(probe, timeout, what, interval=0.1)
+    return waiting.wait_for(probe, timeout, what, interval=0.1)
 
 
 def job(name: str, script: str, **spec: object) -> dict:
@@ -196,7 +196,7 @@ def test_deleting_owner_garbage_collects_jobs_and_pods(namespace, k8s_api):
 
 
 def restricted_pod(name: str, script: str, **container: object) -> dict:
-    return testing.restricted_pod(name, ["sh", "-c", script], **container)
+    return cluster_objects.restricted_pod(name, ["sh", "-c", script], **container)
 
 
 def test_restricted_namespace_rejects_privileged_pod_admits_compliant(namespace, k8s_api):

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import pytest
 from system import Receiver, System, merged, project_tag
 
+from audio_extract_dev.media import make_media
 from audio_extract_localcluster import release
 from audio_extract_localcluster.cluster import LocalCluster
-from audio_extract_operator.testing import MediaServer, make_media
+from support.media_server import MediaServer
 
 
 @pytest.fixture(scope="module")

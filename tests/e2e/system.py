@@ -18,7 +18,7 @@ import httpx
 
 from audio_extract_localcluster import host, images, release
 from audio_extract_localcluster.cluster import REPO, LocalCluster
-from audio_extract_operator.testing import wait_for
+from support.waiting import wait_for
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,8 @@ import standardwebhooks
 import yaml
 from system import REPO, Receiver, System, ffprobe_bytes
 
-from audio_extract_operator.testing import MediaServer, wait_for
+from support.media_server import MediaServer
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 

@@ -19,7 +19,8 @@ from system import System
 
 from audio_extract_common.ids import JOB_LABEL
 from audio_extract_common.store import is_partial
-from audio_extract_operator.testing import MediaServer, wait_for
+from support.media_server import MediaServer
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
@@ -45,7 +46,10 @@ def kill(system: System, container: str) -> None:
 def api_serving(system: System) -> bool:
     """Both replicas ready, and the Service answering."""
     status = system.get_json("deployment", "audio-extract-api")["status"]
-    return status.get("readyReplicas") == 2 and system.api.get("/readyz").status_code == 200
+    try:
+        return status.get("readyReplicas") == 2 and system.api.get("/readyz").status_code == 200
+    except httpx.TransportError:  # no replica ready yet: the Service refuses
+        return False
 
 
 def partials(store: Path) -> list[Path]:

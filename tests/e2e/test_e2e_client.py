@@ -11,7 +11,8 @@ import pytest
 from client_codegen import generate
 from system import System
 
-from audio_extract_operator.testing import MediaServer, wait_for
+from support.media_server import MediaServer
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 

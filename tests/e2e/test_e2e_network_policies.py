@@ -20,7 +20,8 @@ from audio_extract_common.ids import JOB_LABEL
 from audio_extract_localcluster.cluster import KUBERNETES_SERVICE_IP
 from audio_extract_localcluster.host import HOST_IP
 from audio_extract_localcluster.images import PROJECT_IMAGE
-from audio_extract_operator.testing import restricted_pod, wait_for
+from support.cluster_objects import restricted_pod
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 

@@ -12,7 +12,8 @@ import pytest
 from system import Receiver, System
 
 from audio_extract_operator.__main__ import ROLE_LABEL
-from audio_extract_operator.testing import MediaServer, wait_for
+from support.media_server import MediaServer
+from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 

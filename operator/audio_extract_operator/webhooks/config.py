@@ -7,8 +7,6 @@ inherits it, so they come from ``AUDIO_EXTRACT_OPERATOR_WEBHOOK_*`` environment 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings
 
@@ -41,11 +39,6 @@ class WebhookConfig(BaseModel):
     )
     poll_interval: float = Field(
         default=0.5, gt=0, description="Seconds between looks at a batch's due deliveries."
-    )
-    crash_after_send: Path | None = Field(
-        default=None,
-        description="Test fault hook: if set and the file does not exist, create it and SIGKILL "
-        "the process right after a delivery attempt, before recording it.",
     )
 
 
@@ -89,11 +82,6 @@ class WebhookSettings(BaseSettings):
         default=0.5, gt=0,
         description="Seconds between looks at a batch's due deliveries (bounds added latency).",
     )
-    webhook_crash_after_send: Path | None = Field(
-        default=None,
-        description="Test fault hook only: SIGKILL after the first attempt, before recording it "
-        "(a marker file makes it fire once).",
-    )
 
     def webhook_config(self) -> WebhookConfig:
         return WebhookConfig(
@@ -108,5 +96,4 @@ class WebhookSettings(BaseSettings):
             resolve_timeout=self.webhook_resolve_timeout,
             resolve_threads=self.webhook_resolve_threads,
             poll_interval=self.webhook_poll_interval,
-            crash_after_send=self.webhook_crash_after_send,
         )

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -119,13 +117,16 @@ class Driver:
     """One per operator process (kept in kopf's memo): the sender, the bound and the memory."""
 
     def __init__(self, config: WebhookConfig, patch: PatchStatus, sender: Sender | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 after_attempts: Callable[[], None] | None = None) -> None:
         self.config = config
         self.enabled = bool(config.secret)
         self.patch = patch
         self.sender = sender if sender is not None else (Sender(config) if self.enabled else None)
         self.schedule = Schedule.from_config(config)
         self.clock = clock
+        self.after_attempts = after_attempts
+        """Called after a round of attempts, before their outcomes are recorded (a fault point)."""
         self._bound = asyncio.Semaphore(config.concurrency)
         self._memory: dict[str, dict[Slot, Delivery]] = {}
         """uid -> outcomes written (or failed to be written) by this process, until status shows them."""
@@ -180,7 +181,8 @@ class Driver:
                 writes[slot] = d
         if due:
             results = await asyncio.gather(*(self._attempt(fresh, slot, current[slot]) for slot in due))
-            self._fault_hook()
+            if self.after_attempts is not None:
+                self.after_attempts()
             for slot, d in zip(due, results, strict=True):
                 writes[slot] = d
                 memory[slot] = d
@@ -208,9 +210,3 @@ class Driver:
             log.warning("recording webhook deliveries of %s/%s failed: %s", ref.namespace, ref.name, e)
         else:
             self.unwritten.discard(ref.uid)
-
-    def _fault_hook(self) -> None:
-        marker = self.config.crash_after_send
-        if marker is not None and not marker.exists():
-            marker.touch()
-            os.kill(os.getpid(), signal.SIGKILL)

@@ -124,7 +124,8 @@ def api_media(cluster, tmp_path_factory: pytest.TempPathFactory):
     job lasts long enough for its steps to be seen), served on the node's address (``/slow/...`` waits)."""
     import subprocess
 
-    from audio_extract_operator.testing import MediaServer, make_media
+    from audio_extract_dev.media import make_media
+    from support.media_server import MediaServer
 
     directory = make_media(tmp_path_factory.mktemp("api-media"))
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",

@@ -1,6 +1,6 @@
 """Fixtures for operator cluster tests: a local media server, and the operator's default
 settings for ``start_operator`` (``tests/cluster/conftest.py``; helpers in
-``audio_extract_operator.testing``)."""
+``support.operator_process``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from audio_extract_operator.testing import MediaServer, make_media
+from audio_extract_dev.media import make_media
+from support.media_server import MediaServer
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,9 @@ from audio_extract_api.kube import Kube
 from audio_extract_api.settings import Settings
 from audio_extract_common import ids
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
+from support.media_server import MediaServer
+from support.operator_process import OperatorProcess
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

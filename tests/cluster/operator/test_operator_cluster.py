@@ -20,7 +20,9 @@ import yaml
 
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_localcluster.images import PROJECT_IMAGE
-from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
+from support.media_server import MediaServer
+from support.operator_process import OperatorProcess
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

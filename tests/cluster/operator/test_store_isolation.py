@@ -12,7 +12,8 @@ import pytest
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.jobs import build_job
 from audio_extract_operator.settings import Settings
-from audio_extract_operator.testing import ensure_store_claim, wait_for
+from support.cluster_objects import ensure_store_claim
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 

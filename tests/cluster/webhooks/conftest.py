@@ -1,5 +1,5 @@
 """Fixtures for webhook cluster tests: the CRD, generated media served on the node's address, and an
-operator subprocess per test (``audio_extract_operator.testing``), plus a signing secret."""
+operator subprocess per test (``support.operator_process``), plus a signing secret."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from audio_extract_operator.testing import MediaServer, make_media
+from audio_extract_dev.media import make_media
+from support.media_server import MediaServer
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,11 @@ import pytest
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings as ApiSettings
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_localcluster.host import HOST_IP
-from audio_extract_operator.testing import MediaServer, OperatorProcess, wait_for
-from audio_extract_operator.webhooks.receiver import Receiver, Reply
+from support.media_server import MediaServer
+from support.operator_process import OperatorProcess
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -161,7 +163,7 @@ def test_sigkill_between_sending_and_recording_resends_once_with_the_same_id(
         namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str,
         tmp_path: Path) -> None:
     marker = tmp_path / "crashed"
-    op = start_operator(webhook_crash_after_send=str(marker))
+    op = start_operator(crash_after_send=marker)
     with Receiver(secret) as rx:
         create_batch(k8s_api, namespace, "crashy", [job(f"{media.url}/noaudio.mp4")], webhook=rx.url)
         wait_for(lambda: not op.alive(), 120, "the operator to kill itself after the first send")

@@ -12,13 +12,13 @@ import pytest
 
 from audio_extract_common import ids
 from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, BatchStatus, JobStatus
+from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator.kube import Kube
 from audio_extract_operator.registry import Registry
 from audio_extract_operator.settings import Settings
 from audio_extract_operator.statuswriter import StatusWriter
-from audio_extract_operator.testing import wait_for
 from audio_extract_operator.webhooks.pump import Pump
-from audio_extract_operator.webhooks.receiver import Receiver
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 KEY = "0123456789abcd"

@@ -93,7 +93,7 @@ def test_no_kubernetes_only_keywords(doc):
     assert "x-kubernetes" not in text
     assert "self.matches(" not in text and "oldSelf" not in text  # CEL
     # ...which the CRD keeps: the document and the CRD come from the same models.
-    from audio_extract_operator.crdgen import crd
+    from audio_extract_dev.crdgen import crd
     assert "x-kubernetes-validations" in json.dumps(crd())
 
 

@@ -12,9 +12,9 @@ import jsonpatch
 import pytest
 
 from audio_extract_common.resource import BatchSpec, BatchStatus
+from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.driver import BatchRef, Driver, needs_work, patch_ops
-from audio_extract_operator.webhooks.receiver import Receiver, Reply
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 KEY = "00112233445566"
@@ -246,3 +246,17 @@ def test_needs_work_with_now_counts_only_due_pending():
     assert needs_work(spec, status)
     assert not needs_work(spec, status, "2026-01-21T12:00:09Z")
     assert needs_work(spec, status, "2026-01-21T12:00:10Z")
+
+
+async def test_the_after_attempts_hook_runs_after_sending_and_before_recording(driver_for):
+    """The fault point the cluster tests use (``support.faults``): called once per round of
+    attempts, when the receiver has the requests and the status has no record of them yet."""
+    seen: list[tuple[int, int]] = []
+    with Receiver(SECRET) as rx:
+        store = make_store(2, rx.url)
+        driver = driver_for(store)
+        driver.after_attempts = lambda: seen.append((len(rx.received), len(store.patches)))
+        await driver.tick(*store.view())
+        await driver.tick(*store.view())  # nothing due: no attempts, no call
+    assert seen == [(3, 0)]
+    assert len(store.patches) == 1

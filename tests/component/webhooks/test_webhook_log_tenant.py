@@ -12,9 +12,9 @@ from test_webhook_driver import SECRET, config
 from test_webhook_pump import Router, until, versioned
 
 from audio_extract_common import ids
+from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator import logs
 from audio_extract_operator.webhooks.pump import Pump
-from audio_extract_operator.webhooks.receiver import Receiver
 
 TENANT = "acme-media"
 

@@ -11,8 +11,8 @@ import jsonpatch
 import pytest
 from test_webhook_driver import SECRET, Store, config, make_store
 
+from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.pump import Pump
-from audio_extract_operator.webhooks.receiver import Receiver, Reply
 
 
 class VersionedStore(Store):

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 from audio_extract_common.resource import Delivery
 from audio_extract_common.timefmt import iso
+from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.policy import Outcome
-from audio_extract_operator.webhooks.receiver import Receiver
 from audio_extract_operator.webhooks.send import Sender
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

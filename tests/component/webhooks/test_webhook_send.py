@@ -12,9 +12,9 @@ import pytest
 
 from audio_extract_common.resource import Delivery
 from audio_extract_common.timefmt import iso, parse
+from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.policy import Schedule, next_state
-from audio_extract_operator.webhooks.receiver import Receiver, Reply
 from audio_extract_operator.webhooks.send import Sender, retry_after_seconds
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

@@ -9,7 +9,7 @@ import yaml
 from pydantic import ValidationError
 
 from audio_extract_common.resource import BatchSpec
-from audio_extract_operator import crdgen
+from audio_extract_dev import crdgen
 
 SAMPLES = crdgen.REPO_ROOT / "crds" / "samples"
 # Invalid sample -> the field its refusal must name (both here and at `kubectl apply`).

@@ -1,5 +1,6 @@
-"""The operator's permissions, in one place: the Helm chart renders exactly these rules, and the
-cluster tests run the operator as a ServiceAccount bound to them.
+"""The operator's permissions as the tests grant them: the cluster tests run the operator as a
+ServiceAccount bound to these rules, and a chart test checks that the chart's operator Role grants
+exactly these.
 
 No ``*``, no Secrets, no Pod creation (the Job controller creates pods); Pods are read (termination
 messages) and labelled (the leader's own), a Lease elects the leader. The same rules serve a
@@ -75,9 +76,3 @@ def sa_username(namespace: str, name: str = SERVICE_ACCOUNT) -> str:
 
 def sa_groups(namespace: str) -> tuple[str, ...]:
     return ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated")
-
-
-if __name__ == "__main__":  # `python -m audio_extract_operator.rbac` prints the rules as YAML
-    import yaml
-
-    print(yaml.safe_dump({"rules": RULES}, sort_keys=False))

@@ -1,11 +1,11 @@
-"""A verifying webhook receiver for development, tests and benchmarks (not used in production).
+"""A verifying webhook receiver for development, tests and benchmarks (not part of the image).
 
 Runs an HTTP server on a background thread, verifies every request with
 ``standardwebhooks.Webhook.verify`` and records it. What it answers is scripted by a
 ``responder(request, earlier) -> Reply`` where ``earlier`` counts earlier requests with the same
 ``webhook-id``, so "500 three times then 200" is ``lambda r, n: Reply(500 if n < 3 else 200)``.
 
-    python -m audio_extract_operator.webhooks.receiver --port 8099 --secret whsec_...
+    python -m audio_extract_dev.webhook_receiver --port 8099 --secret whsec_...
 """
 
 from __future__ import annotations

@@ -1,0 +1,164 @@
+"""The operator as a killable subprocess for the cluster tests (operator, API and webhook tests)
+and the benchmarks.
+
+    op = OperatorProcess(cluster, namespace, max_running=2).start()   # store = the claim's PVC dir
+    ...
+    op.stop()
+
+``cluster`` is the session's ``LocalCluster`` (``tests/conftest.py``). With ``rbac=True`` the
+operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly
+``operator_rbac.RULES`` (authenticated with a real token of that ServiceAccount). Its workers run
+the project's image on the node; they reach the operator's progress endpoint and the media server
+on the node's address ``HOST_IP``. ``crash_after_send=<marker file>`` runs it through
+``support.faults`` instead, which injects a fault into the webhook driver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from audio_extract_localcluster.host import HOST_IP
+from audio_extract_localcluster.images import PROJECT_IMAGE
+from audio_extract_operator.settings import ENV_PREFIX
+
+from . import operator_rbac as rbac
+from .cluster_objects import DEFAULT_CLAIM, apply_objects, ensure_store_claim
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
+
+
+def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
+    """ServiceAccount + Role(rbac.RULES) + RoleBinding; returns a kubeconfig with a real token of that
+    ServiceAccount (TokenRequest), so the API server authorizes the operator exactly as in a pod."""
+    apply_objects(
+        cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)]
+    )
+    return cluster.service_account_kubeconfig(namespace, rbac.SERVICE_ACCOUNT)
+
+
+class OperatorProcess:
+    """``python -m audio_extract_operator`` watching one namespace, as a killable subprocess."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        namespace: str,
+        *,
+        rbac: bool = True,
+        claim: str = DEFAULT_CLAIM,
+        log_dir: Path | None = None,
+        crash_after_send: Path | None = None,
+        **settings: Any,
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = namespace
+        self.claim = claim
+        self.store_root = ensure_store_claim(cluster, namespace, claim)
+        self.log_path = (log_dir or Path(cluster.workdir) / "logs") / f"operator-{namespace}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(HOST_IP)
+        self.secret = secrets.token_hex(16)
+        self.kubeconfig = grant_operator_rbac(cluster, namespace) if rbac else Path(cluster.kubeconfig)
+        values: dict[str, Any] = {
+            "namespaces": [namespace],
+            "kubeconfig": str(self.kubeconfig),
+            "store_claim": claim,
+            "store_root": str(self.store_root),
+            "worker_image": PROJECT_IMAGE,
+            "worker_allow_cidrs": f"{HOST_IP}/32",
+            "progress_secret": self.secret,
+            "progress_host": HOST_IP,
+            "progress_port": self.port,
+            "progress_url": f"http://{HOST_IP}:{self.port}/progress",
+            "webhook_allow_cidrs": "127.0.0.0/8",
+        }
+        values.update(settings)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        self.env["KUBECONFIG"] = str(self.kubeconfig)
+        for key, value in values.items():
+            if value is None:
+                continue
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            self.env[ENV_PREFIX + key.upper()] = text
+        self.argv = [sys.executable, "-m", "audio_extract_operator"]
+        if crash_after_send is not None:
+            self.argv = [sys.executable, "-m", "support.faults", "crash-after-send", str(crash_after_send)]
+            path = [str(TESTS_DIR), *filter(None, [self.env.get("PYTHONPATH")])]
+            self.env["PYTHONPATH"] = os.pathsep.join(path)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self, wait: bool = True) -> OperatorProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        log.write(f"--- start {self.starts} ---\n".encode())
+        log.flush()
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        self.starts += 1
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"operator exited {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"http://{HOST_IP}:{self.port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"operator not ready:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as after a node crash or an OOM kill."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self) -> OperatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
