@@ -60,8 +60,24 @@ crds: venv ## Regenerate crds/ and the chart's CRD copy from the models
 	$(PY) -m audio_extract_dev.crdgen
 
 .PHONY: lint
-lint: venv ## Ruff
+lint: venv ## Ruff: lint rules
 	$(VENV)/bin/ruff check .
+
+.PHONY: format-check
+format-check: venv ## Ruff: the code is formatted (`ruff format .` formats it)
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: typecheck
+typecheck: venv ## mypy: strict on common and the worker; the API and the operator against their baseline (pyproject.toml)
+	$(VENV)/bin/mypy --strict -p audio_extract_common -p audio_extract_worker
+	$(VENV)/bin/mypy -p audio_extract_api -p audio_extract_operator
+
+.PHONY: imports
+imports: venv ## import-linter: the layering contracts in pyproject.toml
+	PYTHONPATH=tests $(VENV)/bin/lint-imports
+
+.PHONY: check
+check: lint format-check typecheck imports ## Every static check CI runs before the tests
 
 .PHONY: bench
 bench: root venv system-deps binaries ## Run the benchmarks in bench/ (not part of the tests)

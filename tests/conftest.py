@@ -19,6 +19,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import kubernetes
 import pytest
@@ -35,11 +36,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+TIER_TIMEOUTS = {"unit": 60, "component": 300, "cluster": 600, "chart": 600, "e2e": 600}
+"""Seconds one test of each tier (``tests/<tier>/``) may take before pytest-timeout fails it; a test's
+own ``@pytest.mark.timeout(...)`` wins. Far above each tier's slowest test: a hang, not a slow run."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # a test that uses the cluster is a cluster test even if it forgot the marker
+    tests_dir = Path(__file__).parent
     for item in items:
+        # a test that uses the cluster is a cluster test even if it forgot the marker
         if "cluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.cluster)
+        tier = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
+        if tier in TIER_TIMEOUTS and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
     # a test that stops the session's cluster comes after every test that uses it
     items.sort(key=lambda item: item.get_closest_marker("stops_cluster") is not None)
 

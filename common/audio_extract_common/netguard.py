@@ -45,8 +45,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import aiohttp
 import anyio.to_thread
@@ -416,7 +417,8 @@ def guarded_session(allow: AllowList | None = None, *, limit: int = 100, lookup:
     ``lookup`` runs the guard's lookups (default: unbounded, in anyio's shared worker threads).
     """
     allow = allow or AllowList()
-    kwargs["headers"] = {"Accept-Encoding": "identity", **dict(kwargs.get("headers") or {})}
+    headers = cast("Mapping[str, str]", kwargs.get("headers") or {})
+    kwargs["headers"] = {"Accept-Encoding": "identity", **headers}
     kwargs.setdefault("auto_decompress", False)
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow, lookup), use_dns_cache=False,
                                      limit=limit)

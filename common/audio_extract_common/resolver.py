@@ -32,7 +32,7 @@ import ipaddress
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from . import netguard
 
@@ -141,9 +141,13 @@ def _in_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def deliver(set_outcome: Callable[[object], None], value: object) -> None:
+    def deliver(set_outcome: Callable[[Any], None], value: object) -> None:
+        def settle() -> None:
+            if not future.done():
+                set_outcome(value)
+
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(lambda: future.done() or set_outcome(value))
+            loop.call_soon_threadsafe(settle)
 
     def run() -> None:
         try:

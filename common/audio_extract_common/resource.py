@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,7 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
+from pydantic.config import JsonValue
 
 from . import filenames
 from .formats import (
@@ -65,7 +66,7 @@ def check_url(url: str) -> str:
 
 HttpUrl = Annotated[str, AfterValidator(check_url), Field(max_length=MAX_URL_LENGTH)]
 
-_URL_CEL = [
+_URL_CEL: list[JsonValue] = [
     {"rule": "self.matches('^(?i)https?://[^\\\\s/?#]+')", "message": "must be an http:// or https:// URL"},
     {"rule": "!self.matches('^[^:]+://[^/?#]*@')", "message": "must not contain credentials"},
 ]
@@ -108,7 +109,7 @@ class TrackLanguage(_Model):
 def _audio_track(value: Any, handler: ValidatorFunctionWrapHandler) -> int | TrackLanguage:
     """One message for the field, not one per branch of the union."""
     try:
-        return handler(value)
+        return cast("int | TrackLanguage", handler(value))
     except ValidationError:
         raise ValueError(
             'must be a 0-based index among the audio streams or {"language": "<ISO 639-2 code>"}'

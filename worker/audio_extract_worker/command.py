@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from audio_extract_common.formats import (
     CHANNELS,
@@ -62,7 +63,7 @@ class OutputSpec:
     """Seconds into the source; None: its end."""
 
     @classmethod
-    def from_model(cls, output: object) -> OutputSpec:
+    def from_model(cls, output: Any) -> OutputSpec:
         trim = getattr(output, "trim", None)
         try:
             return cls(
