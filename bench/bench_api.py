@@ -165,7 +165,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "ExtractionBatch directly with `kubernetes_asyncio`, on the same local cluster in the same run;",
         f"closed loop, {args.requests} requests per cell after {args.warmup} warm-up; {os.cpu_count()} CPUs "
         f"({platform.machine()}) shared",
-        "with the API server, etcd, the benchmark itself and other engineers' suites.",
+        "with the API server, etcd, the benchmark itself and other test suites.",
         "",
         "| clients | direct p50 ms | direct p99 ms | direct req/s | API p50 ms | API p99 ms | API req/s "
         "| p99 ratio |",

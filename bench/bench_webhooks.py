@@ -1,4 +1,4 @@
-"""Webhook delivery benchmark (issue 6): batches x 10 jobs finishing together, every job delivery
+"""Webhook delivery benchmark: batches x 10 jobs finishing together, every job delivery
 received and verified; latency after job completion, p50/p95 (goal p95 <= 2 s). Two modes:
 
 ``--mode real``: everything is real. The local control plane with its Job controller and scheduler,
@@ -643,7 +643,7 @@ def write_docs(results: list[dict[str, Any]]) -> None:
             subsections[SIMULATED_HEADING] = simulated_section(r)
     section = f"""## Webhooks
 
-`bench/bench_webhooks.py` on this 2-core machine. Issue 6 asks for 200 batches x 10 fast jobs
+`bench/bench_webhooks.py` on this 2-core machine. The goal: 200 batches x 10 fast jobs
 finishing together, all 2,000 deliveries made, latency after job completion p50/p95 (goal p95 <= 2 s).
 Two measurements, labelled: **real Jobs** (the whole system, as many Jobs at once as the operator
 admits) and **simulated completions** (only the delivery path, all 2,000 terminal at once).

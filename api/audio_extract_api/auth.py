@@ -9,7 +9,7 @@ Key store formats (both re-read every ``api_keys_reload_seconds``, so rotation n
 
 Scopes are a comma list of ``read``, ``write`` and ``admin``; absent means ``read,write``. A key
 without ``write`` gets 403 FORBIDDEN on the routes that create or cancel work. ``admin`` implies
-both and reaches every tenant's work (CONTRACT §7: it sees and cancels everything).
+both and reaches every tenant's work (docs/contract.md §7: it sees and cancels everything).
 
 The tenant is the key's id unless ``tenant=`` names another, so entries written before tenants
 existed keep working, each key its own tenant. A tenant name is a label value (it is written into

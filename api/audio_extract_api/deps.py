@@ -2,7 +2,7 @@
 
 Every dependency here is ``async def``: FastAPI runs a plain ``def`` dependency in anyio's shared
 worker-thread pool, so /readyz and authentication waited for a free thread behind whatever filled
-the pool (blocking DNS lookups took it whole, issue 14). None of them blocks: authentication
+the pool (blocking DNS lookups could take it whole). None of them blocks: authentication
 hashes and compares in memory, and re-reads the key file (a few hundred bytes on a mounted
 Secret, a memory-backed volume) at most once per ``api_keys_reload_seconds``.
 """

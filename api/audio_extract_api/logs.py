@@ -1,4 +1,4 @@
-"""The API's log lines carry the tenant of the request they belong to (CONTRACT §7).
+"""The API's log lines carry the tenant of the request they belong to (docs/contract.md §7).
 
 The caller's tenant is put in a context variable once the key is known (``deps.caller``); a
 filter on the log handlers copies it into every record as ``tenant`` (``-`` before or without

@@ -160,7 +160,7 @@ JOB_FAILED = {code.value: _named(message, {"success": False, "error": {
     "code": code.value, "message": message, **({"details": details} if details else {})}})
     for code, (message, details) in _JOB_ERRORS.items()}
 
-# --- webhooks: CONTRACT §5's payloads -----------------------------------------------------------
+# --- webhooks: docs/contract.md §5's payloads -----------------------------------------------------------
 
 _completed = _job("completed")
 _failed = views.job_view(sample_batch("completed", "failed"), 1, PREFIX, NOW)

@@ -1,4 +1,4 @@
-"""The webhook events (CONTRACT §5), as the OpenAPI document's `webhooks` section describes them.
+"""The webhook events (docs/contract.md §5), as the OpenAPI document's `webhooks` section describes them.
 
 The operator sends them (``audio_extract_operator.webhooks.events`` builds the bodies); the
 models (in ``audio_extract_common.api_models``, where the Python client reads events with them)

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # --- public URLs ------------------------------------------------------------------------
     public_prefix: str = Field(
         default="/audio-extract/v1",
-        description="Prefix of the statusUrl/downloadUrl the API returns (CONTRACT §1).",
+        description="Prefix of the statusUrl/downloadUrl the API returns (docs/contract.md §1).",
     )
 
     # --- auth -------------------------------------------------------------------------------
@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         default=1 << 20, ge=1024,
         description="JSON bodies; 10 jobs with 2048-char URLs are ~30 KiB, 1 MiB leaves room.",
     )
-    max_upload_bytes: int = Field(default=5 * 1000**3, ge=1, description="Uploads (5 GB per CONTRACT).")
+    max_upload_bytes: int = Field(
+        default=5 * 1000**3, ge=1, description="Uploads (5 GB per docs/contract.md)."
+    )
     upload_quota_bytes: int = Field(
         default=20 * 1000**3, ge=0,
         description="Bytes of uploads one tenant may keep in the store at once (413 QUOTA_EXCEEDED "

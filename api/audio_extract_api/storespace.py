@@ -1,5 +1,5 @@
 """STORE_FULL: new work is refused while the store has less free space than a set margin
-(CONTRACT §7; issue 14, defect 3).
+(docs/contract.md §7).
 
 A full store fails every job that writes its output then, whoever submitted it. Refusing new
 uploads and submissions with 503 STORE_FULL and Retry-After instead keeps the margin for the work

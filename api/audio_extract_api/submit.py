@@ -1,6 +1,6 @@
 """Turning an accepted request into one ExtractionBatch, idempotently when asked to.
 
-Every batch carries its creator's tenant in the ``audioextract.io/tenant`` label (CONTRACT §7):
+Every batch carries its creator's tenant in the ``audioextract.io/tenant`` label (docs/contract.md §7):
 that label, not the key, decides who sees it.
 
 Idempotency-Key: the batch key is an HMAC, under a server secret, of (tenant, Idempotency-Key), so

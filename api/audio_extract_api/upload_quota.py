@@ -1,5 +1,5 @@
 """Uploads per tenant: whose each upload is, and the quota a tenant's uploads count against
-(CONTRACT §7: 413 QUOTA_EXCEEDED).
+(docs/contract.md §7: 413 QUOTA_EXCEEDED).
 
 An upload belongs to the tenant of the key that sent it, recorded as an empty marker file
 ``upload-owners/<tenant>/<uploadId>`` written once the upload is in place (``store`` holds the

@@ -101,7 +101,7 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
             "filename": opts.get("filename"),
             "webhook": opts.get("webhook") or spec.get("webhook"),
             "priority": opts.get("priority") or "normal",
-            # CONTRACT §7: the output options echo what was asked (null: the default applies).
+            # docs/contract.md §7: the output options echo what was asked (null: the default applies).
             "sampleRate": asked.get("sampleRate"),
             "channels": asked.get("channels"),
             "trim": asked.get("trim"),

@@ -124,7 +124,7 @@ def upload(size: int, content_type: str = "application/octet-stream") -> Call[Up
 
 
 def direct_upload(filename: str, size: int, content_type: str) -> Call[DirectUploadTicket]:
-    """(CONTRACT §7) POST /v1/uploads asking for a presigned URL to PUT the bytes to."""
+    """(docs/contract.md §7) POST /v1/uploads asking for a presigned URL to PUT the bytes to."""
     body = DirectUploadRequest(filename=filename, size=size, contentType=content_type)
     return Call("POST", "/v1/uploads", DirectUploadTicket, json=body.model_dump(), resend_unanswered=False)
 

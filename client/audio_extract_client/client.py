@@ -156,7 +156,7 @@ class Client:
         """POST /v1/uploads: the file's bytes, streamed (never read whole). Use the result's
         ``fileId`` as ``{"type": "upload", "file": fileId}``.
 
-        ``direct=True`` first asks for a presigned URL (CONTRACT §7, object stores) and PUTs the
+        ``direct=True`` first asks for a presigned URL (docs/contract.md §7, object stores) and PUTs the
         bytes there; a service that cannot presign answers 400 and the bytes are streamed to the
         API instead. Only ask for it of a service that knows the JSON form: one that predates it
         would store the JSON request itself as an upload."""

@@ -1,4 +1,4 @@
-"""Every status and error code the API answers with (CONTRACT §4, §7), as plain data.
+"""Every status and error code the API answers with (docs/contract.md §4, §7), as plain data.
 
 One table, two readers: the API makes its exception classes from it (``audio_extract_api.errors``)
 and the Python client its typed exceptions (``audio_extract_client.errors``). It imports no web
@@ -101,4 +101,6 @@ API_ERROR_SPECS: tuple[ApiErrorSpec, ...] = (
 """In the order the OpenAPI document lists them."""
 
 ApiErrorCode = StrEnum("ApiErrorCode", {s.code: s.code for s in API_ERROR_SPECS})  # type: ignore[misc]
-ApiErrorCode.__doc__ = "An API error code (CONTRACT §4, §7); a failed job's download carries a job's code."
+ApiErrorCode.__doc__ = (
+    "An API error code (docs/contract.md §4, §7); a failed job's download carries a job's code."
+)

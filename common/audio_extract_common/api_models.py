@@ -1,4 +1,4 @@
-"""The API's request and response shapes (CONTRACT §2, §3, §7).
+"""The API's request and response shapes (docs/contract.md §2, §3, §7).
 
 One definition for both ends: the API's OpenAPI document is made from them (its handlers build
 plain dicts in ``views``; the component tests validate real responses against that document), and
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 # The job-level codes under the name clients see beside ApiErrorCode (its one list is ErrorCode).
 JobErrorCode = StrEnum("JobErrorCode", {c.value: c.value for c in ErrorCode})  # type: ignore[misc]
-JobErrorCode.__doc__ = "A job-level error code (CONTRACT §4): why a job failed."
+JobErrorCode.__doc__ = "A job-level error code (docs/contract.md §4): why a job failed."
 
 JobStateName = Literal["queued", "processing", "completed", "failed", "cancelled"]
 StepName = Literal["downloading_video", "analyzing_video", "extracting_audio", "finalizing"]
@@ -185,7 +185,7 @@ class Health(BaseModel):
 
 
 class DirectUploadRequest(BaseModel):
-    """(extension, CONTRACT §7) Body of POST /v1/uploads asking where to PUT the bytes."""
+    """(extension, docs/contract.md §7) Body of POST /v1/uploads asking where to PUT the bytes."""
 
     filename: str
     size: int = Field(ge=1)
@@ -193,7 +193,7 @@ class DirectUploadRequest(BaseModel):
 
 
 class DirectUploadTicket(BaseModel):
-    """(extension, CONTRACT §7) Where to PUT an upload's bytes when the store is an object store."""
+    """(extension, docs/contract.md §7) Where to PUT an upload's bytes when the store is an object store."""
 
     fileId: str
     uploadUrl: str
@@ -202,7 +202,7 @@ class DirectUploadTicket(BaseModel):
     expiresAt: str | None = None
 
 
-# --- webhook events (CONTRACT §5): job events reuse the status view's shapes ---------------
+# --- webhook events (docs/contract.md §5): job events reuse the status view's shapes ---------------
 
 _TIMESTAMP = Field(description="When the job or batch became terminal (ISO 8601 UTC).")
 

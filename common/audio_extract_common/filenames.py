@@ -1,4 +1,4 @@
-"""Output file names: ``options.filename`` is sanitized, never refused (CONTRACT §2), and the
+"""Output file names: ``options.filename`` is sanitized, never refused (docs/contract.md §2), and the
 download's ``Content-Disposition`` carries the name in a form every client reads (RFC 6266).
 
 What sanitizing does, and why:

@@ -43,7 +43,7 @@ class FormatInfo:
 
 
 SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-"""``output.sampleRate`` values (CONTRACT §7). All are MPEG-1/2/2.5 Layer III rates, so mp3's
+"""``output.sampleRate`` values (docs/contract.md §7). All are MPEG-1/2/2.5 Layer III rates, so mp3's
 "at most 48 kHz" holds for every one of them."""
 OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
 """libopus encodes at these rates only."""

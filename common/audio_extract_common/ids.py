@@ -29,7 +29,7 @@ KEY_LABEL = "audioextract.io/key"
 BATCH_LABEL = "audioextract.io/batch"
 JOB_LABEL = "audioextract.io/job-id"
 TENANT_LABEL = "audioextract.io/tenant"
-"""The tenant a batch belongs to (CONTRACT §7): set by the API, or by whoever applies a manifest."""
+"""The tenant a batch belongs to (docs/contract.md §7): set by the API, or by whoever applies a manifest."""
 TENANT_RE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 """A tenant name: a non-empty label value, so that it can be the tenant label's value."""
 

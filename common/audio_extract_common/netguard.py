@@ -26,9 +26,9 @@ The rules, in the order they apply:
    (``raw_host``), never the Unicode form: ``getaddrinfo`` and :mod:`ssl` encode a ``str``
    with IDNA 2003 (``straße`` → ``strasse``), httpx and aiohttp with IDNA 2008 (``straße`` →
    ``xn--strae-oqa``), so the name checked would not be the name connected to.
-6. The webhook sender makes thousands of small requests, where httpx's per-request cost showed
-   (about 1.5 ms of CPU each against 0.13 ms for aiohttp with keep-alive, measured on this
-   project's machine), so it uses aiohttp through :func:`guarded_session`: the connector's
+6. The webhook sender makes thousands of small requests, where httpx's per-request CPU cost is
+   about ten times aiohttp's (docs/benchmarks.md, "Encoder and filter choices"), so it uses
+   aiohttp through :func:`guarded_session`: the connector's
    resolver is :class:`GuardedResolver` (every answer checked; aiohttp connects to exactly the
    addresses it returns) and a middleware applies rules 1 and 3 to literal-address hosts, which
    aiohttp never sends to a resolver. Its connections are pooled by name, port and TLS context,

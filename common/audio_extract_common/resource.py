@@ -361,7 +361,7 @@ class Step(StrEnum):
 
 
 class ErrorCode(StrEnum):
-    """Job-level error codes: a closed list (CONTRACT §4)."""
+    """Job-level error codes: a closed list (docs/contract.md §4)."""
 
     DOWNLOAD_FAILED = "DOWNLOAD_FAILED"
     SOURCE_TOO_LARGE = "SOURCE_TOO_LARGE"

@@ -5,7 +5,7 @@ kube-router's NetworkPolicy firewall, as on any kubeadm-style node, all built fr
 
 Everything lives under the cluster's directory (`<workdir>/node`): containerd's root, state and
 socket, the CNI configuration and IPAM data, the kubelet's root, certificates and pod logs.
-Facts that matter on this kind of machine (see DESIGN.md, "The node"): cgroup v1 needs
+Facts that matter on this kind of machine: cgroup v1 needs
 `failCgroupV1: false`; root here cannot lower OOM scores, hence `restrict_oom_score_adj` and
 `oomScoreAdj: 0`; pods are never masqueraded and the kubelet hands pods no host resolver.
 """

@@ -1,4 +1,4 @@
-"""Integration point with the webhooks package (``webhooks/``, owned by the webhooks engineer).
+"""Integration point with the webhooks package (``webhooks/``).
 
 Webhook deliveries are planned from status and driven by ``webhooks.pump.Pump``: one loop that
 ticks the ``Driver`` for every batch that owes or has a pending delivery (job terminal →

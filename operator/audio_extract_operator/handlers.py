@@ -69,8 +69,8 @@ def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
     settings.queueing.worker_limit = None
     # An idle worker keeps its object's last body until it exits, and at start-up kopf gives every
     # listed batch a worker at once: with 5 s, 20,000 retained batches meant thousands of bodies
-    # alive together (bench/bench_kopf_listing.py: a 373 MiB peak, 292 MiB kept after; 122 MiB
-    # with 0.5 s). A worker that exits early costs a new task at the object's next event.
+    # alive together (docs/benchmarks.md, "Operator": memory at start-up against 0.5 s). A worker
+    # that exits early costs a new task at the object's next event.
     settings.queueing.idle_timeout = 0.5
     settings.execution.max_workers = 4
     # Resources are known (our CRD, Jobs): no cluster-wide CRD watch, so a namespaced Role suffices.

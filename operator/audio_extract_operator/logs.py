@@ -1,4 +1,4 @@
-"""The operator's log lines name the tenant of the batch they are about (CONTRACT §7).
+"""The operator's log lines name the tenant of the batch they are about (docs/contract.md §7).
 
 Two kinds of lines are about a batch: kopf's per-object lines (a handler failed, a retry, a
 patch conflict), which carry kopf's reference to the object (``k8s_ref``: kind, namespace,

@@ -1,5 +1,5 @@
 """Uploads in the store: which have expired, and removing them, partial uploads and stale owner
-markers (issue 14, defect 3; CONTRACT §7).
+markers (docs/contract.md §7).
 
 An upload expires ``upload_retention_seconds`` after the later of two times: its file's mtime
 (when it was uploaded, moved on by the API each time a submission names it) and the end of the

@@ -9,7 +9,7 @@ the ``slow_dns`` fixture runs in a child pytest inside new network and mount nam
 
 - ``*.fast.test`` → 127.0.0.1 at once;
 - ``*.slow.test`` → 127.0.0.1 after ``slow_dns.delay`` seconds;
-- ``*.never.test`` → no answer at all (glibc gives up after 2 x 5 s: the ~10 s of issue 14);
+- ``*.never.test`` → no answer at all (glibc gives up after 2 x 5 s);
 - anything else → NXDOMAIN. AAAA questions get an empty answer.
 
 The outer test passes or fails with the child; where no namespace can be made it is skipped.

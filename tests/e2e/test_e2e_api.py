@@ -113,7 +113,7 @@ def test_cancel_stops_running_work_at_once(system: System, media: MediaServer) -
 
 
 def test_another_tenants_key_gets_404_on_every_route(system: System, media: MediaServer) -> None:
-    """CONTRACT §7: the second development key (`AUDIO_EXTRACT_API_KEY_OTHER`, another tenant) sees
+    """docs/contract.md §7: the second development key (`AUDIO_EXTRACT_API_KEY_OTHER`, another tenant) sees
     the first tenant's job and batch exactly as it sees ones that do not exist, and cannot use its
     uploads; the first tenant's key goes on seeing both."""
     src = {"type": "url", "url": f"{media.url}/av.mp4"}

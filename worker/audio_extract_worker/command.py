@@ -47,7 +47,8 @@ class Paths:
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """The parts of CONTRACT §2/§7 ``output`` that shape the command (enums and numbers, not strings)."""
+    """The parts of docs/contract.md §2/§7 ``output`` that shape the command (enums and numbers,
+    not strings)."""
 
     format: Format
     quality: Quality = Quality.medium

@@ -9,7 +9,7 @@ from audio_extract_common.results import PERMANENT_CODES
 
 
 class JobFailure(Exception):
-    """Ends the job: ``code`` is a CONTRACT §4 job-level code, ``message`` is for humans.
+    """Ends the job: ``code`` is a docs/contract.md §4 job-level code, ``message`` is for humans.
 
     ``permanent``: retrying cannot help, so the Job fails at once. By default the code decides;
     a DOWNLOAD_FAILED can be either (a 404 is permanent, a timeout is not).

@@ -1,7 +1,7 @@
 """EBU R128 normalisation: measure with ``ebur128``, then apply one linear gain with ``loudnorm``.
 
-Pass 1 uses the ``ebur128`` filter, which measured ~5x cheaper than a ``loudnorm`` measuring
-pass (reference §2.2: 3.7 s vs 19.6 s for 10 min; loudnorm measures at 192 kHz). Its summary
+Pass 1 uses the ``ebur128`` filter, several times cheaper than a ``loudnorm`` measuring pass,
+which measures at 192 kHz (docs/benchmarks.md, "Encoder and filter choices"). Its summary
 gives everything loudnorm's linear mode needs: integrated loudness, its gate threshold, LRA
 and true peak.
 

@@ -15,12 +15,13 @@ decode to float and gain nothing from 24 bits, so they stay 16-bit.
 Why these settings:
 - mp3: LAME VBR is the better quality per bit below 320k; `-q:a 2` is the usual "transparent"
   pick. Extreme is the format's ceiling, 320k CBR.
-- aac: native encoder with `-aac_coder fast`, measured here 2x faster than the default
-  `twoloop` at the same size (0.44 s vs 0.89 s for 60 s at 128k); the docs say `fast` is
-  worse only below ~64k, so explicit bitrates under 96k keep `twoloop`.
+- aac: native encoder with `-aac_coder fast`, about twice as fast as the default `twoloop` at
+  the same size (docs/benchmarks.md, "Encoder and filter choices"); ffmpeg's documentation says
+  `fast` is worse only below ~64k, so explicit bitrates under 96k keep `twoloop`.
 - ogg: libvorbis quality mode; opus: libopus in its default constrained-VBR mode.
-- flac: level 5 is the encoder default; level 8 is ~1.5x the CPU for ~1% smaller files, only
-  for extreme. Levels above 8 cost 4x more for little (reference §2.8).
+- flac: level 5 is the encoder default; level 8 costs more CPU for slightly smaller files, only
+  for extreme; levels above 8 cost much more for little (docs/benchmarks.md, "Encoder and filter
+  choices").
 
 Bitrate ranges (``min_kbps``..``max_kbps``) are what the tier produces on broadband content
 (music, noise); VBR modes go lower on simple signals (a pure tone). The copy path uses

@@ -1,4 +1,4 @@
-"""Probes and metrics: no API key (CONTRACT §1)."""
+"""Probes and metrics: no API key (docs/contract.md §1)."""
 
 from __future__ import annotations
 

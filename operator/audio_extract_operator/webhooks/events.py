@@ -1,4 +1,4 @@
-"""Webhook events: which ones a batch owes, to where, under which id, with which body (CONTRACT §5).
+"""Webhook events: which ones a batch owes, to where, under which id, with which body (docs/contract.md §5).
 
 Pure functions of the resource. A delivery is recorded in status (``JobStatus.webhook`` /
 ``BatchStatus.webhook``) the first time it is planned; its ``webhook-id`` is derived from the
@@ -55,7 +55,7 @@ def download_url(prefix: str, job_id: str) -> str:
 
 
 def job_payload(job: JobStatus, batch_id: str, event_time: str, prefix: str) -> dict[str, Any]:
-    """``job.completed`` / ``job.failed`` exactly as CONTRACT §5 spells them.
+    """``job.completed`` / ``job.failed`` exactly as docs/contract.md §5 spells them.
 
     A cancelled job sends ``job.failed`` with ``error.code`` CANCELLED; its ``status`` is
     ``cancelled``, as GET /v1/status reports it.
@@ -78,7 +78,7 @@ def job_payload(job: JobStatus, batch_id: str, event_time: str, prefix: str) -> 
             "duration": out.duration,
             "format": out.format,
             "bitrate": out.bitrate,
-            "sampleRate": out.sampleRate,  # CONTRACT §7
+            "sampleRate": out.sampleRate,  # docs/contract.md §7
             "channels": out.channels,
         }
     else:

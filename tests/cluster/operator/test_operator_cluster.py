@@ -234,7 +234,7 @@ def test_source_without_audio_fails_after_one_pod(
 def test_output_options_reach_the_worker_through_the_api_server(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    """CONTRACT §7 in a real pod: the asked rate, channels and trim in the file; an audioTrack
+    """docs/contract.md §7 in a real pod: the asked rate, channels and trim in the file; an audioTrack
     object kept whole by the API server (its untyped schema node prunes nothing); a missing track
     fails NO_AUDIO_STREAM naming it; an audioTrack the schema cannot refuse (a string) is refused by
     the operator (Blocked, InvalidSpec) before any Job exists."""

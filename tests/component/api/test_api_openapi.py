@@ -1,4 +1,4 @@
-"""The OpenAPI document (issue 19 item 4): OpenAPI 3.1 with servers and both path prefixes, error
+"""The OpenAPI document: OpenAPI 3.1 with servers and both path prefixes, error
 codes as enums from the one list the API raises from, the headers the responses carry, examples
 for every request and response that validate against their schemas, the webhook events as the
 operator sends them, nothing Kubernetes-only, and a client generated from it by
@@ -23,7 +23,7 @@ from audio_extract_api.errors import API_ERRORS, ROUTING_ERRORS, ApiError, JobFa
 from audio_extract_common.resource import BatchStatus, ErrorCode, JobStatus
 from audio_extract_operator.webhooks import events
 
-CONTRACT_API_CODES = {  # CONTRACT §4 and §7
+CONTRACT_API_CODES = {  # docs/contract.md §4 and §7
     "UNAUTHORIZED", "FORBIDDEN", "INVALID_REQUEST", "INVALID_SOURCE", "INVALID_OUTPUT", "INVALID_JOB_ID",
     "TOO_MANY_JOBS", "PAYLOAD_TOO_LARGE", "JOB_NOT_FOUND", "JOB_NOT_COMPLETED", "FILE_EXPIRED",
     "IDEMPOTENCY_CONFLICT", "RATE_LIMITED", "QUEUE_FULL", "SERVICE_UNAVAILABLE", "INTERNAL_ERROR",

@@ -1,4 +1,4 @@
-"""Output options and file names through the API (CONTRACT §2, §7): bad values are 400s naming the
+"""Output options and file names through the API (docs/contract.md §2, §7): bad values are 400s naming the
 field, good ones reach the ExtractionBatch as asked and are echoed in status; file names are
 sanitized rather than refused, and downloads carry non-ASCII names in ``filename*`` (RFC 6266).
 The Kubernetes side is an in-memory stand-in (api_fakekube)."""

@@ -1,6 +1,6 @@
 """Submission-time name resolution against a real, slow DNS server (``slow_dns``, see
 tests/component/conftest.py): bounded per name, per request and per process, and never in the way
-of /healthz, /readyz or authentication (issue 14, defect 2)."""
+of /healthz, /readyz or authentication."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Requests that reach no operation (CONTRACT §7 "Errors"): an unknown route is 404 NOT_FOUND, a
+"""Requests that reach no operation (docs/contract.md §7 "Errors"): an unknown route is 404 NOT_FOUND, a
 known route with a method it does not accept is 405 METHOD_NOT_ALLOWED with an `Allow` header,
 both in the envelope and alike under both path prefixes."""
 

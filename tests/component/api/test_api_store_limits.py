@@ -1,4 +1,4 @@
-"""The store's limits (CONTRACT §7, issue 14 defect 3) on a real temporary-directory store: a
+"""The store's limits (docs/contract.md §7) on a real temporary-directory store: a
 tenant's uploads are capped in count and bytes (413 QUOTA_EXCEEDED), and a store short of free
 space refuses new work (503 STORE_FULL with Retry-After) instead of letting jobs fail on it."""
 

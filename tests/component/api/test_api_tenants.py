@@ -1,4 +1,4 @@
-"""Tenants (CONTRACT §7): a key sees only its tenant's jobs and batches, another tenant's answer
+"""Tenants (docs/contract.md §7): a key sees only its tenant's jobs and batches, another tenant's answer
 exactly like missing ones on every route, `admin` sees and cancels everything, a kubectl batch
 belongs to the tenant in its label, and Idempotency-Keys are scoped per tenant with batch ids no
 one can compute from the key. The Kubernetes side is an in-memory stand-in (api_fakekube)."""

@@ -33,7 +33,7 @@ def fields(err: dict) -> list[str]:
     ({"jobs": [1, "x"]}, "jobs[0]"),
     ({"jobs": [job()], "webhook": "ftp://hooks.example/x"}, "webhook"),
     ({"jobs": [{**job(), "options": {"priority": "urgent"}}]}, "jobs[0].options.priority"),
-    # Names are sanitized, never refused (CONTRACT §2); only a name over the input bound is.
+    # Names are sanitized, never refused (docs/contract.md §2); only a name over the input bound is.
     ({"jobs": [{**job(), "options": {"filename": "a" * 1025}}]}, "jobs[0].options.filename"),
 ])
 async def test_invalid_request(client, expect_error, body, field):

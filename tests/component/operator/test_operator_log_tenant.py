@@ -1,4 +1,4 @@
-"""Every operator log line about a batch names its tenant (CONTRACT §7, issue 14): kopf's per-object
+"""Every operator log line about a batch names its tenant (docs/contract.md §7): kopf's per-object
 lines about a batch or one of its Jobs, the operator's own lines written while it works on a batch
 (mapping a Job, admitting it); the webhook delivery lines are in
 ``tests/component/webhooks/test_webhook_log_tenant.py``. Lines about no single batch say ``-``.

@@ -1,4 +1,4 @@
-"""Uploads expire (issue 14, defect 3; CONTRACT §7): a retention pass removes an upload once
+"""Uploads expire (docs/contract.md §7): a retention pass removes an upload once
 ``upload_retention_seconds`` have passed since it was uploaded (or last named by a submission)
 and since the last job using it ended, never while a job using it is unfinished; partial uploads
 a killed API process left behind go after ``partial_upload_grace_seconds``; owner markers go with

@@ -1,4 +1,4 @@
-"""The webhook delivery lines name the tenant of the batch whose event they deliver (CONTRACT §7),
+"""The webhook delivery lines name the tenant of the batch whose event they deliver (docs/contract.md §7),
 through the operator's log format and filter (``audio_extract_operator.logs``)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The webhook sender's name resolution against a real, slow DNS server (``slow_dns``, see
 tests/component/conftest.py): an attempt ends at its resolve timeout, and a name that never
-answers holds up neither the other deliveries nor more than one lookup thread (issue 14)."""
+answers holds up neither the other deliveries nor more than one lookup thread."""
 
 from __future__ import annotations
 

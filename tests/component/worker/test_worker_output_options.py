@@ -1,4 +1,4 @@
-"""Output options (CONTRACT §7) through the worker on real ffmpeg: sample rate, channels, trim and
+"""Output options (docs/contract.md §7) through the worker on real ffmpeg: sample rate, channels, trim and
 the audio track, each checked on the produced file with ffprobe (and, for what a container only
 estimates, by decoding it)."""
 

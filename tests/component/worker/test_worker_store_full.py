@@ -1,4 +1,4 @@
-"""A full store is not the job's fault (issue 14): when the store fills while ffmpeg writes the
+"""A full store is not the job's fault: when the store fills while ffmpeg writes the
 output, the worker exits as a transient failure (the Job retries it, the podFailurePolicy does not
 fail it at once), says so in its result, and leaves no partial output behind.
 

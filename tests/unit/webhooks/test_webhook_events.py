@@ -1,4 +1,4 @@
-"""Event payloads, targets, ids and planning (CONTRACT §5)."""
+"""Event payloads, targets, ids and planning (docs/contract.md §5)."""
 
 from __future__ import annotations
 
