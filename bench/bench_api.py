@@ -49,9 +49,16 @@ KEY = "axk_bench-key"
 
 def body(i: int) -> dict[str, Any]:
     fmts = ["mp3", "aac", "flac", "wav", "ogg", "opus", "mp3", "aac", "flac", "mp3"]
-    return {"jobs": [{"source": {"type": "url", "url": f"http://127.0.0.1:9/videos/{i}-{j}.mp4"},
-                      "output": {"format": f}, "options": {"filename": f"clip-{i}-{j}"}}
-                     for j, f in enumerate(fmts)]}
+    return {
+        "jobs": [
+            {
+                "source": {"type": "url", "url": f"http://127.0.0.1:9/videos/{i}-{j}.mp4"},
+                "output": {"format": f},
+                "options": {"filename": f"clip-{i}-{j}"},
+            }
+            for j, f in enumerate(fmts)
+        ]
+    }
 
 
 def pct(values: list[float], p: float) -> float:
@@ -79,8 +86,13 @@ async def closed_loop(send, clients: int, total: int, warmup: int) -> dict[str, 
     t_all = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - (started or t_all)
-    return {"n": len(lat), "errors": errors, "p50_ms": round(pct(lat, 50) * 1000, 1),
-            "p99_ms": round(pct(lat, 99) * 1000, 1), "rps": round(len(lat) / elapsed, 1)}
+    return {
+        "n": len(lat),
+        "errors": errors,
+        "p50_ms": round(pct(lat, 50) * 1000, 1),
+        "p99_ms": round(pct(lat, 99) * 1000, 1),
+        "rps": round(len(lat) / elapsed, 1),
+    }
 
 
 def free_port() -> int:
@@ -94,15 +106,24 @@ def start_api(cluster: LocalCluster, work: Path) -> tuple[subprocess.Popen[bytes
     keys.write_text(f"bench {hashlib.sha256(KEY.encode()).hexdigest()}\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_API_")}
-    env.update({
-        "AUDIO_EXTRACT_API_NAMESPACE": NAMESPACE, "AUDIO_EXTRACT_API_KUBECONFIG": str(cluster.kubeconfig),
-        "AUDIO_EXTRACT_API_API_KEYS_PATH": str(keys), "AUDIO_EXTRACT_API_STORE_ROOT": str(work / "store"),
-        "AUDIO_EXTRACT_API_ALLOW_CIDRS": "127.0.0.0/8", "AUDIO_EXTRACT_API_QUEUE_CAPACITY": "100000000",
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("common", "api")),
-    })
+    env.update(
+        {
+            "AUDIO_EXTRACT_API_NAMESPACE": NAMESPACE,
+            "AUDIO_EXTRACT_API_KUBECONFIG": str(cluster.kubeconfig),
+            "AUDIO_EXTRACT_API_API_KEYS_PATH": str(keys),
+            "AUDIO_EXTRACT_API_STORE_ROOT": str(work / "store"),
+            "AUDIO_EXTRACT_API_ALLOW_CIDRS": "127.0.0.0/8",
+            "AUDIO_EXTRACT_API_QUEUE_CAPACITY": "100000000",
+            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("common", "api")),
+        }
+    )
     log = open(work / "api.log", "wb")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([sys.executable, "-m", "audio_extract_api", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_extract_api", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -119,16 +140,22 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, api_url: str) -> 
     await kconfig.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
     api_client = kclient.ApiClient(configuration=cfg)
     custom = kclient.CustomObjectsApi(api_client)
-    http = httpx.AsyncClient(base_url=api_url, headers={"X-API-Key": KEY}, timeout=60,
-                             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+    http = httpx.AsyncClient(
+        base_url=api_url,
+        headers={"X-API-Key": KEY},
+        timeout=60,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+    )
 
     async def direct(i: int) -> bool:
         key = ids.new_key()
         spec = BatchSpec.model_validate(body(i))
-        obj = manifest(ids.batch_object_name(key), spec,
-                       labels={ids.KEY_LABEL: key, ids.TENANT_LABEL: "bench"},
-                       annotations={"audioextract.io/api-key-id": "bench",
-                                    "audioextract.io/request-sha256": "0" * 64})
+        obj = manifest(
+            ids.batch_object_name(key),
+            spec,
+            labels={ids.KEY_LABEL: key, ids.TENANT_LABEL: "bench"},
+            annotations={"audioextract.io/api-key-id": "bench", "audioextract.io/request-sha256": "0" * 64},
+        )
         await custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, obj)
         return True
 
@@ -147,9 +174,14 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, api_url: str) -> 
                 results[name] = await closed_loop(fn, clients, args.requests, args.warmup)
                 print(f"  clients={clients:3d} {name:6s} {results[name]}", flush=True)
             flat = {f"{k}_{m}": v for k in results for m, v in results[k].items()}
-            rows.append({"clients": clients, **flat,
-                         "p99_ratio": round(results["api"]["p99_ms"] / results["direct"]["p99_ms"], 2),
-                         "p50_ratio": round(results["api"]["p50_ms"] / results["direct"]["p50_ms"], 2)})
+            rows.append(
+                {
+                    "clients": clients,
+                    **flat,
+                    "p99_ratio": round(results["api"]["p99_ms"] / results["direct"]["p99_ms"], 2),
+                    "p50_ratio": round(results["api"]["p50_ms"] / results["direct"]["p50_ms"], 2),
+                }
+            )
     finally:
         await http.aclose()
         await api_client.close()
@@ -172,8 +204,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        lines.append(f"| {r['clients']} | {r['direct_p50_ms']} | {r['direct_p99_ms']} | {r['direct_rps']} "
-                     f"| {r['api_p50_ms']} | {r['api_p99_ms']} | {r['api_rps']} | {r['p99_ratio']} |")
+        lines.append(
+            f"| {r['clients']} | {r['direct_p50_ms']} | {r['direct_p99_ms']} | {r['direct_rps']} "
+            f"| {r['api_p50_ms']} | {r['api_p99_ms']} | {r['api_rps']} | {r['p99_ratio']} |"
+        )
     errors = sum(r["api_errors"] + r["direct_errors"] for r in rows)
     lines += [
         "",
@@ -205,16 +239,20 @@ def write_docs(section: str) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", default="1,8,32", type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--write-docs", action="store_true",
-                        help="update the API section of docs/benchmarks.md")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="update the API section of docs/benchmarks.md"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp, \
-            LocalCluster(Path(tmp) / "cluster") as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-api-") as tmp,
+        LocalCluster(Path(tmp) / "cluster") as cluster,
+    ):
         from support.cluster_objects import install_crd
 
         install_crd(cluster)

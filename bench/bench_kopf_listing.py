@@ -47,24 +47,57 @@ def batch_json(i: int) -> str:
     jobs = []
     for j in range(10):
         job_id = ids.job_id(key, j)
-        jobs.append({
-            "index": j, "jobId": job_id, "jobName": ids.job_object_name(job_id), "status": "completed",
-            "progress": 100, "createdAt": "2026-01-21T12:00:00Z", "startedAt": "2026-01-21T12:00:01Z",
-            "completedAt": "2026-01-21T12:00:09Z", "expiresAt": "2026-01-22T12:00:09Z",
-            "inputFile": {"name": "talk.mp4", "size": 123456, "duration": 61.5, "format": "mov,mp4"},
-            "outputFile": {"filename": "talk.mp3", "path": f"{job_id}/talk.mp3", "size": 98765,
-                           "duration": 61.5, "format": "mp3", "bitrate": "192k"},
-        })
-    return json.dumps({
-        "apiVersion": "audioextract.io/v1", "kind": "ExtractionBatch",
-        "metadata": {"name": ids.batch_object_name(key), "namespace": "ns", "uid": f"uid-{i}",
-                     "resourceVersion": str(1000 + i), "labels": {ids.KEY_LABEL: key},
-                     "annotations": {"audioextract.io/last-handled-configuration": "x" * 600}},
-        "spec": {"jobs": [{"source": {"type": "url", "url": f"https://cdn.example.org/{i}/{j}.mp4"},
-                           "output": {"format": "mp3"}} for j in range(10)]},
-        "status": {"batchId": ids.batch_id(key), "phase": "Succeeded", "jobs": jobs,
-                   "completedAt": "2026-01-21T12:00:09Z"},
-    })
+        jobs.append(
+            {
+                "index": j,
+                "jobId": job_id,
+                "jobName": ids.job_object_name(job_id),
+                "status": "completed",
+                "progress": 100,
+                "createdAt": "2026-01-21T12:00:00Z",
+                "startedAt": "2026-01-21T12:00:01Z",
+                "completedAt": "2026-01-21T12:00:09Z",
+                "expiresAt": "2026-01-22T12:00:09Z",
+                "inputFile": {"name": "talk.mp4", "size": 123456, "duration": 61.5, "format": "mov,mp4"},
+                "outputFile": {
+                    "filename": "talk.mp3",
+                    "path": f"{job_id}/talk.mp3",
+                    "size": 98765,
+                    "duration": 61.5,
+                    "format": "mp3",
+                    "bitrate": "192k",
+                },
+            }
+        )
+    return json.dumps(
+        {
+            "apiVersion": "audioextract.io/v1",
+            "kind": "ExtractionBatch",
+            "metadata": {
+                "name": ids.batch_object_name(key),
+                "namespace": "ns",
+                "uid": f"uid-{i}",
+                "resourceVersion": str(1000 + i),
+                "labels": {ids.KEY_LABEL: key},
+                "annotations": {"audioextract.io/last-handled-configuration": "x" * 600},
+            },
+            "spec": {
+                "jobs": [
+                    {
+                        "source": {"type": "url", "url": f"https://cdn.example.org/{i}/{j}.mp4"},
+                        "output": {"format": "mp3"},
+                    }
+                    for j in range(10)
+                ]
+            },
+            "status": {
+                "batchId": ids.batch_id(key),
+                "phase": "Succeeded",
+                "jobs": jobs,
+                "completedAt": "2026-01-21T12:00:09Z",
+            },
+        }
+    )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,11 +119,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = kopf.OperatorSettings()
     settings.queueing.idle_timeout = args.idle
     queueing.watching.infinite_watch = fake_watch  # type: ignore[assignment]
-    resource = references.Resource(group="audioextract.io", version="v1", plural="extractionbatches",
-                                   namespaced=True)
+    resource = references.Resource(
+        group="audioextract.io", version="v1", plural="extractionbatches", namespaced=True
+    )
     base = proc_status_mib("VmRSS")
-    task = asyncio.create_task(queueing.watcher(namespace="ns", settings=settings, resource=resource,
-                                                processor=processor))  # type: ignore[arg-type]
+    task = asyncio.create_task(
+        queueing.watcher(namespace="ns", settings=settings, resource=resource, processor=processor)
+    )  # type: ignore[arg-type]
     t0 = time.monotonic()
     while processed < args.batches:
         await asyncio.sleep(0.05)
@@ -100,8 +135,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.suppress(BaseException):
         await task
     return {
-        "batches": args.batches, "idle_timeout": args.idle, "seconds": round(took, 1),
-        "rss_mib_before": round(base, 1), "peak_rss_mib": round(proc_status_mib("VmHWM"), 1),
+        "batches": args.batches,
+        "idle_timeout": args.idle,
+        "seconds": round(took, 1),
+        "rss_mib_before": round(base, 1),
+        "peak_rss_mib": round(proc_status_mib("VmHWM"), 1),
         "rss_mib_after": round(proc_status_mib("VmRSS"), 1),
     }
 

@@ -223,13 +223,23 @@ def finished_status(key: str, jobs: int, at: str) -> dict[str, Any]:
     entries = []
     for i in range(jobs):
         job_id = ids.job_id(key, i)
-        entries.append(JobStatus(
-            index=i, jobId=job_id, jobName=ids.job_object_name(job_id), status="completed",
-            progress=100, createdAt=at, startedAt=at, completedAt=at, currentStep="finalizing",
-            inputFile=InputFile(name="tone.wav", size=88244, duration=1.0, format="wav"),
-            outputFile=OutputFile(filename="tone.wav", path=f"{job_id}/tone.wav", size=88244,
-                                  duration=1.0, format="wav"),
-        ))
+        entries.append(
+            JobStatus(
+                index=i,
+                jobId=job_id,
+                jobName=ids.job_object_name(job_id),
+                status="completed",
+                progress=100,
+                createdAt=at,
+                startedAt=at,
+                completedAt=at,
+                currentStep="finalizing",
+                inputFile=InputFile(name="tone.wav", size=88244, duration=1.0, format="wav"),
+                outputFile=OutputFile(
+                    filename="tone.wav", path=f"{job_id}/tone.wav", size=88244, duration=1.0, format="wav"
+                ),
+            )
+        )
     status = BatchStatus(batchId=ids.batch_id(key), jobs=entries)
     return stamp_expiry(summarize(status, at, 1), 86400).model_dump(mode="json", exclude_none=True)
 

@@ -106,8 +106,9 @@ def main() -> int:
             server = MediaServer(media).start()
             try:
                 baseline = raw_ffmpeg(media / "five.mp4", work, args.jobs)
-                with httpx.Client(base_url=release.api_url(), headers={"X-API-Key": keys.api_key},
-                                  timeout=30) as api:
+                with httpx.Client(
+                    base_url=release.api_url(), headers={"X-API-Key": keys.api_key}, timeout=30
+                ) as api:
                     wall, steps = through_the_api(api, f"{server.url}/five.mp4", args.jobs)
             finally:
                 server.stop()

@@ -69,17 +69,39 @@ def terminal_status(key: str, n: int, at: str) -> dict[str, Any]:
     jobs = []
     for i in range(n):
         jid = ids.job_id(key, i)
-        entry: dict[str, Any] = {"index": i, "jobId": jid, "jobName": ids.job_object_name(jid),
-                                 "progress": 100, "createdAt": at, "startedAt": at, "completedAt": at}
+        entry: dict[str, Any] = {
+            "index": i,
+            "jobId": jid,
+            "jobName": ids.job_object_name(jid),
+            "progress": 100,
+            "createdAt": at,
+            "startedAt": at,
+            "completedAt": at,
+        }
         if i == n - 1:
             entry.update(status="failed", error={"code": "NO_AUDIO_STREAM", "message": "no audio stream"})
         else:
-            entry.update(status="completed", outputFile={
-                "filename": "a.mp3", "path": f"{jid}/a.mp3", "size": 48000, "duration": 3.0,
-                "format": "mp3", "bitrate": "128k"})
+            entry.update(
+                status="completed",
+                outputFile={
+                    "filename": "a.mp3",
+                    "path": f"{jid}/a.mp3",
+                    "size": 48000,
+                    "duration": 3.0,
+                    "format": "mp3",
+                    "bitrate": "128k",
+                },
+            )
         jobs.append(entry)
-    return {"batchId": ids.batch_id(key), "phase": "Failed", "total": n, "completed": n - 1, "failed": 1,
-            "jobs": jobs, "completedAt": at}
+    return {
+        "batchId": ids.batch_id(key),
+        "phase": "Failed",
+        "total": n,
+        "completed": n - 1,
+        "failed": 1,
+        "jobs": jobs,
+        "completedAt": at,
+    }
 
 
 async def finish_when_told(writer: Any, trace_path: Path, jobs: int) -> None:
@@ -167,8 +189,15 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> No
         await memo.kube.close()
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    asyncio.run(kopf.operator(registry=registry, namespaces=[NS], clusterwide=False, standalone=True,
-                              liveness_endpoint=f"http://127.0.0.1:{port}/healthz"))
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            namespaces=[NS],
+            clusterwide=False,
+            standalone=True,
+            liveness_endpoint=f"http://127.0.0.1:{port}/healthz",
+        )
+    )
 
 
 def first_arrivals(received: list[Any]) -> dict[str, Any]:
@@ -195,14 +224,25 @@ def start_delivery_process(kubeconfig: Path, trace_path: Path, jobs: int) -> sub
     from audio_extract_localcluster.cluster import free_port, http_ok
 
     port = free_port()
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-           "AUDIO_EXTRACT_OPERATOR_NAMESPACES": f'["{NS}"]',
-           "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(kubeconfig),
-           "AUDIO_EXTRACT_OPERATOR_WEBHOOK_SECRET": SECRET,
-           "AUDIO_EXTRACT_OPERATOR_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "AUDIO_EXTRACT_OPERATOR_NAMESPACES": f'["{NS}"]',
+        "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(kubeconfig),
+        "AUDIO_EXTRACT_OPERATOR_WEBHOOK_SECRET": SECRET,
+        "AUDIO_EXTRACT_OPERATOR_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32",
+    }
     profile = os.environ.get("BENCH_PROFILE")  # a cProfile output path, to see where time goes
-    argv = [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []), __file__,
-            "--serve-operator", str(kubeconfig), str(port), str(trace_path), str(jobs)]
+    argv = [
+        sys.executable,
+        *(["-m", "cProfile", "-o", profile] if profile else []),
+        __file__,
+        "--serve-operator",
+        str(kubeconfig),
+        str(port),
+        str(trace_path),
+        str(jobs),
+    ]
     proc = subprocess.Popen(argv, env=env)
     deadline = time.monotonic() + 60
     while not http_ok(f"http://127.0.0.1:{port}/healthz"):
@@ -219,8 +259,11 @@ def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
     from audio_extract_localcluster.cluster import LocalCluster
 
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp, \
-            LocalCluster(Path(tmp), project_image=True) as cluster, Receiver(SECRET) as rx:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-webhooks-") as tmp,
+        LocalCluster(Path(tmp), project_image=True) as cluster,
+        Receiver(SECRET) as rx,
+    ):
         cfg = kubernetes.client.Configuration()
         kubernetes.config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=cfg)
         cfg.connection_pool_maxsize = WRITERS * 2
@@ -234,11 +277,19 @@ def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
         pool = ThreadPoolExecutor(WRITERS)
         try:
             keys = [ids.new_key() for _ in range(batches)]
-            job = {"source": {"type": "url", "url": "https://media.example.com/v.mp4"},
-                   "output": {"format": "mp3"}}
+            job = {
+                "source": {"type": "url", "url": "https://media.example.com/v.mp4"},
+                "output": {"format": "mp3"},
+            }
             spec = BatchSpec.model_validate({"jobs": [job] * jobs, "webhook": rx.url + "hooks"})
-            list(pool.map(lambda k: co.create_namespaced_custom_object(
-                GROUP, VERSION, NS, PLURAL, manifest(ids.batch_object_name(k), spec)), keys))
+            list(
+                pool.map(
+                    lambda k: co.create_namespaced_custom_object(
+                        GROUP, VERSION, NS, PLURAL, manifest(ids.batch_object_name(k), spec)
+                    ),
+                    keys,
+                )
+            )
             time.sleep(2)  # the watch has listed them
 
             names = {ids.batch_id(k): ids.batch_object_name(k) for k in keys}
@@ -268,25 +319,40 @@ def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
     first = first_arrivals(received)
 
     def latencies(kind: str) -> list[float]:
-        return [r.at - done_at[r.payload["batchId"]] for r in first.values()
-                if r.payload and r.payload["event"].startswith(kind)]
+        return [
+            r.at - done_at[r.payload["batchId"]]
+            for r in first.values()
+            if r.payload and r.payload["event"].startswith(kind)
+        ]
 
     job_lat, batch_lat = latencies("job."), latencies("batch.")
     watch_lag = [seen[names[b]] - t for b, t in done_at.items() if names[b] in seen]
-    records = [d for b in items
-               for d in [*(j.get("webhook") for j in b["status"]["jobs"]), b["status"].get("webhook")]]
+    records = [
+        d
+        for b in items
+        for d in [*(j.get("webhook") for j in b["status"]["jobs"]), b["status"].get("webhook")]
+    ]
     nan = float("nan")
     return {
-        "batches": batches, "jobs": jobs, "all_delivered": got_all,
-        "job_deliveries": len(job_lat), "batch_deliveries": len(batch_lat),
+        "batches": batches,
+        "jobs": jobs,
+        "all_delivered": got_all,
+        "job_deliveries": len(job_lat),
+        "batch_deliveries": len(batch_lat),
         "recorded_delivered": sum(1 for d in records if d and d["state"] == "delivered"),
-        "unverified": sum(1 for r in received if not r.verified), "duplicates": len(received) - len(first),
-        "finish_writes_s": writes_s, "all_in_s": all_in_s, "operator_cpu_s": operator_cpu,
-        "p50": statistics.median(job_lat) if job_lat else nan, "p95": pct(job_lat, 95) if job_lat else nan,
-        "max": max(job_lat) if job_lat else nan, "batch_p95": pct(batch_lat, 95) if batch_lat else nan,
+        "unverified": sum(1 for r in received if not r.verified),
+        "duplicates": len(received) - len(first),
+        "finish_writes_s": writes_s,
+        "all_in_s": all_in_s,
+        "operator_cpu_s": operator_cpu,
+        "p50": statistics.median(job_lat) if job_lat else nan,
+        "p95": pct(job_lat, 95) if job_lat else nan,
+        "max": max(job_lat) if job_lat else nan,
+        "batch_p95": pct(batch_lat, 95) if batch_lat else nan,
         "watch_lag_p50": statistics.median(watch_lag) if watch_lag else nan,
         "watch_lag_p95": pct(watch_lag, 95) if watch_lag else nan,
-        "load_before": load_before, "load_after": os.getloadavg()[0],
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
     }
 
 
@@ -329,7 +395,8 @@ class Watcher:
                 rv = listed["metadata"]["resourceVersion"]
                 while True:
                     stream = kubernetes.watch.Watch().stream(
-                        func, *args, resource_version=rv, timeout_seconds=300, deserialize=False)
+                        func, *args, resource_version=rv, timeout_seconds=300, deserialize=False
+                    )
                     for event in stream:
                         if event["type"] == "ERROR":
                             raise RuntimeError(event["object"])
@@ -377,8 +444,11 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     total, expected = batches * jobs, batches * (jobs + 1)
     defaults = Settings.model_fields  # the operator's webhook defaults, which this run keeps
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="bench-webhooks-real-") as tmp, \
-            LocalCluster(Path(tmp) / "cluster", project_image=True) as cluster, Receiver(SECRET) as rx:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-webhooks-real-") as tmp,
+        LocalCluster(Path(tmp) / "cluster", project_image=True) as cluster,
+        Receiver(SECRET) as rx,
+    ):
         install_crd(cluster)
         cluster.kubectl("create", "namespace", NS)
         media = MediaServer(make_media(Path(tmp) / "media")).start()
@@ -389,8 +459,15 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
         co = kubernetes.client.CustomObjectsApi(api)
         # The node has 2 CPUs: at the default 500m request only 4 pods fit, and max_running is
         # meant to be the limit. The webhook settings stay at the operator's defaults.
-        op = OperatorProcess(cluster, NS, rbac=True, max_running=max_running, cpu_request="50m",
-                             webhook_secret=SECRET, webhook_allow_cidrs="127.0.0.1/32")
+        op = OperatorProcess(
+            cluster,
+            NS,
+            rbac=True,
+            max_running=max_running,
+            cpu_request="50m",
+            webhook_secret=SECRET,
+            webhook_allow_cidrs="127.0.0.1/32",
+        )
         pool = ThreadPoolExecutor(WRITERS)
         watcher = None
         try:
@@ -400,9 +477,18 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
             job = {"source": {"type": "url", "url": f"{media.url}/tone.wav"}, "output": {"format": "wav"}}
 
             def create(key: str) -> None:
-                co.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, {
-                    "apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": ids.batch_object_name(key)},
-                    "spec": {"jobs": [job] * jobs, "webhook": rx.url + "hooks"}})
+                co.create_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    NS,
+                    PLURAL,
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": KIND,
+                        "metadata": {"name": ids.batch_object_name(key)},
+                        "spec": {"jobs": [job] * jobs, "webhook": rx.url + "hooks"},
+                    },
+                )
 
             # where the CPU goes: every process of the system, and this one (watches, receiver)
             procs = {m.spec.name: m.pid for m in cluster.supervisor.running}
@@ -421,9 +507,11 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
             while True:
                 got_all = rx.wait_for(lambda rs: len({r.id for r in rs}) >= expected, 20)
                 load_max = max(load_max, os.getloadavg()[0])
-                print(f"{time.monotonic() - t0:6.0f} s: {len(watcher.job_done)}/{total} Jobs finished, "
-                      f"{len({r.id for r in rx.received})}/{expected} deliveries, max load {load_max:.1f}",
-                      flush=True)
+                print(
+                    f"{time.monotonic() - t0:6.0f} s: {len(watcher.job_done)}/{total} Jobs finished, "
+                    f"{len({r.id for r in rx.received})}/{expected} deliveries, max load {load_max:.1f}",
+                    flush=True,
+                )
                 if got_all or time.monotonic() > deadline or not op.alive():
                     break
             wall_s = time.monotonic() - t0
@@ -440,8 +528,11 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
 
     received = list(rx.received)
     first = first_arrivals(received)
-    job_rx = {ids.job_object_name(r.payload["jobId"]): r.at for r in first.values()
-              if r.payload and r.payload["event"].startswith("job.")}
+    job_rx = {
+        ids.job_object_name(r.payload["jobId"]): r.at
+        for r in first.values()
+        if r.payload and r.payload["event"].startswith("job.")
+    }
     done, entry = watcher.job_done, watcher.entry_done
     job_lat = [at - done[name] for name, at in job_rx.items() if name in done]
     # With every batch created at once, the operator first works through the burst of new batches
@@ -457,53 +548,85 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     batch_lat = []
     for r in first.values():
         if r.payload and r.payload["event"] == "batch.completed":
-            key = r.payload["batchId"][len("batch_"):-2]
+            key = r.payload["batchId"][len("batch_") : -2]
             last = [done.get(ids.job_object_name(ids.job_id(key, i))) for i in range(jobs)]
             if None not in last:
                 batch_lat.append(r.at - max(last))  # type: ignore[type-var]
-    records = [d for b in items for d in
-               [*(j.get("webhook") for j in (b.get("status") or {}).get("jobs") or []),
-                (b.get("status") or {}).get("webhook")]]
+    records = [
+        d
+        for b in items
+        for d in [
+            *(j.get("webhook") for j in (b.get("status") or {}).get("jobs") or []),
+            (b.get("status") or {}).get("webhook"),
+        ]
+    ]
     # a duplicate is the same webhook-id arriving again: which event, how far apart, and what the
     # operator recorded for it (attempts)
     arrivals: dict[str, list[Any]] = {}
     for r in received:
         arrivals.setdefault(r.id, []).append(r)
     attempts = {d["id"]: d.get("attempts") for d in records if d}
-    duplicated = [{"event": rs[0].payload["event"], "id": rs[0].id, "arrivals": len(rs),
-                   "apart_s": round(rs[-1].at - rs[0].at, 3), "attempts_recorded": attempts.get(rs[0].id)}
-                  for rs in arrivals.values() if len(rs) > 1]
+    duplicated = [
+        {
+            "event": rs[0].payload["event"],
+            "id": rs[0].id,
+            "arrivals": len(rs),
+            "apart_s": round(rs[-1].at - rs[0].at, 3),
+            "attempts_recorded": attempts.get(rs[0].id),
+        }
+        for rs in arrivals.values()
+        if len(rs) > 1
+    ]
     done_times = sorted(done.values())
     span = done_times[-1] - done_times[0] if len(done_times) > 1 else nan
     return {
-        "mode": "real", "batches": batches, "jobs": jobs, "max_running": max_running,
+        "mode": "real",
+        "batches": batches,
+        "jobs": jobs,
+        "max_running": max_running,
         "webhook_concurrency": defaults["webhook_concurrency"].default,
         "webhook_poll_interval": defaults["webhook_poll_interval"].default,
-        "all_delivered": got_all, "jobs_finished": len(done),
-        "jobs_failed": sum(1 for b in items for j in (b.get("status") or {}).get("jobs") or []
-                           if j.get("status") == "failed"),
-        "job_deliveries": len(job_rx), "batch_deliveries": len(batch_lat),
+        "all_delivered": got_all,
+        "jobs_finished": len(done),
+        "jobs_failed": sum(
+            1 for b in items for j in (b.get("status") or {}).get("jobs") or [] if j.get("status") == "failed"
+        ),
+        "job_deliveries": len(job_rx),
+        "batch_deliveries": len(batch_lat),
         "recorded_delivered": sum(1 for d in records if d and d["state"] == "delivered"),
-        "unverified": sum(1 for r in received if not r.verified), "duplicates": len(received) - len(first),
+        "unverified": sum(1 for r in received if not r.verified),
+        "duplicates": len(received) - len(first),
         "duplicated": duplicated,
-        "created_s": created_s, "wall_s": wall_s, "operator_cpu_s": cpu["operator"], "cpu_s": cpu,
+        "created_s": created_s,
+        "wall_s": wall_s,
+        "operator_cpu_s": cpu["operator"],
+        "cpu_s": cpu,
         "completions_per_s": (len(done_times) - 1) / span if span else nan,
         "completions_peak_1s": peak_per_second(done_times),
-        **spread("", job_lat), **spread("to_status_", to_status), **spread("to_receiver_", to_receiver),
+        **spread("", job_lat),
+        **spread("to_status_", to_status),
+        **spread("to_receiver_", to_receiver),
         **spread("batch_", batch_lat),
-        "jobs_created_s": all_created - t0_wall, "first_delivery_s": first_rx - t0_wall,
-        "steady_n": len(steady), **spread("steady_", steady),
-        "early_n": len(early), **spread("early_", early),
-        "load_before": load_before[0], "load_max": load_max, "load_after": os.getloadavg()[0],
+        "jobs_created_s": all_created - t0_wall,
+        "first_delivery_s": first_rx - t0_wall,
+        "steady_n": len(steady),
+        **spread("steady_", steady),
+        "early_n": len(early),
+        **spread("early_", early),
+        "load_before": load_before[0],
+        "load_max": load_max,
+        "load_after": os.getloadavg()[0],
     }
-
 
 
 def spread(prefix: str, values: list[float]) -> dict[str, float]:
     if not values:
         return {f"{prefix}p50": nan, f"{prefix}p95": nan, f"{prefix}max": nan}
-    return {f"{prefix}p50": statistics.median(values), f"{prefix}p95": pct(values, 95),
-            f"{prefix}max": max(values)}
+    return {
+        f"{prefix}p50": statistics.median(values),
+        f"{prefix}p95": pct(values, 95),
+        f"{prefix}max": max(values),
+    }
 
 
 # --- docs/benchmarks.md ------------------------------------------------------------------------------
@@ -534,21 +657,23 @@ def real_section(r: dict[str, Any]) -> str:
         apart = [d["apart_s"] for d in r["duplicated"]]
         recorded = sorted({str(d["attempts_recorded"]) for d in r["duplicated"]})
         most = max(d["arrivals"] for d in r["duplicated"])
-        dups = (f"\n\nDuplicates: {len(r['duplicated'])} events ({', '.join(events)}) arrived up to {most} "
-                f"times, {min(apart):.2f}-{max(apart):.2f} s apart, with the same `webhook-id`; status "
-                f"records {'/'.join(recorded)} attempt(s) for them.")
+        dups = (
+            f"\n\nDuplicates: {len(r['duplicated'])} events ({', '.join(events)}) arrived up to {most} "
+            f"times, {min(apart):.2f}-{max(apart):.2f} s apart, with the same `webhook-id`; status "
+            f"records {'/'.join(recorded)} attempt(s) for them."
+        )
     cpu = ", ".join(f"{name} {t:.0f} s" for name, t in sorted(r["cpu_s"].items(), key=lambda kv: -kv[1]))
     return f"""{REAL_HEADING} ({scale})
 
-{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average {r['load_before']:.1f} before,
-{r['load_max']:.1f} at most during the run (its own {r['max_running']} pods and the control plane count, and
-any other work on the machine), {r['load_after']:.1f} after.
+{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; 1-min load average {r["load_before"]:.1f} before,
+{r["load_max"]:.1f} at most during the run (its own {r["max_running"]} pods and the control plane count, and
+any other work on the machine), {r["load_after"]:.1f} after.
 
 Setup: the local control plane (Job controller, scheduler), the real node running every pod in a
 container of the project's image (the worker: fetch a 1-second `tone.wav` from a local HTTP server, ffprobe,
 ffmpeg -> wav, store), and the real operator (`python -m audio_extract_operator`, chart RBAC,
-`MAX_RUNNING={r['max_running']}`, webhook defaults: {hooks}) creating
-the Jobs of {r['batches']} batches created at once, admitting them, mapping their outcome into status
+`MAX_RUNNING={r["max_running"]}`, webhook defaults: {hooks}) creating
+the Jobs of {r["batches"]} batches created at once, admitting them, mapping their outcome into status
 and delivering to a verifying receiver on 127.0.0.1 (batch-level `webhook`).
 The finish moment of a job is when the benchmark's own watch on Jobs first sees its `Complete` or
 `Failed` condition; latency = arrival at the receiver - that moment (`time.time()` on both sides).
@@ -558,26 +683,26 @@ second row can be ~0 or below).
 
 | measure | value |
 |---|---|
-| Jobs finished (watch seen) / failed in status | {r['jobs_finished']} of {total} / {r['jobs_failed']} |
-| job deliveries received (distinct `webhook-id`) | {r['job_deliveries']} of {total} |
-| `batch.completed` received | {r['batch_deliveries']} of {r['batches']} |
-| recorded `delivered` in status | {r['recorded_delivered']} of {total + r['batches']} |
-| signatures failing `verify()` / duplicate deliveries | {r['unverified']} / {r['duplicates']} |
-| latency after Job completion, p50 | {r['p50']:.2f} s |
-| latency after Job completion, p95 (goal <= 2 s) | {r['p95']:.2f} s |
-| latency, max | {r['max']:.2f} s |
+| Jobs finished (watch seen) / failed in status | {r["jobs_finished"]} of {total} / {r["jobs_failed"]} |
+| job deliveries received (distinct `webhook-id`) | {r["job_deliveries"]} of {total} |
+| `batch.completed` received | {r["batch_deliveries"]} of {r["batches"]} |
+| recorded `delivered` in status | {r["recorded_delivered"]} of {total + r["batches"]} |
+| signatures failing `verify()` / duplicate deliveries | {r["unverified"]} / {r["duplicates"]} |
+| latency after Job completion, p50 | {r["p50"]:.2f} s |
+| latency after Job completion, p95 (goal <= 2 s) | {r["p95"]:.2f} s |
+| latency, max | {r["max"]:.2f} s |
 | after the first batch was created: all {total} Jobs exist / the first webhook arrives | {firsts} |
-| latency, the {r['early_n']} Jobs finished before the first webhook, p50 / p95 / max | {three('early_')} |
-| latency, the {r['steady_n']} Jobs finished after it, p50 / p95 / max | {three('steady_')} |
-| of which: Job finished -> status entry terminal (watch seen), p50 / p95 | {two('to_status_')} |
-| of which: status entry terminal -> delivery arrives, p50 / p95 | {two('to_receiver_')} |
-| `batch.completed` after the batch's last Job finished, p50 / p95 | {two('batch_')} |
+| latency, the {r["early_n"]} Jobs finished before the first webhook, p50 / p95 / max | {three("early_")} |
+| latency, the {r["steady_n"]} Jobs finished after it, p50 / p95 / max | {three("steady_")} |
+| of which: Job finished -> status entry terminal (watch seen), p50 / p95 | {two("to_status_")} |
+| of which: status entry terminal -> delivery arrives, p50 / p95 | {two("to_receiver_")} |
+| `batch.completed` after the batch's last Job finished, p50 / p95 | {two("batch_")} |
 | Job completions: mean rate / most in any 1 s | {rate} |
 | wall time, first batch created -> every delivery in | {wall} |
-| operator CPU meanwhile | {r['operator_cpu_s']:.0f} s ({per_job_ms:.0f} ms per job, all of its work) |
+| operator CPU meanwhile | {r["operator_cpu_s"]:.0f} s ({per_job_ms:.0f} ms per job, all of its work) |
 
 CPU seconds used during the run, by process (pods: every worker and its ffmpeg, from their cgroup):
-{cpu}; {sum(r['cpu_s'].values()):.0f} s in all over {r['wall_s']:.0f} s of wall time on 2 cores.
+{cpu}; {sum(r["cpu_s"].values()):.0f} s in all over {r["wall_s"]:.0f} s of wall time on 2 cores.
 
 Goal p95 <= 2 s (all Jobs): {verdict} in this run, with real Jobs.{dups}
 
@@ -589,14 +714,14 @@ def simulated_section(r: dict[str, Any]) -> str:
     per_ms = r["operator_cpu_s"] / max(1, total + r["batches"]) * 1000
     verdict = "met" if r["p95"] <= 2.0 else "**not met**"
     lag = f"{r['watch_lag_p50']:.2f} s / {r['watch_lag_p95']:.2f} s"
-    return f"""{SIMULATED_HEADING} ({r['batches']} x {r['jobs']} = {total} at once; no Jobs run)
+    return f"""{SIMULATED_HEADING} ({r["batches"]} x {r["jobs"]} = {total} at once; no Jobs run)
 
-{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; 1-min load average {r['load_before']:.1f} before,
-{r['load_after']:.1f} after (other work shared the 2 cores).
+{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; 1-min load average {r["load_before"]:.1f} before,
+{r["load_after"]:.1f} after (other work shared the 2 cores).
 
-Setup: {r['batches']} batches x {r['jobs']} jobs whose statuses all turn terminal at once: one status
+Setup: {r["batches"]} batches x {r["jobs"]} jobs whose statuses all turn terminal at once: one status
 write per batch through the operator's own `StatusWriter`, {WRITERS} batches at a time
-({r['finish_writes_s']:.1f} s for all of them, Events included), in a process running the operator's
+({r["finish_writes_s"]:.1f} s for all of them, Events included), in a process running the operator's
 delivery path wired as the operator wires it (the writer's result and every kopf watch event go to
 `Pump.observe` -> `Driver` -> address-guarded, signed POST over kept-alive connections ->
 JSON-patch record in status), to a verifying receiver on 127.0.0.1, against the local
@@ -607,16 +732,16 @@ returned.
 
 | measure | value |
 |---|---|
-| job deliveries received (distinct `webhook-id`) | {r['job_deliveries']} of {total} |
-| `batch.completed` received | {r['batch_deliveries']} of {r['batches']} |
-| recorded `delivered` in status | {r['recorded_delivered']} of {total + r['batches']} |
-| signatures failing `verify()` / duplicate deliveries | {r['unverified']} / {r['duplicates']} |
-| latency after the terminal status write, p50 | {r['p50']:.2f} s |
-| latency after the terminal status write, p95 (goal <= 2 s) | {r['p95']:.2f} s |
-| latency, max | {r['max']:.2f} s |
+| job deliveries received (distinct `webhook-id`) | {r["job_deliveries"]} of {total} |
+| `batch.completed` received | {r["batch_deliveries"]} of {r["batches"]} |
+| recorded `delivered` in status | {r["recorded_delivered"]} of {total + r["batches"]} |
+| signatures failing `verify()` / duplicate deliveries | {r["unverified"]} / {r["duplicates"]} |
+| latency after the terminal status write, p50 | {r["p50"]:.2f} s |
+| latency after the terminal status write, p95 (goal <= 2 s) | {r["p95"]:.2f} s |
+| latency, max | {r["max"]:.2f} s |
 | for comparison: status write -> the same write seen through the watch, p50 / p95 | {lag} |
-| everything delivered, from the first terminal write | {r['all_in_s']:.1f} s |
-| CPU of the delivering process meanwhile | {r['operator_cpu_s']:.1f} s ({per_ms:.1f} ms per delivery) |
+| everything delivered, from the first terminal write | {r["all_in_s"]:.1f} s |
+| CPU of the delivering process meanwhile | {r["operator_cpu_s"]:.1f} s ({per_ms:.1f} ms per delivery) |
 
 Goal p95 <= 2 s: {verdict} in this run. Deliveries start from the operator's own write, so the
 watch's echo (the comparison row; it was seconds under load before deliveries stopped waiting for

@@ -41,14 +41,40 @@ UPLOAD = "upl_00000000000000b1"
 def make_source(path: Path, seconds: int, audio: list[str]) -> None:
     if path.exists():
         return
-    subprocess.run([
-        "ffmpeg", "-v", "error", "-nostdin", "-y",
-        "-f", "lavfi", "-i", f"testsrc=s=160x120:r=10:d={seconds}",
-        "-f", "lavfi", "-i", f"anoisesrc=c=pink:a=0.1:r=48000:d={seconds}",
-        "-f", "lavfi", "-i", f"sine=f=440:r=48000:d={seconds}",
-        "-filter_complex", "[1][2]amix=inputs=2,aformat=channel_layouts=stereo[a]",
-        "-map", "0:v", "-map", "[a]", "-c:v", "mpeg4", "-q:v", "10", *audio, str(path),
-    ], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=s=160x120:r=10:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=c=pink:a=0.1:r=48000:d={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:r=48000:d={seconds}",
+            "-filter_complex",
+            "[1][2]amix=inputs=2,aformat=channel_layouts=stereo[a]",
+            "-map",
+            "0:v",
+            "-map",
+            "[a]",
+            "-c:v",
+            "mpeg4",
+            "-q:v",
+            "10",
+            *audio,
+            str(path),
+        ],
+        check=True,
+    )
 
 
 class Bench:
@@ -67,13 +93,19 @@ class Bench:
         return target
 
     def worker(self, output: dict) -> tuple[float, dict]:
-        spec = {"jobId": JOB_ID, "batchId": BATCH_ID, "source": {"type": "upload", "file": UPLOAD},
-                "output": output}
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_WORKER_")},
-               "AUDIO_EXTRACT_WORKER_JOB": json.dumps(spec),
-               "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(self.store),
-               "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(self.scratch),
-               "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(self.work / "result.json")}
+        spec = {
+            "jobId": JOB_ID,
+            "batchId": BATCH_ID,
+            "source": {"type": "upload", "file": UPLOAD},
+            "output": output,
+        }
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_WORKER_")},
+            "AUDIO_EXTRACT_WORKER_JOB": json.dumps(spec),
+            "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(self.store),
+            "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(self.scratch),
+            "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(self.work / "result.json"),
+        }
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "audio_extract_worker"], env=env, capture_output=True)
         elapsed = time.perf_counter() - started
@@ -83,8 +115,9 @@ class Bench:
         return elapsed, result["output"]
 
     def raw(self, source: Path, output: dict) -> float:
-        spec = OutputSpec(Format(output["format"]), Quality(output.get("quality", "medium")),
-                          output.get("bitrate"))
+        spec = OutputSpec(
+            Format(output["format"]), Quality(output.get("quality", "medium")), output.get("bitrate")
+        )
         facts = probe(source)
         out = self.scratch / f"raw.{spec.format.value}"
         args = ffmpeg_args(spec, facts, Paths(source.resolve(), out.resolve()))
@@ -100,14 +133,17 @@ def best(values: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the fastest counts")
-    parser.add_argument("--work", type=Path,
-                        default=Path(tempfile.gettempdir()) / "audio-extract-bench-worker")
-    parser.add_argument("--write-docs", action="store_true",
-                        help="replace the Worker section of docs/benchmarks.md")
+    parser.add_argument(
+        "--work", type=Path, default=Path(tempfile.gettempdir()) / "audio-extract-bench-worker"
+    )
+    parser.add_argument(
+        "--write-docs", action="store_true", help="replace the Worker section of docs/benchmarks.md"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     matrix_src = args.work / f"ac3-{args.seconds}s.mp4"
@@ -116,14 +152,15 @@ def main() -> None:
     make_source(copy_src, args.seconds, ["-c:a", "aac", "-b:a", "192k"])
     bench = Bench(args.work)
 
-    lines = [f"Source: {args.seconds} s video (160x120 MPEG-4 + 48 kHz stereo AC-3 192k in MP4, "
-             f"{matrix_src.stat().st_size / 1e6:.1f} MB); {args.repeat} run(s) per cell, fastest kept; "
-             f"{platform.machine()}, {os.cpu_count()} CPUs shared with other work; ffmpeg "
-             f"{subprocess.run(['ffmpeg', '-version'], capture_output=True, text=True).stdout.split()[2]}.",
-             "",
-             "| format | tier | worker s | raw ffmpeg s | ratio | overhead s | x realtime "
-             "| goal (≤1.05x+0.5 s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Source: {args.seconds} s video (160x120 MPEG-4 + 48 kHz stereo AC-3 192k in MP4, "
+        f"{matrix_src.stat().st_size / 1e6:.1f} MB); {args.repeat} run(s) per cell, fastest kept; "
+        f"{platform.machine()}, {os.cpu_count()} CPUs shared with other work; ffmpeg "
+        f"{subprocess.run(['ffmpeg', '-version'], capture_output=True, text=True).stdout.split()[2]}.",
+        "",
+        "| format | tier | worker s | raw ffmpeg s | ratio | overhead s | x realtime | goal (≤1.05x+0.5 s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     source = bench.use_source(matrix_src)
     worst = 0.0
     for fmt in Format:
@@ -142,8 +179,10 @@ def main() -> None:
             ws, rs = best(w), best(r)
             ok = ws <= 1.05 * rs + 0.5
             worst = max(worst, ws - 1.05 * rs)
-            lines.append(f"| {fmt.value} | {quality.value} | {ws:.2f} | {rs:.2f} | {ws / rs:.2f} "
-                         f"| {ws - rs:+.2f} | {args.seconds / ws:.0f}x | {'yes' if ok else 'NO'} |")
+            lines.append(
+                f"| {fmt.value} | {quality.value} | {ws:.2f} | {rs:.2f} | {ws / rs:.2f} "
+                f"| {ws - rs:+.2f} | {args.seconds / ws:.0f}x | {'yes' if ok else 'NO'} |"
+            )
             print(lines[-1], flush=True)
 
     # copy path: AAC 192k in MP4 → .aac medium (copy) vs the same through an explicit bitrate (encode)
@@ -184,11 +223,13 @@ def main() -> None:
 def write_docs(lines: list[str]) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = ("## Worker\n\n`bench/bench_worker.py` (reproduce: "
-               "`.venv/bin/python bench/bench_worker.py`).\n\n" + "\n".join(lines) + "\n")
+    section = (
+        "## Worker\n\n`bench/bench_worker.py` (reproduce: "
+        "`.venv/bin/python bench/bench_worker.py`).\n\n" + "\n".join(lines) + "\n"
+    )
     if "## Worker\n" in text:
         head, _, rest = text.partition("## Worker\n")
-        tail = rest[rest.find("\n## "):] if "\n## " in rest else ""
+        tail = rest[rest.find("\n## ") :] if "\n## " in rest else ""
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -41,9 +41,15 @@ class GeneratedClient:
 
     def authenticated(self, base_url: str, key: str, timeout: float = 10, **httpx_args: Any) -> Any:
         """A client sending ``key`` as X-API-Key; ``httpx_args`` go to its httpx client (e.g. transport)."""
-        return self.AuthenticatedClient(base_url=base_url, token=key, prefix="", auth_header_name="X-API-Key",
-                                        timeout=httpx.Timeout(timeout), httpx_args=httpx_args,
-                                        raise_on_unexpected_status=True)
+        return self.AuthenticatedClient(
+            base_url=base_url,
+            token=key,
+            prefix="",
+            auth_header_name="X-API-Key",
+            timeout=httpx.Timeout(timeout),
+            httpx_args=httpx_args,
+            raise_on_unexpected_status=True,
+        )
 
     def op(self, operation_id: str) -> ModuleType:
         """The generated module of an operation (its functions: sync_detailed, asyncio_detailed...)."""
@@ -60,9 +66,26 @@ def generate(doc: dict[str, Any], workdir: Path) -> GeneratedClient:
     spec.write_text(json.dumps(doc))
     config.write_text(yaml.safe_dump(CONFIG))
     proc = subprocess.run(
-        [sys.executable, "-m", "openapi_python_client", "generate", "--path", str(spec),
-         "--config", str(config), "--output-path", str(out), "--meta", "none", "--fail-on-warning"],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "openapi_python_client",
+            "generate",
+            "--path",
+            str(spec),
+            "--config",
+            str(config),
+            "--output-path",
+            str(out),
+            "--meta",
+            "none",
+            "--fail-on-warning",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"the client generator failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     # --meta none writes the package itself into `out`; import it from its parent, fresh.
     for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:

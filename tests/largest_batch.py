@@ -47,6 +47,7 @@ def longest_url(prefix: str) -> str:
 def longest_filename() -> str:
     """The name that grows most on the wire among those the model takes: of the widest character
     it accepts, as long as it accepts (found by asking the model, whatever its rule)."""
+
     def accepted(name: str) -> bool:
         try:
             Options(filename=name)
@@ -66,24 +67,33 @@ def longest_filename() -> str:
     return best
 
 
-def largest_spec(source_prefix: str = "https://media.example.com/v.mp4",
-                 webhook_prefix: str = "https://hooks.example.com/h") -> dict[str, Any]:
+def largest_spec(
+    source_prefix: str = "https://media.example.com/v.mp4",
+    webhook_prefix: str = "https://hooks.example.com/h",
+) -> dict[str, Any]:
     job = {
         "source": {"type": "url", "url": longest_url(source_prefix)},
         "output": {"format": "mp3", "bitrate": "320k", "normalize": True, "preserveMetadata": True},
-        "options": {"filename": longest_filename(), "priority": "normal",
-                    "webhook": longest_url(webhook_prefix)},
+        "options": {
+            "filename": longest_filename(),
+            "priority": "normal",
+            "webhook": longest_url(webhook_prefix),
+        },
     }
-    spec = {"jobs": [job] * MAX_JOBS, "webhook": longest_url(webhook_prefix),
-            "cancelJobs": list(range(MAX_JOBS))}
+    spec = {
+        "jobs": [job] * MAX_JOBS,
+        "webhook": longest_url(webhook_prefix),
+        "cancelJobs": list(range(MAX_JOBS)),
+    }
     return BatchSpec.model_validate(spec).model_dump(mode="json", exclude_none=True)
 
 
 def _largest_failure() -> tuple[JobError, InputFile]:
     """The largest error and input facts a worker's termination message can carry (4 KiB)."""
-    result = WorkerResult(error=JobError(code=ErrorCode.EXTRACTION_FAILED, message=WIDE * 1000,
-                                         details=WIDE * 8192),
-                          inputFile=InputFile(name=WIDE * 255, size=5 * 10**9, duration=1e6, format="mov"))
+    result = WorkerResult(
+        error=JobError(code=ErrorCode.EXTRACTION_FAILED, message=WIDE * 1000, details=WIDE * 8192),
+        inputFile=InputFile(name=WIDE * 255, size=5 * 10**9, duration=1e6, format="mov"),
+    )
     read = WorkerResult.model_validate_json(result.to_message())
     assert read.error is not None and read.inputFile is not None
     return read.error, read.inputFile
@@ -94,38 +104,88 @@ def largest_status(spec: dict[str, Any], name: str, uid: str) -> dict[str, Any]:
     jobs = []
     for i, job in enumerate(spec["jobs"]):
         job_id = ids.job_id(ids.batch_key(name, uid), i)
-        delivery = Delivery(event="job.failed", url=job["options"]["webhook"], id=f"msg_{job_id}" + "0" * 16,
-                            timestamp=TIME, state="failed", attempts=99, lastStatusCode=599,
-                            lastError=WIDE * MAX_ERROR_CHARS)
-        jobs.append({"index": i, "jobId": job_id, "jobName": ids.job_object_name(job_id), "status": "failed",
-                     "currentStep": "finalizing", "progress": 100, "estimatedTimeRemaining": 10**9,
-                     "createdAt": TIME, "startedAt": TIME, "completedAt": TIME, "expiresAt": TIME,
-                     "expired": True, "inputFile": input_file.model_dump(), "error": error.model_dump(),
-                     "webhook": delivery.model_dump()})
-    batch_delivery = Delivery(event="batch.completed", url=spec["webhook"], id="msg_" + "0" * 32,
-                              timestamp=TIME, state="failed", attempts=99, lastStatusCode=599,
-                              lastError=WIDE * MAX_ERROR_CHARS)
-    conditions = [{"type": t, "status": "True", "reason": "JobsFailed", "message": WIDE * 256,
-                   "lastTransitionTime": TIME, "observedGeneration": 10**9}
-                  for t in ("Accepted", "Running", "Complete", "Failed")]
-    status = {"batchId": ids.batch_id(ids.batch_key(name, uid)), "phase": "Failed",
-              "observedGeneration": 10**9,
-              "total": MAX_JOBS, "queued": 0, "processing": 0, "completed": 0, "failed": MAX_JOBS,
-              "jobs": jobs, "conditions": conditions, "webhook": batch_delivery.model_dump(),
-              "completedAt": TIME}
+        delivery = Delivery(
+            event="job.failed",
+            url=job["options"]["webhook"],
+            id=f"msg_{job_id}" + "0" * 16,
+            timestamp=TIME,
+            state="failed",
+            attempts=99,
+            lastStatusCode=599,
+            lastError=WIDE * MAX_ERROR_CHARS,
+        )
+        jobs.append(
+            {
+                "index": i,
+                "jobId": job_id,
+                "jobName": ids.job_object_name(job_id),
+                "status": "failed",
+                "currentStep": "finalizing",
+                "progress": 100,
+                "estimatedTimeRemaining": 10**9,
+                "createdAt": TIME,
+                "startedAt": TIME,
+                "completedAt": TIME,
+                "expiresAt": TIME,
+                "expired": True,
+                "inputFile": input_file.model_dump(),
+                "error": error.model_dump(),
+                "webhook": delivery.model_dump(),
+            }
+        )
+    batch_delivery = Delivery(
+        event="batch.completed",
+        url=spec["webhook"],
+        id="msg_" + "0" * 32,
+        timestamp=TIME,
+        state="failed",
+        attempts=99,
+        lastStatusCode=599,
+        lastError=WIDE * MAX_ERROR_CHARS,
+    )
+    conditions = [
+        {
+            "type": t,
+            "status": "True",
+            "reason": "JobsFailed",
+            "message": WIDE * 256,
+            "lastTransitionTime": TIME,
+            "observedGeneration": 10**9,
+        }
+        for t in ("Accepted", "Running", "Complete", "Failed")
+    ]
+    status = {
+        "batchId": ids.batch_id(ids.batch_key(name, uid)),
+        "phase": "Failed",
+        "observedGeneration": 10**9,
+        "total": MAX_JOBS,
+        "queued": 0,
+        "processing": 0,
+        "completed": 0,
+        "failed": MAX_JOBS,
+        "jobs": jobs,
+        "conditions": conditions,
+        "webhook": batch_delivery.model_dump(),
+        "completedAt": TIME,
+    }
     return BatchStatus.model_validate(status).model_dump(mode="json", exclude_none=True)
 
 
-def largest_batch(name: str = "b" * 63, namespace: str = "n" * 63,
-                  uid: str = "00000000-0000-0000-0000-000000000000") -> dict[str, Any]:
+def largest_batch(
+    name: str = "b" * 63, namespace: str = "n" * 63, uid: str = "00000000-0000-0000-0000-000000000000"
+) -> dict[str, Any]:
     """The whole object as a watch sends it (without managedFields: the server adds those)."""
     spec = largest_spec()
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {
-            "name": name, "namespace": namespace, "uid": uid, "generation": 10**9,
-            "resourceVersion": "9" * 19, "creationTimestamp": TIME,
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+            "generation": 10**9,
+            "resourceVersion": "9" * 19,
+            "creationTimestamp": TIME,
             "labels": {ids.TENANT_LABEL: "t" * 63, ids.KEY_LABEL: ids.batch_key(name, uid)},
             "annotations": {DIFFBASE_ANNOTATION: go_json({"spec": spec})},
             "finalizers": ["audioextract.io/operator"],

@@ -14,8 +14,16 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    uvicorn.run("audio_extract_api.app:create_app", factory=True, host=args.host, port=args.port,
-                proxy_headers=True, server_header=False, log_level="info", log_config=log_config())
+    uvicorn.run(
+        "audio_extract_api.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        proxy_headers=True,
+        server_header=False,
+        log_level="info",
+        log_config=log_config(),
+    )
 
 
 if __name__ == "__main__":

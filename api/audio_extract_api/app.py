@@ -35,8 +35,10 @@ log = logging.getLogger(__name__)
 def idempotency_secret(settings: Settings) -> bytes:
     secret = settings.idempotency_secret.get_secret_value().encode()
     if not secret:
-        log.warning("AUDIO_EXTRACT_API_IDEMPOTENCY_SECRET is empty: a random one is used, so an "
-                    "Idempotency-Key is honoured only by this process and until it restarts")
+        log.warning(
+            "AUDIO_EXTRACT_API_IDEMPOTENCY_SECRET is empty: a random one is used, so an "
+            "Idempotency-Key is honoured only by this process and until it restarts"
+        )
         secret = secrets.token_bytes(32)
     return secret
 
@@ -50,11 +52,13 @@ def build_services(settings: Settings) -> Services:
         keys=KeyStore(settings.api_keys_path, settings.api_keys_reload_seconds),
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         kube=kube,
-        queue=QueueView(kube, settings.queue_capacity, settings.queue_retry_after_seconds,
-                        settings.kube_timeout_seconds),
+        queue=QueueView(
+            kube, settings.queue_capacity, settings.queue_retry_after_seconds, settings.kube_timeout_seconds
+        ),
         store=store,
-        space=StoreSpace(store, settings.store_min_free_bytes, settings.store_full_retry_after_seconds,
-                         metrics),
+        space=StoreSpace(
+            store, settings.store_min_free_bytes, settings.store_full_retry_after_seconds, metrics
+        ),
         quota=UploadQuota(store, settings.upload_quota_bytes, settings.upload_quota_count),
         hosts=HostChecks.from_settings(settings),
         idempotency_secret=idempotency_secret(settings),
@@ -78,9 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await svc.queue.stop()
             await svc.kube.close()
 
-    app = FastAPI(title="audio-extract", version="1.0.0", lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/openapi.json", redoc_url=None,
-                  generate_unique_id_function=openapi.operation_id)
+    app = FastAPI(
+        title="audio-extract",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+        generate_unique_id_function=openapi.operation_id,
+    )
     app.state.services = svc
     errors.install(app)
     app.include_router(health.router, responses=openapi.errors(500))

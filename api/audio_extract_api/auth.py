@@ -88,12 +88,16 @@ def _parse_entry(key_id: str, fields: list[str]) -> KeyEntry | None:
     if len(hexdigest) != 64 or any(c not in "0123456789abcdef" for c in hexdigest):
         log.warning("api key %r: not a SHA-256 hex digest, ignored", key_id)
         return None
-    tenants = [f[len(TENANT_FIELD):] for f in fields[1:] if f.startswith(TENANT_FIELD)]
+    tenants = [f[len(TENANT_FIELD) :] for f in fields[1:] if f.startswith(TENANT_FIELD)]
     scope_lists = [f.split(",") for f in fields[1:] if not f.startswith(TENANT_FIELD)]
     tenant = tenants[-1] if tenants else key_id
     if not TENANT_RE.match(tenant):
-        log.warning("api key %r: tenant %r is not 1-63 letters, digits, '-', '_' or '.' beginning and "
-                    "ending with a letter or digit; key ignored", key_id, tenant[:80])
+        log.warning(
+            "api key %r: tenant %r is not 1-63 letters, digits, '-', '_' or '.' beginning and "
+            "ending with a letter or digit; key ignored",
+            key_id,
+            tenant[:80],
+        )
         return None
     named = {s for scopes in scope_lists for s in scopes} if scope_lists else DEFAULT_SCOPES
     scopes = frozenset(s for s in named if s in SCOPES)

@@ -104,8 +104,10 @@ def parse_batch(body: Any) -> BatchRequest:
         raise InvalidRequest("Request body must be a JSON object")
     jobs = body.get("jobs")
     if isinstance(jobs, list) and len(jobs) > MAX_JOBS:
-        raise TooManyJobs(f"A batch holds at most {MAX_JOBS} jobs, got {len(jobs)}",
-                          [{"field": "jobs", "message": f"at most {MAX_JOBS} jobs"}])
+        raise TooManyJobs(
+            f"A batch holds at most {MAX_JOBS} jobs, got {len(jobs)}",
+            [{"field": "jobs", "message": f"at most {MAX_JOBS} jobs"}],
+        )
     try:
         return BatchRequest.model_validate(body)
     except ValidationError as e:

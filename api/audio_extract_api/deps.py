@@ -54,8 +54,9 @@ async def services(request: Request) -> Services:
 
 Svc = Annotated[Services, Depends(services)]
 
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False,
-                        description="An API key; the service stores only its SHA-256 digest.")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key; the service stores only its SHA-256 digest."
+)
 
 
 async def caller(svc: Svc, key: Annotated[str | None, Depends(_api_key)]) -> Principal:
@@ -92,8 +93,12 @@ async def find_job(kube: Kube, job_id: str, who: Principal) -> tuple[dict[str, A
         raise JobNotFound()
     key, index = parsed
     obj = await kube.get(ids.batch_object_name(key)) or await kube.find_by_key(key)
-    if (obj is None or index >= job_count(obj) or job_id_of(obj, index) != job_id
-            or not who.sees(tenant_of(obj))):
+    if (
+        obj is None
+        or index >= job_count(obj)
+        or job_id_of(obj, index) != job_id
+        or not who.sees(tenant_of(obj))
+    ):
         raise JobNotFound()
     return obj, index
 

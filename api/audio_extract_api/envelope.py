@@ -7,8 +7,9 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 
-def ok(data: Any, status_code: int = 200, message: str | None = None,
-       headers: dict[str, str] | None = None) -> JSONResponse:
+def ok(
+    data: Any, status_code: int = 200, message: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"success": True, "data": data}
     if message:
         body["message"] = message

@@ -29,8 +29,9 @@ class ApiError(Exception):
     default_message = codes.INTERNAL_ERROR.message
     default_headers: dict[str, str] = {}
 
-    def __init__(self, message: str | None = None, details: Details = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, details: Details = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
         self.details = details
@@ -49,8 +50,16 @@ examples and headers are made from (in the order of ``codes.API_ERROR_SPECS``)."
 
 
 def _error(spec: codes.ApiErrorSpec) -> type[ApiError]:
-    cls = type(spec.name, (ApiError,), {"status": spec.status, "code": spec.code,
-                                        "default_message": spec.message, "default_headers": spec.headers})
+    cls = type(
+        spec.name,
+        (ApiError,),
+        {
+            "status": spec.status,
+            "code": spec.code,
+            "default_message": spec.message,
+            "default_headers": spec.headers,
+        },
+    )
     API_ERRORS.append(cls)
     return cls
 
@@ -105,6 +114,7 @@ def allowed_methods(request: Request) -> str:
     """Every method the request's path accepts. Starlette's own 405 names the methods of the first
     route that matched the path only, and one path may be served by several routes; asking every
     route about every method relies on nothing but ``matches``, however routers are nested."""
+
     def accepted(method: str) -> bool:
         scope = {**request.scope, "method": method}
         return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
@@ -134,8 +144,10 @@ def install(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         # Only path/query/header parameters reach FastAPI's validation (bodies are ours).
         assert isinstance(exc, RequestValidationError)
-        details = [{"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-                    "message": e["msg"]} for e in exc.errors()]
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
         return render(InvalidRequest("Invalid request parameters", details))
 
     app.add_exception_handler(ApiError, api_error)

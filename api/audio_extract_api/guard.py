@@ -47,8 +47,12 @@ class HostChecks:
 
     @classmethod
     def from_settings(cls, s: Settings) -> HostChecks:
-        return cls(BoundedResolver(threads=s.resolve_threads, timeout=s.resolve_timeout_seconds),
-                   netguard.AllowList.parse(s.allow_cidrs), s.resolve_per_request, s.resolve_deadline_seconds)
+        return cls(
+            BoundedResolver(threads=s.resolve_threads, timeout=s.resolve_timeout_seconds),
+            netguard.AllowList.parse(s.allow_cidrs),
+            s.resolve_per_request,
+            s.resolve_deadline_seconds,
+        )
 
 
 async def _claim(store: FilesystemStore, who: Principal, upload_id: str) -> bool:
@@ -71,8 +75,14 @@ async def _check(url: str, hosts: HostChecks, timeout: float) -> str | _Late | N
     return None
 
 
-async def check_jobs(jobs: list[ExtractionJob], batch_webhook: str | None, hosts: HostChecks,
-                     store: FilesystemStore, who: Principal, prefix: str = "jobs") -> None:
+async def check_jobs(
+    jobs: list[ExtractionJob],
+    batch_webhook: str | None,
+    hosts: HostChecks,
+    store: FilesystemStore,
+    who: Principal,
+    prefix: str = "jobs",
+) -> None:
     """Raise INVALID_SOURCE (any bad source) or INVALID_REQUEST (a bad webhook), naming every field;
     SERVICE_UNAVAILABLE when some host could not be checked within the request's deadline."""
     targets: list[tuple[str, str, bool]] = []  # (field, url, is_source)

@@ -126,8 +126,13 @@ class Kube:
     async def find_by_key(self, key: str) -> dict[str, Any] | None:
         """A batch applied with kubectl: the operator labels it with its key."""
         try:
-            found = await self._call("list_namespaced_custom_object", self.namespace, PLURAL,
-                                     label_selector=f"{KEY_LABEL}={key}", limit=2)
+            found = await self._call(
+                "list_namespaced_custom_object",
+                self.namespace,
+                PLURAL,
+                label_selector=f"{KEY_LABEL}={key}",
+                limit=2,
+            )
         except LookupError:
             return None
         items = found.get("items") or []
@@ -136,8 +141,14 @@ class Kube:
     async def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any] | None:
         """A JSON merge patch; include ``metadata.resourceVersion`` to make it conditional."""
         try:
-            return await self._call("patch_namespaced_custom_object", self.namespace, PLURAL, name, patch,
-                                    _content_type="application/merge-patch+json")
+            return await self._call(
+                "patch_namespaced_custom_object",
+                self.namespace,
+                PLURAL,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+            )
         except LookupError:
             return None
 
@@ -150,9 +161,16 @@ class Kube:
         api = await self._client()
         try:
             resp = await api.list_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, watch=True, allow_watch_bookmarks=True,
-                resource_version=resource_version, timeout_seconds=timeout_seconds,
-                _preload_content=False, _request_timeout=timeout_seconds + 30,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                _request_timeout=timeout_seconds + 30,
             )
         except ApiException as e:
             if e.status == 410:
@@ -188,8 +206,9 @@ class Kube:
         (readiness: reachable, the CRD installed, and our RBAC allowing it)."""
         api = await self._client()
         try:
-            await api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, limit=1,
-                                                    _request_timeout=min(self.timeout, 3.0))
+            await api.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, limit=1, _request_timeout=min(self.timeout, 3.0)
+            )
         except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as e:
             log.warning("not ready: %r", e)
             raise ServiceUnavailable() from e

@@ -30,7 +30,8 @@ def log_config(level: str = "INFO") -> dict[str, Any]:
     config["filters"] = {"tenant": {"()": TenantFilter}}
     config["formatters"]["default"]["fmt"] = "%(levelprefix)s %(name)s tenant=%(tenant)s: %(message)s"
     config["formatters"]["access"]["fmt"] = (
-        '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s tenant=%(tenant)s')
+        '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s tenant=%(tenant)s'
+    )
     for handler in config["handlers"].values():
         handler["filters"] = ["tenant"]
     config["loggers"]["audio_extract_api"] = {"handlers": ["default"], "level": level, "propagate": False}

@@ -14,35 +14,47 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "audio_extract_api_requests_total", "HTTP requests by route template, method and status.",
-            ["method", "route", "status"], registry=self.registry,
+            "audio_extract_api_requests_total",
+            "HTTP requests by route template, method and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "audio_extract_api_request_duration_seconds",
             "Time to the end of the response, by route template.",
-            ["method", "route"], registry=self.registry,
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.jobs_accepted = Counter(
             "audio_extract_api_jobs_accepted_total",
             "Jobs accepted (new batches only, not idempotent replays), by tenant.",
-            ["tenant"], registry=self.registry,
+            ["tenant"],
+            registry=self.registry,
         )
         self.jobs_refused = Counter(
-            "audio_extract_api_jobs_refused_total", "Submissions refused, by error code and tenant.",
-            ["code", "tenant"], registry=self.registry,
+            "audio_extract_api_jobs_refused_total",
+            "Submissions refused, by error code and tenant.",
+            ["code", "tenant"],
+            registry=self.registry,
         )
         self.uploads = Counter(
-            "audio_extract_api_uploads_total", "Uploads stored, by tenant.", ["tenant"],
+            "audio_extract_api_uploads_total",
+            "Uploads stored, by tenant.",
+            ["tenant"],
             registry=self.registry,
         )
         self.upload_bytes = Counter(
-            "audio_extract_api_upload_bytes_total", "Bytes of the uploads stored, by tenant.", ["tenant"],
+            "audio_extract_api_upload_bytes_total",
+            "Bytes of the uploads stored, by tenant.",
+            ["tenant"],
             registry=self.registry,
         )
         self.uploads_refused = Counter(
-            "audio_extract_api_uploads_refused_total", "Uploads refused, by error code and tenant.",
-            ["code", "tenant"], registry=self.registry,
+            "audio_extract_api_uploads_refused_total",
+            "Uploads refused, by error code and tenant.",
+            ["code", "tenant"],
+            registry=self.registry,
         )
         self.store_free = Gauge(
             "audio_extract_api_store_free_bytes",
@@ -52,5 +64,6 @@ class Metrics:
         self.store_full = Counter(
             "audio_extract_api_store_full_total",
             "Work refused with STORE_FULL, by operation (upload, batch, extract).",
-            ["operation"], registry=self.registry,
+            ["operation"],
+            registry=self.registry,
         )

@@ -42,16 +42,23 @@ PREFIXED_SERVERS = [
 ]
 
 HEADERS: dict[str, dict[str, Any]] = {
-    "Retry-After": {"description": "Seconds to wait before retrying.",
-                    "schema": {"type": "integer", "minimum": 0}},
-    "WWW-Authenticate": {"description": 'How to authenticate: `APIKey header="X-API-Key"`.',
-                         "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {
+        "description": 'How to authenticate: `APIKey header="X-API-Key"`.',
+        "schema": {"type": "string"},
+    },
     "Allow": {"description": "The methods the route accepts.", "schema": {"type": "string"}},
 }
 SUCCESS_HEADERS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
-    (op, "202"): {"Idempotent-Replayed": {
-        "description": "(extension) `true` when an Idempotency-Key replayed an earlier batch.",
-        "schema": {"type": "string", "enum": ["true"]}}}
+    (op, "202"): {
+        "Idempotent-Replayed": {
+            "description": "(extension) `true` when an Idempotency-Key replayed an earlier batch.",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    }
     for op in ("post_batch", "post_extract")
 }
 
@@ -62,8 +69,12 @@ def operation_id(route: APIRoute) -> str:
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    }
 
 
 def error_headers(status: int) -> dict[str, dict[str, Any]]:
@@ -76,8 +87,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for s in statuses:
         codes = [cls for cls in API_ERRORS if cls.status == s and cls not in ROUTING_ERRORS]
-        out[s] = {"model": ErrorEnvelope,
-                  "description": "; ".join(f"`{c.code}`: {c.default_message}" for c in codes) or "Error"}
+        out[s] = {
+            "model": ErrorEnvelope,
+            "description": "; ".join(f"`{c.code}`: {c.default_message}" for c in codes) or "Error",
+        }
         if headers := error_headers(s):
             out[s]["headers"] = headers
     return out
@@ -127,10 +140,17 @@ def _add_webhook_examples(doc: dict[str, Any]) -> None:
 
 
 def build(app: FastAPI, models: list[type[BaseModel]]) -> dict[str, Any]:
-    doc = get_openapi(title=app.title, version=app.version, description=DESCRIPTION, routes=app.routes,
-                      webhooks=openapi_webhooks.router.routes, servers=SERVERS)
-    _, defs = models_json_schema([(m, "validation") for m in models],
-                                 ref_template="#/components/schemas/{model}")
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=DESCRIPTION,
+        routes=app.routes,
+        webhooks=openapi_webhooks.router.routes,
+        servers=SERVERS,
+    )
+    _, defs = models_json_schema(
+        [(m, "validation") for m in models], ref_template="#/components/schemas/{model}"
+    )
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     components.update(defs.get("$defs", {}))
     # Parameter errors are answered 400 INVALID_REQUEST in our envelope, never FastAPI's 422.

@@ -32,20 +32,33 @@ def _url(name: str) -> dict[str, str]:
 
 
 # The contract's two example batches.
-FIRST_BATCH = {"jobs": [
-    {"source": _url("talk.mp4"), "output": {"format": "mp3", "quality": "high"},
-     "options": {"filename": "talk-high", "priority": "high"}},
-    {"source": _url("concert.mkv"), "output": {"format": "flac", "normalize": True}},
-], "webhook": HOOK}
-SECOND_BATCH = {"jobs": [
-    {"source": _url("lecture.mp4"), "output": {"format": "mp3", "quality": "medium"}},
-    {"source": _url("interview.mov"),
-     "output": {"format": "aac", "bitrate": "256k", "preserveMetadata": True},
-     "options": {"filename": "interview", "priority": "low"}},
-]}
+FIRST_BATCH = {
+    "jobs": [
+        {
+            "source": _url("talk.mp4"),
+            "output": {"format": "mp3", "quality": "high"},
+            "options": {"filename": "talk-high", "priority": "high"},
+        },
+        {"source": _url("concert.mkv"), "output": {"format": "flac", "normalize": True}},
+    ],
+    "webhook": HOOK,
+}
+SECOND_BATCH = {
+    "jobs": [
+        {"source": _url("lecture.mp4"), "output": {"format": "mp3", "quality": "medium"}},
+        {
+            "source": _url("interview.mov"),
+            "output": {"format": "aac", "bitrate": "256k", "preserveMetadata": True},
+            "options": {"filename": "interview", "priority": "low"},
+        },
+    ]
+}
 UPLOADED_BATCH = {"jobs": [{"source": {"type": "upload", "file": UPLOAD_ID}, "output": {"format": "opus"}}]}
-ONE_JOB = {"source": _url("podcast-episode-12.mp4"), "output": {"format": "mp3", "bitrate": "192k"},
-           "options": {"filename": "episode-12", "webhook": HOOK}}
+ONE_JOB = {
+    "source": _url("podcast-episode-12.mp4"),
+    "output": {"format": "mp3", "bitrate": "192k"},
+    "options": {"filename": "episode-12", "webhook": HOOK},
+}
 
 REQUESTS: dict[str, dict[str, dict[str, Any]]] = {
     "post_batch": {
@@ -63,19 +76,48 @@ PARAMETERS = {"jobId": JOB_ID, "batchId": BATCH_ID, "Idempotency-Key": "4f8d2c1e
 _INPUT = {"name": "talk.mp4", "size": 48213504, "duration": 1843.2, "format": "mov,mp4,m4a,3gp,3g2,mj2"}
 _STATES: dict[str, dict[str, Any]] = {
     "queued": {"status": "queued"},
-    "processing": {"status": "processing", "currentStep": "extracting_audio", "progress": 45,
-                   "estimatedTimeRemaining": 12, "startedAt": "2026-01-21T12:35:02Z", "inputFile": _INPUT},
-    "completed": {"status": "completed", "currentStep": "finalizing", "progress": 100,
-                  "startedAt": "2026-01-21T12:35:02Z", "completedAt": "2026-01-21T12:36:10Z",
-                  "expiresAt": "2026-01-22T12:36:10Z", "inputFile": _INPUT,
-                  "outputFile": {"filename": "talk-high.mp3", "path": f"{JOB_ID}/talk-high.mp3",
-                                 "size": 58982400, "duration": 1843.2, "format": "mp3", "bitrate": "256k"}},
-    "failed": {"status": "failed", "currentStep": "analyzing_video", "startedAt": "2026-01-21T12:35:02Z",
-               "completedAt": "2026-01-21T12:35:09Z", "inputFile": {**_INPUT, "name": "concert.mkv"},
-               "error": {"code": "NO_AUDIO_STREAM", "message": "the source has no audio stream",
-                         "details": "streams found: video (h264)"}},
-    "cancelled": {"status": "cancelled", "completedAt": "2026-01-21T12:35:30Z",
-                  "error": {"code": "CANCELLED", "message": "The job was cancelled", "details": None}},
+    "processing": {
+        "status": "processing",
+        "currentStep": "extracting_audio",
+        "progress": 45,
+        "estimatedTimeRemaining": 12,
+        "startedAt": "2026-01-21T12:35:02Z",
+        "inputFile": _INPUT,
+    },
+    "completed": {
+        "status": "completed",
+        "currentStep": "finalizing",
+        "progress": 100,
+        "startedAt": "2026-01-21T12:35:02Z",
+        "completedAt": "2026-01-21T12:36:10Z",
+        "expiresAt": "2026-01-22T12:36:10Z",
+        "inputFile": _INPUT,
+        "outputFile": {
+            "filename": "talk-high.mp3",
+            "path": f"{JOB_ID}/talk-high.mp3",
+            "size": 58982400,
+            "duration": 1843.2,
+            "format": "mp3",
+            "bitrate": "256k",
+        },
+    },
+    "failed": {
+        "status": "failed",
+        "currentStep": "analyzing_video",
+        "startedAt": "2026-01-21T12:35:02Z",
+        "completedAt": "2026-01-21T12:35:09Z",
+        "inputFile": {**_INPUT, "name": "concert.mkv"},
+        "error": {
+            "code": "NO_AUDIO_STREAM",
+            "message": "the source has no audio stream",
+            "details": "streams found: video (h264)",
+        },
+    },
+    "cancelled": {
+        "status": "cancelled",
+        "completedAt": "2026-01-21T12:35:30Z",
+        "error": {"code": "CANCELLED", "message": "The job was cancelled", "details": None},
+    },
 }
 
 
@@ -83,13 +125,21 @@ def sample_batch(*states: str, request: dict[str, Any] = FIRST_BATCH) -> dict[st
     """An ExtractionBatch as the operator leaves it, its jobs in these states."""
     spec = copy.deepcopy(request)
     spec["jobs"] = [spec["jobs"][i % len(spec["jobs"])] for i in range(len(states))]
-    jobs = [{"index": i, "jobId": (JOB_ID, JOB_ID_2)[i], "createdAt": ACCEPTED_AT,
-             **copy.deepcopy(_STATES[s])} for i, s in enumerate(states)]
+    jobs = [
+        {"index": i, "jobId": (JOB_ID, JOB_ID_2)[i], "createdAt": ACCEPTED_AT, **copy.deepcopy(_STATES[s])}
+        for i, s in enumerate(states)
+    ]
     finished = all(j["status"] not in ("queued", "processing") for j in jobs)
-    return {"metadata": {"name": "batch-0a1b2c3d4e5f6a00", "creationTimestamp": ACCEPTED_AT},
-            "spec": spec,
-            "status": {"batchId": BATCH_ID, "phase": "Running" if not finished else "Failed", "jobs": jobs,
-                       **({"completedAt": "2026-01-21T12:36:10Z"} if finished else {})}}
+    return {
+        "metadata": {"name": "batch-0a1b2c3d4e5f6a00", "creationTimestamp": ACCEPTED_AT},
+        "spec": spec,
+        "status": {
+            "batchId": BATCH_ID,
+            "phase": "Running" if not finished else "Failed",
+            "jobs": jobs,
+            **({"completedAt": "2026-01-21T12:36:10Z"} if finished else {}),
+        },
+    }
 
 
 def ok(data: Any, message: str | None = None) -> dict[str, Any]:
@@ -113,16 +163,24 @@ def _responses() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
         ("post_batch", "202"): {"accepted": _named("Queued", ok(accepted, "Batch jobs queued successfully"))},
         ("post_extract", "202"): {"accepted": _named("Queued", ok(extract, "Job queued successfully"))},
         ("get_status", "200"): {s: _named(s.capitalize(), ok(_job(s))) for s in _STATES},
-        ("get_batch", "200"): {"running": _named("One job done, one running", ok(batch)),
-                               "finished": _named("Every job terminal", ok(done))},
-        ("cancel_job", "202"): {"requested": _named("Cancellation requested",
-                                                    ok(_job("processing"), "Cancellation requested"))},
-        ("cancel_job", "200"): {"finished": _named("Already finished", ok(
-            _job("completed"), "Job already finished; nothing to cancel"))},
-        ("cancel_batch", "202"): {"requested": _named("Cancellation requested",
-                                                      ok(batch, "Cancellation requested"))},
-        ("post_upload", "201"): {"stored": _named("Stored", ok({"fileId": UPLOAD_ID, "size": 48213504},
-                                                               "Upload stored"))},
+        ("get_batch", "200"): {
+            "running": _named("One job done, one running", ok(batch)),
+            "finished": _named("Every job terminal", ok(done)),
+        },
+        ("cancel_job", "202"): {
+            "requested": _named("Cancellation requested", ok(_job("processing"), "Cancellation requested"))
+        },
+        ("cancel_job", "200"): {
+            "finished": _named(
+                "Already finished", ok(_job("completed"), "Job already finished; nothing to cancel")
+            )
+        },
+        ("cancel_batch", "202"): {
+            "requested": _named("Cancellation requested", ok(batch, "Cancellation requested"))
+        },
+        ("post_upload", "201"): {
+            "stored": _named("Stored", ok({"fileId": UPLOAD_ID, "size": 48213504}, "Upload stored"))
+        },
         ("healthz", "200"): {"ok": _named("Alive", ok({"status": "ok"}))},
         ("readyz", "200"): {"ready": _named("Ready", ok({"status": "ready"}))},
     }
@@ -135,8 +193,12 @@ RESPONSES = _responses()
 _DETAILS: dict[str, Any] = {
     "INVALID_REQUEST": [{"field": "jobs[0].extra", "message": "Extra inputs are not permitted"}],
     "INVALID_SOURCE": [{"field": "jobs[0].source.url", "message": "URL must not contain credentials"}],
-    "INVALID_OUTPUT": [{"field": "jobs[3].output.bitrate",
-                        "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)"}],
+    "INVALID_OUTPUT": [
+        {
+            "field": "jobs[3].output.bitrate",
+            "message": "bitrate applies to lossy formats only (mp3, aac, ogg, opus)",
+        }
+    ],
     "TOO_MANY_JOBS": [{"field": "jobs", "message": "at most 10 jobs"}],
 }
 
@@ -147,8 +209,11 @@ def error_body(cls: type[ApiError]) -> dict[str, Any]:
 
 def errors_for(status: int) -> dict[str, dict[str, Any]]:
     """One named example per code the API answers ``status`` with on an operation."""
-    return {cls.code: _named(cls.default_message, error_body(cls))
-            for cls in API_ERRORS if cls.status == status and cls not in ROUTING_ERRORS}
+    return {
+        cls.code: _named(cls.default_message, error_body(cls))
+        for cls in API_ERRORS
+        if cls.status == status and cls not in ROUTING_ERRORS
+    }
 
 
 _JOB_ERRORS = {
@@ -156,26 +221,67 @@ _JOB_ERRORS = {
     ErrorCode.DOWNLOAD_FAILED: ("the source answered 404", None),
     ErrorCode.CANCELLED: ("The job was cancelled", None),
 }
-JOB_FAILED = {code.value: _named(message, {"success": False, "error": {
-    "code": code.value, "message": message, **({"details": details} if details else {})}})
-    for code, (message, details) in _JOB_ERRORS.items()}
+JOB_FAILED = {
+    code.value: _named(
+        message,
+        {
+            "success": False,
+            "error": {"code": code.value, "message": message, **({"details": details} if details else {})},
+        },
+    )
+    for code, (message, details) in _JOB_ERRORS.items()
+}
 
 # --- webhooks: docs/contract.md §5's payloads -----------------------------------------------------------
 
 _completed = _job("completed")
 _failed = views.job_view(sample_batch("completed", "failed"), 1, PREFIX, NOW)
 WEBHOOKS = {
-    "job_completed": {"completed": _named("job.completed", {
-        "event": "job.completed", "jobId": JOB_ID, "batchId": BATCH_ID, "status": "completed",
-        "timestamp": _completed["completedAt"], "downloadUrl": _completed["downloadUrl"],
-        "outputFile": _completed["outputFile"]})},
-    "job_failed": {"failed": _named("job.failed", {
-        "event": "job.failed", "jobId": JOB_ID_2, "batchId": BATCH_ID, "status": "failed",
-        "timestamp": _failed["completedAt"], "error": _failed["error"]})},
-    "batch_completed": {"completed": _named("batch.completed", {
-        "event": "batch.completed", "batchId": BATCH_ID, "status": "failed",
-        "timestamp": "2026-01-21T12:36:10Z",
-        "totalJobs": 2, "completed": 1, "failed": 1, "cancelled": 0})},
+    "job_completed": {
+        "completed": _named(
+            "job.completed",
+            {
+                "event": "job.completed",
+                "jobId": JOB_ID,
+                "batchId": BATCH_ID,
+                "status": "completed",
+                "timestamp": _completed["completedAt"],
+                "downloadUrl": _completed["downloadUrl"],
+                "outputFile": _completed["outputFile"],
+            },
+        )
+    },
+    "job_failed": {
+        "failed": _named(
+            "job.failed",
+            {
+                "event": "job.failed",
+                "jobId": JOB_ID_2,
+                "batchId": BATCH_ID,
+                "status": "failed",
+                "timestamp": _failed["completedAt"],
+                "error": _failed["error"],
+            },
+        )
+    },
+    "batch_completed": {
+        "completed": _named(
+            "batch.completed",
+            {
+                "event": "batch.completed",
+                "batchId": BATCH_ID,
+                "status": "failed",
+                "timestamp": "2026-01-21T12:36:10Z",
+                "totalJobs": 2,
+                "completed": 1,
+                "failed": 1,
+                "cancelled": 0,
+            },
+        )
+    },
 }
-WEBHOOK_HEADERS = {"webhook-id": "msg_5a0c1e3b7d9f2a4c6e8b0d1f", "webhook-timestamp": "1768998970",
-                   "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="}
+WEBHOOK_HEADERS = {
+    "webhook-id": "msg_5a0c1e3b7d9f2a4c6e8b0d1f",
+    "webhook-timestamp": "1768998970",
+    "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+}

@@ -21,7 +21,8 @@ class Settings(BaseSettings):
     )
     kube_context: str | None = Field(default=None, description="Kubeconfig context; unset = current.")
     kube_timeout_seconds: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="Per-call timeout towards the Kubernetes API; past it the API answers 503.",
     )
 
@@ -39,7 +40,9 @@ class Settings(BaseSettings):
         "The tenant defaults to the key id. Unset = every request is 401.",
     )
     api_keys_reload_seconds: float = Field(
-        default=10.0, gt=0, le=60,
+        default=10.0,
+        gt=0,
+        le=60,
         description="How often the key file is re-read; rotation takes effect within this (≤ 60 s).",
     )
     rate_limit_per_minute: int = Field(
@@ -59,35 +62,41 @@ class Settings(BaseSettings):
 
     # --- admission --------------------------------------------------------------------------
     queue_capacity: int = Field(
-        default=1000, ge=1,
+        default=1000,
+        ge=1,
         description="Jobs allowed to wait in `queued`; a batch that would exceed it gets 503 QUEUE_FULL.",
     )
     queue_retry_after_seconds: int = Field(default=30, ge=1, description="Retry-After on QUEUE_FULL.")
     estimate_base_seconds: int = Field(
-        default=20, ge=0,
+        default=20,
+        ge=0,
         description="estimatedTime for a job that starts at once: fetch, probe and encode of a short video.",
     )
     estimate_per_queued_seconds: int = Field(
-        default=5, ge=0,
+        default=5,
+        ge=0,
         description="estimatedTime added per job already queued ahead (assumes ~4 slots of ~20 s jobs).",
     )
 
     # --- input limits -----------------------------------------------------------------------
     max_body_bytes: int = Field(
-        default=1 << 20, ge=1024,
+        default=1 << 20,
+        ge=1024,
         description="JSON bodies; 10 jobs with 2048-char URLs are ~30 KiB, 1 MiB leaves room.",
     )
     max_upload_bytes: int = Field(
         default=5 * 1000**3, ge=1, description="Uploads (5 GB per docs/contract.md)."
     )
     upload_quota_bytes: int = Field(
-        default=20 * 1000**3, ge=0,
+        default=20 * 1000**3,
+        ge=0,
         description="Bytes of uploads one tenant may keep in the store at once (413 QUOTA_EXCEEDED "
         "past it); 0 = no limit. 20 GB: four uploads of the maximum size, so that a few tenants "
         "cannot fill a 100 GiB store between two expiries.",
     )
     upload_quota_count: int = Field(
-        default=100, ge=0,
+        default=100,
+        ge=0,
         description="Uploads one tenant may keep in the store at once; 0 = no limit. Uploads expire "
         "(the operator's upload_retention_seconds), so this bounds a day's uploads per tenant.",
     )
@@ -104,24 +113,28 @@ class Settings(BaseSettings):
     # threads of their own, bounded, and each request a time budget; probes and auth never wait
     # on them.
     resolve_threads: int = Field(
-        default=16, ge=1,
+        default=16,
+        ge=1,
         description="Host lookups in flight at once in this process (one thread each). A lookup "
         "whose caller gave up keeps its thread until the system resolver answers or gives up "
         "(glibc: 2 x 5 s by default); one name is looked up once at a time however many ask.",
     )
     resolve_timeout_seconds: float = Field(
-        default=3.0, gt=0,
+        default=3.0,
+        gt=0,
         description="Longest wait for one host name (a free lookup slot included). An in-cluster "
         "resolver answers in milliseconds and a cold cache in well under a second.",
     )
     resolve_deadline_seconds: float = Field(
-        default=5.0, gt=0,
+        default=5.0,
+        gt=0,
         description="Longest wait for all of one request's host names. Past it, or past a name's "
         "timeout, the submission is refused with 503 SERVICE_UNAVAILABLE (Retry-After) naming "
         "the fields not checked; nothing is created.",
     )
     resolve_per_request: int = Field(
-        default=4, ge=1,
+        default=4,
+        ge=1,
         description="Host lookups one request runs at once (a batch has up to 21 URLs), so one "
         "request cannot take every lookup slot.",
     )
@@ -129,13 +142,15 @@ class Settings(BaseSettings):
     # --- store ------------------------------------------------------------------------------
     store_root: Path = Field(default=Path("/data"), description="Root of the filesystem store.")
     store_min_free_bytes: int = Field(
-        default=2 * 1024**3, ge=0,
+        default=2 * 1024**3,
+        ge=0,
         description="Free bytes the store keeps for the work already accepted: below it (an upload "
         "counts its declared size) uploads, batches and extracts get 503 STORE_FULL. 2 GiB: the "
         "outputs of the extractions running at once (a long lossless one is ~1 GB).",
     )
     store_full_retry_after_seconds: int = Field(
-        default=60, ge=1,
+        default=60,
+        ge=1,
         description="Retry-After on STORE_FULL: space comes back as retention passes (every minute) "
         "expire outputs and uploads.",
     )

@@ -60,8 +60,13 @@ class StoreSpace:
         """Raise STORE_FULL unless ``incoming`` more bytes leave the margin free."""
         free = await self.free()
         if free - incoming < self.min_free:
-            log.warning("%s refused: the store has %d bytes free, %d more asked, %d kept free",
-                        operation, free, incoming, self.min_free)
+            log.warning(
+                "%s refused: the store has %d bytes free, %d more asked, %d kept free",
+                operation,
+                free,
+                incoming,
+                self.min_free,
+            )
             raise self.refusal(operation)
 
     def refusal(self, operation: str) -> StoreFull:

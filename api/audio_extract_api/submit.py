@@ -53,8 +53,10 @@ def check_idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not IDEMPOTENCY_KEY_RE.match(value):
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 visible ASCII characters",
-                             [{"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}])
+        raise InvalidRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            [{"field": "Idempotency-Key", "message": "1-255 visible ASCII characters"}],
+        )
     return value
 
 
@@ -66,8 +68,15 @@ def _replay(existing: dict[str, Any], who: Principal, body_hash: str) -> Submitt
     return Submitted(existing, replayed=True, ahead=0)
 
 
-async def submit(kube: Kube, queue: QueueView, who: Principal, spec: BatchSpec, body_hash: str,
-                 idempotency_key: str | None, secret: bytes) -> Submitted:
+async def submit(
+    kube: Kube,
+    queue: QueueView,
+    who: Principal,
+    spec: BatchSpec,
+    body_hash: str,
+    idempotency_key: str | None,
+    secret: bytes,
+) -> Submitted:
     """Create the batch for ``who``'s tenant; ``secret`` keys the Idempotency-Key's batch key."""
     if idempotency_key:
         key = idempotent_batch_key(secret, who.tenant, idempotency_key)
@@ -77,8 +86,12 @@ async def submit(kube: Kube, queue: QueueView, who: Principal, spec: BatchSpec, 
     else:
         key = ids.new_key()
     name = ids.batch_object_name(key)
-    body = manifest(name, spec, labels={ids.KEY_LABEL: key, ids.TENANT_LABEL: who.tenant},
-                    annotations={KEY_ID_ANNOTATION: who.key_id, REQUEST_HASH_ANNOTATION: body_hash})
+    body = manifest(
+        name,
+        spec,
+        labels={ids.KEY_LABEL: key, ids.TENANT_LABEL: who.tenant},
+        annotations={KEY_ID_ANNOTATION: who.key_id, REQUEST_HASH_ANNOTATION: body_hash},
+    )
     try:
         async with queue.admit(name, len(spec.jobs)) as ahead:
             created = await kube.create(body)
@@ -89,6 +102,12 @@ async def submit(kube: Kube, queue: QueueView, who: Principal, spec: BatchSpec, 
         if existing is None:  # created and deleted in between
             raise ServiceUnavailable(headers={"Retry-After": "1"}) from None
         return _replay(existing, who, body_hash)
-    log.info("batch %s created: %d job(s), tenant %s, key %s%s", ids.batch_id(key), len(spec.jobs),
-             who.tenant, who.key_id, " (idempotent)" if idempotency_key else "")
+    log.info(
+        "batch %s created: %d job(s), tenant %s, key %s%s",
+        ids.batch_id(key),
+        len(spec.jobs),
+        who.tenant,
+        who.key_id,
+        " (idempotent)" if idempotency_key else "",
+    )
     return Submitted(created, replayed=False, ahead=ahead)

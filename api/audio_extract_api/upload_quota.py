@@ -85,8 +85,11 @@ class UploadQuota:
         self._tenants: dict[str, _InFlight] = {}
 
     def _refuse(self, what: str) -> QuotaExceeded:
-        return QuotaExceeded(f"The tenant's upload quota ({self.max_count or 'any number of'} uploads, "
-                             f"{self.max_bytes or 'any number of'} bytes) would be exceeded", what)
+        return QuotaExceeded(
+            f"The tenant's upload quota ({self.max_count or 'any number of'} uploads, "
+            f"{self.max_bytes or 'any number of'} bytes) would be exceeded",
+            what,
+        )
 
     @contextlib.asynccontextmanager
     async def reserve(self, tenant: str, declared: int | None) -> AsyncIterator[Callable[[int], None]]:
@@ -104,8 +107,9 @@ class UploadQuota:
         if self.max_count and t.stored.count + t.uploads + 1 > self.max_count:
             refusal = self._refuse(f"{t.stored.count + t.uploads} uploads stored or arriving")
         elif self.max_bytes and t.stored.bytes + t.received + reserved > self.max_bytes:
-            refusal = self._refuse(f"{t.stored.bytes + t.received} bytes stored or arriving, "
-                                   f"{reserved} more sent")
+            refusal = self._refuse(
+                f"{t.stored.bytes + t.received} bytes stored or arriving, {reserved} more sent"
+            )
         if refusal is not None:
             if not t.uploads:
                 del self._tenants[tenant]

@@ -111,9 +111,16 @@ async def _writer(store: FilesystemStore, key: str) -> AsyncIterator[BinaryIO]:
     await anyio.to_thread.run_sync(writing.__exit__, None, None, None)
 
 
-async def receive_upload(store: FilesystemStore, space: StoreSpace, quota: UploadQuota, who: Principal,
-                         content_type: str | None, declared: int | None, stream: AsyncIterator[bytes],
-                         limit: int) -> tuple[str, int]:
+async def receive_upload(
+    store: FilesystemStore,
+    space: StoreSpace,
+    quota: UploadQuota,
+    who: Principal,
+    content_type: str | None,
+    declared: int | None,
+    stream: AsyncIterator[bytes],
+    limit: int,
+) -> tuple[str, int]:
     """Check room and quota, store the upload as ``who``'s tenant's; returns ``(fileId, size)``."""
     multipart = parse_options_header(content_type)[0] == b"multipart/form-data"
     await space.check("upload", declared or 0)
@@ -130,8 +137,13 @@ async def receive_upload(store: FilesystemStore, space: StoreSpace, quota: Uploa
     return upload_id, size
 
 
-async def save_upload(store: FilesystemStore, content_type: str | None, stream: AsyncIterator[bytes],
-                      limit: int, take: Callable[[int], None]) -> tuple[str, int]:
+async def save_upload(
+    store: FilesystemStore,
+    content_type: str | None,
+    stream: AsyncIterator[bytes],
+    limit: int,
+    take: Callable[[int], None],
+) -> tuple[str, int]:
     """Store the upload and return ``(fileId, size)``."""
     media, params = parse_options_header(content_type)
     upload_id = new_upload_id()

@@ -88,14 +88,25 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
         "currentStep": st.get("currentStep"),
         "estimatedTimeRemaining": st.get("estimatedTimeRemaining"),
         "inputFile": _pick(st.get("inputFile"), ("name", "size", "duration", "format")),
-        "outputFile": None if out is None else {
-            "filename": out.get("filename"), "url": url, "size": out.get("size"),
-            "duration": out.get("duration"), "format": out.get("format"), "bitrate": out.get("bitrate"),
-            "sampleRate": out.get("sampleRate"), "channels": out.get("channels"),
+        "outputFile": None
+        if out is None
+        else {
+            "filename": out.get("filename"),
+            "url": url,
+            "size": out.get("size"),
+            "duration": out.get("duration"),
+            "format": out.get("format"),
+            "bitrate": out.get("bitrate"),
+            "sampleRate": out.get("sampleRate"),
+            "channels": out.get("channels"),
         },
         "downloadUrl": url,
-        "error": None if error is None else {
-            "code": error.get("code"), "message": error.get("message"), "details": error.get("details"),
+        "error": None
+        if error is None
+        else {
+            "code": error.get("code"),
+            "message": error.get("message"),
+            "details": error.get("details"),
         },
         "options": {
             "filename": opts.get("filename"),
@@ -146,6 +157,11 @@ def accepted_view(obj: dict[str, Any], prefix: str) -> dict[str, Any]:
     jobs = []
     for i in range(job_count(obj)):
         jid = job_id_of(obj, i)
-        jobs.append({"jobId": jid, "status": job_status(obj, i).get("status") or "queued",
-                     "statusUrl": status_url(prefix, jid)})
+        jobs.append(
+            {
+                "jobId": jid,
+                "status": job_status(obj, i).get("status") or "queued",
+                "statusUrl": status_url(prefix, jid),
+            }
+        )
     return {"batchId": batch_id_of(obj), "totalJobs": len(jobs), "jobs": jobs}

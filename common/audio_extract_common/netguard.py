@@ -82,12 +82,16 @@ def _nets(*cidrs: str) -> tuple[IPNetwork, ...]:
 # Not globally routable, or special-purpose (IANA special-purpose registries, RFC 6890 and later).
 _DENY_V4 = _nets(
     "0.0.0.0/8",  # "this network", includes the unspecified address
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",  # private
     "100.64.0.0/10",  # CGNAT shared space (also Alibaba metadata 100.100.100.200)
     "127.0.0.0/8",  # loopback
     "169.254.0.0/16",  # link-local (AWS/GCP/Azure metadata 169.254.169.254, ECS 169.254.170.2)
     "192.0.0.0/24",  # IETF protocol assignments
-    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",  # documentation
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",  # documentation
     "192.88.99.0/24",  # 6to4 relay anycast
     "198.18.0.0/15",  # benchmarking
     "224.0.0.0/4",  # multicast
@@ -98,7 +102,9 @@ _DENY_V6 = _nets(
     "64:ff9b:1::/48",  # NAT64 local-use prefix
     "100::/64",  # discard-only
     "2001::/32",  # Teredo: the far end is an arbitrary IPv4 host behind a relay
-    "2001:2::/48", "2001:10::/28", "2001:20::/28",  # benchmarking, ORCHID
+    "2001:2::/48",
+    "2001:10::/28",
+    "2001:20::/28",  # benchmarking, ORCHID
     "2001:db8::/32",  # documentation
     "fc00::/7",  # unique local (AWS IPv6 metadata fd00:ec2::254 is in here)
     "fe80::/10",  # link-local
@@ -175,8 +181,12 @@ def is_public_address(ip: str | IPAddress) -> bool:
         return False
     # Belt and braces: whatever this interpreter's ipaddress also considers special.
     return addr.is_global and not (
-        addr.is_multicast or addr.is_reserved or addr.is_loopback or addr.is_link_local
-        or addr.is_unspecified or addr.is_private
+        addr.is_multicast
+        or addr.is_reserved
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_unspecified
+        or addr.is_private
     )
 
 
@@ -237,8 +247,11 @@ def resolve_checked(host: str, port: int, allow: AllowList | None = None) -> lis
     for *_, sockaddr in infos:
         addr = _parse_ip(str(sockaddr[0]))
         if not is_allowed(addr, allow):
-            what = ("is not a public address" if str(addr) == name
-                    else "resolves to a private address, not a public address")
+            what = (
+                "is not a public address"
+                if str(addr) == name
+                else "resolves to a private address, not a public address"
+            )
             raise BlockedAddress(f"host {host!r} {what}; refusing to connect")
         if addr not in addresses:
             addresses.append(addr)
@@ -306,8 +319,13 @@ class GuardedTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         extensions = dict(request.extensions)
         if request.url.scheme == "https" and _is_name(host):
             extensions["sni_hostname"] = host.rstrip(".")  # certificates never name "example.com."
-        return httpx.Request(request.method, request.url.copy_with(host=str(address)), headers=headers,
-                             stream=request.stream, extensions=extensions)
+        return httpx.Request(
+            request.method,
+            request.url.copy_with(host=str(address)),
+            headers=headers,
+            stream=request.stream,
+            extensions=extensions,
+        )
 
     def _check(self, request: httpx.Request) -> tuple[str, int]:
         try:
@@ -342,18 +360,28 @@ def _is_name(host: str) -> bool:
     return False
 
 
-def guarded_client(allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True,
-                   **kwargs: object) -> httpx.Client:
+def guarded_client(
+    allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True, **kwargs: object
+) -> httpx.Client:
     """A sync client whose every connection goes through :class:`GuardedTransport`."""
-    return httpx.Client(transport=GuardedTransport(allow, verify=verify), follow_redirects=False,
-                        trust_env=False, **kwargs)  # type: ignore[arg-type]
+    return httpx.Client(
+        transport=GuardedTransport(allow, verify=verify),
+        follow_redirects=False,
+        trust_env=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
-def guarded_async_client(allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True,
-                         **kwargs: object) -> httpx.AsyncClient:
+def guarded_async_client(
+    allow: AllowList | None = None, *, verify: bool | ssl.SSLContext = True, **kwargs: object
+) -> httpx.AsyncClient:
     """An async client whose every connection goes through :class:`GuardedTransport`."""
-    return httpx.AsyncClient(transport=GuardedTransport(allow, verify=verify), follow_redirects=False,
-                             trust_env=False, **kwargs)  # type: ignore[arg-type]
+    return httpx.AsyncClient(
+        transport=GuardedTransport(allow, verify=verify),
+        follow_redirects=False,
+        trust_env=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 # --- aiohttp session -------------------------------------------------------------------------
@@ -376,20 +404,30 @@ class GuardedResolver(AbstractResolver):
         self.allow = allow or AllowList()
         self.lookup = lookup or _threaded_lookup
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         addresses = await self.lookup(host, port, self.allow)
-        return [ResolveResult(hostname=host, host=str(a), port=port,
-                              family=socket.AF_INET if a.version == 4 else socket.AF_INET6,
-                              proto=0, flags=socket.AI_NUMERICHOST) for a in addresses]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(a),
+                port=port,
+                family=socket.AF_INET if a.version == 4 else socket.AF_INET6,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for a in addresses
+        ]
 
     async def close(self) -> None:
         pass
 
 
 def _literal_guard(allow: AllowList) -> aiohttp.ClientMiddlewareType:
-    async def guard(request: aiohttp.ClientRequest,
-                    handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+    async def guard(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
         url = request.url
         if url.scheme not in ("http", "https"):
             raise UnsupportedURL(f"only http and https URLs are allowed, not {url.scheme or 'none'!r}")
@@ -405,8 +443,9 @@ def _literal_guard(allow: AllowList) -> aiohttp.ClientMiddlewareType:
     return guard
 
 
-def guarded_session(allow: AllowList | None = None, *, limit: int = 100, lookup: Lookup | None = None,
-                    **kwargs: object) -> aiohttp.ClientSession:
+def guarded_session(
+    allow: AllowList | None = None, *, limit: int = 100, lookup: Lookup | None = None, **kwargs: object
+) -> aiohttp.ClientSession:
     """An aiohttp session whose every connection goes to an address the guard allowed.
 
     Create it inside the running event loop; pass ``allow_redirects=False`` on requests that
@@ -420,7 +459,12 @@ def guarded_session(allow: AllowList | None = None, *, limit: int = 100, lookup:
     headers = cast("Mapping[str, str]", kwargs.get("headers") or {})
     kwargs["headers"] = {"Accept-Encoding": "identity", **headers}
     kwargs.setdefault("auto_decompress", False)
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow, lookup), use_dns_cache=False,
-                                     limit=limit)
-    return aiohttp.ClientSession(connector=connector, middlewares=(_literal_guard(allow),),
-                                 trust_env=False, **kwargs)  # type: ignore[arg-type]
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(allow, lookup), use_dns_cache=False, limit=limit
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        middlewares=(_literal_guard(allow),),
+        trust_env=False,
+        **kwargs,  # type: ignore[arg-type]
+    )

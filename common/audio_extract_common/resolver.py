@@ -64,20 +64,21 @@ class BoundedResolver:
     timeout: float = 5.0
     """Longest a caller waits for one name, a free slot included."""
     _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
-    _flights: dict[_Key, _Flight] = field(
-        default_factory=dict, init=False, repr=False)
+    _flights: dict[_Key, _Flight] = field(default_factory=dict, init=False, repr=False)
     busy: int = field(default=0, init=False)
     """Threads alive now (metrics, tests)."""
 
-    async def resolve_checked(self, host: str, port: int, allow: netguard.AllowList,
-                              timeout: float | None = None) -> list[netguard.IPAddress]:
+    async def resolve_checked(
+        self, host: str, port: int, allow: netguard.AllowList, timeout: float | None = None
+    ) -> list[netguard.IPAddress]:
         """:func:`netguard.resolve_checked` within ``min(timeout, self.timeout)`` seconds."""
         if _is_literal(host):  # parsed, never looked up: no thread needed
             return netguard.resolve_checked(host, port, allow)
         return await self._share((host, port, allow), netguard.resolve_checked, (host, port, allow), timeout)
 
-    async def check_url(self, url: str, allow: netguard.AllowList,
-                        timeout: float | None = None) -> list[netguard.IPAddress]:
+    async def check_url(
+        self, url: str, allow: netguard.AllowList, timeout: float | None = None
+    ) -> list[netguard.IPAddress]:
         """:func:`netguard.check_url` within ``min(timeout, self.timeout)`` seconds."""
         parsed = netguard.parse_url(url)
         host = parsed.raw_host.decode("ascii")  # the name the guard looks up and clients send
@@ -90,14 +91,21 @@ class BoundedResolver:
         """For :func:`netguard.guarded_session`'s ``lookup``."""
         return await self.resolve_checked(host, port, allow)
 
-    async def _share(self, key: _Key, fn: Callable[..., list[netguard.IPAddress]], args: tuple[object, ...],
-                     timeout: float | None) -> list[netguard.IPAddress]:
+    async def _share(
+        self,
+        key: _Key,
+        fn: Callable[..., list[netguard.IPAddress]],
+        args: tuple[object, ...],
+        timeout: float | None,
+    ) -> list[netguard.IPAddress]:
         """Join the lookup of ``key`` in progress, or start one running ``fn(*args)``."""
         now = asyncio.get_running_loop().time()
         flight = self._flights.get(key)
         if flight is None:
-            flight = _Flight(asyncio.create_task(self._fly(key, fn, args), name=f"lookup {key[0]}"),
-                             ends=now + self.timeout)
+            flight = _Flight(
+                asyncio.create_task(self._fly(key, fn, args), name=f"lookup {key[0]}"),
+                ends=now + self.timeout,
+            )
             flight.task.add_done_callback(_retrieve)
             self._flights[key] = flight
         limit = flight.ends - now if timeout is None else min(timeout, flight.ends - now)
@@ -107,8 +115,9 @@ class BoundedResolver:
         except TimeoutError:
             if flight.started:
                 raise LookupTimeout(f"host {key[0]!r} did not resolve in time") from None
-            raise LookupTimeout(f"too many host lookups in progress; host {key[0]!r} was not "
-                                "resolved in time") from None
+            raise LookupTimeout(
+                f"too many host lookups in progress; host {key[0]!r} was not resolved in time"
+            ) from None
         finally:
             flight.waiters -= 1
             if flight.waiters == 0 and not flight.started:
@@ -116,8 +125,9 @@ class BoundedResolver:
                 if self._flights.get(key) is flight:  # a later caller starts afresh
                     del self._flights[key]
 
-    async def _fly(self, key: _Key, fn: Callable[..., list[netguard.IPAddress]],
-                   args: tuple[object, ...]) -> list[netguard.IPAddress]:
+    async def _fly(
+        self, key: _Key, fn: Callable[..., list[netguard.IPAddress]], args: tuple[object, ...]
+    ) -> list[netguard.IPAddress]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.threads)
         flight = self._flights[key]

@@ -201,7 +201,7 @@ class Trim(_Model):
     end: Seconds | None = Field(
         default=None,
         gt=0,
-        description="Seconds from the beginning, after start; default the end of the media."
+        description="Seconds from the beginning, after start; default the end of the media.",
     )
 
     @model_validator(mode="after")

@@ -61,7 +61,11 @@ _KEEP = {
 }
 # Value checks an untyped node keeps: each applies only to values of its own type.
 _UNTYPED_KEEP = {
-    "description", "minimum", "required", "maxProperties", "x-kubernetes-preserve-unknown-fields",
+    "description",
+    "minimum",
+    "required",
+    "maxProperties",
+    "x-kubernetes-preserve-unknown-fields",
 }
 
 

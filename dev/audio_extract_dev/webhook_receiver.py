@@ -57,8 +57,13 @@ class _Server(ThreadingHTTPServer):
 
 
 class Receiver:
-    def __init__(self, secret: str | None = None, responder: Responder | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        secret: str | None = None,
+        responder: Responder | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.webhook = Webhook(secret) if secret else None
         self.responder: Responder = responder or (lambda _r, _n: Reply())
         self.received: list[Received] = []
@@ -77,8 +82,9 @@ class Receiver:
         return self._server.server_address[1]
 
     def start(self) -> Receiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                        name="webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="webhook-receiver", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -112,8 +118,9 @@ class Receiver:
                 self._changed.wait(min(left, 0.5))
             return True
 
-    def _record(self, path: str, headers: dict[str, str], body: bytes,
-                peer_port: int = 0) -> tuple[Received, int]:
+    def _record(
+        self, path: str, headers: dict[str, str], body: bytes, peer_port: int = 0
+    ) -> tuple[Received, int]:
         verified, payload = False, None
         if self.webhook is not None:
             try:
@@ -182,8 +189,17 @@ def main() -> None:
     args = parser.parse_args()
 
     def log(rec: Received, earlier: int) -> Reply:
-        print(json.dumps({"id": rec.id, "verified": rec.verified, "attempt": earlier + 1,
-                          "body": rec.body.decode(errors="replace")}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "id": rec.id,
+                    "verified": rec.verified,
+                    "attempt": earlier + 1,
+                    "body": rec.body.decode(errors="replace"),
+                }
+            ),
+            flush=True,
+        )
         return Reply()
 
     receiver = Receiver(args.secret, log, args.host, args.port)

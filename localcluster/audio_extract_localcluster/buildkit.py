@@ -48,9 +48,9 @@ def _pattern(pattern: str) -> re.Pattern:
             out, i = out + "[^/]*", i + 1
         elif pattern[i] == "?":
             out, i = out + "[^/]", i + 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
             j = pattern.index("]", i + 1)
-            out, i = out + pattern[i:j + 1], j + 1  # Go's [a-z] and [^a-z] read the same in a regex
+            out, i = out + pattern[i : j + 1], j + 1  # Go's [a-z] and [^a-z] read the same in a regex
         else:
             out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(out + "(?:/.*)?")  # a matching directory excludes everything below it
@@ -140,15 +140,37 @@ def buildkitd(bin_dir: Path, state: Path, log: Path) -> Iterator[list[str]]:
     config.write_text("[cdi]\n  disabled = true\n")  # no devices in builds: do not read /etc/cdi
     with tempfile.TemporaryDirectory(prefix="buildkit-") as sockdir:  # short: sun_path holds 108 bytes
         addr = f"unix://{sockdir}/buildkitd.sock"
-        argv = [str(bin_dir / "buildkitd"), "--root", str(root), "--addr", addr, "--config", str(config),
-                "--otel-socket-path", f"{sockdir}/otel-grpc.sock",  # default: /run/buildkit, left behind
-                "--oci-worker=true", "--containerd-worker=false", "--oci-worker-net", "host",
-                "--oci-worker-binary", str(bin_dir / "runc"), "--oci-worker-snapshotter", "overlayfs",
-                # keep up to 10 GB of layers (default 2 GB: less than one cold build's stages)
-                "--oci-worker-gc-keepstorage", "10000"]
+        argv = [
+            str(bin_dir / "buildkitd"),
+            "--root",
+            str(root),
+            "--addr",
+            addr,
+            "--config",
+            str(config),
+            "--otel-socket-path",
+            f"{sockdir}/otel-grpc.sock",  # default: /run/buildkit, left behind
+            "--oci-worker=true",
+            "--containerd-worker=false",
+            "--oci-worker-net",
+            "host",
+            "--oci-worker-binary",
+            str(bin_dir / "runc"),
+            "--oci-worker-snapshotter",
+            "overlayfs",
+            # keep up to 10 GB of layers (default 2 GB: less than one cold build's stages)
+            "--oci-worker-gc-keepstorage",
+            "10000",
+        ]
         with log.open("ab") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, preexec_fn=die_with_parent)
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         buildctl = [str(bin_dir / "buildctl"), "--addr", addr]
         try:
             _wait_ready(buildctl, proc, log)
@@ -178,13 +200,28 @@ def build(bin_dir: Path, repo: Path, base_layout: Path, dest: Path, log: Path) -
     """One `buildctl build` of `repo/Dockerfile` into the OCI archive `dest`."""
     digest = oci.manifest_digest(base_layout)
     with buildkitd(bin_dir, images.cache_dir().parent / "buildkit", log) as buildctl:
-        argv = [*buildctl, "build", "--progress", "plain", "--frontend", "dockerfile.v0",
-                "--opt", "cmdline=ignored",  # do not fetch the `# syntax=` frontend image
-                "--local", f"context={repo}", "--local", f"dockerfile={repo}",
-                "--opt", f"build-arg:PYTHON_IMAGE={images.BASE_IMAGE}",
-                "--oci-layout", f"base={base_layout}",
-                "--opt", f"context:{images.BASE_IMAGE}=oci-layout://base@{digest}",
-                "--output", f"type=oci,dest={dest},name={images.PROJECT_IMAGE}"]
+        argv = [
+            *buildctl,
+            "build",
+            "--progress",
+            "plain",
+            "--frontend",
+            "dockerfile.v0",
+            "--opt",
+            "cmdline=ignored",  # do not fetch the `# syntax=` frontend image
+            "--local",
+            f"context={repo}",
+            "--local",
+            f"dockerfile={repo}",
+            "--opt",
+            f"build-arg:PYTHON_IMAGE={images.BASE_IMAGE}",
+            "--oci-layout",
+            f"base={base_layout}",
+            "--opt",
+            f"context:{images.BASE_IMAGE}=oci-layout://base@{digest}",
+            "--output",
+            f"type=oci,dest={dest},name={images.PROJECT_IMAGE}",
+        ]
         with log.open("ab") as out:
             proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     if proc.returncode:
@@ -213,6 +250,8 @@ def project_image(bin_dir: Path, repo: Path, base_layout: Path, report=None) -> 
         os.replace(tmp, dest)
         stamp.write_text(key)
         if report:
-            report(f"image {images.PROJECT_IMAGE} built in {time.monotonic() - started:.1f} s "
-                   f"({dest.stat().st_size / 1e6:.0f} MB; log {log})")
+            report(
+                f"image {images.PROJECT_IMAGE} built in {time.monotonic() - started:.1f} s "
+                f"({dest.stat().st_size / 1e6:.0f} MB; log {log})"
+            )
     return dest

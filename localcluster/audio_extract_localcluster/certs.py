@@ -82,8 +82,9 @@ class CertificateAuthority:
         )
         self.cert_pem = self._cert.public_bytes(serialization.Encoding.PEM)
 
-    def issue(self, cn: str, orgs: tuple[str, ...] = (), *, server_hosts: tuple[str, ...] = (),
-              peer: bool = False) -> KeyPair:
+    def issue(
+        self, cn: str, orgs: tuple[str, ...] = (), *, server_hosts: tuple[str, ...] = (), peer: bool = False
+    ) -> KeyPair:
         """A client certificate (user `cn`, groups `orgs`), or a serving one when `server_hosts` is
         set; `peer`: both (etcd's peers are each other's clients and servers)."""
         key = _key()

@@ -70,15 +70,44 @@ def media_server(media: Path) -> Component:
     if not (media / "videos" / "talk.mp4").exists():
         make_media(media / "videos")
     if not (media / "sample.mp4").exists():
-        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=5",
-                        "-f", "lavfi", "-i", "sine=frequency=440:duration=5",
-                        "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
-                        str(media / "sample.mp4")], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=10:duration=5",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=5",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-c:a",
+                "aac",
+                "-shortest",
+                str(media / "sample.mp4"),
+            ],
+            check=True,
+        )
     return Component(
         name="media",
-        argv=[sys.executable, "-m", "http.server", str(MEDIA_PORT), "--bind", host.HOST_IP,
-              "--directory", str(media)],
+        argv=[
+            sys.executable,
+            "-m",
+            "http.server",
+            str(MEDIA_PORT),
+            "--bind",
+            host.HOST_IP,
+            "--directory",
+            str(media),
+        ],
         ready=lambda: http_ok(f"{url}/sample.mp4"),
         extra={"url": url},
     )
@@ -86,8 +115,10 @@ def media_server(media: Path) -> Component:
 
 def curl_command(api_url: str, key: str, source_url: str) -> str:
     body = {"jobs": [{"source": {"type": "url", "url": source_url}, "output": {"format": "mp3"}}]}
-    return (f"curl -sS -X POST {api_url}/v1/batch -H {shlex.quote('X-API-Key: ' + key)} "
-            f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}")
+    return (
+        f"curl -sS -X POST {api_url}/v1/batch -H {shlex.quote('X-API-Key: ' + key)} "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
+    )
 
 
 def _interrupt(*_: object) -> None:
@@ -122,8 +153,10 @@ def run(local: Path) -> int:
         tag = release.tag_image(cluster.bin_dir, cluster.workdir, archive)
         helm = release.Helm(cluster.bin_dir, cluster.kubeconfig)
         took = helm.install(release.dev_values(tag, keys))
-        say(f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
-            f"rolled out in {took:.1f} s")
+        say(
+            f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
+            f"rolled out in {took:.1f} s"
+        )
         started = time.monotonic()
         helm.test()
         say(f"helm test {release.RELEASE}: passed in {time.monotonic() - started:.1f} s")

@@ -137,9 +137,13 @@ def pause_image(report: Report = None) -> Path:
             binary = Path(tmp) / "pause"
             _run(["gcc", *cflags, "-o", binary, src / "linux" / "pause.c"])
             _run(["strip", binary])
-            oci.write_image_tar(dest, PAUSE_IMAGE, [oci.Entry.file("/pause", binary)],
-                                oci.ImageConfig(entrypoint=["/pause"], user="65535:65535"),
-                                comment=f"pause.c of k8s.io/kubernetes {K8S_VERSION}, gcc {' '.join(cflags)}")
+            oci.write_image_tar(
+                dest,
+                PAUSE_IMAGE,
+                [oci.Entry.file("/pause", binary)],
+                oci.ImageConfig(entrypoint=["/pause"], user="65535:65535"),
+                comment=f"pause.c of k8s.io/kubernetes {K8S_VERSION}, gcc {' '.join(cflags)}",
+            )
 
     key = fingerprint(PAUSE_IMAGE, cflags, hashlib.sha256(source).hexdigest())
     return _cached("pause", key, ".oci.tar", build, report)
@@ -168,10 +172,20 @@ def busybox_image(report: Report = None) -> Path:
         applets = _run([binary, "--list-full"]).split()
         entries = [oci.Entry.file("/bin/busybox", binary)]
         entries += [oci.Entry.symlink(f"/{a}", "/bin/busybox") for a in applets if a != "bin/busybox"]
-        entries += [oci.Entry.text("/etc/passwd", PASSWD), oci.Entry.text("/etc/group", GROUP),
-                    oci.Entry.dir("/root", 0o700), oci.Entry.dir("/tmp", 0o1777), oci.Entry.dir("/home")]
-        oci.write_image_tar(dest, BUSYBOX_IMAGE, entries, oci.ImageConfig(cmd=["sh"]),
-                            comment=f"Debian busybox-static {binary}")
+        entries += [
+            oci.Entry.text("/etc/passwd", PASSWD),
+            oci.Entry.text("/etc/group", GROUP),
+            oci.Entry.dir("/root", 0o700),
+            oci.Entry.dir("/tmp", 0o1777),
+            oci.Entry.dir("/home"),
+        ]
+        oci.write_image_tar(
+            dest,
+            BUSYBOX_IMAGE,
+            entries,
+            oci.ImageConfig(cmd=["sh"]),
+            comment=f"Debian busybox-static {binary}",
+        )
 
     return _cached("busybox", fingerprint(BUSYBOX_IMAGE, binary), ".oci.tar", build, report)
 
@@ -183,9 +197,13 @@ def coredns_image(bin_dir: Path, report: Report = None) -> Path:
     binary = Path(bin_dir) / "coredns"
 
     def build(dest: Path) -> None:
-        oci.write_image_tar(dest, COREDNS_IMAGE, [oci.Entry.file("/coredns", binary)],
-                            oci.ImageConfig(entrypoint=["/coredns"], user="65532:65532"),
-                            comment=f"coredns {COREDNS_VERSION} built by build-binaries.sh")
+        oci.write_image_tar(
+            dest,
+            COREDNS_IMAGE,
+            [oci.Entry.file("/coredns", binary)],
+            oci.ImageConfig(entrypoint=["/coredns"], user="65532:65532"),
+            comment=f"coredns {COREDNS_VERSION} built by build-binaries.sh",
+        )
 
     return _cached("coredns", fingerprint(COREDNS_IMAGE, binary), ".oci.tar", build, report)
 
@@ -202,10 +220,15 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 HOST_LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 HOST_PIP_CONF = Path("/etc/pip.conf")
 BASE_PACKAGES = "python3,python3-venv,python-is-python3,ca-certificates"
-DPKG_EXCLUDES = ("path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright",
-                 "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*",
-                 "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias",
-                 "path-exclude=/usr/share/lintian/*")
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+    "path-exclude=/usr/share/lintian/*",
+)
 # Runs on the host with the new root as $1: the machine's trust store and pip settings go into the
 # base (the only way this machine reaches PyPI and the mirror); the host's name and resolver do not.
 BASE_HOOK = (
@@ -221,8 +244,9 @@ BASE_CONFIG = oci.ImageConfig(cmd=["python3"], env={"PATH": oci.DEFAULT_PATH, "L
 def _apt_sources() -> list[Path]:
     """The machine's own Debian sources (its mirror, suites and keyring), pasted into the base."""
     for path in APT_SOURCES:
-        if path.is_file() and any(line.strip() and not line.lstrip().startswith("#")
-                                  for line in path.read_text().splitlines()):
+        if path.is_file() and any(
+            line.strip() and not line.lstrip().startswith("#") for line in path.read_text().splitlines()
+        ):
             return [path]
     return []  # mmdebstrap's default: deb.debian.org with updates and security
 
@@ -232,10 +256,18 @@ def base_image(report: Report = None) -> Path:
     sources = _apt_sources()
     # merged-usr: merged /usr from the start, so apt does not pick `usrmerge` (and 50 MB of perl);
     # force-unsafe-io: no fsync per file (here and in the build's own apt-get runs)
-    argv = ["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "--format=tar",
-            "--skip=output/dev", "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-            "--dpkgopt=force-unsafe-io", *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
-            f"--customize-hook={BASE_HOOK}", "bookworm"]
+    argv = [
+        "mmdebstrap",
+        "--variant=minbase",
+        f"--include={BASE_PACKAGES}",
+        "--format=tar",
+        "--skip=output/dev",
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+        "--dpkgopt=force-unsafe-io",
+        *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
+        f"--customize-hook={BASE_HOOK}",
+        "bookworm",
+    ]
     copied = [*sources, HOST_CA_BUNDLE, HOST_PIP_CONF, *sorted(HOST_LOCAL_CAS.rglob("*"))]
     inputs = [[str(p), hashlib.sha256(p.read_bytes()).hexdigest()] for p in copied if p.is_file()]
 
@@ -257,8 +289,10 @@ def base_image(report: Report = None) -> Path:
         oci.write_layout(tmp, BASE_IMAGE, [layer], BASE_CONFIG)
         os.replace(tmp, dest)
         if report:
-            report(f"base image: mmdebstrap {t1 - t0:.1f} s, layer {time.monotonic() - t1:.1f} s "
-                   f"({layer.size / 1e6:.0f} MB compressed)")
+            report(
+                f"base image: mmdebstrap {t1 - t0:.1f} s, layer {time.monotonic() - t1:.1f} s "
+                f"({layer.size / 1e6:.0f} MB compressed)"
+            )
 
     return _cached("debian-python", fingerprint(BASE_IMAGE, argv, inputs), "", build, report)
 

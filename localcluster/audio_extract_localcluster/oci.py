@@ -81,8 +81,12 @@ class ImageConfig:
 
     def as_dict(self) -> dict:
         out: dict = {"Env": [f"{k}={v}" for k, v in self.env.items()]}
-        for key, value in (("Entrypoint", self.entrypoint), ("Cmd", self.cmd), ("User", self.user),
-                           ("WorkingDir", self.workdir)):
+        for key, value in (
+            ("Entrypoint", self.entrypoint),
+            ("Cmd", self.cmd),
+            ("User", self.user),
+            ("WorkingDir", self.workdir),
+        ):
             if value:
                 out[key] = value
         return out
@@ -127,8 +131,9 @@ def _write_layer(layout: Path, fill, comment: str, level: int) -> Layer:
         with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=level, mtime=0, filename="") as gz:
             plain = _Hashing(gz)
             fill(plain)
-    layer = Layer(f"sha256:{compressed.sha.hexdigest()}", compressed.size, f"sha256:{plain.sha.hexdigest()}",
-                  comment)
+    layer = Layer(
+        f"sha256:{compressed.sha.hexdigest()}", compressed.size, f"sha256:{plain.sha.hexdigest()}", comment
+    )
     os.replace(tmp.name, _blob_path(layout, layer.digest))
     return layer
 
@@ -220,10 +225,15 @@ def write_layout(layout: Path, name: str, layers: list[Layer], config: ImageConf
     index = {
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": MANIFEST, "digest": digest, "size": size, "platform": platform,
-            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
-        }],
+        "manifests": [
+            {
+                "mediaType": MANIFEST,
+                "digest": digest,
+                "size": size,
+                "platform": platform,
+                "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag},
+            }
+        ],
     }
     (layout / "index.json").write_text(json.dumps(index, sort_keys=True, indent=1))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
@@ -249,8 +259,9 @@ def pack_layout(layout: Path, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def write_image_tar(dest: Path, name: str, entries: Iterable[Entry], config: ImageConfig,
-                    comment: str = "") -> str:
+def write_image_tar(
+    dest: Path, name: str, entries: Iterable[Entry], config: ImageConfig, comment: str = ""
+) -> str:
     """A one-layer image as an OCI layout tar at `dest`; returns its manifest digest."""
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".layout-") as tmp:
         layout = Path(tmp)

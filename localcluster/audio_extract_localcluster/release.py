@@ -90,19 +90,28 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
     service: dict[str, Any] = {"type": "NodePort"} | ({"nodePort": node_port} if node_port else {})
     return {
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
-        "secrets": {"apiKeys": {"dev": keys.api_key_digest,
-                                "dev-other": f"{keys.other_api_key_digest} tenant={OTHER_TENANT}"},
-                    "webhookSigningSecret": keys.webhook_secret},
+        "secrets": {
+            "apiKeys": {
+                "dev": keys.api_key_digest,
+                "dev-other": f"{keys.other_api_key_digest} tenant={OTHER_TENANT}",
+            },
+            "webhookSigningSecret": keys.webhook_secret,
+        },
         "allowCIDRs": [f"{host.HOST_IP}/32"],
         # the API server listens on the node's address
-        "networkPolicy": {"kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}],
-                                            "ports": [6443]}},
+        "networkPolicy": {
+            "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}], "ports": [6443]}
+        },
         "store": {"size": "10Gi"},
         "api": {"service": service},
         # Two cores: the chart's defaults (0.5 core requested per extraction) would leave most
         # of maxRunning Pending beside the API and operator; the limits stay as shipped.
-        "worker": {"resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                                 "limits": {"cpu": "2", "memory": "1Gi"}}},
+        "worker": {
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"cpu": "2", "memory": "1Gi"},
+            }
+        },
     }
 
 
@@ -111,8 +120,12 @@ def tag_image(bin_dir: Path, workdir: Path, archive: Path, tag: str | None = Non
     name, digest = images.archive_image(archive)
     tag = tag or f"dev-{digest.split(':')[1][:12]}"
     ctr = [str(bin_dir / "ctr"), "-a", str(node.NodePaths.of(workdir).containerd_socket), "-n", "k8s.io"]
-    subprocess.run([*ctr, "images", "tag", "--force", name, f"{IMAGE_REPOSITORY}:{tag}"],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [*ctr, "images", "tag", "--force", name, f"{IMAGE_REPOSITORY}:{tag}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return tag
 
 
@@ -120,18 +133,26 @@ class Helm:
     """The helm built with the cluster's binaries, with its own empty configuration (no
     repositories or plugins of this machine's user) and the cluster's admin kubeconfig."""
 
-    def __init__(self, bin_dir: Path, kubeconfig: Path, namespace: str = NAMESPACE,
-                 release: str = RELEASE) -> None:
+    def __init__(
+        self, bin_dir: Path, kubeconfig: Path, namespace: str = NAMESPACE, release: str = RELEASE
+    ) -> None:
         self.bin_dir, self.kubeconfig = Path(bin_dir), Path(kubeconfig)
         self.namespace, self.release = namespace, release
         home = Path(tempfile.gettempdir()) / "audio-extract-helm"
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig),
-                    "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-                    **{f"HELM_{kind.upper()}_HOME": str(home / kind) for kind in ("cache", "config", "data")}}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            **{f"HELM_{kind.upper()}_HOME": str(home / kind) for kind in ("cache", "config", "data")},
+        }
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(self.bin_dir / "helm"), *args, "--namespace", self.namespace],
-                              env=self.env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(self.bin_dir / "helm"), *args, "--namespace", self.namespace],
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
         if check and proc.returncode:
             raise RuntimeError(f"helm {args[0]} failed ({proc.returncode}): {proc.stderr.strip()[-3000:]}")
         return proc
@@ -143,8 +164,18 @@ class Helm:
             os.chmod(file.name, 0o600)  # it holds the webhook signing secret
             yaml.safe_dump(values, file)
             file.flush()
-            self("upgrade", "--install", self.release, str(CHART), "--create-namespace",
-                 "--values", file.name, "--wait", "--timeout", timeout)
+            self(
+                "upgrade",
+                "--install",
+                self.release,
+                str(CHART),
+                "--create-namespace",
+                "--values",
+                file.name,
+                "--wait",
+                "--timeout",
+                timeout,
+            )
         return time.monotonic() - started
 
     def test(self, timeout: str = "2m") -> str:
@@ -170,8 +201,11 @@ def reload(local: Path) -> int:
     tag = tag_image(bin_dir, workdir, archive)
     helm = Helm(bin_dir, workdir / "admin.kubeconfig")
     helm.install(dev_values(tag, DevSecrets.of(local)))
-    print(f"[reload] {IMAGE_REPOSITORY}:{tag} serving in {time.monotonic() - started:.1f} s "
-          f"(image {built - started:.1f} s, load and rollout {time.monotonic() - built:.1f} s)", flush=True)
+    print(
+        f"[reload] {IMAGE_REPOSITORY}:{tag} serving in {time.monotonic() - started:.1f} s "
+        f"(image {built - started:.1f} s, load and rollout {time.monotonic() - built:.1f} s)",
+        flush=True,
+    )
     return 0
 
 

@@ -45,8 +45,12 @@ async def _label_pod(kube, namespace: str, pod: str, role: str) -> None:  # type
     if not pod:
         return
     try:
-        await kube.call("PATCH", f"/api/v1/namespaces/{namespace}/pods/{pod}",
-                        {"metadata": {"labels": {ROLE_LABEL: role}}}, content_type=MERGE_PATCH)
+        await kube.call(
+            "PATCH",
+            f"/api/v1/namespaces/{namespace}/pods/{pod}",
+            {"metadata": {"labels": {ROLE_LABEL: role}}},
+            content_type=MERGE_PATCH,
+        )
     except KubeError as e:
         logging.getLogger(__name__).warning("labelling pod %s as %s: %s", pod, role, e)
 

@@ -70,16 +70,30 @@ def claimed(lease: dict[str, Any] | None, identity: str, timing: Timing, now: dt
     if spec.get("holderIdentity") != identity:
         spec["acquireTime"] = _micro(now)
         spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (1 if lease else 0)
-    spec.update(holderIdentity=identity, renewTime=_micro(now),
-                leaseDurationSeconds=max(1, round(timing.lease_duration)))
-    body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                            "metadata": dict((lease or {}).get("metadata") or {}), "spec": spec}
+    spec.update(
+        holderIdentity=identity,
+        renewTime=_micro(now),
+        leaseDurationSeconds=max(1, round(timing.lease_duration)),
+    )
+    body: dict[str, Any] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": dict((lease or {}).get("metadata") or {}),
+        "spec": spec,
+    }
     return body
 
 
 class LeaderElection:
-    def __init__(self, kube: Kube, namespace: str, name: str, identity: str, timing: Timing = Timing(),
-                 on_lost: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str,
+        timing: Timing = Timing(),
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self.kube, self.namespace, self.name, self.identity = kube, namespace, name, identity
         self.timing = timing
         # exiting the process is the only stop that cannot be delayed by a busy task

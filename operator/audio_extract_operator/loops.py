@@ -115,15 +115,19 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
                 for body in page:
                     live_keys.add(batch_key_of(body))
                     with logs.about(logs.tenant_of(body)):
-                        await _isolated(_batch_pass(reconciler, body, listed, uploads), "retention of",
-                                        body["metadata"])
+                        await _isolated(
+                            _batch_pass(reconciler, body, listed, uploads), "retention of", body["metadata"]
+                        )
         except KubeError as e:
             complete = False
             log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)
     if complete:  # after a partial listing every batch not seen would look gone
         await reconciler.sweep_outputs(live_keys)
-    await _isolated(_expire_uploads(settings, uploads if complete else None), "expiry of uploads in",
-                    {"name": str(settings.store_root)})
+    await _isolated(
+        _expire_uploads(settings, uploads if complete else None),
+        "expiry of uploads in",
+        {"name": str(settings.store_root)},
+    )
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
             meta = {"namespace": info.namespace, "name": info.name}
@@ -131,8 +135,12 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
                 await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
 
 
-async def _batch_pass(reconciler: Reconciler, body: dict[str, Any], listed: set[Ref] | None,
-                      uploads: upload_expiry.UploadUse | None) -> None:
+async def _batch_pass(
+    reconciler: Reconciler,
+    body: dict[str, Any],
+    listed: set[Ref] | None,
+    uploads: upload_expiry.UploadUse | None,
+) -> None:
     if uploads is not None:  # first: what the listing shows, before this pass changes it
         uploads.observe(body)
     await reconciler.retain(body)
@@ -145,8 +153,9 @@ async def _upload_use(settings: Settings) -> upload_expiry.UploadUse | None:
     if settings.store_root is None:
         return None
     try:
-        found = await asyncio.to_thread(upload_expiry.candidates, settings.store_root, time.time(),
-                                        settings.upload_retention_seconds)
+        found = await asyncio.to_thread(
+            upload_expiry.candidates, settings.store_root, time.time(), settings.upload_retention_seconds
+        )
     except OSError as e:
         log.warning("listing the uploads in %s failed: %s", settings.store_root, e)
         return None
@@ -160,14 +169,25 @@ async def _expire_uploads(settings: Settings, uploads: upload_expiry.UploadUse |
     if root is None:
         return
     now = time.time()
-    partial = await asyncio.to_thread(upload_expiry.remove_partials, root, now,
-                                      settings.partial_upload_grace_seconds)
-    expired = [] if uploads is None else await asyncio.to_thread(
-        upload_expiry.remove_expired, root, uploads, now, settings.upload_retention_seconds)
+    partial = await asyncio.to_thread(
+        upload_expiry.remove_partials, root, now, settings.partial_upload_grace_seconds
+    )
+    expired = (
+        []
+        if uploads is None
+        else await asyncio.to_thread(
+            upload_expiry.remove_expired, root, uploads, now, settings.upload_retention_seconds
+        )
+    )
     owners = await asyncio.to_thread(upload_expiry.remove_stale_owners, root)
     if partial or expired:
-        log.info("removed %d expired upload(s) (%s), %d partial upload(s), %d owner record(s)",
-                 len(expired), ", ".join(expired[:10]), len(partial), owners)
+        log.info(
+            "removed %d expired upload(s) (%s), %d partial upload(s), %d owner record(s)",
+            len(expired),
+            ", ".join(expired[:10]),
+            len(partial),
+            owners,
+        )
 
 
 async def _remap(kube: Kube, reconciler: Reconciler, info: JobInfo) -> None:

@@ -90,8 +90,9 @@ def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> Ba
 
 
 class Progress:
-    def __init__(self, settings: Settings, registry: Registry, writer: StatusWriter,
-                 readiness: Readiness | None = None) -> None:
+    def __init__(
+        self, settings: Settings, registry: Registry, writer: StatusWriter, readiness: Readiness | None = None
+    ) -> None:
         self.settings = settings
         self.readiness = readiness
         self.registry = registry

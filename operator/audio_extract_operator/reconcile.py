@@ -318,8 +318,12 @@ class Reconciler:
 
         await self.writer.update(namespace, batch, change)
         if restart:
-            log.info("%s/%s: the Job of job %d is gone before it started: creating it again",
-                     namespace, batch, index)
+            log.info(
+                "%s/%s: the Job of job %d is gone before it started: creating it again",
+                namespace,
+                batch,
+                index,
+            )
             outcome = await self._ensure_job(restart[-1], index)
             self.registry.wake.set()
             if outcome != "ok":

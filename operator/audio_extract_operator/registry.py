@@ -60,8 +60,12 @@ class BatchRecord:
         # interned: the same few state names, not one string per entry of every batch
         entries = tuple(sys.intern(s) if isinstance(s, str) else None for s in map(by_index.get, range(size)))
         tenant = (body["metadata"].get("labels") or {}).get(ids.TENANT_LABEL)
-        return cls(uid=body["metadata"]["uid"], rv=_rv(body), entries=entries,
-                   tenant=sys.intern(tenant) if isinstance(tenant, str) else None)
+        return cls(
+            uid=body["metadata"]["uid"],
+            rv=_rv(body),
+            entries=entries,
+            tenant=sys.intern(tenant) if isinstance(tenant, str) else None,
+        )
 
     def entry(self, index: int) -> str | None:
         return self.entries[index] if 0 <= index < len(self.entries) else None

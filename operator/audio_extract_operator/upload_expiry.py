@@ -50,8 +50,11 @@ def _entries(directory: Path) -> Iterator[tuple[str, float]]:
 
 def candidates(root: Path, now: float, retention: float) -> set[str]:
     """Ids of the uploads untouched for ``retention`` seconds: the only ones that may have expired."""
-    return {name for name, mtime in _entries(root / UPLOADS)
-            if UPLOAD_ID_RE.match(name) and now - mtime >= retention}
+    return {
+        name
+        for name, mtime in _entries(root / UPLOADS)
+        if UPLOAD_ID_RE.match(name) and now - mtime >= retention
+    }
 
 
 def _seconds(timestamp: object) -> float | None:
@@ -83,8 +86,12 @@ class UploadUse:
             if (entry.get("status") or "queued") not in TERMINAL_STATES:
                 end = IN_USE
             else:  # a terminal entry without its time: the batch's, else when the batch was made
-                end = (_seconds(entry.get("completedAt")) or _seconds(status.get("completedAt"))
-                       or _seconds(batch["metadata"].get("creationTimestamp")) or 0.0)
+                end = (
+                    _seconds(entry.get("completedAt"))
+                    or _seconds(status.get("completedAt"))
+                    or _seconds(batch["metadata"].get("creationTimestamp"))
+                    or 0.0
+                )
             self.last_end[upload] = max(self.last_end.get(upload, 0.0), end)
 
 

@@ -44,15 +44,20 @@ def helm_binary() -> Path:
     helm = cache / "bin" / f"k8s-{K8S_VERSION}" / "helm"
     if not helm.exists():
         # same build as the cluster's binaries; a no-op when they are present
-        subprocess.run(["bash", str(REPO / "localcluster" / "build-binaries.sh")], check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["bash", str(REPO / "localcluster" / "build-binaries.sh")], check=True, stdout=subprocess.DEVNULL
+        )
     return helm
 
 
 def helm(*args: str, check: bool = True, kubeconfig: Path | None = None) -> subprocess.CompletedProcess[str]:
     # An empty HOME-independent config: no repositories, no plugins, no cache outside a temp dir.
-    env = {**os.environ, "HELM_CACHE_HOME": _helm_home("cache"), "HELM_CONFIG_HOME": _helm_home("config"),
-           "HELM_DATA_HOME": _helm_home("data")}
+    env = {
+        **os.environ,
+        "HELM_CACHE_HOME": _helm_home("cache"),
+        "HELM_CONFIG_HOME": _helm_home("config"),
+        "HELM_DATA_HOME": _helm_home("data"),
+    }
     if kubeconfig:
         env["KUBECONFIG"] = str(kubeconfig)
     return subprocess.run([str(helm_binary()), *args], capture_output=True, text=True, check=check, env=env)
@@ -67,9 +72,15 @@ def _helm_home(kind: str) -> str:
     return str(_HOME[0] / kind)
 
 
-def template(values: dict[str, Any] | None = None, *, namespace: str = NAMESPACE, release: str = RELEASE,
-             include_crds: bool = False, show_only: str | None = None, check: bool = True,
-             ) -> subprocess.CompletedProcess[str]:
+def template(
+    values: dict[str, Any] | None = None,
+    *,
+    namespace: str = NAMESPACE,
+    release: str = RELEASE,
+    include_crds: bool = False,
+    show_only: str | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """``helm template`` of the chart; ``values`` are passed as a values file."""
     args = ["template", release, str(CHART), "--namespace", namespace]
     if include_crds:
@@ -107,8 +118,11 @@ def rbac_objects(component: str, namespace: str, release: str = RELEASE) -> list
     assert component in COMPONENTS, component
     name = component_name(component, release)
     objects = render(namespace=namespace, release=release)
-    wanted = [o for o in objects
-              if o["kind"] in ("ServiceAccount", "Role", "RoleBinding") and o["metadata"]["name"] == name]
+    wanted = [
+        o
+        for o in objects
+        if o["kind"] in ("ServiceAccount", "Role", "RoleBinding") and o["metadata"]["name"] == name
+    ]
     assert any(o["kind"] == "ServiceAccount" for o in wanted), f"no ServiceAccount {name}"
     return wanted
 
@@ -133,8 +147,9 @@ def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def operator_settings(objects: list[dict[str, Any]], monkeypatch: Any,
-                      name: str = "audio-extract-operator") -> Any:
+def operator_settings(
+    objects: list[dict[str, Any]], monkeypatch: Any, name: str = "audio-extract-operator"
+) -> Any:
     """The operator's Settings as the rendered Deployment's environment makes them (secrets and
     field references get stand-in values); ``monkeypatch`` is pytest's fixture."""
     from audio_extract_operator.settings import Settings
@@ -188,8 +203,9 @@ def apply_rbac(cluster: Any, namespace: str, component: str, release: str = RELE
     return component_name(component, release)
 
 
-def act_as(cluster: Any, namespace: str, component: str, *, release: str = RELEASE,
-           token_hours: int = 3) -> Identity:
+def act_as(
+    cluster: Any, namespace: str, component: str, *, release: str = RELEASE, token_hours: int = 3
+) -> Identity:
     """Set up the component's chart RBAC in ``namespace`` and return an identity using a real
     ServiceAccount token (kubectl create token = the TokenRequest API)."""
     sa = apply_rbac(cluster, namespace, component, release)

@@ -30,26 +30,43 @@ GROUP, VERSION, PLURAL = "audioextract.io", "v1", "extractionbatches"
 @pytest.fixture(scope="module")
 def crd(cluster: Any) -> None:
     """The chart's CRD, installed the way Helm would (it is shared by every test namespace)."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=chart-tests",
-                    "-f", str(CHART / "crds" / "extractionbatches.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/extractionbatches.audioextract.io")
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=chart-tests",
+        "-f",
+        str(CHART / "crds" / "extractionbatches.yaml"),
+    )
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", "crd/extractionbatches.audioextract.io"
+    )
 
 
 def apply(cluster: Any, objects: list[dict[str, Any]], *extra: str) -> str:
-    out = cluster.kubectl("apply", "--server-side", "--field-manager=chart-tests", *extra, "-f", "-",
-                          input=yaml.safe_dump_all(objects), check=False)
+    out = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=chart-tests",
+        *extra,
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(objects),
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
     assert "Warning" not in out.stderr, out.stderr
     return out.stdout
 
 
 def test_rendered_chart_is_accepted_by_the_api_server(cluster: Any, namespace: str, crd: None) -> None:
-    values = {"api": {"ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "tls"}},
-              "secrets": {"apiKeys": {"ci": "a" * 64}},
-              "worker": {"kueueQueueName": "media"},
-              "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"]},
-              "allowCIDRs": ["10.20.0.0/16"]}
+    values = {
+        "api": {"ingress": {"enabled": True, "className": "nginx", "tlsSecretName": "tls"}},
+        "secrets": {"apiKeys": {"ci": "a" * 64}},
+        "worker": {"kueueQueueName": "media"},
+        "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"]},
+        "allowCIDRs": ["10.20.0.0/16"],
+    }
     objects = render(values, namespace=namespace)
     created = [o for o in objects if o["kind"] not in DRY_RUN_KINDS]
     validated = [o for o in objects if o["kind"] in DRY_RUN_KINDS]
@@ -57,34 +74,53 @@ def test_rendered_chart_is_accepted_by_the_api_server(cluster: Any, namespace: s
     apply(cluster, created)
     out = apply(cluster, validated, "--dry-run=server")
     assert out.count("(server dry run)") == len(validated)
-    names = set(cluster.kubectl("get", "-n", namespace, "-o", "name",
-                                "networkpolicies,roles,rolebindings,serviceaccounts,secrets,services,pvc"
-                                ).stdout.split())
+    names = set(
+        cluster.kubectl(
+            "get",
+            "-n",
+            namespace,
+            "-o",
+            "name",
+            "networkpolicies,roles,rolebindings,serviceaccounts,secrets,services,pvc",
+        ).stdout.split()
+    )
     for o in created:
         kind = {"PersistentVolumeClaim": "persistentvolumeclaim"}.get(o["kind"], o["kind"].lower())
         group = o["apiVersion"].split("/")[0] if "/" in o["apiVersion"] else ""
         assert f"{kind}{'.' + group if group else ''}/{o['metadata']['name']}" in names
     # the API server kept the NetworkPolicy's exceptions as rendered (no defaulting dropped them)
-    policy = json.loads(cluster.kubectl("get", "-n", namespace, "networkpolicy", "audio-extract-worker",
-                                        "-o", "json").stdout)
+    policy = json.loads(
+        cluster.kubectl("get", "-n", namespace, "networkpolicy", "audio-extract-worker", "-o", "json").stdout
+    )
     rendered = find(objects, "NetworkPolicy", "audio-extract-worker")
     assert policy["spec"]["egress"] == rendered["spec"]["egress"]
 
 
 def restricted_namespace(cluster: Any, namespace: str) -> None:
-    cluster.kubectl("label", "namespace", namespace, "--overwrite",
-                    "pod-security.kubernetes.io/enforce=restricted",
-                    "pod-security.kubernetes.io/enforce-version=latest")
+    cluster.kubectl(
+        "label",
+        "namespace",
+        namespace,
+        "--overwrite",
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
 
 
 def pod_from(template: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": template.get("metadata", {}).get("labels", {})},
-            "spec": copy.deepcopy(template["spec"])}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": template.get("metadata", {}).get("labels", {})},
+        "spec": copy.deepcopy(template["spec"]),
+    }
 
 
-def worker_pod(objects: list[dict[str, Any]], namespace: str, monkeypatch: pytest.MonkeyPatch,
-               ) -> dict[str, Any]:
+def worker_pod(
+    objects: list[dict[str, Any]],
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, Any]:
     """The pod the operator's Job for a sample batch would run, with the chart's settings."""
     from audio_extract_operator.jobs import build_job
 
@@ -92,26 +128,31 @@ def worker_pod(objects: list[dict[str, Any]], namespace: str, monkeypatch: pytes
     return pod_from(job["spec"]["template"], job["metadata"]["name"])
 
 
-def test_every_pod_passes_restricted_pod_security(cluster: Any, namespace: str, k8s_api: Any,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_pod_passes_restricted_pod_security(
+    cluster: Any, namespace: str, k8s_api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     objects = render(namespace=namespace)
     # the pods refer to these ServiceAccounts; admission refuses pods of unknown ones
     apply(cluster, [o for o in objects if o["kind"] == "ServiceAccount"])
     restricted_namespace(cluster, namespace)
     core = kubernetes.client.CoreV1Api(k8s_api)
-    pods = [worker_pod(objects, namespace, monkeypatch),
-            pod_from(find(objects, "Deployment", "audio-extract-api")["spec"]["template"], "api"),
-            pod_from(find(objects, "Deployment", "audio-extract-operator")["spec"]["template"], "operator"),
-            find(objects, "Pod", "audio-extract-test-healthz")]
+    pods = [
+        worker_pod(objects, namespace, monkeypatch),
+        pod_from(find(objects, "Deployment", "audio-extract-api")["spec"]["template"], "api"),
+        pod_from(find(objects, "Deployment", "audio-extract-operator")["spec"]["template"], "operator"),
+        find(objects, "Pod", "audio-extract-test-healthz"),
+    ]
     for pod in pods:
         created = core.create_namespaced_pod(namespace, pod, dry_run="All")
         assert created.metadata.name == pod["metadata"]["name"]
     assert pods[0]["spec"]["serviceAccountName"] == "audio-extract-worker"
 
     # the namespace really enforces: the same worker pod with one restricted field undone is refused
-    for undo in (lambda c: c["securityContext"].update(allowPrivilegeEscalation=True),
-                 lambda c: c["securityContext"].pop("capabilities"),
-                 lambda c: c["securityContext"].update(runAsUser=0)):
+    for undo in (
+        lambda c: c["securityContext"].update(allowPrivilegeEscalation=True),
+        lambda c: c["securityContext"].pop("capabilities"),
+        lambda c: c["securityContext"].update(runAsUser=0),
+    ):
         bad = copy.deepcopy(pods[0])
         undo(bad["spec"]["containers"][0])
         with pytest.raises(ApiException) as refused:
@@ -120,8 +161,9 @@ def test_every_pod_passes_restricted_pod_security(cluster: Any, namespace: str, 
         assert "violates PodSecurity" in refused.value.body
 
 
-def test_worker_job_runs_its_pod_under_restricted(cluster: Any, namespace: str, k8s_api: Any,
-                                                  monkeypatch: pytest.MonkeyPatch, crd: None) -> None:
+def test_worker_job_runs_its_pod_under_restricted(
+    cluster: Any, namespace: str, k8s_api: Any, monkeypatch: pytest.MonkeyPatch, crd: None
+) -> None:
     """The Job controller (not a test) creates the worker's pod in the enforcing namespace."""
     from audio_extract_operator.jobs import build_job
 
@@ -130,7 +172,8 @@ def test_worker_job_runs_its_pod_under_restricted(cluster: Any, namespace: str, 
     restricted_namespace(cluster, namespace)
     batch = yaml.safe_load(SAMPLE.read_text())
     batch = kubernetes.client.CustomObjectsApi(k8s_api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, batch)
+        GROUP, VERSION, namespace, PLURAL, batch
+    )
     job = build_job(batch, 0, operator_settings(objects, monkeypatch))
     job["spec"]["suspend"] = False
     # a pod that is admitted and then fails fast is enough: no store volume exists here
@@ -147,8 +190,9 @@ def test_worker_job_runs_its_pod_under_restricted(cluster: Any, namespace: str, 
         time.sleep(0.2)
 
 
-def test_identities_can_do_exactly_what_their_roles_say(cluster: Any, namespace: str, k8s_api: Any,
-                                                        monkeypatch: pytest.MonkeyPatch, crd: None) -> None:
+def test_identities_can_do_exactly_what_their_roles_say(
+    cluster: Any, namespace: str, k8s_api: Any, monkeypatch: pytest.MonkeyPatch, crd: None
+) -> None:
     from audio_extract_operator.jobs import build_job
 
     operator = act_as(cluster, namespace, "operator")
@@ -159,14 +203,19 @@ def test_identities_can_do_exactly_what_their_roles_say(cluster: Any, namespace:
     # API: creates, reads and patches batches (cancel) — and nothing else
     with api.api_client() as client:
         custom = kubernetes.client.CustomObjectsApi(client)
-        batch = custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                       yaml.safe_load(SAMPLE.read_text()))
+        batch = custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, yaml.safe_load(SAMPLE.read_text())
+        )
         name = batch["metadata"]["name"]
         assert custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-        custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
-                                              {"spec": {"cancel": True}})
-        forbidden(lambda: custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": {"phase": "Failed"}}))
+        custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"spec": {"cancel": True}}
+        )
+        forbidden(
+            lambda: custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, {"status": {"phase": "Failed"}}
+            )
+        )
         forbidden(lambda: custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name))
         forbidden(lambda: kubernetes.client.BatchV1Api(client).list_namespaced_job(namespace))
         forbidden(lambda: kubernetes.client.CoreV1Api(client).list_namespaced_secret(namespace))
@@ -176,30 +225,62 @@ def test_identities_can_do_exactly_what_their_roles_say(cluster: Any, namespace:
         custom = kubernetes.client.CustomObjectsApi(client)
         core = kubernetes.client.CoreV1Api(client)
         batch = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name,
-                                                     {"status": {"observedGeneration": 1}})
+        custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": {"observedGeneration": 1}}
+        )
         job = build_job(batch, 0, operator_settings(objects, monkeypatch))
         created = kubernetes.client.BatchV1Api(client).create_namespaced_job(namespace, job, dry_run="All")
         assert created.metadata.name == job["metadata"]["name"]
         core.list_namespaced_pod(namespace)
-        core.create_namespaced_event(namespace, {
-            "metadata": {"generateName": "chart-test-"}, "reason": "Test", "message": "m", "type": "Normal",
-            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ExtractionBatch",
-                               "name": name, "namespace": namespace}})
+        core.create_namespaced_event(
+            namespace,
+            {
+                "metadata": {"generateName": "chart-test-"},
+                "reason": "Test",
+                "message": "m",
+                "type": "Normal",
+                "involvedObject": {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "ExtractionBatch",
+                    "name": name,
+                    "namespace": namespace,
+                },
+            },
+        )
         forbidden(lambda: core.list_namespaced_secret(namespace))
         forbidden(lambda: core.read_namespaced_secret("audio-extract-operator", namespace))
-        forbidden(lambda: core.create_namespaced_pod(namespace, {
-            "metadata": {"name": "x"}, "spec": {"containers": [{"name": "x", "image": "x"}]}}, dry_run="All"))
-        forbidden(lambda: custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL,
-                                                                 yaml.safe_load(SAMPLE.read_text())))
+        forbidden(
+            lambda: core.create_namespaced_pod(
+                namespace,
+                {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "x", "image": "x"}]}},
+                dry_run="All",
+            )
+        )
+        forbidden(
+            lambda: custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, yaml.safe_load(SAMPLE.read_text())
+            )
+        )
         forbidden(lambda: core.list_namespace())
         forbidden(lambda: kubernetes.client.BatchV1Api(client).list_namespaced_job("default"))
 
     # the worker's ServiceAccount has no rights at all beyond what every identity has
-    for verb, resource in (("get", "pods"), ("list", "secrets"), ("get", "extractionbatches.audioextract.io"),
-                           ("create", "jobs.batch")):
-        out = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace,
-                              f"--as=system:serviceaccount:{namespace}:audio-extract-worker", check=False)
+    for verb, resource in (
+        ("get", "pods"),
+        ("list", "secrets"),
+        ("get", "extractionbatches.audioextract.io"),
+        ("create", "jobs.batch"),
+    ):
+        out = cluster.kubectl(
+            "auth",
+            "can-i",
+            verb,
+            resource,
+            "-n",
+            namespace,
+            f"--as=system:serviceaccount:{namespace}:audio-extract-worker",
+            check=False,
+        )
         assert out.stdout.strip() == "no", (verb, resource)
 
 
@@ -224,8 +305,9 @@ def wait_for(what: str, check: Any, timeout: float = 60, logs: tuple[Any, ...] =
         pytest.fail(f"{e}\n" + "\n".join(p.read_text()[-3000:] for p in logs))
 
 
-def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str, k8s_api: Any,
-                                                    tmp_path: Any, crd: None) -> None:
+def test_api_and_operator_work_under_the_chart_rbac(
+    cluster: Any, namespace: str, k8s_api: Any, tmp_path: Any, crd: None
+) -> None:
     """The real processes, each with its chart ServiceAccount's token and the environment the chart
     renders (ports and paths moved to this machine): a request becomes a batch, the batch Jobs and
     status, and neither process is refused anything."""
@@ -256,23 +338,36 @@ def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str
         env.update(local, KUBECONFIG=str(identity.kubeconfig))
         return env
 
-    api_env = process_env("audio-extract-api", api_id, {
-        "AUDIO_EXTRACT_API_API_KEYS_PATH": str(tmp_path / "keys"),
-        "AUDIO_EXTRACT_API_STORE_ROOT": str(store),
-        "AUDIO_EXTRACT_API_KUBECONFIG": str(api_id.kubeconfig)})
-    operator_env = process_env("audio-extract-operator", operator_id, {
-        "AUDIO_EXTRACT_OPERATOR_STORE_ROOT": str(store),
-        "AUDIO_EXTRACT_OPERATOR_LIVENESS_PORT": str(liveness_port),
-        "AUDIO_EXTRACT_OPERATOR_PROGRESS_PORT": str(free_port()),
-        "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(operator_id.kubeconfig)})
+    api_env = process_env(
+        "audio-extract-api",
+        api_id,
+        {
+            "AUDIO_EXTRACT_API_API_KEYS_PATH": str(tmp_path / "keys"),
+            "AUDIO_EXTRACT_API_STORE_ROOT": str(store),
+            "AUDIO_EXTRACT_API_KUBECONFIG": str(api_id.kubeconfig),
+        },
+    )
+    operator_env = process_env(
+        "audio-extract-operator",
+        operator_id,
+        {
+            "AUDIO_EXTRACT_OPERATOR_STORE_ROOT": str(store),
+            "AUDIO_EXTRACT_OPERATOR_LIVENESS_PORT": str(liveness_port),
+            "AUDIO_EXTRACT_OPERATOR_PROGRESS_PORT": str(free_port()),
+            "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(operator_id.kubeconfig),
+        },
+    )
     assert operator_env["AUDIO_EXTRACT_OPERATOR_NAMESPACES"] == json.dumps([namespace])
 
     logs = (tmp_path / "api.log", tmp_path / "operator.log")
     procs = []
     try:
         for cmd, env, log in (
-            ([sys.executable, "-m", "audio_extract_api", "--host", "127.0.0.1", "--port", str(api_port)],
-             api_env, logs[0]),
+            (
+                [sys.executable, "-m", "audio_extract_api", "--host", "127.0.0.1", "--port", str(api_port)],
+                api_env,
+                logs[0],
+            ),
             ([sys.executable, "-m", "audio_extract_operator"], operator_env, logs[1]),
         ):
             with log.open("w") as out:
@@ -286,24 +381,42 @@ def test_api_and_operator_work_under_the_chart_rbac(cluster: Any, namespace: str
 
         wait_for("API /readyz", lambda: answers(f"http://127.0.0.1:{api_port}/readyz"), logs=logs)
         wait_for("operator /healthz", lambda: answers(f"http://127.0.0.1:{liveness_port}/healthz"), logs=logs)
-        body = {"jobs": [
-            {"source": {"type": "url", "url": "http://127.0.0.1:9/a.mp4"}, "output": {"format": "mp3"}},
-            {"source": {"type": "url", "url": "http://127.0.0.1:9/b.mp4"}, "output": {"format": "ogg"}}]}
-        reply = httpx.post(f"http://127.0.0.1:{api_port}/v1/batch", headers={"X-API-Key": key}, timeout=10,
-                           json=body)
+        body = {
+            "jobs": [
+                {"source": {"type": "url", "url": "http://127.0.0.1:9/a.mp4"}, "output": {"format": "mp3"}},
+                {"source": {"type": "url", "url": "http://127.0.0.1:9/b.mp4"}, "output": {"format": "ogg"}},
+            ]
+        }
+        reply = httpx.post(
+            f"http://127.0.0.1:{api_port}/v1/batch", headers={"X-API-Key": key}, timeout=10, json=body
+        )
         assert reply.status_code == 202, reply.text
         batch_id = reply.json()["data"]["batchId"]
         name = batch_id.replace("_", "-")
 
         batch_api = kubernetes.client.BatchV1Api(k8s_api)
-        jobs = wait_for("the operator's Jobs", lambda: batch_api.list_namespaced_job(
-            namespace, label_selector=f"audioextract.io/batch={batch_id}").items, logs=logs)
+        jobs = wait_for(
+            "the operator's Jobs",
+            lambda: (
+                batch_api.list_namespaced_job(
+                    namespace, label_selector=f"audioextract.io/batch={batch_id}"
+                ).items
+            ),
+            logs=logs,
+        )
         assert all(j.spec.template.spec.service_account_name == "audio-extract-worker" for j in jobs)
         custom = kubernetes.client.CustomObjectsApi(k8s_api)
-        wait_for("the batch status", lambda: (custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name).get("status") or {}).get("jobs"), logs=logs)
-        status = httpx.get(f"http://127.0.0.1:{api_port}/v1/batch/{batch_id}", headers={"X-API-Key": key},
-                           timeout=10)
+        wait_for(
+            "the batch status",
+            lambda: (
+                custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name).get("status")
+                or {}
+            ).get("jobs"),
+            logs=logs,
+        )
+        status = httpx.get(
+            f"http://127.0.0.1:{api_port}/v1/batch/{batch_id}", headers={"X-API-Key": key}, timeout=10
+        )
         assert status.status_code == 200, status.text
     finally:
         for p in procs:

@@ -20,10 +20,21 @@ from audio_extract_worker.quality import CODECS
 from support.cluster_objects import restricted_pod
 from support.waiting import wait_for
 
-PRODUCT = {"common": "audio_extract_common", "api": "audio_extract_api",
-           "operator": "audio_extract_operator", "worker": "audio_extract_worker"}
-NOT_PRODUCT_MODULES = {"audio_extract_localcluster", "audio_extract_dev", "support", "tests", "conftest",
-                       "pytest", "_pytest"}
+PRODUCT = {
+    "common": "audio_extract_common",
+    "api": "audio_extract_api",
+    "operator": "audio_extract_operator",
+    "worker": "audio_extract_worker",
+}
+NOT_PRODUCT_MODULES = {
+    "audio_extract_localcluster",
+    "audio_extract_dev",
+    "support",
+    "tests",
+    "conftest",
+    "pytest",
+    "_pytest",
+}
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
@@ -108,6 +119,7 @@ def test_the_worker_runs_under_tini_so_a_delete_stops_it_at_once(namespace, k8s_
     pod = restricted_pod("worker", command, PROJECT_IMAGE, NONROOT_UID)
     pod["spec"]["terminationGracePeriodSeconds"] = 30
     core.create_namespaced_pod(namespace, pod)
+
     def started_up() -> bool:
         try:
             return "up" in (core.read_namespaced_pod_log("worker", namespace) or "")  # None while empty
@@ -151,7 +163,8 @@ def test_the_image_holds_the_product_and_its_runtime_dependencies_only(namespace
     assert not top & NOT_PRODUCT_MODULES
     assert {t for t in top if t.startswith("audio_extract_")} == set(PRODUCT.values())
     repo_files = sorted(
-        str(p.relative_to(REPO / folder)) for folder, package in PRODUCT.items()
+        str(p.relative_to(REPO / folder))
+        for folder, package in PRODUCT.items()
         for p in (REPO / folder / package).rglob("*.py")
     )
     assert found["files"] == repo_files
@@ -160,7 +173,7 @@ def test_the_image_holds_the_product_and_its_runtime_dependencies_only(namespace
     dev_only = {_name(r) for extra in project["optional-dependencies"].values() for r in extra} - runtime
     dev_only.discard(_name(project["name"]))  # the dev extra names the local one through the project
     # what the runtime dependencies themselves need (kopf needs pyyaml) is there for them
-    needed = {_name(r) for d, reqs in found["dists"].items() if _name(d) != _name(project["name"])
-              for r in reqs}
+    needed = {
+        _name(r) for d, reqs in found["dists"].items() if _name(d) != _name(project["name"]) for r in reqs
+    }
     assert not {_name(d) for d in found["dists"]} & (dev_only - needed)
-

@@ -37,7 +37,13 @@ GOLDEN = Path(__file__).parent / "golden" / "default.yaml"
 OPERATOR_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
 API_PREFIX = "AUDIO_EXTRACT_API_"
 PRIVATE_V4 = [
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"]
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+]
 PRIVATE_V6 = ["fc00::/7", "fe80::/10"]
 DIGEST = "a" * 64
 Objects = list[dict[str, Any]]
@@ -48,8 +54,17 @@ def default() -> Objects:
     return render()
 
 
-UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-         "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+UNITS = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def quantity(text: str) -> int:
@@ -70,6 +85,7 @@ def pod_specs(objects: Objects) -> dict[str, dict[str, Any]]:
 
 
 # --- lint and schema ------------------------------------------------------------------------------
+
 
 def test_lint_passes_with_default_and_ci_values() -> None:
     for extra in ([], ["--values", str(CHART / "ci" / "ci-values.yaml")]):
@@ -93,15 +109,21 @@ def kube_score_binary() -> Path:
     if not binary.exists():
         if shutil.which("go") is None:
             pytest.skip("kube-score is built with Go, which is not installed")
-        subprocess.run(["go", "install", KUBE_SCORE], env={**os.environ, "GOBIN": str(binary.parent)},
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["go", "install", KUBE_SCORE],
+            env={**os.environ, "GOBIN": str(binary.parent)},
+            check=True,
+            capture_output=True,
+        )
     return binary
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("values_file", [None, CHART / "ci" / "ci-values.yaml"], ids=["default", "ci"])
-def test_kube_score_production_checks_pass(values_file: Path | None, monkeypatch: pytest.MonkeyPatch,
-                                           ) -> None:
+def test_kube_score_production_checks_pass(
+    values_file: Path | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """kube-score's default checks on the chart and on a worker Job the operator builds from it."""
     from audio_extract_operator.jobs import build_job
 
@@ -110,18 +132,24 @@ def test_kube_score_production_checks_pass(values_file: Path | None, monkeypatch
     objects = [o for o in yaml.safe_load_all(rendered) if o]
     job = build_job(sample_batch(), 0, operator_settings(objects, monkeypatch))
     ignores = [arg for check in KUBE_SCORE_EXCEPTIONS for arg in ("--ignore-test", check)]
-    out = subprocess.run([str(kube_score_binary()), "score", "-", "--output-format", "ci",
-                          "--exit-one-on-warning", *ignores],
-                         input=rendered + "---\n" + yaml.safe_dump(job), capture_output=True, text=True)
+    out = subprocess.run(
+        [str(kube_score_binary()), "score", "-", "--output-format", "ci", "--exit-one-on-warning", *ignores],
+        input=rendered + "---\n" + yaml.safe_dump(job),
+        capture_output=True,
+        text=True,
+    )
     problems = [line for line in out.stdout.splitlines() if not line.startswith(("[OK]", "[SKIPPED]"))]
     assert not problems, "\n".join(problems)
     assert out.returncode == 0, out.stderr
 
 
 def test_kube_score_exceptions_are_explained_in_values(default: Objects) -> None:
-    annotated = {check for o in default
-                 for check in o["metadata"].get("annotations", {}).get("kube-score/ignore", "").split(",")
-                 if check}
+    annotated = {
+        check
+        for o in default
+        for check in o["metadata"].get("annotations", {}).get("kube-score/ignore", "").split(",")
+        if check
+    }
     # the *-targets-pod exceptions are explained beside their annotations: their pods only exist
     # (or carry the label) at run time
     at_run_time = {"networkpolicy-targets-pod", "service-targets-pod"}
@@ -131,19 +159,22 @@ def test_kube_score_exceptions_are_explained_in_values(default: Objects) -> None
         assert f"`{check}`" in documented, check
 
 
-@pytest.mark.parametrize(("values", "error"), [
-    ({"operator": {"replicas": 6}}, "maximum"),
-    ({"secrets": {"apiKeys": {"ci": "not-a-digest"}}}, "apiKeys"),
-    ({"secrets": {"apiKeys": {"ci": f"{DIGEST} tenant=-not-a-label"}}}, "apiKeys"),
-    ({"api": {"uploadQuotaCount": -1}}, "uploadQuotaCount"),
-    ({"allowCIDRs": ["10.0.0.0"]}, "allowCIDRs"),
-    ({"api": {"resources": {"limits": None}}}, "limits"),  # null deletes a default
-    ({"worker": {"maxRunning": 0}}, "maxRunning"),
-    ({"worker": {"resources": {"limits": {"ephemeral-storage": None}}}}, "ephemeral-storage"),
-    ({"api": {"service": {"type": "NodePort", "nodePort": 8080}}}, "nodePort"),
-    ({"networkPolicy": {"kubeAPIServer": {"ports": []}}}, "ports"),
-    ({"oprator": {}}, "oprator"),
-])
+@pytest.mark.parametrize(
+    ("values", "error"),
+    [
+        ({"operator": {"replicas": 6}}, "maximum"),
+        ({"secrets": {"apiKeys": {"ci": "not-a-digest"}}}, "apiKeys"),
+        ({"secrets": {"apiKeys": {"ci": f"{DIGEST} tenant=-not-a-label"}}}, "apiKeys"),
+        ({"api": {"uploadQuotaCount": -1}}, "uploadQuotaCount"),
+        ({"allowCIDRs": ["10.0.0.0"]}, "allowCIDRs"),
+        ({"api": {"resources": {"limits": None}}}, "limits"),  # null deletes a default
+        ({"worker": {"maxRunning": 0}}, "maxRunning"),
+        ({"worker": {"resources": {"limits": {"ephemeral-storage": None}}}}, "ephemeral-storage"),
+        ({"api": {"service": {"type": "NodePort", "nodePort": 8080}}}, "nodePort"),
+        ({"networkPolicy": {"kubeAPIServer": {"ports": []}}}, "ports"),
+        ({"oprator": {}}, "oprator"),
+    ],
+)
 def test_schema_refuses_bad_values(values: dict[str, Any], error: str) -> None:
     out = template(values, check=False)
     assert out.returncode != 0
@@ -154,8 +185,11 @@ def test_every_value_is_documented() -> None:
     """Each value has a `# --` comment right above it naming it (helm-docs style); a group of values
     needs none, and the contents of a documented map or list (e.g. `resources`) are its default."""
     lines = [line for line in (CHART / "values.yaml").read_text().splitlines() if line.strip()]
-    keys = [(i, len(m.group(1)), m.group(2)) for i, line in enumerate(lines)
-            if (m := re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line))]
+    keys = [
+        (i, len(m.group(1)), m.group(2))
+        for i, line in enumerate(lines)
+        if (m := re.match(r"^( *)([A-Za-z][A-Za-z0-9]*):", line))
+    ]
     stack: list[tuple[int, bool]] = []  # (indent, documented) of the enclosing keys
     undocumented = []
     for n, (i, indent, key) in enumerate(keys):
@@ -172,22 +206,35 @@ def test_every_value_is_documented() -> None:
 
 # --- the default render -----------------------------------------------------------------------------
 
+
 def test_default_render_has_the_expected_objects(default: Objects) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in default)
-    assert kinds == sorted([
-        "Deployment/audio-extract-api", "Deployment/audio-extract-operator",
-        "Service/audio-extract-api", "Service/audio-extract-operator",
-        "PodDisruptionBudget/audio-extract-api", "PodDisruptionBudget/audio-extract-operator",
-        "ServiceAccount/audio-extract-api", "ServiceAccount/audio-extract-operator",
-        "ServiceAccount/audio-extract-worker",
-        "Role/audio-extract-api", "Role/audio-extract-operator",
-        "RoleBinding/audio-extract-api", "RoleBinding/audio-extract-operator",
-        "Secret/audio-extract-operator", "Secret/audio-extract-api-keys", "Secret/audio-extract-api",
-        "PersistentVolumeClaim/audio-extract-store",
-        "NetworkPolicy/audio-extract-api", "NetworkPolicy/audio-extract-operator",
-        "NetworkPolicy/audio-extract-worker", "NetworkPolicy/audio-extract-test",
-        "Pod/audio-extract-test-healthz",
-    ])
+    assert kinds == sorted(
+        [
+            "Deployment/audio-extract-api",
+            "Deployment/audio-extract-operator",
+            "Service/audio-extract-api",
+            "Service/audio-extract-operator",
+            "PodDisruptionBudget/audio-extract-api",
+            "PodDisruptionBudget/audio-extract-operator",
+            "ServiceAccount/audio-extract-api",
+            "ServiceAccount/audio-extract-operator",
+            "ServiceAccount/audio-extract-worker",
+            "Role/audio-extract-api",
+            "Role/audio-extract-operator",
+            "RoleBinding/audio-extract-api",
+            "RoleBinding/audio-extract-operator",
+            "Secret/audio-extract-operator",
+            "Secret/audio-extract-api-keys",
+            "Secret/audio-extract-api",
+            "PersistentVolumeClaim/audio-extract-store",
+            "NetworkPolicy/audio-extract-api",
+            "NetworkPolicy/audio-extract-operator",
+            "NetworkPolicy/audio-extract-worker",
+            "NetworkPolicy/audio-extract-test",
+            "Pod/audio-extract-test-healthz",
+        ]
+    )
     assert all(o["metadata"]["namespace"] == NAMESPACE for o in default)
     for o in default:
         labels = o["metadata"]["labels"]
@@ -217,8 +264,13 @@ def test_operator_rules_are_what_it_uses(default: Objects) -> None:
     from support import operator_rbac as rbac
 
     def grants(rules: Objects) -> set[tuple[str, str, str]]:
-        return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]
-                for v in rule["verbs"]}
+        return {
+            (g, r, v)
+            for rule in rules
+            for g in rule["apiGroups"]
+            for r in rule["resources"]
+            for v in rule["verbs"]
+        }
 
     rules = find(default, "Role", "audio-extract-operator")["rules"]
     assert grants(rules) == grants(rbac.RULES)
@@ -236,8 +288,13 @@ def test_operator_rules_are_what_it_uses(default: Objects) -> None:
 
 def test_api_rules_are_what_it_uses(default: Objects) -> None:
     rules = find(default, "Role", "audio-extract-api")["rules"]
-    assert rules == [{"apiGroups": ["audioextract.io"], "resources": ["extractionbatches"],
-                      "verbs": ["create", "get", "list", "watch", "patch"]}]
+    assert rules == [
+        {
+            "apiGroups": ["audioextract.io"],
+            "resources": ["extractionbatches"],
+            "verbs": ["create", "get", "list", "watch", "patch"],
+        }
+    ]
 
 
 def test_worker_identity_has_no_token_and_no_binding(default: Objects) -> None:
@@ -277,8 +334,9 @@ def test_every_container_has_resources_and_a_restricted_security_context(default
             assert c["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
 
 
-def test_disk_limits_hold_the_emptydirs_and_room_for_logs(default: Objects,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_limits_hold_the_emptydirs_and_room_for_logs(
+    default: Objects, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The kubelet evicts a pod whose local disk use (emptyDirs, logs, writable layers) passes the sum
     of its containers' ephemeral-storage limits: a full scratch or /tmp must not get there first."""
     from audio_extract_operator.jobs import build_job
@@ -289,8 +347,9 @@ def test_disk_limits_hold_the_emptydirs_and_room_for_logs(default: Objects,
         containers = [c["resources"] for c in spec["containers"]]
         limit = sum(quantity(r["limits"]["ephemeral-storage"]) for r in containers)
         request = sum(quantity(r["requests"]["ephemeral-storage"]) for r in containers)
-        emptydirs = sum(quantity(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", [])
-                        if "emptyDir" in v)
+        emptydirs = sum(
+            quantity(v["emptyDir"]["sizeLimit"]) for v in spec.get("volumes", []) if "emptyDir" in v
+        )
         assert limit >= emptydirs + quantity("64Mi"), name
         assert 0 < request <= limit, name
     worker = job["spec"]["template"]["spec"]
@@ -304,7 +363,14 @@ def test_api_deployment_probes_service_and_budget(default: Objects) -> None:
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["command"] == [
-        "python", "-m", "audio_extract_api", "--host", "0.0.0.0", "--port", "8000"]
+        "python",
+        "-m",
+        "audio_extract_api",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8000",
+    ]
     assert api["spec"]["replicas"] == 2
     pod_labels = api["spec"]["template"]["metadata"]["labels"]
     service = find(default, "Service", "audio-extract-api")
@@ -327,12 +393,15 @@ def test_api_pods_drain_before_they_stop(default: Objects) -> None:
     assert "lifecycle" not in off["spec"]["template"]["spec"]["containers"][0]
 
 
-@pytest.mark.parametrize(("service", "node_port"), [
-    ({"type": "NodePort", "nodePort": 30080}, 30080),
-    ({"type": "LoadBalancer", "nodePort": 31000}, 31000),
-    ({"type": "NodePort"}, None),  # Kubernetes picks one
-    ({"type": "ClusterIP", "nodePort": 30080}, None),  # a ClusterIP Service has no node port
-])
+@pytest.mark.parametrize(
+    ("service", "node_port"),
+    [
+        ({"type": "NodePort", "nodePort": 30080}, 30080),
+        ({"type": "LoadBalancer", "nodePort": 31000}, 31000),
+        ({"type": "NodePort"}, None),  # Kubernetes picks one
+        ({"type": "ClusterIP", "nodePort": 30080}, None),  # a ClusterIP Service has no node port
+    ],
+)
 def test_api_service_node_port(service: dict[str, Any], node_port: int | None) -> None:
     objects = render({"api": {"service": service}})
     spec = find(objects, "Service", "audio-extract-api")["spec"]
@@ -343,12 +412,20 @@ def test_api_service_node_port(service: dict[str, Any], node_port: int | None) -
 def test_api_replicas_spread_over_nodes(default: Objects) -> None:
     api = find(default, "Deployment", "audio-extract-api")
     [spread] = api["spec"]["template"]["spec"]["topologySpreadConstraints"]
-    assert spread == {"topologyKey": "kubernetes.io/hostname", "maxSkew": 1,
-                      "whenUnsatisfiable": "ScheduleAnyway",  # one node still runs every replica
-                      "labelSelector": {"matchLabels": api["spec"]["selector"]["matchLabels"]}}
-    zones = [{"topologyKey": "topology.kubernetes.io/zone", "maxSkew": 1,
-              "whenUnsatisfiable": "DoNotSchedule",
-              "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "api"}}}]
+    assert spread == {
+        "topologyKey": "kubernetes.io/hostname",
+        "maxSkew": 1,
+        "whenUnsatisfiable": "ScheduleAnyway",  # one node still runs every replica
+        "labelSelector": {"matchLabels": api["spec"]["selector"]["matchLabels"]},
+    }
+    zones = [
+        {
+            "topologyKey": "topology.kubernetes.io/zone",
+            "maxSkew": 1,
+            "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/component": "api"}},
+        }
+    ]
     custom = find(render({"api": {"topologySpreadConstraints": zones}}), "Deployment", "audio-extract-api")
     assert custom["spec"]["template"]["spec"]["topologySpreadConstraints"] == zones
 
@@ -388,13 +465,15 @@ def test_settings_env_names_exist_in_the_processes_settings(default: Objects) ->
     from audio_extract_api.settings import Settings as ApiSettings
     from audio_extract_operator.settings import Settings as OperatorSettings
 
-    for deployment, prefix, settings in (("audio-extract-operator", OPERATOR_PREFIX, OperatorSettings),
-                                         ("audio-extract-api", API_PREFIX, ApiSettings)):
+    for deployment, prefix, settings in (
+        ("audio-extract-operator", OPERATOR_PREFIX, OperatorSettings),
+        ("audio-extract-api", API_PREFIX, ApiSettings),
+    ):
         names = env_of(find(default, "Deployment", deployment))
         assert names
         for name in names:
             assert name.startswith(prefix), name
-            assert name[len(prefix):].lower() in settings.model_fields, name
+            assert name[len(prefix) :].lower() in settings.model_fields, name
 
 
 def test_secret_references_resolve(default: Objects) -> None:
@@ -402,10 +481,13 @@ def test_secret_references_resolve(default: Objects) -> None:
     secret = find(default, "Secret", "audio-extract-operator")
     refs = [v for v in op_env.values() if isinstance(v, tuple) and v[0] == "secret"]
     assert {(name, key) for _, name, key in refs} == {
-        ("audio-extract-operator", "progress-secret"), ("audio-extract-operator", "webhook-signing-secret")}
+        ("audio-extract-operator", "progress-secret"),
+        ("audio-extract-operator", "webhook-signing-secret"),
+    }
     for _, _, key in refs:
         assert secret["data"][key]
     import base64
+
     assert base64.b64decode(secret["data"]["webhook-signing-secret"]).startswith(b"whsec_")
     api = find(default, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in api["volumes"]}
@@ -415,7 +497,8 @@ def test_secret_references_resolve(default: Objects) -> None:
     assert api_env[API_PREFIX + "API_KEYS_PATH"] == mounts["api-keys"]
     # the API never sees the operator's secrets, only its own
     assert [v for v in api_env.values() if isinstance(v, tuple) and v[0] == "secret"] == [
-        ("secret", "audio-extract-api", "idempotency-secret")]
+        ("secret", "audio-extract-api", "idempotency-secret")
+    ]
     idempotency = find(default, "Secret", "audio-extract-api")["data"]["idempotency-secret"]
     assert len(base64.b64decode(idempotency)) >= 32
 
@@ -428,8 +511,15 @@ def test_worker_egress_is_dns_progress_and_public_addresses_only(default: Object
     assert all(rule.get("to") for rule in egress)  # a rule without `to` would allow every destination
     dns, progress, public = egress
     assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
-    assert progress["to"] == [{"podSelector": {"matchLabels": find(
-        default, "Deployment", "audio-extract-operator")["spec"]["selector"]["matchLabels"]}}]
+    assert progress["to"] == [
+        {
+            "podSelector": {
+                "matchLabels": find(default, "Deployment", "audio-extract-operator")["spec"]["selector"][
+                    "matchLabels"
+                ]
+            }
+        }
+    ]
     assert progress["ports"] == [{"protocol": "TCP", "port": 8081}]
     assert "ports" not in public
     assert public["to"] == [
@@ -465,8 +555,12 @@ def test_operator_egress_is_dns_the_kubernetes_api_and_webhook_targets(default: 
     dns, kube_api, public = egress
     assert dns == worker[0]
     assert kube_api == KUBE_API_ANY
-    assert public == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
-                             {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}}]}  # webhooks, any port
+    assert public == {
+        "to": [
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
+            {"ipBlock": {"cidr": "::/0", "except": PRIVATE_V6}},
+        ]
+    }  # webhooks, any port
 
 
 def test_helm_test_pod_egress_is_dns_and_the_api_pods(default: Objects) -> None:
@@ -489,15 +583,19 @@ def test_store_claim_is_shared_read_write_many(default: Objects) -> None:
     for name in ("audio-extract-api", "audio-extract-operator"):
         volumes = find(default, "Deployment", name)["spec"]["template"]["spec"]["volumes"]
         assert {"name": "store", "persistentVolumeClaim": {"claimName": "audio-extract-store"}} in volumes
-    assert env_of(find(default, "Deployment", "audio-extract-operator"))[OPERATOR_PREFIX + "STORE_CLAIM"] == \
-        "audio-extract-store"
+    assert (
+        env_of(find(default, "Deployment", "audio-extract-operator"))[OPERATOR_PREFIX + "STORE_CLAIM"]
+        == "audio-extract-store"
+    )
 
 
 def test_helm_test_hook_calls_healthz(default: Objects) -> None:
     pod = find(default, "Pod", "audio-extract-test-healthz")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["automountServiceAccountToken"] is False
-    assert pod["spec"]["containers"][0]["command"][-1] == "http://audio-extract-api.audio-extract.svc:80/healthz"
+    assert (
+        pod["spec"]["containers"][0]["command"][-1] == "http://audio-extract-api.audio-extract.svc:80/healthz"
+    )
 
 
 def test_notes_render_with_warnings_for_missing_keys() -> None:
@@ -506,12 +604,21 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
     assert "secrets.apiKeys is empty" in out
     assert "networkPolicy.kubeAPIServer.peers is empty" in out
     peers = 'networkPolicy.kubeAPIServer.peers=[{"ipBlock":{"cidr":"10.99.0.1/32"}}]'
-    narrowed = helm("install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE,
-                    "--set-json", peers).stdout
+    narrowed = helm(
+        "install",
+        "audio-extract",
+        str(CHART),
+        "--dry-run=client",
+        "--namespace",
+        NAMESPACE,
+        "--set-json",
+        peers,
+    ).stdout
     assert "kubeAPIServer.peers is empty" not in narrowed
 
 
 # --- the operator's Job, built from the chart's settings ------------------------------------------------
+
 
 def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.MonkeyPatch) -> None:
     from audio_extract_operator.jobs import build_job
@@ -528,9 +635,13 @@ def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.Monk
     assert container["image"] == "ghcr.io/audio-extract/audio-extract:0.1.0"
     assert container["resources"] == {
         "requests": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "1Gi"},
-        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "6400Mi"}}
+        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "6400Mi"},
+    }
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["AUDIO_EXTRACT_WORKER_PROGRESS_URL"] == "http://audio-extract-operator.audio-extract.svc:8081/progress"
+    assert (
+        env["AUDIO_EXTRACT_WORKER_PROGRESS_URL"]
+        == "http://audio-extract-operator.audio-extract.svc:8081/progress"
+    )
     assert env["AUDIO_EXTRACT_WORKER_STORE_ROOT"] == "/data"
     assert job["spec"]["activeDeadlineSeconds"] == 1800
     assert "priorityClassName" not in spec
@@ -560,22 +671,41 @@ CUSTOM = {
     "fullnameOverride": "ax",
     "image": {"repository": "registry.example.com/ax", "tag": "1.2.3", "pullPolicy": "Always"},
     "imagePullSecrets": [{"name": "regcred"}],
-    "secrets": {"apiKeys": {"ci": DIGEST, "reader": f"{'b' * 64} read",
-                            "acme-ci": f"{'c' * 64} read,write tenant=acme", "ops": f"{'d' * 64} admin"},
-                "existingSecret": "ax-operator-secrets"},
+    "secrets": {
+        "apiKeys": {
+            "ci": DIGEST,
+            "reader": f"{'b' * 64} read",
+            "acme-ci": f"{'c' * 64} read,write tenant=acme",
+            "ops": f"{'d' * 64} admin",
+        },
+        "existingSecret": "ax-operator-secrets",
+    },
     "allowCIDRs": ["10.20.0.0/16"],
     "store": {"claimName": "shared-media", "storageClassName": "nfs", "size": "2Ti"},
-    "api": {"replicas": 3, "ingress": {"enabled": True, "className": "nginx", "host": "ax.example.com",
-                                        "tlsSecretName": "ax-tls"},
-            "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
-            "env": {"AUDIO_EXTRACT_API_RATE_LIMIT_BURST": "20"}},
-    "worker": {"kueueQueueName": "media", "maxRunning": 32, "activeDeadlineSeconds": 600,
-               "priorityClassNames": {"high": "ax-high"}, "image": {"tag": "1.2.3-ffmpeg"},
-               "scratchSizeLimit": "20Gi",
-               "resources": {"requests": {"ephemeral-storage": "2Gi"},
-                             "limits": {"ephemeral-storage": "21Gi"}}},
-    "networkPolicy": {"clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"],
-                      "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": "10.99.0.1/32"}}], "ports": [6443]}},
+    "api": {
+        "replicas": 3,
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "host": "ax.example.com",
+            "tlsSecretName": "ax-tls",
+        },
+        "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "ingress"}}}]},
+        "env": {"AUDIO_EXTRACT_API_RATE_LIMIT_BURST": "20"},
+    },
+    "worker": {
+        "kueueQueueName": "media",
+        "maxRunning": 32,
+        "activeDeadlineSeconds": 600,
+        "priorityClassNames": {"high": "ax-high"},
+        "image": {"tag": "1.2.3-ffmpeg"},
+        "scratchSizeLimit": "20Gi",
+        "resources": {"requests": {"ephemeral-storage": "2Gi"}, "limits": {"ephemeral-storage": "21Gi"}},
+    },
+    "networkPolicy": {
+        "clusterCIDRs": ["203.0.113.0/24", "2001:db8::/48"],
+        "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": "10.99.0.1/32"}}], "ports": [6443]},
+    },
 }
 
 
@@ -600,34 +730,69 @@ def test_custom_names_images_and_pull_secrets(custom: Objects) -> None:
 
 def test_custom_secrets(custom: Objects) -> None:
     keys = find(custom, "Secret", "ax-api-keys")
-    assert keys["stringData"] == {"ci": DIGEST, "reader": f"{'b' * 64} read",
-                                  "acme-ci": f"{'c' * 64} read,write tenant=acme", "ops": f"{'d' * 64} admin"}
+    assert keys["stringData"] == {
+        "ci": DIGEST,
+        "reader": f"{'b' * 64} read",
+        "acme-ci": f"{'c' * 64} read,write tenant=acme",
+        "ops": f"{'d' * 64} admin",
+    }
     env = env_of(find(custom, "Deployment", "ax-operator"))
     assert env[OPERATOR_PREFIX + "WEBHOOK_SECRET"] == (
-        "secret", "ax-operator-secrets", "webhook-signing-secret")
+        "secret",
+        "ax-operator-secrets",
+        "webhook-signing-secret",
+    )
     assert env[OPERATOR_PREFIX + "PROGRESS_SECRET"] == ("secret", "ax-operator-secrets", "progress-secret")
-    existing = render({"secrets": {"existingApiKeysSecret": "mine", "existingSecret": "theirs",
-                                   "existingApiSecret": "ours"}})
+    existing = render(
+        {
+            "secrets": {
+                "existingApiKeysSecret": "mine",
+                "existingSecret": "theirs",
+                "existingApiSecret": "ours",
+            }
+        }
+    )
     assert not [o for o in existing if o["kind"] == "Secret"]
     assert env_of(find(existing, "Deployment", "audio-extract-api"))[API_PREFIX + "IDEMPOTENCY_SECRET"] == (
-        "secret", "ours", "idempotency-secret")
+        "secret",
+        "ours",
+        "idempotency-secret",
+    )
     api = find(existing, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]
     assert {"name": "api-keys", "secret": {"secretName": "mine", "defaultMode": 0o440}} in api["volumes"]
 
 
 def test_store_limits_reach_the_api_and_the_operator(default: Objects) -> None:
     api = env_of(find(default, "Deployment", "audio-extract-api"))
-    assert (api[API_PREFIX + "UPLOAD_QUOTA_BYTES"], api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
-            api[API_PREFIX + "STORE_MIN_FREE_BYTES"]) == ("20000000000", "100", "2147483648")
-    assert env_of(find(default, "Deployment", "audio-extract-operator"))[
-        OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"] == "86400"
-    custom = render({"api": {"uploadQuotaBytes": 0, "uploadQuotaCount": 5, "storeMinFreeBytes": 10**10},
-                     "operator": {"uploadRetentionSeconds": 3600}})
+    assert (
+        api[API_PREFIX + "UPLOAD_QUOTA_BYTES"],
+        api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
+        api[API_PREFIX + "STORE_MIN_FREE_BYTES"],
+    ) == ("20000000000", "100", "2147483648")
+    assert (
+        env_of(find(default, "Deployment", "audio-extract-operator"))[
+            OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"
+        ]
+        == "86400"
+    )
+    custom = render(
+        {
+            "api": {"uploadQuotaBytes": 0, "uploadQuotaCount": 5, "storeMinFreeBytes": 10**10},
+            "operator": {"uploadRetentionSeconds": 3600},
+        }
+    )
     api = env_of(find(custom, "Deployment", "audio-extract-api"))
-    assert (api[API_PREFIX + "UPLOAD_QUOTA_BYTES"], api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
-            api[API_PREFIX + "STORE_MIN_FREE_BYTES"]) == ("0", "5", "10000000000")
-    assert env_of(find(custom, "Deployment", "audio-extract-operator"))[
-        OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"] == "3600"
+    assert (
+        api[API_PREFIX + "UPLOAD_QUOTA_BYTES"],
+        api[API_PREFIX + "UPLOAD_QUOTA_COUNT"],
+        api[API_PREFIX + "STORE_MIN_FREE_BYTES"],
+    ) == ("0", "5", "10000000000")
+    assert (
+        env_of(find(custom, "Deployment", "audio-extract-operator"))[
+            OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"
+        ]
+        == "3600"
+    )
 
 
 def test_custom_ingress(custom: Objects) -> None:
@@ -651,8 +816,10 @@ def test_custom_store(custom: Objects) -> None:
     assert {"name": "store", "persistentVolumeClaim": {"claimName": "byo"}} in volumes
 
 
-def test_custom_worker_settings_reach_the_jobs(custom: Objects, monkeypatch: pytest.MonkeyPatch,
-                                               ) -> None:
+def test_custom_worker_settings_reach_the_jobs(
+    custom: Objects,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from audio_extract_operator.jobs import build_job
 
     settings = operator_settings(custom, monkeypatch, "ax-operator")
@@ -670,7 +837,8 @@ def test_custom_worker_settings_reach_the_jobs(custom: Objects, monkeypatch: pyt
     container = pod["containers"][0]
     assert container["resources"] == {  # the other defaults stay
         "requests": {"cpu": "500m", "memory": "256Mi", "ephemeral-storage": "2Gi"},
-        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "21Gi"}}
+        "limits": {"cpu": "2", "memory": "1Gi", "ephemeral-storage": "21Gi"},
+    }
     assert container["image"] == "registry.example.com/ax:1.2.3-ffmpeg"
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AUDIO_EXTRACT_WORKER_ALLOW_CIDRS"] == "10.20.0.0/16"
@@ -699,9 +867,15 @@ def test_custom_network_policies(custom: Objects) -> None:
     api = find(custom, "NetworkPolicy", "ax-api")["spec"]["ingress"][0]
     assert api["from"] == [
         {"namespaceSelector": {"matchLabels": {"name": "ingress"}}},
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "audio-extract",
-                                         "app.kubernetes.io/instance": "audio-extract",
-                                         "app.kubernetes.io/component": "test"}}},
+        {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": "audio-extract",
+                    "app.kubernetes.io/instance": "audio-extract",
+                    "app.kubernetes.io/component": "test",
+                }
+            }
+        },
     ]
     test_pod_labels = find(custom, "Pod", "ax-test-healthz")["metadata"]["labels"]
     assert api["from"][1]["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
@@ -711,11 +885,13 @@ def test_custom_network_policies(custom: Objects) -> None:
 
 # --- CRD and golden snapshot -------------------------------------------------------------------------
 
+
 def test_chart_crd_is_the_generated_one() -> None:
     chart_crds = sorted(p.name for p in (CHART / "crds").glob("*.yaml"))
     assert chart_crds == ["extractionbatches.yaml"]
-    assert (CHART / "crds" / "extractionbatches.yaml").read_text() == \
-        (REPO / "crds" / "extractionbatches.yaml").read_text(), "run `make crds`"
+    assert (CHART / "crds" / "extractionbatches.yaml").read_text() == (
+        REPO / "crds" / "extractionbatches.yaml"
+    ).read_text(), "run `make crds`"
     objects = render(include_crds=True)
     crd = find(objects, "CustomResourceDefinition")
     assert crd["metadata"]["name"] == "extractionbatches.audioextract.io"
@@ -725,8 +901,9 @@ def normalized_default_render() -> str:
     """The default render with the values that are random on every run masked."""
     out = template().stdout
     out = re.sub(r"(checksum/secret: )[0-9a-f]{64}", r"\1<sha256>", out)
-    return re.sub(r'((?:webhook-signing-secret|progress-secret|idempotency-secret): )"[^"]*"',
-                  r'\1"<generated>"', out)
+    return re.sub(
+        r'((?:webhook-signing-secret|progress-secret|idempotency-secret): )"[^"]*"', r'\1"<generated>"', out
+    )
 
 
 def test_default_render_matches_golden() -> None:
@@ -743,18 +920,31 @@ def test_kind_deploy_values_render() -> None:
     import shlex
     import subprocess
 
-    recipe = subprocess.run(["make", "-n", "kind-deploy"], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout
+    recipe = subprocess.run(
+        ["make", "-n", "kind-deploy"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     command = re.search(r"^helm upgrade --install .*?(?<!\\)$", recipe, re.M | re.S).group(0)
     command = re.sub(r"\$\((.*?)\)", "0" * 64, command.replace("\\\n", " "))  # the digest's $(...)
     helm_, upgrade, install, release, chart, *flags = shlex.split(command)
-    assert (helm_, upgrade, install, release, chart) == ("helm", "upgrade", "--install", "audio-extract",
-                                                         "charts/audio-extract")
-    values = [f for f in flags if f not in ("--wait", "--create-namespace")
-              and not f.startswith("--kube-context") and f != "kind-audio-extract"]
+    assert (helm_, upgrade, install, release, chart) == (
+        "helm",
+        "upgrade",
+        "--install",
+        "audio-extract",
+        "charts/audio-extract",
+    )
+    values = [
+        f
+        for f in flags
+        if f not in ("--wait", "--create-namespace")
+        and not f.startswith("--kube-context")
+        and f != "kind-audio-extract"
+    ]
     rendered = helm("template", release, str(REPO / chart), *values).stdout
     objects = [o for o in yaml.safe_load_all(rendered) if o]
     assert find(objects, "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert find(objects, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["containers"][0][
-        "image"] == "audio-extract:dev"
+    assert (
+        find(objects, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "audio-extract:dev"
+    )
     assert find(objects, "Secret", "audio-extract-api-keys")["stringData"] == {"dev": "0" * 64}

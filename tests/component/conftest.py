@@ -39,8 +39,10 @@ INSIDE = "AUDIO_EXTRACT_TEST_DNS_SANDBOX"
 RESOLV_CONF = "nameserver 127.0.0.1\n"  # glibc's defaults: timeout:5 attempts:2
 NSSWITCH = "hosts: files dns\n"  # nothing between getaddrinfo and the server (no nss-resolve)
 
-_BIND = ('mount --bind "$1" /etc/resolv.conf && '
-         '{ [ ! -e /etc/nsswitch.conf ] || mount --bind "$2" /etc/nsswitch.conf; } && shift 2 && exec "$@"')
+_BIND = (
+    'mount --bind "$1" /etc/resolv.conf && '
+    '{ [ ! -e /etc/nsswitch.conf ] || mount --bind "$2" /etc/nsswitch.conf; } && shift 2 && exec "$@"'
+)
 
 
 def _unshare() -> list[str]:
@@ -70,13 +72,32 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         (work / "resolv.conf").write_text(RESOLV_CONF)
         (work / "nsswitch.conf").write_text(NSSWITCH)
         pytest_args = ["-q", "-rP", "-p", "no:cacheprovider", f"--basetemp={work / 't'}", pyfuncitem.nodeid]
-        cmd = [*_unshare(), "sh", "-c", _BIND, "sh", str(work / "resolv.conf"), str(work / "nsswitch.conf"),
-               sys.executable, "-m", "pytest", *pytest_args]
-        child = subprocess.run(cmd, cwd=pyfuncitem.config.rootpath, env={**os.environ, INSIDE: "1"},
-                               capture_output=True, text=True, timeout=300)
+        cmd = [
+            *_unshare(),
+            "sh",
+            "-c",
+            _BIND,
+            "sh",
+            str(work / "resolv.conf"),
+            str(work / "nsswitch.conf"),
+            sys.executable,
+            "-m",
+            "pytest",
+            *pytest_args,
+        ]
+        child = subprocess.run(
+            cmd,
+            cwd=pyfuncitem.config.rootpath,
+            env={**os.environ, INSIDE: "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     if child.returncode != 0:
-        pytest.fail(f"in the DNS sandbox (exit {child.returncode}):\n"
-                    f"{child.stdout[-6000:]}\n{child.stderr[-2000:]}", pytrace=False)
+        pytest.fail(
+            f"in the DNS sandbox (exit {child.returncode}):\n{child.stdout[-6000:]}\n{child.stderr[-2000:]}",
+            pytrace=False,
+        )
     print(child.stdout[-3000:])  # the child's figures, shown with -s or -rA
     return True
 
@@ -90,9 +111,9 @@ def _question(packet: bytes) -> tuple[str, int, int]:
     """(name, qtype, end of the question section) of a query."""
     labels, at = [], 12
     while (n := packet[at]) != 0:
-        labels.append(packet[at + 1: at + 1 + n].decode("ascii", "replace"))
+        labels.append(packet[at + 1 : at + 1 + n].decode("ascii", "replace"))
         at += 1 + n
-    qtype = struct.unpack("!H", packet[at + 1: at + 3])[0]
+    qtype = struct.unpack("!H", packet[at + 1 : at + 3])[0]
     return ".".join(labels).lower(), qtype, at + 5
 
 
@@ -143,8 +164,12 @@ class SlowDNS:
             if name.endswith(".never.test"):
                 continue
             known = name.endswith((".fast.test", ".slow.test"))
-            reply = _answer(packet, end, 0 if known else 3,
-                            socket.inet_aton("127.0.0.1") if known and qtype == A else None)
+            reply = _answer(
+                packet,
+                end,
+                0 if known else 3,
+                socket.inet_aton("127.0.0.1") if known and qtype == A else None,
+            )
             wait = self.delay if name.endswith(".slow.test") else 0.0
             timer = threading.Timer(wait, self._send, (name, reply, peer))
             timer.daemon = True

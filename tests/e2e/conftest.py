@@ -18,18 +18,23 @@ from support.media_server import MediaServer
 
 
 @pytest.fixture(scope="module")
-def system(request: pytest.FixtureRequest, cluster: LocalCluster,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(
+    request: pytest.FixtureRequest, cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[System]:
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     keys = release.DevSecrets.of(tmp_path_factory.mktemp("secrets"))
     helm = release.Helm(cluster.bin_dir, cluster.kubeconfig, namespace=namespace)
-    values = merged(release.dev_values(project_tag(cluster), keys, node_port=None),
-                    getattr(request.module, "SYSTEM_VALUES", {}))
+    values = merged(
+        release.dev_values(project_tag(cluster), keys, node_port=None),
+        getattr(request.module, "SYSTEM_VALUES", {}),
+    )
     helm.install(values)
-    service = json.loads(cluster.kubectl("-n", namespace, "get", "service", "audio-extract-api", "-o",
-                                         "json").stdout)
-    system = System(cluster, namespace, helm, keys, values,
-                    release.api_url(service["spec"]["ports"][0]["nodePort"]))
+    service = json.loads(
+        cluster.kubectl("-n", namespace, "get", "service", "audio-extract-api", "-o", "json").stdout
+    )
+    system = System(
+        cluster, namespace, helm, keys, values, release.api_url(service["spec"]["ports"][0]["nodePort"])
+    )
     try:
         yield system
     finally:
@@ -51,5 +56,3 @@ def receiver() -> Iterator[Receiver]:
     yield r
     r.httpd.shutdown()
     r.httpd.server_close()
-
-

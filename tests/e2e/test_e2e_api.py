@@ -27,11 +27,16 @@ def submit(system: System, jobs: list[dict], **batch: object) -> list[str]:
     return [j["jobId"] for j in reply.json()["data"]["jobs"]]
 
 
-def test_contract_example_batches_complete_and_download(system: System, media: MediaServer,
-                                                        tmp_path: Path) -> None:
+def test_contract_example_batches_complete_and_download(
+    system: System, media: MediaServer, tmp_path: Path
+) -> None:
     src = {"type": "url", "url": f"{media.url}/av.mp4"}
-    outputs = [{"format": "mp3", "quality": "high"}, {"format": "flac", "normalize": True},
-               {"format": "mp3", "quality": "medium"}, {"format": "aac", "bitrate": "256k"}]
+    outputs = [
+        {"format": "mp3", "quality": "high"},
+        {"format": "flac", "normalize": True},
+        {"format": "mp3", "quality": "medium"},
+        {"format": "aac", "bitrate": "256k"},
+    ]
     jobs = submit(system, [{"source": src, "output": o} for o in outputs[:2]])
     jobs += submit(system, [{"source": src, "output": o} for o in outputs[2:]])
     final = system.follow(jobs)
@@ -60,8 +65,9 @@ def test_a_sample_manifest_applied_with_kubectl_completes(system: System, media:
     assert status["jobs"][1]["outputFile"]["filename"] == "interview.aac"
 
 
-def test_webhooks_are_signed_with_the_release_secret(system: System, media: MediaServer,
-                                                     receiver: Receiver) -> None:
+def test_webhooks_are_signed_with_the_release_secret(
+    system: System, media: MediaServer, receiver: Receiver
+) -> None:
     good = {"source": {"type": "url", "url": f"{media.url}/av.mp4"}, "output": {"format": "mp3"}}
     silent = {"source": {"type": "url", "url": f"{media.url}/noaudio.mp4"}, "output": {"format": "mp3"}}
     jobs = submit(system, [good, silent], webhook=receiver.url)
@@ -86,8 +92,9 @@ def test_an_upload_is_a_source(system: System, media: MediaServer, tmp_path: Pat
     assert reply.status_code == 201, reply.text
     upload = reply.json()["data"]
     assert upload["size"] == len(data)
-    (job,) = submit(system, [{"source": {"type": "upload", "file": upload["fileId"]},
-                              "output": {"format": "flac"}}])
+    (job,) = submit(
+        system, [{"source": {"type": "upload", "file": upload["fileId"]}, "output": {"format": "flac"}}]
+    )
     assert system.follow([job])[job]["status"] == "completed"
     probed = ffprobe_bytes(system.api.get(f"/v1/download/{job}").content, tmp_path / "up.flac")
     assert probed["streams"][0]["codec_name"] == "flac"
@@ -98,16 +105,20 @@ def test_cancel_stops_running_work_at_once(system: System, media: MediaServer) -
     reply = system.api.post("/v1/batch", json={"jobs": [slow, slow]})
     batch = reply.json()["data"]["batchId"]
     jobs = [j["jobId"] for j in reply.json()["data"]["jobs"]]
-    wait_for(lambda: system.api.get(f"/v1/status/{jobs[0]}").json()["data"]["status"] == "processing",
-             60, "the first job running")
+    wait_for(
+        lambda: system.api.get(f"/v1/status/{jobs[0]}").json()["data"]["status"] == "processing",
+        60,
+        "the first job running",
+    )
     started = time.monotonic()
     assert system.api.post(f"/v1/batch/{batch}/cancel").status_code in (200, 202)
     final = system.follow(jobs, timeout=30)
     assert {(f["status"], f["error"]["code"]) for f in final.values()} == {("cancelled", "CANCELLED")}
     # the workers' pods go within the grace period: tini passes the kubelet's SIGTERM on
     selector = f"audioextract.io/job-id in ({','.join(jobs)})"
-    wait_for(lambda: not system.get_json("pods", "-l", selector)["items"],
-             20, "the cancelled workers' pods gone")
+    wait_for(
+        lambda: not system.get_json("pods", "-l", selector)["items"], 20, "the cancelled workers' pods gone"
+    )
     assert time.monotonic() - started < 20
     assert system.api.get(f"/v1/download/{jobs[0]}").status_code == 409
 
@@ -123,9 +134,14 @@ def test_another_tenants_key_gets_404_on_every_route(system: System, media: Medi
     assert system.follow([job])[job]["status"] == "completed"  # a real output behind the download
 
     def routes(job_id: str, batch_id: str) -> list[tuple[str, str]]:
-        return [("GET", f"/v1/status/{job_id}"), ("GET", f"/v1/batch/{batch_id}"),
-                ("GET", f"/v1/download/{job_id}"), ("POST", f"/v1/jobs/{job_id}/cancel"),
-                ("POST", f"/v1/batch/{batch_id}/cancel"), ("GET", f"/audio-extract/v1/status/{job_id}")]
+        return [
+            ("GET", f"/v1/status/{job_id}"),
+            ("GET", f"/v1/batch/{batch_id}"),
+            ("GET", f"/v1/download/{job_id}"),
+            ("POST", f"/v1/jobs/{job_id}/cancel"),
+            ("POST", f"/v1/batch/{batch_id}/cancel"),
+            ("GET", f"/audio-extract/v1/status/{job_id}"),
+        ]
 
     other = {"X-API-Key": system.keys.other_api_key}
     missing = routes("job_0123456789abcd01", "batch_0123456789abcd00")
@@ -139,10 +155,19 @@ def test_another_tenants_key_gets_404_on_every_route(system: System, media: Medi
     download = system.api.get(f"/v1/download/{job}")
     assert download.status_code == 200 and download.headers["content-type"] == "audio/mpeg"
     # an upload is its tenant's too
-    upload = system.api.post("/v1/uploads", content=(media.directory / "av.mp4").read_bytes(),
-                             headers={"Content-Type": "application/octet-stream"})
+    upload = system.api.post(
+        "/v1/uploads",
+        content=(media.directory / "av.mp4").read_bytes(),
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert upload.status_code == 201, upload.text
-    named = {"jobs": [{"source": {"type": "upload", "file": upload.json()["data"]["fileId"]},
-                       "output": {"format": "mp3"}}]}
+    named = {
+        "jobs": [
+            {
+                "source": {"type": "upload", "file": upload.json()["data"]["fileId"]},
+                "output": {"format": "mp3"},
+            }
+        ]
+    }
     refused = system.api.post("/v1/batch", json=named, headers=other)
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "INVALID_SOURCE", refused.text

@@ -17,18 +17,23 @@ from support.waiting import wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
 
-def test_generated_client_submits_a_batch_and_reads_its_status(system: System, media: MediaServer,
-                                                              tmp_path: Path) -> None:
+def test_generated_client_submits_a_batch_and_reads_its_status(
+    system: System, media: MediaServer, tmp_path: Path
+) -> None:
     reply = httpx.get(f"{system.api_url}/openapi.json", timeout=30)  # no key: the document is public
     assert reply.status_code == 200, reply.text
     client = generate(reply.json(), tmp_path)
     models = client.models
     source = {"type": "url", "url": f"{media.url}/av.mp4"}
-    body = models.BatchRequest.from_dict({"jobs": [
-        {"source": source, "output": {"format": "mp3", "quality": "high"}},
-        {"source": source, "output": {"format": "flac", "normalize": True}},
-        {"source": {"type": "url", "url": f"{media.url}/noaudio.mp4"}, "output": {"format": "mp3"}},
-    ]})
+    body = models.BatchRequest.from_dict(
+        {
+            "jobs": [
+                {"source": source, "output": {"format": "mp3", "quality": "high"}},
+                {"source": source, "output": {"format": "flac", "normalize": True}},
+                {"source": {"type": "url", "url": f"{media.url}/noaudio.mp4"}, "output": {"format": "mp3"}},
+            ]
+        }
+    )
     with client.authenticated(system.api_url, system.keys.api_key, timeout=30) as c:
         submitted = client.op("post_batch").sync_detailed(client=c, body=body)
         assert submitted.status_code == 202, submitted.content

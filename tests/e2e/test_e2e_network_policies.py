@@ -76,8 +76,9 @@ def net(system: System) -> dict[str, Any]:
         "target": pods.start("target", ["python", "-m", "http.server", "8000"]) + ":8000",
     }
     for component in ("api", "operator"):
-        (pod,) = system.get_json("pods", "-l", f"app.kubernetes.io/component={component}",
-                                 "--field-selector=status.phase=Running")["items"][:1]
+        (pod,) = system.get_json(
+            "pods", "-l", f"app.kubernetes.io/component={component}", "--field-selector=status.phase=Running"
+        )["items"][:1]
         found[component] = pod["status"]["podIP"]
         found[f"{component}-pod"] = pod["metadata"]["name"]
     return found
@@ -112,8 +113,20 @@ def test_the_operator_accepts_progress_only_from_workers(net: dict[str, Any]) ->
 
 def test_the_api_accepts_traffic_on_its_port_only(system: System, net: dict[str, Any]) -> None:
     # a second listener in the API pod's network namespace (an ephemeral container)
-    system.kubectl("debug", net["api-pod"], "--image", PROJECT_IMAGE, "--image-pull-policy=Never",
-                   "--container", "listener", "--", "python", "-m", "http.server", "9000")
+    system.kubectl(
+        "debug",
+        net["api-pod"],
+        "--image",
+        PROJECT_IMAGE,
+        "--image-pull-policy=Never",
+        "--container",
+        "listener",
+        "--",
+        "python",
+        "-m",
+        "http.server",
+        "9000",
+    )
     other_port = f"{net['api']}:9000"
     wait_for(lambda: open_from_host(other_port), 60, "the ephemeral listener")  # the node reaches it
     seen = net["pods"].probe("probe-other", f"{net['api']}:8000", other_port)
@@ -121,16 +134,23 @@ def test_the_api_accepts_traffic_on_its_port_only(system: System, net: dict[str,
     assert seen[other_port] != "open"
 
 
-def test_the_api_and_operator_reach_only_dns_and_the_kubernetes_api(system: System,
-                                                                     net: dict[str, Any]) -> None:
+def test_the_api_and_operator_reach_only_dns_and_the_kubernetes_api(
+    system: System, net: dict[str, Any]
+) -> None:
     for component in ("api", "operator"):
         where = net[f"{component}-pod"]
         seen = net["pods"].probe(where, KUBE_API, net["target"])
         assert seen[KUBE_API] == "open", (component, seen)
         assert seen[net["target"]] != "open", (component, seen)
     # name resolution works (the DNS rule) from the API
-    out = system.kubectl("exec", net["api-pod"], "--", "python", "-c",
-                         "import socket; print(socket.gethostbyname('audio-extract-operator'))")
+    out = system.kubectl(
+        "exec",
+        net["api-pod"],
+        "--",
+        "python",
+        "-c",
+        "import socket; print(socket.gethostbyname('audio-extract-operator'))",
+    )
     assert out.strip().count(".") == 3
 
 
@@ -139,8 +159,11 @@ def test_allow_cidrs_opens_a_private_range_to_the_workers(system: System, net: d
     target_ip = net["target"].split(":")[0]
     system.upgrade({"allowCIDRs": [f"{target_ip}/32"]})
     try:
-        wait_for(lambda: net["pods"].probe("probe-worker", net["target"])[net["target"]] == "open", 30,
-                 "the firewall to open the allowed CIDR")
+        wait_for(
+            lambda: net["pods"].probe("probe-worker", net["target"])[net["target"]] == "open",
+            30,
+            "the firewall to open the allowed CIDR",
+        )
         # only that address: the API pods stay out of reach
         assert net["pods"].probe("probe-worker", f"{net['api']}:8000")[f"{net['api']}:8000"] != "open"
     finally:

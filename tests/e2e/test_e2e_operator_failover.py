@@ -37,6 +37,7 @@ KILLS = 5
 
 def kill_leader(system: System) -> float:
     """SIGKILLs the leading process (no hand-over); seconds until another process holds the Lease."""
+
     def standing_by() -> bool:  # a killed container comes back after the kubelet's back-off
         pods = system.get_json("pods", "-l", f"app.kubernetes.io/component=operator,{ROLE_LABEL}=standby")
         return any(is_ready(p) for p in pods["items"])
@@ -58,16 +59,20 @@ def kill_leader(system: System) -> float:
     return takeover
 
 
-def test_the_standby_takes_over_when_the_leader_dies(system: System, media: MediaServer,
-                                                      receiver: Receiver) -> None:
+def test_the_standby_takes_over_when_the_leader_dies(
+    system: System, media: MediaServer, receiver: Receiver
+) -> None:
     pods = system.get_json("pods", "-l", "app.kubernetes.io/component=operator")["items"]
     assert len(pods) == 2
     job = {"source": {"type": "url", "url": f"{media.url}/slow/av.mp4"}, "output": {"format": "mp3"}}
     reply = system.api.post("/v1/batch", json={"jobs": [job] * 6, "webhook": receiver.url})
     assert reply.status_code == 202, reply.text
     job_ids = [j["jobId"] for j in reply.json()["data"]["jobs"]]
-    wait_for(lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
-             60, "jobs running")
+    wait_for(
+        lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
+        60,
+        "jobs running",
+    )
 
     takeovers = sorted(kill_leader(system) for _ in range(KILLS))
     print(f"takeover over {KILLS} kills: median {takeovers[KILLS // 2]:.1f} s, max {takeovers[-1]:.1f} s")

@@ -20,14 +20,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 # Kept by `helm uninstall`, as the README says; everything else the release made goes.
 KEPT = {"persistentvolumeclaim/audio-extract-store"}
 NAMESPACE_DEFAULTS = {"serviceaccount/default", "configmap/kube-root-ca.crt"}
-KINDS = ("all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
-         "poddisruptionbudgets,ingresses,persistentvolumeclaims,endpointslices,events")
+KINDS = (
+    "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies,"
+    "poddisruptionbudgets,ingresses,persistentvolumeclaims,endpointslices,events"
+)
 
 
 def images_running(system: System, component: str) -> set[str]:
     pods = system.get_json("pods", "-l", f"app.kubernetes.io/component={component}")["items"]
-    return {c["image"] for p in pods if not p["metadata"].get("deletionTimestamp")
-            for c in p["spec"]["containers"]}
+    return {
+        c["image"]
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        for c in p["spec"]["containers"]
+    }
 
 
 def test_upgrade_while_jobs_run_loses_nothing(system: System, media: MediaServer, receiver: Receiver) -> None:
@@ -35,8 +41,11 @@ def test_upgrade_while_jobs_run_loses_nothing(system: System, media: MediaServer
     reply = system.api.post("/v1/batch", json={"jobs": jobs, "webhook": receiver.url})
     assert reply.status_code == 202, reply.text
     job_ids = [j["jobId"] for j in reply.json()["data"]["jobs"]]
-    wait_for(lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
-             60, "the first jobs running")
+    wait_for(
+        lambda: system.api.get(f"/v1/status/{job_ids[0]}").json()["data"]["status"] == "processing",
+        60,
+        "the first jobs running",
+    )
 
     # the API answers throughout the rollout (two replicas, a PodDisruptionBudget, readiness)
     errors: list[str] = []
@@ -78,8 +87,10 @@ def test_upgrade_while_jobs_run_loses_nothing(system: System, media: MediaServer
 
 
 def test_uninstall_removes_what_the_release_created(system: System) -> None:
-    batches = {f"extractionbatch.audioextract.io/{b['metadata']['name']}"
-               for b in system.get_json("extractionbatches")["items"]}
+    batches = {
+        f"extractionbatch.audioextract.io/{b['metadata']['name']}"
+        for b in system.get_json("extractionbatches")["items"]
+    }
     assert batches  # the previous test's
     system.helm.uninstall()
 
@@ -96,13 +107,21 @@ def test_uninstall_removes_what_the_release_created(system: System) -> None:
     # the CRD stays (Helm never deletes a chart's CRDs: the batches would go with it)
     system.cluster.kubectl("get", "crd", "extractionbatches.audioextract.io")
     # nothing cluster-scoped of the release is left behind
-    cluster_wide = system.cluster.kubectl("get", "clusterroles,clusterrolebindings,priorityclasses,"
-                                          "validatingwebhookconfigurations,mutatingwebhookconfigurations",
-                                          "-l", f"app.kubernetes.io/instance={release.RELEASE}",
-                                          "-o", "name").stdout.split()
+    cluster_wide = system.cluster.kubectl(
+        "get",
+        "clusterroles,clusterrolebindings,priorityclasses,"
+        "validatingwebhookconfigurations,mutatingwebhookconfigurations",
+        "-l",
+        f"app.kubernetes.io/instance={release.RELEASE}",
+        "-o",
+        "name",
+    ).stdout.split()
     assert cluster_wide == []
     # the README's clean-up then removes the rest: no finalizer holds a batch without an operator
     system.kubectl("delete", "extractionbatches", "--all", "--timeout=30s")
     system.kubectl("delete", "persistentvolumeclaim", "audio-extract-store", "--timeout=30s")
-    wait_for(lambda: not {n for n in remaining() if not n.startswith("event")} - NAMESPACE_DEFAULTS,
-             60, "the namespace empty")
+    wait_for(
+        lambda: not {n for n in remaining() if not n.startswith("event")} - NAMESPACE_DEFAULTS,
+        60,
+        "the namespace empty",
+    )

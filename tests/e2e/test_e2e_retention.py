@@ -11,8 +11,13 @@ from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
-SYSTEM_VALUES = {"operator": {"outputRetentionSeconds": 3, "recordRetentionSeconds": 15,
-                              "env": {"AUDIO_EXTRACT_OPERATOR_RETENTION_INTERVAL": "1"}}}
+SYSTEM_VALUES = {
+    "operator": {
+        "outputRetentionSeconds": 3,
+        "recordRetentionSeconds": 15,
+        "env": {"AUDIO_EXTRACT_OPERATOR_RETENTION_INTERVAL": "1"},
+    }
+}
 
 
 def test_outputs_expire_then_the_record_goes(system: System, media: MediaServer) -> None:
@@ -33,8 +38,11 @@ def test_outputs_expire_then_the_record_goes(system: System, media: MediaServer)
     assert system.api.get(f"/v1/status/{job_id}").json()["data"]["expired"] is True
     # the API answers 410 from expiresAt on; the operator's retention pass removes the file
     store = system.cluster.volumes_root / system.namespace / "audio-extract-store"
-    wait_for(lambda: not (store / job_id).exists() or not any((store / job_id).iterdir()), 30,
-             "the output removed from the store")
+    wait_for(
+        lambda: not (store / job_id).exists() or not any((store / job_id).iterdir()),
+        30,
+        "the output removed from the store",
+    )
     # then the record itself: the batch answers like any unknown one
     wait_for(lambda: system.api.get(f"/v1/batch/{batch}").status_code == 404, 60, "the record to go")
     assert system.api.get(f"/v1/status/{job_id}").json()["error"]["code"] == "JOB_NOT_FOUND"

@@ -96,14 +96,25 @@ def main() -> int:
     except (ValidationError, ValueError, OSError) as e:
         _write_result(settings, WorkerResult(error=_spec_error(e)))
         return EXIT_PERMANENT  # retrying the same spec cannot help
-    reporter = ProgressReporter(job.jobId, settings.progress_url, settings.progress_token,
-                                settings.progress_interval, settings.progress_timeout)
+    reporter = ProgressReporter(
+        job.jobId,
+        settings.progress_url,
+        settings.progress_token,
+        settings.progress_interval,
+        settings.progress_timeout,
+    )
     code = EXIT_INTERNAL
     try:
         result = run_job(job, settings, FilesystemStore(settings.store_root), reporter)
-        code = (EXIT_OK if result.output
-                else exit_code_for(ErrorCode(result.error.code), result.permanent,  # type: ignore[union-attr]
-                                   result.transient))
+        code = (
+            EXIT_OK
+            if result.output
+            else exit_code_for(
+                ErrorCode(result.error.code),  # type: ignore[union-attr]
+                result.permanent,
+                result.transient,
+            )
+        )
     except Terminated:
         result = WorkerResult(error=JobError(code=ErrorCode.CANCELLED, message="the worker was stopped"))
         code = EXIT_TERMINATED
@@ -117,13 +128,20 @@ def main() -> int:
         code = EXIT_TRANSIENT
     except Exception as e:
         log.exception("unexpected failure")
-        result = WorkerResult(error=JobError(code=ErrorCode.INTERNAL_ERROR, message="unexpected worker error",
-                                             details=f"{type(e).__name__}: {e}"[:1000]))
+        result = WorkerResult(
+            error=JobError(
+                code=ErrorCode.INTERNAL_ERROR,
+                message="unexpected worker error",
+                details=f"{type(e).__name__}: {e}"[:1000],
+            )
+        )
     finally:
         reporter.close()
     _write_result(settings, result)
-    log.info("%s", json.dumps({"event": "finished", "jobId": job.jobId, "exitCode": code,
-                               "peakRssKiB": peak_rss_kib()}))
+    log.info(
+        "%s",
+        json.dumps({"event": "finished", "jobId": job.jobId, "exitCode": code, "peakRssKiB": peak_rss_kib()}),
+    )
     return code
 
 

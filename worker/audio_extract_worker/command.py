@@ -164,8 +164,17 @@ def input_args(probe: ProbeFacts, source: Path, seek: float = 0.0) -> list[str]:
     # then drops the samples before the position (accurate seeking): the cut is exact.
     if seek > 0:
         extra += ["-ss", seconds(seek)]
-    return ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", INPUT_WHITELIST,
-            "-f", demuxer, *extra, "-i", f"file:{_absolute(source)}"]
+    return [
+        "-protocol_whitelist",
+        PROTOCOLS,
+        "-format_whitelist",
+        INPUT_WHITELIST,
+        "-f",
+        demuxer,
+        *extra,
+        "-i",
+        f"file:{_absolute(source)}",
+    ]
 
 
 def seconds(value: float) -> str:
@@ -190,9 +199,23 @@ def _absolute(path: Path) -> Path:
 def _base(spec: OutputSpec, probe: ProbeFacts, source: Path, loglevel: str = "error") -> list[str]:
     """Input, trim and stream choice: shared by the measuring pass (which must measure exactly
     what is extracted) and the extraction. ``probe.audio`` is the stream ``tracks`` chose."""
-    return ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", loglevel,
-            "-progress", "pipe:1", *input_args(probe, source, spec.trim_start), *trim_args(spec),
-            "-map", f"0:{probe.audio.index}", "-vn", "-sn", "-dn"]
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        loglevel,
+        "-progress",
+        "pipe:1",
+        *input_args(probe, source, spec.trim_start),
+        *trim_args(spec),
+        "-map",
+        f"0:{probe.audio.index}",
+        "-vn",
+        "-sn",
+        "-dn",
+    ]
 
 
 def measure_args(spec: OutputSpec, probe: ProbeFacts, source: Path, before: str | None = None) -> list[str]:
@@ -204,8 +227,13 @@ def measure_args(spec: OutputSpec, probe: ProbeFacts, source: Path, before: str 
     return [*_base(spec, probe, source, loglevel="info"), "-af", chain, "-f", "null", "-"]
 
 
-def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
-                loudness: Loudness | None = None, correction: float = 0.0) -> list[str]:
+def ffmpeg_args(
+    spec: OutputSpec,
+    probe: ProbeFacts,
+    paths: Paths,
+    loudness: Loudness | None = None,
+    correction: float = 0.0,
+) -> list[str]:
     """The extraction command. ``loudness`` (pass 1's measurement) is required when normalising;
     ``correction`` is the limiter route's measured gain correction (dB)."""
     spec.validate()
@@ -221,8 +249,9 @@ def ffmpeg_args(spec: OutputSpec, probe: ProbeFacts, paths: Paths,
     return [*args, "-f", CODECS[spec.format].muxer, "-y", f"file:{_absolute(paths.output)}"]
 
 
-def _encode_args(spec: OutputSpec, probe: ProbeFacts, loudness: Loudness | None,
-                 correction: float) -> list[str]:
+def _encode_args(
+    spec: OutputSpec, probe: ProbeFacts, loudness: Loudness | None, correction: float
+) -> list[str]:
     args: list[str] = []
     rate = output_sample_rate(spec, probe)
     if spec.normalize:

@@ -16,8 +16,15 @@ class JobFailure(Exception):
     ``transient``: the cause is outside the job (a full disk) and retrying later can succeed.
     """
 
-    def __init__(self, code: ErrorCode, message: str, details: str | None = None, *,
-                 permanent: bool | None = None, transient: bool = False) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        details: str | None = None,
+        *,
+        permanent: bool | None = None,
+        transient: bool = False,
+    ) -> None:
         super().__init__(message)
         self.code = ErrorCode(code)
         self.message = message

@@ -69,11 +69,20 @@ def url_basename(url: str) -> str:
     return PurePosixPath(unquote(httpx.URL(url).path)).name
 
 
-def download(url: str, dest: Path, allow: AllowList, limits: FetchLimits,
-             on_progress: Callable[[int, int | None], None] = lambda done, total: None) -> Fetched:
+def download(
+    url: str,
+    dest: Path,
+    allow: AllowList,
+    limits: FetchLimits,
+    on_progress: Callable[[int, int | None], None] = lambda done, total: None,
+) -> Fetched:
     """Fetch ``url`` into ``dest``; on any failure ``dest`` is removed and JobFailure raised."""
-    timeout = httpx.Timeout(connect=limits.connect_timeout, read=limits.read_timeout,
-                            write=limits.read_timeout, pool=limits.connect_timeout)
+    timeout = httpx.Timeout(
+        connect=limits.connect_timeout,
+        read=limits.read_timeout,
+        write=limits.read_timeout,
+        pool=limits.connect_timeout,
+    )
     try:
         with guarded_client(allow, timeout=timeout, headers={"User-Agent": USER_AGENT}) as client:
             size = _follow(client, url, dest, limits, on_progress)
@@ -84,8 +93,13 @@ def download(url: str, dest: Path, allow: AllowList, limits: FetchLimits,
     return Fetched(name=url_basename(url), size=size)
 
 
-def _follow(client: httpx.Client, url: str, dest: Path, limits: FetchLimits,
-            on_progress: Callable[[int, int | None], None]) -> int:
+def _follow(
+    client: httpx.Client,
+    url: str,
+    dest: Path,
+    limits: FetchLimits,
+    on_progress: Callable[[int, int | None], None],
+) -> int:
     current: str | httpx.URL = url
     for hop in range(limits.max_redirects + 1):
         where = "a redirect target" if hop else "the source"
@@ -96,9 +110,11 @@ def _follow(client: httpx.Client, url: str, dest: Path, limits: FetchLimits,
                     current = _next_hop(current, response.headers["location"])
                     continue
                 if not response.is_success:
-                    raise _failed(f"the source answered HTTP {response.status_code}",
-                                  f"{response.status_code} {response.reason_phrase}".strip(),
-                                  permanent=_permanent_status(response.status_code))
+                    raise _failed(
+                        f"the source answered HTTP {response.status_code}",
+                        f"{response.status_code} {response.reason_phrase}".strip(),
+                        permanent=_permanent_status(response.status_code),
+                    )
                 return _save(response, dest, limits.max_bytes, on_progress)
         except NetguardError as e:
             # a refusal is final; a name that did not resolve (ResolveError) may resolve next time
@@ -126,12 +142,16 @@ def _check_encoding(response: httpx.Response) -> None:
     codings = [c.strip().lower() for c in response.headers.get_list("content-encoding", split_commas=True)]
     if any(c not in ("", "identity") for c in codings):
         encoding = ", ".join(response.headers.get_list("content-encoding"))
-        raise _failed(f"the source answered with Content-Encoding {encoding!r} although it was asked "
-                      "for the file as it is (identity); encoded answers are not accepted", permanent=True)
+        raise _failed(
+            f"the source answered with Content-Encoding {encoding!r} although it was asked "
+            "for the file as it is (identity); encoded answers are not accepted",
+            permanent=True,
+        )
 
 
-def _save(response: httpx.Response, dest: Path, max_bytes: int,
-          on_progress: Callable[[int, int | None], None]) -> int:
+def _save(
+    response: httpx.Response, dest: Path, max_bytes: int, on_progress: Callable[[int, int | None], None]
+) -> int:
     _check_encoding(response)
     total: int | None = None
     with contextlib.suppress(KeyError, ValueError):

@@ -23,8 +23,9 @@ class FfmpegRun:
     """The last ``out_time_us`` reported: the output's duration once ffmpeg has finished."""
 
 
-def run_ffmpeg(args: list[str], timeout: float,
-               on_time: Callable[[float], None] = lambda seconds: None) -> FfmpegRun:
+def run_ffmpeg(
+    args: list[str], timeout: float, on_time: Callable[[float], None] = lambda seconds: None
+) -> FfmpegRun:
     """Run ``args``; call ``on_time`` with the output position in seconds; return stderr's tail.
 
     ``out_time_us`` is parsed (``out_time_ms`` is microseconds too, trac #7345, and early
@@ -34,8 +35,9 @@ def run_ffmpeg(args: list[str], timeout: float,
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     timed_out = threading.Event()
     last: float | None = None
-    with subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
         drain = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
         drain.start()
 
@@ -72,8 +74,11 @@ def run_ffmpeg(args: list[str], timeout: float,
         lines = [line for line in tail if line.strip()][-8:]
         if any(text in line for line in lines for text in OUT_OF_SPACE_TEXTS):
             raise out_of_space("store", "\n".join(lines))  # only the output is written to a disk
-        raise JobFailure(ErrorCode.EXTRACTION_FAILED, f"ffmpeg failed (exit code {proc.returncode})",
-                         "\n".join(lines) or None)
+        raise JobFailure(
+            ErrorCode.EXTRACTION_FAILED,
+            f"ffmpeg failed (exit code {proc.returncode})",
+            "\n".join(lines) or None,
+        )
     return FfmpegRun(stderr, last)
 
 

@@ -40,8 +40,9 @@ MEASURE_SHARE = 30
 """Percent of the extract step's progress bar given to the loudness measuring pass."""
 
 
-def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
-            reporter: ProgressReporter) -> WorkerResult:
+def run_job(
+    job: WorkerJob, settings: WorkerSettings, store: Store, reporter: ProgressReporter
+) -> WorkerResult:
     """Run ``job``; every failure ends as a result with a contract error code."""
     input_file: InputFile | None = None
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -66,8 +67,12 @@ def run_job(job: WorkerJob, settings: WorkerSettings, store: Store,
         return WorkerResult(output=output, inputFile=input_file)
     except JobFailure as failure:
         log.info("job %s failed: %s %s", job.jobId, failure.code, failure.message)
-        return WorkerResult(error=failure.to_error(), inputFile=input_file, permanent=failure.permanent,
-                            transient=failure.transient)
+        return WorkerResult(
+            error=failure.to_error(),
+            inputFile=input_file,
+            permanent=failure.permanent,
+            transient=failure.transient,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -90,8 +95,11 @@ def _check_trim(spec: OutputSpec, facts: ProbeFacts) -> None:
     """A trim that starts at or past the end of the audio has nothing to extract."""
     length = _source_seconds(facts)
     if spec.trim_start > 0 and length is not None and spec.trim_start >= length:
-        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "trim start is past the end of the media",
-                         f"trim.start is {spec.trim_start:g} s; the source's audio lasts {length:.3f} s")
+        raise JobFailure(
+            ErrorCode.EXTRACTION_FAILED,
+            "trim start is past the end of the media",
+            f"trim.start is {spec.trim_start:g} s; the source's audio lasts {length:.3f} s",
+        )
 
 
 def _expected_seconds(spec: OutputSpec, facts: ProbeFacts) -> float | None:
@@ -103,8 +111,9 @@ def _expected_seconds(spec: OutputSpec, facts: ProbeFacts) -> float | None:
     return max(0.0, end - spec.trim_start)
 
 
-def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
-             reporter: ProgressReporter) -> tuple[Path, str]:
+def _acquire(
+    job: WorkerJob, settings: WorkerSettings, store: Store, work: Path, reporter: ProgressReporter
+) -> tuple[Path, str]:
     """The source as a local absolute path, and its display name."""
     reporter.report(Step.downloading_video, 0)
     if job.source.type == "upload":
@@ -112,11 +121,14 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
         key = upload_key(file_id)
         size = store.size(key)
         if size is None:
-            raise JobFailure(ErrorCode.DOWNLOAD_FAILED, f"upload {file_id} was not found in the store",
-                             permanent=True)  # expired or deleted: it will not come back
+            raise JobFailure(
+                ErrorCode.DOWNLOAD_FAILED, f"upload {file_id} was not found in the store", permanent=True
+            )  # expired or deleted: it will not come back
         if size > settings.max_source_bytes:
-            raise JobFailure(ErrorCode.SOURCE_TOO_LARGE,
-                             f"the source is larger than the {settings.max_source_bytes:,}-byte limit")
+            raise JobFailure(
+                ErrorCode.SOURCE_TOO_LARGE,
+                f"the source is larger than the {settings.max_source_bytes:,}-byte limit",
+            )
         local = store.local_path(key)
         if local is None:  # a remote store: copy it into scratch first
             local = work / "source"
@@ -127,8 +139,9 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
     from . import fetch  # httpx and the address guard load only for URL sources
 
     dest = work / "source"
-    limits = fetch.FetchLimits(settings.max_source_bytes, settings.connect_timeout, settings.read_timeout,
-                               settings.max_redirects)
+    limits = fetch.FetchLimits(
+        settings.max_source_bytes, settings.connect_timeout, settings.read_timeout, settings.max_redirects
+    )
 
     def progress(done: int, total: int | None) -> None:
         if total:
@@ -139,8 +152,9 @@ def _acquire(job: WorkerJob, settings: WorkerSettings, store: Store, work: Path,
     return dest, fetched.name
 
 
-def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: WorkerSettings,
-             reporter: ProgressReporter) -> tuple[bool, float | None]:
+def _extract(
+    spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: WorkerSettings, reporter: ProgressReporter
+) -> tuple[bool, float | None]:
     """Returns whether the audio was re-encoded, and the output's duration (ffmpeg's last out_time)."""
     reporter.report(Step.extracting_audio, 0)
     duration = _expected_seconds(spec, facts)
@@ -156,6 +170,7 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
                 if pct > 1:
                     eta = int(elapsed * (100 - pct) / pct)
                 reporter.report(Step.extracting_audio, pct, eta)
+
         return on_time
 
     loudness = None
@@ -174,8 +189,11 @@ def _extract(spec: OutputSpec, facts: ProbeFacts, paths: Paths, settings: Worker
             correction, rounds = next_correction, rounds + 1
             chosen = normalize_filter(loudness, correction)
         start = MEASURE_SHARE
-    run = run_ffmpeg(ffmpeg_args(spec, facts, paths, loudness, correction), settings.ffmpeg_timeout,
-                     progress_in(start, 100))
+    run = run_ffmpeg(
+        ffmpeg_args(spec, facts, paths, loudness, correction),
+        settings.ffmpeg_timeout,
+        progress_in(start, 100),
+    )
     _check_complete(_expected_seconds(spec, facts), run)
     reporter.report(Step.extracting_audio, 100)
     return transcoded, run.out_seconds
@@ -195,22 +213,34 @@ def _check_complete(expected: float | None, run: FfmpegRun) -> None:
         return
     if got < expected - max(TRUNCATION_SLACK_S, TRUNCATION_SLACK_RATIO * expected):
         last = [line for line in run.stderr.splitlines() if line.strip()][-3:]
-        raise JobFailure(ErrorCode.INVALID_VIDEO, f"the source is truncated or damaged: only {got:.1f} s "
-                         f"of {expected:.1f} s of audio could be decoded", "\n".join(last) or None)
+        raise JobFailure(
+            ErrorCode.INVALID_VIDEO,
+            f"the source is truncated or damaged: only {got:.1f} s "
+            f"of {expected:.1f} s of audio could be decoded",
+            "\n".join(last) or None,
+        )
 
 
-def _measure(spec: OutputSpec, facts: ProbeFacts, source: Path, before: str | None, settings: WorkerSettings,
-             on_time: Callable[[float], None]) -> Loudness:
+def _measure(
+    spec: OutputSpec,
+    facts: ProbeFacts,
+    source: Path,
+    before: str | None,
+    settings: WorkerSettings,
+    on_time: Callable[[float], None],
+) -> Loudness:
     stderr = run_ffmpeg(measure_args(spec, facts, source, before), settings.ffmpeg_timeout, on_time).stderr
     try:
         return parse_ebur128(stderr)
     except ValueError:
-        raise JobFailure(ErrorCode.EXTRACTION_FAILED, "loudness measurement failed",
-                         stderr[-500:] or None) from None
+        raise JobFailure(
+            ErrorCode.EXTRACTION_FAILED, "loudness measurement failed", stderr[-500:] or None
+        ) from None
 
 
-def _describe(key: str, spec: OutputSpec, facts: ProbeFacts, out: Path, transcoded: bool,
-              seconds: float | None) -> OutputFile:
+def _describe(
+    key: str, spec: OutputSpec, facts: ProbeFacts, out: Path, transcoded: bool, seconds: float | None
+) -> OutputFile:
     """The result's output facts; raises (so the staged file is dropped) if there is no audio.
 
     ``sampleRate`` and ``channels`` are what ffmpeg was told (a copy is only made when they are the
@@ -229,11 +259,18 @@ def _describe(key: str, spec: OutputSpec, facts: ProbeFacts, out: Path, transcod
         try:
             duration = probe(out).duration
         except JobFailure as e:
-            raise JobFailure(ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable",
-                             e.message) from None
+            raise JobFailure(
+                ErrorCode.EXTRACTION_FAILED, "the produced audio file is unreadable", e.message
+            ) from None
     bitrate = f"{round(size * 8 / duration / 1000)}k" if duration else None
-    return OutputFile(filename=key.rsplit("/", 1)[-1], path=key, size=size,
-                      duration=round(duration, 3) if duration else None,
-                      format=Format(spec.format).value, bitrate=bitrate,
-                      sampleRate=output_sample_rate(spec, facts), channels=output_channels(spec, facts),
-                      transcoded=transcoded)
+    return OutputFile(
+        filename=key.rsplit("/", 1)[-1],
+        path=key,
+        size=size,
+        duration=round(duration, 3) if duration else None,
+        format=Format(spec.format).value,
+        bitrate=bitrate,
+        sampleRate=output_sample_rate(spec, facts),
+        channels=output_channels(spec, facts),
+        transcoded=transcoded,
+    )

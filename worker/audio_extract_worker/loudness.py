@@ -91,8 +91,12 @@ def normalize_filter(m: Loudness, correction: float = 0.0) -> str | None:
     gain = TARGET_I - m.integrated
     measured_lra = max(m.lra, 0.1)
     target_lra = min(max(DEFAULT_LRA, measured_lra), MAX_LRA)
-    in_range = -99 <= m.integrated <= 0 and -99 <= m.threshold <= 0 and -99 <= m.true_peak <= 99 \
-        and measured_lra <= 99  # loudnorm refuses the run ("out of range") outside these
+    in_range = (
+        -99 <= m.integrated <= 0
+        and -99 <= m.threshold <= 0
+        and -99 <= m.true_peak <= 99
+        and measured_lra <= 99
+    )  # loudnorm refuses the run ("out of range") outside these
     if in_range and m.true_peak + gain <= TARGET_TP and measured_lra <= target_lra:
         return (
             f"loudnorm=I={TARGET_I:g}:TP={TARGET_TP:g}:LRA={target_lra:.1f}"

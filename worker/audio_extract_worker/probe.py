@@ -17,8 +17,25 @@ from audio_extract_common.resource import ErrorCode
 from .errors import JobFailure
 
 INPUT_FORMATS = (
-    "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg",
-    "asf", "mp3", "aac", "flac", "wav", "ogg", "aiff",
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "3g2",
+    "mj2",
+    "matroska",
+    "webm",
+    "avi",
+    "flv",
+    "mpegts",
+    "mpeg",
+    "asf",
+    "mp3",
+    "aac",
+    "flac",
+    "wav",
+    "ogg",
+    "aiff",
 )
 """Demuxers ffmpeg may use (``-format_whitelist``). No playlist or indirection demuxers (hls,
 dash, concat, image2, …): those open further URLs or files named inside the input."""
@@ -65,9 +82,18 @@ class ProbeFacts:
 
 def probe_args(path: Path) -> list[str]:
     return [
-        "ffprobe", "-hide_banner", "-v", "error",
-        "-protocol_whitelist", PROTOCOLS, "-format_whitelist", INPUT_WHITELIST,
-        "-show_format", "-show_streams", "-of", "json",
+        "ffprobe",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        PROTOCOLS,
+        "-format_whitelist",
+        INPUT_WHITELIST,
+        "-show_format",
+        "-show_streams",
+        "-of",
+        "json",
         f"file:{path}",
     ]
 
@@ -89,14 +115,17 @@ def parse_probe(data: dict[str, Any], size: int) -> ProbeFacts:
     audio = [s for s in streams if s.get("codec_type") == "audio" and s.get("codec_name")]
     if not audio:
         kinds = sorted({str(s.get("codec_type")) for s in streams}) or ["none"]
-        raise JobFailure(ErrorCode.NO_AUDIO_STREAM, "the source has no audio stream",
-                         f"streams found: {', '.join(kinds)}")
+        raise JobFailure(
+            ErrorCode.NO_AUDIO_STREAM, "the source has no audio stream", f"streams found: {', '.join(kinds)}"
+        )
     only = len(streams) == 1
     format_rate = _num(fmt.get("bit_rate"), int) if only else None
     described = tuple(_stream(s, i, format_rate) for i, s in enumerate(audio))
     # ffmpeg's own choice would be the stream with most channels; prefer the default-flagged one.
-    chosen = next((d for d, s in zip(described, audio, strict=True)
-                   if (s.get("disposition") or {}).get("default")), described[0])
+    chosen = next(
+        (d for d, s in zip(described, audio, strict=True) if (s.get("disposition") or {}).get("default")),
+        described[0],
+    )
     duration = _num(fmt.get("duration")) or chosen.duration
     return ProbeFacts(
         format_name=format_name,
@@ -130,24 +159,28 @@ def probe(path: Path, timeout: float = 60.0) -> ProbeFacts:
     if size == 0:
         raise JobFailure(ErrorCode.INVALID_VIDEO, "the source is empty (0 bytes)")
     try:
-        proc = subprocess.run(probe_args(path), capture_output=True, timeout=timeout, check=False,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            probe_args(path), capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
-        raise JobFailure(ErrorCode.INVALID_VIDEO,
-                         f"probing the source took longer than {timeout:g} s") from None
+        raise JobFailure(
+            ErrorCode.INVALID_VIDEO, f"probing the source took longer than {timeout:g} s"
+        ) from None
     stderr = proc.stderr.decode(errors="replace").strip()
     if proc.returncode != 0:
         lines = [line for line in stderr.splitlines() if line.strip()][-3:]
         reason = "\n".join(lines) if lines else f"ffprobe exit code {proc.returncode}"
         if "not on whitelist" in stderr:
             reason = "container type is not allowed (playlists and indirection formats are refused)"
-        raise JobFailure(ErrorCode.INVALID_VIDEO, "the source is not a readable media file",
-                         _strip_path(reason, path))
+        raise JobFailure(
+            ErrorCode.INVALID_VIDEO, "the source is not a readable media file", _strip_path(reason, path)
+        )
     try:
         data = json.loads(proc.stdout or b"{}")
     except json.JSONDecodeError:
-        raise JobFailure(ErrorCode.INVALID_VIDEO, "the source is not a readable media file",
-                         "ffprobe printed no JSON") from None
+        raise JobFailure(
+            ErrorCode.INVALID_VIDEO, "the source is not a readable media file", "ffprobe printed no JSON"
+        ) from None
     return parse_probe(data, size)
 
 

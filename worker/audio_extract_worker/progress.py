@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ProgressReporter:
-    def __init__(self, job_id: str, url: str | None, token: str | None,
-                 interval: float = 1.0, timeout: float = 2.0) -> None:
+    def __init__(
+        self, job_id: str, url: str | None, token: str | None, interval: float = 1.0, timeout: float = 2.0
+    ) -> None:
         self.job_id = job_id
         self.url = url
         self.interval = interval
@@ -42,8 +43,9 @@ class ProgressReporter:
             self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
             self._thread.start()
 
-    def report(self, step: Step, percent: float, eta: int | None = None,
-               input_file: InputFile | None = None) -> None:
+    def report(
+        self, step: Step, percent: float, eta: int | None = None, input_file: InputFile | None = None
+    ) -> None:
         """Queue the newest state; returns at once."""
         if not self.url:
             return
@@ -53,8 +55,9 @@ class ProgressReporter:
         if self._last == (step, value):
             return
         self._last = (step, value)
-        report = ProgressReport(jobId=self.job_id, step=step, progress=value,
-                                estimatedTimeRemaining=eta, inputFile=self._input)
+        report = ProgressReport(
+            jobId=self.job_id, step=step, progress=value, estimatedTimeRemaining=eta, inputFile=self._input
+        )
         with self._lock:
             self._pending = report
             self._lock.notify()
@@ -91,8 +94,11 @@ class ProgressReporter:
         import httpx
 
         try:
-            response = client.post(self.url, content=report.model_dump_json(exclude_none=True),  # type: ignore[arg-type]
-                                   headers={**self._headers, "Content-Type": "application/json"})
+            response = client.post(
+                self.url,  # type: ignore[arg-type]
+                content=report.model_dump_json(exclude_none=True),
+                headers={**self._headers, "Content-Type": "application/json"},
+            )
             if response.is_success:
                 self.sent += 1
                 return

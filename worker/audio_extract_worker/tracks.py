@@ -18,9 +18,26 @@ from .probe import AudioStream, ProbeFacts
 
 # ISO 639-2/B → ISO 639-2/T, the 20 languages with two codes.
 _B_TO_T = {
-    "alb": "sqi", "arm": "hye", "baq": "eus", "bur": "mya", "chi": "zho", "cze": "ces", "dut": "nld",
-    "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd", "mao": "mri",
-    "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "tib": "bod", "wel": "cym",
+    "alb": "sqi",
+    "arm": "hye",
+    "baq": "eus",
+    "bur": "mya",
+    "chi": "zho",
+    "cze": "ces",
+    "dut": "nld",
+    "fre": "fra",
+    "geo": "kat",
+    "ger": "deu",
+    "gre": "ell",
+    "ice": "isl",
+    "mac": "mkd",
+    "mao": "mri",
+    "may": "msa",
+    "per": "fas",
+    "rum": "ron",
+    "slo": "slk",
+    "tib": "bod",
+    "wel": "cym",
 }
 
 
@@ -53,6 +70,9 @@ def select_track(facts: ProbeFacts, track: int | TrackLanguage | None) -> ProbeF
         chosen = next((s for s in matches if s.index == facts.audio.index), matches[0] if matches else None)
         asked = f"an audio track in language {track.language!r}"
     if chosen is None:
-        raise JobFailure(ErrorCode.NO_AUDIO_STREAM, f"the source has no {asked}",
-                         f"asked for {asked}; the source has {describe(streams)}")
+        raise JobFailure(
+            ErrorCode.NO_AUDIO_STREAM,
+            f"the source has no {asked}",
+            f"asked for {asked}; the source has {describe(streams)}",
+        )
     return dataclasses.replace(facts, audio=chosen)

@@ -19,26 +19,37 @@ from ..submit import check_idempotency_key, submit
 
 router = APIRouter(tags=["batches"])
 
-BatchIdParam = Annotated[str, Path(json_schema_extra={"pattern": BATCH_ID_PATTERN},
-                                   description="`batch_` + 16 lowercase hex.")]
+BatchIdParam = Annotated[
+    str, Path(json_schema_extra={"pattern": BATCH_ID_PATTERN}, description="`batch_` + 16 lowercase hex.")
+]
 
 
 def replay_header(replayed: bool) -> dict[str, str] | None:
     return {"Idempotent-Replayed": "true"} if replayed else None
 
-IdempotencyKey = Annotated[str | None, Header(
-    alias="Idempotency-Key", max_length=255, pattern=r"^[\x21-\x7e]+$",
-    description="(extension) Same key and body within 24 h → the same batch; another body → 409.")]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="(extension) Same key and body within 24 h → the same batch; another body → 409.",
+    ),
+]
 
 
 @router.post(
-    "/batch", status_code=202, response_model=Envelope[BatchAccepted],
+    "/batch",
+    status_code=202,
+    response_model=Envelope[BatchAccepted],
     openapi_extra=json_body(bodies.BatchRequest),
     responses=errors(400, 401, 403, 409, 413, 429, 503),
     summary="Submit 1 to 10 extractions as one batch",
 )
-async def post_batch(request: Request, svc: Svc, who: Writer,
-                     idempotency_key: IdempotencyKey = None) -> JSONResponse:
+async def post_batch(
+    request: Request, svc: Svc, who: Writer, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     idem = check_idempotency_key(idempotency_key)
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
@@ -46,8 +57,9 @@ async def post_batch(request: Request, svc: Svc, who: Writer,
         await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
         await svc.space.check("batch")
         spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
-        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem,
-                            svc.idempotency_secret)
+        done = await submit(
+            svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem, svc.idempotency_secret
+        )
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise
@@ -58,10 +70,11 @@ async def post_batch(request: Request, svc: Svc, who: Writer,
 
 
 @router.get(
-    "/batch/{batchId}", response_model=Envelope[BatchView], responses=errors(400, 401, 403, 404, 429, 503),
+    "/batch/{batchId}",
+    response_model=Envelope[BatchView],
+    responses=errors(400, 401, 403, 404, 429, 503),
     summary="(extension) A batch with each job's status and counts",
 )
-async def get_batch(svc: Svc, who: Reader,
-                    batchId: BatchIdParam) -> JSONResponse:
+async def get_batch(svc: Svc, who: Reader, batchId: BatchIdParam) -> JSONResponse:
     obj = await find_batch(svc.kube, batchId, who)
     return ok(views.batch_view(obj, svc.settings.public_prefix))

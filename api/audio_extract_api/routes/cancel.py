@@ -29,8 +29,10 @@ async def request_job_cancel(kube: Kube, name: str, index: int) -> None:
         current = list((obj.get("spec") or {}).get("cancelJobs") or [])
         if index in current:
             return
-        patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                 "spec": {"cancelJobs": [*current, index]}}
+        patch = {
+            "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+            "spec": {"cancelJobs": [*current, index]},
+        }
         try:
             if await kube.patch(name, patch) is None:
                 raise JobNotFound()
@@ -40,10 +42,16 @@ async def request_job_cancel(kube: Kube, name: str, index: int) -> None:
     raise ServiceUnavailable("The batch is changing too fast; retry")
 
 
-@router.post("/jobs/{jobId}/cancel", status_code=202, response_model=Envelope[JobView],
-             responses={200: {"model": Envelope[JobView], "description": "Already finished"},
-                        **errors(400, 401, 403, 404, 429, 503)},
-             summary="(extension) Cancel one job")
+@router.post(
+    "/jobs/{jobId}/cancel",
+    status_code=202,
+    response_model=Envelope[JobView],
+    responses={
+        200: {"model": Envelope[JobView], "description": "Already finished"},
+        **errors(400, 401, 403, 404, 429, 503),
+    },
+    summary="(extension) Cancel one job",
+)
 async def cancel_job(svc: Svc, who: Writer, jobId: JobIdParam) -> JSONResponse:
     obj, index = await find_job(svc.kube, jobId, who)
     prefix = svc.settings.public_prefix
@@ -54,11 +62,14 @@ async def cancel_job(svc: Svc, who: Writer, jobId: JobIdParam) -> JSONResponse:
     return ok(views.job_view(fresh, index, prefix), 202, "Cancellation requested")
 
 
-@router.post("/batch/{batchId}/cancel", status_code=202, response_model=Envelope[BatchView],
-             responses=errors(400, 401, 403, 404, 429, 503),
-             summary="(extension) Cancel every unfinished job")
-async def cancel_batch(svc: Svc, who: Writer,
-                       batchId: BatchIdParam) -> JSONResponse:
+@router.post(
+    "/batch/{batchId}/cancel",
+    status_code=202,
+    response_model=Envelope[BatchView],
+    responses=errors(400, 401, 403, 404, 429, 503),
+    summary="(extension) Cancel every unfinished job",
+)
+async def cancel_batch(svc: Svc, who: Writer, batchId: BatchIdParam) -> JSONResponse:
     obj = await find_batch(svc.kube, batchId, who)
     patched = await svc.kube.patch(obj["metadata"]["name"], {"spec": {"cancel": True}})
     if patched is None:

@@ -30,13 +30,16 @@ def estimated_time(ahead: int, base: int, per_queued: int) -> int:
 
 
 @router.post(
-    "/extract", status_code=202, response_model=Envelope[ExtractAccepted],
+    "/extract",
+    status_code=202,
+    response_model=Envelope[ExtractAccepted],
     openapi_extra=json_body(ExtractionJob),
     responses=errors(400, 401, 403, 409, 413, 429, 503),
     summary="Submit one extraction",
 )
-async def post_extract(request: Request, svc: Svc, who: Writer, idempotency_key: IdempotencyKey = None
-                       ) -> JSONResponse:
+async def post_extract(
+    request: Request, svc: Svc, who: Writer, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     idem = check_idempotency_key(idempotency_key)
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
@@ -44,8 +47,15 @@ async def post_extract(request: Request, svc: Svc, who: Writer, idempotency_key:
         await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
         await svc.space.check("extract")
         spec = BatchSpec(jobs=[job])
-        done = await submit(svc.kube, svc.queue, who, spec, bodies.canonical_hash({"extract": body}), idem,
-                            svc.idempotency_secret)
+        done = await submit(
+            svc.kube,
+            svc.queue,
+            who,
+            spec,
+            bodies.canonical_hash({"extract": body}),
+            idem,
+            svc.idempotency_secret,
+        )
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise

@@ -20,8 +20,12 @@ async def healthz() -> JSONResponse:
     return ok({"status": "ok"})
 
 
-@router.get("/readyz", response_model=Envelope[Health], responses=errors(503),
-            summary="Readiness: the Kubernetes API answers")
+@router.get(
+    "/readyz",
+    response_model=Envelope[Health],
+    responses=errors(503),
+    summary="Readiness: the Kubernetes API answers",
+)
 async def readyz(svc: Svc) -> JSONResponse:
     await svc.kube.ping()
     return ok({"status": "ready"})

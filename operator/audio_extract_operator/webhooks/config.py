@@ -20,8 +20,8 @@ class WebhookConfig(BaseModel):
         default="/audio-extract/v1", description="Prefix of the URLs put in payloads (downloadUrl)."
     )
     schedule: tuple[float, ...] = Field(
-        default=DEFAULT_SCHEDULE, description="Delays in seconds after each failed attempt; its length + 1 "
-        "is the number of attempts."
+        default=DEFAULT_SCHEDULE,
+        description="Delays in seconds after each failed attempt; its length + 1 is the number of attempts.",
     )
     schedule_scale: float = Field(default=1.0, gt=0, description="Schedule multiplier (tests shrink it).")
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Each delay varies by +/- this fraction.")
@@ -31,11 +31,15 @@ class WebhookConfig(BaseModel):
     allow_cidrs: str = Field(default="", description="CIDRs exempt from the address guard (dev/tests).")
     concurrency: int = Field(default=64, ge=1, description="Attempts in flight at once, across all batches.")
     resolve_timeout: float = Field(
-        default=5.0, gt=0, description="Seconds an attempt waits for its host name (then it fails and is "
+        default=5.0,
+        gt=0,
+        description="Seconds an attempt waits for its host name (then it fails and is "
         "retried on the schedule); within `timeout`.",
     )
     resolve_threads: int = Field(
-        default=16, ge=1, description="Host lookups in flight at once (one thread each, one per name).",
+        default=16,
+        ge=1,
+        description="Host lookups in flight at once (one thread each, one per name).",
     )
     poll_interval: float = Field(
         default=0.5, gt=0, description="Seconds between looks at a batch's due deliveries."
@@ -46,7 +50,8 @@ class WebhookSettings(BaseSettings):
     """Mixin for the operator's settings: ``AUDIO_EXTRACT_OPERATOR_WEBHOOK_*``."""
 
     webhook_secret: SecretStr = Field(
-        default=SecretStr(""), description="Standard Webhooks signing secret (`whsec_<base64>`); empty = "
+        default=SecretStr(""),
+        description="Standard Webhooks signing secret (`whsec_<base64>`); empty = "
         "no webhooks are sent (deliveries stay pending).",
     )
     webhook_public_prefix: str = Field(
@@ -68,18 +73,21 @@ class WebhookSettings(BaseSettings):
     )
     webhook_concurrency: int = Field(default=64, ge=1, description="Delivery attempts in flight at once.")
     webhook_resolve_timeout: float = Field(
-        default=5.0, gt=0,
+        default=5.0,
+        gt=0,
         description="Seconds an attempt waits for its target's host name; past it the attempt fails and "
         "is retried on the schedule. The system resolver cannot be interrupted: the lookup keeps its "
         "thread until it answers or gives up, and later attempts for that name join it.",
     )
     webhook_resolve_threads: int = Field(
-        default=16, ge=1,
+        default=16,
+        ge=1,
         description="Host lookups in flight at once (a thread each; one name is looked up once at a "
         "time however many deliveries wait for it), so slow names cannot take the whole process.",
     )
     webhook_poll_interval: float = Field(
-        default=0.5, gt=0,
+        default=0.5,
+        gt=0,
         description="Seconds between looks at a batch's due deliveries (bounds added latency).",
     )
 

@@ -116,9 +116,14 @@ def needs_work(spec: Mapping[str, Any], status: Mapping[str, Any], now: str | No
 class Driver:
     """One per operator process (kept in kopf's memo): the sender, the bound and the memory."""
 
-    def __init__(self, config: WebhookConfig, patch: PatchStatus, sender: Sender | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 after_attempts: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        patch: PatchStatus,
+        sender: Sender | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_attempts: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.enabled = bool(config.secret)
         self.patch = patch
@@ -198,8 +203,15 @@ class Driver:
             outcome = await self.sender.attempt(d, body)
         self.sent_total += 1
         new = next_state(d, outcome, self.clock(), self.schedule)
-        log.info("webhook %s %s to %s: attempt %d -> %s (%s)", d.id, d.event, d.url, new.attempts, new.state,
-                 outcome.status_code if outcome.status_code is not None else outcome.error)
+        log.info(
+            "webhook %s %s to %s: attempt %d -> %s (%s)",
+            d.id,
+            d.event,
+            d.url,
+            new.attempts,
+            new.state,
+            outcome.status_code if outcome.status_code is not None else outcome.error,
+        )
         return new
 
     async def _write(self, ref: BatchRef, status: BatchStatus, writes: Mapping[Slot, Delivery]) -> None:

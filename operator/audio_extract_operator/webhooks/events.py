@@ -71,23 +71,30 @@ def job_payload(job: JobStatus, batch_id: str, event_time: str, prefix: str) -> 
         url = download_url(prefix, job.jobId)
         out = job.outputFile
         body["downloadUrl"] = url
-        body["outputFile"] = None if out is None else {
-            "filename": out.filename,
-            "url": url,
-            "size": out.size,
-            "duration": out.duration,
-            "format": out.format,
-            "bitrate": out.bitrate,
-            "sampleRate": out.sampleRate,  # docs/contract.md §7
-            "channels": out.channels,
-        }
+        body["outputFile"] = (
+            None
+            if out is None
+            else {
+                "filename": out.filename,
+                "url": url,
+                "size": out.size,
+                "duration": out.duration,
+                "format": out.format,
+                "bitrate": out.bitrate,
+                "sampleRate": out.sampleRate,  # docs/contract.md §7
+                "channels": out.channels,
+            }
+        )
     else:
         err = job.error
         body["error"] = (
             {"code": str(err.code), "message": err.message, "details": err.details}
             if err is not None
-            else {"code": "INTERNAL_ERROR", "message": "the job failed without a recorded error",
-                  "details": None}
+            else {
+                "code": "INTERNAL_ERROR",
+                "message": "the job failed without a recorded error",
+                "details": None,
+            }
         )
     return body
 
@@ -137,12 +144,21 @@ def plan(spec: BatchSpec, status: BatchStatus, batch_uid: str, now: str) -> Iter
         if url is None:
             continue
         event = job_event(job)
-        yield Planned(job.index, new_delivery(
-            event, url, webhook_id(batch_uid, job.jobId, event), job.completedAt or now, now))
+        yield Planned(
+            job.index,
+            new_delivery(event, url, webhook_id(batch_uid, job.jobId, event), job.completedAt or now, now),
+        )
     if status.webhook is None and spec.webhook and batch_finished(status):
-        yield Planned(None, new_delivery(
-            BATCH_COMPLETED, spec.webhook, webhook_id(batch_uid, status.batchId or "", BATCH_COMPLETED),
-            status.completedAt or now, now))
+        yield Planned(
+            None,
+            new_delivery(
+                BATCH_COMPLETED,
+                spec.webhook,
+                webhook_id(batch_uid, status.batchId or "", BATCH_COMPLETED),
+                status.completedAt or now,
+                now,
+            ),
+        )
 
 
 def body_for(status: BatchStatus, index: int | None, delivery: Delivery, prefix: str) -> bytes:

@@ -84,12 +84,16 @@ class Pump:
             spec, status = body.get("spec") or {}, body.get("status") or {}
             active = self.driver.remembers(uid) or needs_work(spec, status)
         except Exception:  # never let an odd object break the operator's event handler
-            log.exception("webhook check of %s failed", meta.get("name"),
-                          extra={"tenant": logs.tenant_of(body)})
+            log.exception(
+                "webhook check of %s failed", meta.get("name"), extra={"tenant": logs.tenant_of(body)}
+            )
             return
         if active:
-            self.bodies[uid] = {"metadata": dict(meta), "spec": body.get("spec"),
-                                "status": body.get("status")}
+            self.bodies[uid] = {
+                "metadata": dict(meta),
+                "spec": body.get("spec"),
+                "status": body.get("status"),
+            }
             self.wake.set()
         else:  # nothing owed or pending: done with this batch (memory included) until it changes
             self.bodies.pop(uid, None)
@@ -116,8 +120,11 @@ class Pump:
                 if not self.driver.wants_tick(uid, spec, status, now):
                     continue
             except Exception:  # one odd object must not stall every other batch
-                log.exception("webhook check of %s failed", body["metadata"].get("name"),
-                              extra={"tenant": logs.tenant_of(body)})
+                log.exception(
+                    "webhook check of %s failed",
+                    body["metadata"].get("name"),
+                    extra={"tenant": logs.tenant_of(body)},
+                )
                 continue
             task = asyncio.create_task(self._tick(uid, body), name=f"webhooks {uid}")
             self.ticking[uid] = task
@@ -127,9 +134,11 @@ class Pump:
         logs.tenant.set(logs.tenant_of(body))  # this task's lines, and the attempts it starts
         try:
             self.ticks += 1
-            await self.driver.tick(BatchRef(meta["namespace"], meta["name"], uid),
-                                   BatchSpec.model_validate(body.get("spec") or {}),
-                                   BatchStatus.model_validate(body.get("status") or {}))
+            await self.driver.tick(
+                BatchRef(meta["namespace"], meta["name"], uid),
+                BatchSpec.model_validate(body.get("spec") or {}),
+                BatchStatus.model_validate(body.get("status") or {}),
+            )
         except asyncio.CancelledError:
             raise
         except Exception:  # logged; the batch stays active and the next pass tries again

@@ -58,9 +58,12 @@ class Sender:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created in the running loop, on first use
-            self._session = guarded_session(self.allow, limit=self.config.concurrency,
-                                            lookup=self.resolver.lookup,
-                                            headers={"user-agent": "audio-extract-webhooks/1"})
+            self._session = guarded_session(
+                self.allow,
+                limit=self.config.concurrency,
+                lookup=self.resolver.lookup,
+                headers={"user-agent": "audio-extract-webhooks/1"},
+            )
         return self._session
 
     async def aclose(self) -> None:
@@ -72,8 +75,9 @@ class Sender:
         deadline = time.monotonic() + self.config.timeout
         try:
             async with asyncio.timeout(self.config.timeout):
-                response = await self._client().post(delivery.url, data=body, headers=headers,
-                                                     allow_redirects=False)
+                response = await self._client().post(
+                    delivery.url, data=body, headers=headers, allow_redirects=False
+                )
         except BlockedAddress as e:
             return Outcome(error=str(e), blocked=True)
         except NetguardError as e:  # the name did not resolve: may come back, so retry
@@ -90,7 +94,8 @@ class Sender:
         return Outcome(
             status_code=response.status,
             retry_after=retry_after_seconds(response.headers.get("retry-after"))
-            if response.status == 429 else None,
+            if response.status == 429
+            else None,
             read_bytes=read,
         )
 

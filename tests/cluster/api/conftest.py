@@ -43,12 +43,19 @@ def api_kubeconfig(cluster, namespace, api_role_rules, tmp_path: Path) -> Path:
     sa = "audio-extract-api"
     objs = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": sa, "namespace": namespace}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-         "metadata": {"name": sa, "namespace": namespace}, "rules": api_role_rules},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-         "metadata": {"name": sa, "namespace": namespace},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
-         "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": sa, "namespace": namespace},
+            "rules": api_role_rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": sa, "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": sa},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}],
+        },
     ]
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objs))
     return cluster.service_account_kubeconfig(namespace, sa)
@@ -58,11 +65,18 @@ def api_kubeconfig(cluster, namespace, api_role_rules, tmp_path: Path) -> Path:
 def api_settings(cluster, namespace, crd, api_kubeconfig: Path, tmp_path: Path) -> Settings:
     keys = tmp_path / "api-keys"
     # Three tenants: main, other (each key its own tenant) and ops, an admin.
-    keys.write_text(f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
-                    f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n"
-                    f"ops {hashlib.sha256(ADMIN_KEY.encode()).hexdigest()} admin\n")
-    return Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
-                    store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
+    keys.write_text(
+        f"main {hashlib.sha256(API_KEY.encode()).hexdigest()}\n"
+        f"other {hashlib.sha256(OTHER_KEY.encode()).hexdigest()}\n"
+        f"ops {hashlib.sha256(ADMIN_KEY.encode()).hexdigest()} admin\n"
+    )
+    return Settings(
+        namespace=namespace,
+        kubeconfig=api_kubeconfig,
+        api_keys_path=keys,
+        store_root=tmp_path / "store",
+        allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32",
+    )
 
 
 @pytest.fixture
@@ -72,8 +86,9 @@ def make_api(api_settings: Settings) -> Callable[..., Any]:
         app = create_app(api_settings.model_copy(update=overrides))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test", timeout=30,
-                                         headers={"X-API-Key": API_KEY}) as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://api.test", timeout=30, headers={"X-API-Key": API_KEY}
+            ) as c:
                 c.app = app  # type: ignore[attr-defined]
                 yield c
 
@@ -128,11 +143,34 @@ def api_media(cluster, tmp_path_factory: pytest.TempPathFactory):
     from support.media_server import MediaServer
 
     directory = make_media(tmp_path_factory.mktemp("api-media"))
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                    "-f", "lavfi", "-i", "testsrc=size=32x24:rate=2:duration=90",
-                    "-f", "lavfi", "-i", "sine=frequency=330:duration=90:sample_rate=44100",
-                    "-ac", "2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest",
-                    str(directory / "long.mp4")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=32x24:rate=2:duration=90",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:duration=90:sample_rate=44100",
+            "-ac",
+            "2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(directory / "long.mp4"),
+        ],
+        check=True,
+    )
     server = MediaServer(directory, slow_seconds=60).start()
     yield server
     server.stop()

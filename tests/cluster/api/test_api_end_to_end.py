@@ -51,21 +51,35 @@ def assert_progress_story(observations: list[dict]) -> None:
     assert observations[-1]["status"] == "completed" and observations[-1]["progress"] == 100
 
 
-async def test_contract_example_batches_complete(make_api, start_operator, api_media, tmp_path,
-                                                 expect_error_cluster):
+async def test_contract_example_batches_complete(
+    make_api, start_operator, api_media, tmp_path, expect_error_cluster
+):
     op = start_operator(max_running=4)
     async with make_api(store_root=op.store_root) as api:
         long_src = {"type": "url", "url": f"{api_media.url}/long.mp4"}
         src = {"type": "url", "url": f"{api_media.url}/av.mp4"}
-        first = await api.post("/v1/batch", json={"jobs": [
-            {"source": long_src, "output": {"format": "mp3", "quality": "high"},
-             "options": {"filename": "talk"}},
-            {"source": long_src, "output": {"format": "flac", "normalize": True}},
-        ]})
-        second = await api.post("/v1/batch", json={"jobs": [
-            {"source": src, "output": {"format": "mp3", "quality": "medium"}},
-            {"source": src, "output": {"format": "aac", "bitrate": "256k"}},
-        ]})
+        first = await api.post(
+            "/v1/batch",
+            json={
+                "jobs": [
+                    {
+                        "source": long_src,
+                        "output": {"format": "mp3", "quality": "high"},
+                        "options": {"filename": "talk"},
+                    },
+                    {"source": long_src, "output": {"format": "flac", "normalize": True}},
+                ]
+            },
+        )
+        second = await api.post(
+            "/v1/batch",
+            json={
+                "jobs": [
+                    {"source": src, "output": {"format": "mp3", "quality": "medium"}},
+                    {"source": src, "output": {"format": "aac", "bitrate": "256k"}},
+                ]
+            },
+        )
         assert first.status_code == second.status_code == 202, (first.text, second.text)
         jobs = [j["jobId"] for b in (first, second) for j in b.json()["data"]["jobs"]]
         # before completion: 202 JOB_NOT_COMPLETED
@@ -127,8 +141,15 @@ async def test_cancelled_job_ends_cancelled(make_api, start_operator, api_media,
     async with make_api(store_root=op.store_root) as api:
         slow = {"type": "url", "url": f"{api_media.url}/slow/av.mp4"}
         fast = {"type": "url", "url": f"{api_media.url}/av.mp4"}
-        r = await api.post("/v1/batch", json={"jobs": [{"source": slow, "output": {"format": "mp3"}},
-                                                       {"source": fast, "output": {"format": "wav"}}]})
+        r = await api.post(
+            "/v1/batch",
+            json={
+                "jobs": [
+                    {"source": slow, "output": {"format": "mp3"}},
+                    {"source": fast, "output": {"format": "wav"}},
+                ]
+            },
+        )
         assert r.status_code == 202, r.text
         slow_job, fast_job = (j["jobId"] for j in r.json()["data"]["jobs"])
         c = await api.post(f"/v1/jobs/{slow_job}/cancel")

@@ -39,15 +39,21 @@ async def test_batch_creates_one_resource_with_contract_ids(api, batches):
     assert data["jobs"][1]["statusUrl"] == f"/audio-extract/v1/status/{ids.job_id(key, 1)}"
     [obj] = batches()
     assert obj["metadata"]["name"] == ids.batch_object_name(key)
-    assert obj["spec"]["jobs"][1]["output"] == {"format": "flac", "quality": "medium", "normalize": True,
-                                                "preserveMetadata": False}
+    assert obj["spec"]["jobs"][1]["output"] == {
+        "format": "flac",
+        "quality": "medium",
+        "normalize": True,
+        "preserveMetadata": False,
+    }
     assert obj["metadata"]["labels"][ids.KEY_LABEL] == key
     assert obj["metadata"]["labels"][ids.TENANT_LABEL] == "main"
     assert obj["metadata"]["annotations"]["audioextract.io/api-key-id"] == "main"
 
 
 async def test_status_and_batch_views_of_a_queued_job(api):
-    data = (await api.post("/v1/batch", json={"jobs": [one_job()], "webhook": "http://127.0.0.1:9/hook"})).json()["data"]
+    data = (
+        await api.post("/v1/batch", json={"jobs": [one_job()], "webhook": "http://127.0.0.1:9/hook"})
+    ).json()["data"]
     job_id = data["jobs"][0]["jobId"]
     for prefix in ("/v1", "/audio-extract/v1"):
         r = await api.get(f"{prefix}/status/{job_id}")
@@ -56,9 +62,15 @@ async def test_status_and_batch_views_of_a_queued_job(api):
         assert view["jobId"] == job_id and view["batchId"] == data["batchId"]
         assert (view["status"], view["progress"], view["currentStep"]) == ("queued", 0, None)
         assert view["outputFile"] is None and view["downloadUrl"] is None and view["error"] is None
-        assert view["options"] == {"filename": None, "webhook": "http://127.0.0.1:9/hook",
-                                   "priority": "normal", "sampleRate": None, "channels": None,
-                                   "trim": None, "audioTrack": None}
+        assert view["options"] == {
+            "filename": None,
+            "webhook": "http://127.0.0.1:9/hook",
+            "priority": "normal",
+            "sampleRate": None,
+            "channels": None,
+            "trim": None,
+            "audioTrack": None,
+        }
         assert view["createdAt"].endswith("Z") and view["expired"] is False
     batch = (await api.get(f"/v1/batch/{data['batchId']}")).json()["data"]
     assert (batch["totalJobs"], batch["queued"], batch["completed"], batch["failed"]) == (1, 1, 0, 0)
@@ -97,8 +109,9 @@ spec:
     output: {format: opus}
 """
     cluster.kubectl("-n", namespace, "apply", "-f", "-", input=manifest)
-    uid = cluster.kubectl("-n", namespace, "get", "extractionbatch", "hand-made", "-o",
-                          "jsonpath={.metadata.uid}").stdout
+    uid = cluster.kubectl(
+        "-n", namespace, "get", "extractionbatch", "hand-made", "-o", "jsonpath={.metadata.uid}"
+    ).stdout
     key = ids.key_from_uid(uid)
     # what the operator does for batches it did not name
     cluster.kubectl("-n", namespace, "label", "extractionbatch", "hand-made", f"{ids.KEY_LABEL}={key}")
@@ -117,8 +130,13 @@ spec:
 async def test_another_tenant_gets_404_on_every_route_and_admin_sees_all(api, batches, expect_error_cluster):
     data = (await api.post("/v1/batch", json={"jobs": [one_job()]})).json()["data"]
     job, batch = data["jobs"][0]["jobId"], data["batchId"]
-    routes = [("GET", f"/v1/status/{job}"), ("GET", f"/v1/batch/{batch}"), ("GET", f"/v1/download/{job}"),
-              ("POST", f"/v1/jobs/{job}/cancel"), ("POST", f"/v1/batch/{batch}/cancel")]
+    routes = [
+        ("GET", f"/v1/status/{job}"),
+        ("GET", f"/v1/batch/{batch}"),
+        ("GET", f"/v1/download/{job}"),
+        ("POST", f"/v1/jobs/{job}/cancel"),
+        ("POST", f"/v1/batch/{batch}/cancel"),
+    ]
     for method, path in routes:
         r = await api.request(method, path, headers={"X-API-Key": OTHER_KEY})
         expect_error_cluster(r, 404, "JOB_NOT_FOUND")
@@ -136,9 +154,11 @@ async def test_idempotency_same_body_same_batch_one_resource(api, batches, expec
     hdr = {"Idempotency-Key": "order-42"}
     first = await api.post("/v1/batch", json=body, headers=hdr)
     # same content, other key order and whitespace: the same request
-    raw = (b'{"jobs": [{"output": {"format": "mp3"}, "source": {"url": "http://127.0.0.1:9/video.mp4",'
-           b' "type": "url"}}, {"source": {"type": "url", "url": "http://127.0.0.1:9/video.mp4"},'
-           b' "output": {"format": "wav"}}]}')
+    raw = (
+        b'{"jobs": [{"output": {"format": "mp3"}, "source": {"url": "http://127.0.0.1:9/video.mp4",'
+        b' "type": "url"}}, {"source": {"type": "url", "url": "http://127.0.0.1:9/video.mp4"},'
+        b' "output": {"format": "wav"}}]}'
+    )
     again = await api.post("/v1/batch", content=raw, headers={**hdr, "Content-Type": "application/json"})
     assert first.status_code == again.status_code == 202, again.text
     assert first.json()["data"] == again.json()["data"]
@@ -155,8 +175,9 @@ async def test_idempotency_same_body_same_batch_one_resource(api, batches, expec
 
 async def test_idempotency_concurrent_duplicates(api, batches):
     body = {"jobs": [one_job()]}
-    rs = await asyncio.gather(*(api.post("/v1/batch", json=body, headers={"Idempotency-Key": "dup"})
-                                for _ in range(10)))
+    rs = await asyncio.gather(
+        *(api.post("/v1/batch", json=body, headers={"Idempotency-Key": "dup"}) for _ in range(10))
+    )
     assert {r.status_code for r in rs} == {202}
     assert len({r.json()["data"]["batchId"] for r in rs}) == 1
     assert len(batches()) == 1
@@ -186,8 +207,9 @@ async def test_queue_full_bound_with_two_replicas(make_api, batches):
     """Two processes each admit exactly against their own view: together at most 2 x capacity."""
     capacity = 10
     async with make_api(queue_capacity=capacity) as a, make_api(queue_capacity=capacity) as b:
-        rs = await asyncio.gather(*((a if i % 2 else b).post("/v1/batch", json={"jobs": [one_job()]})
-                                    for i in range(50)))
+        rs = await asyncio.gather(
+            *((a if i % 2 else b).post("/v1/batch", json={"jobs": [one_job()]}) for i in range(50))
+        )
         admitted = sum(r.status_code == 202 for r in rs)
         assert capacity <= admitted <= 2 * capacity
         assert len(batches()) == admitted
@@ -206,8 +228,10 @@ async def test_queue_counts_only_queued_jobs(make_api, batches, write_status):
         data = (await api.post("/v1/batch", json={"jobs": [one_job(), one_job()]})).json()["data"]
         assert (await api.post("/v1/batch", json={"jobs": [one_job()]})).status_code == 503
         name = batches()[0]["metadata"]["name"]
-        entries = [{"index": i, "jobId": j["jobId"], "jobName": j["jobId"].replace("_", "-"),
-                    "status": "processing"} for i, j in enumerate(data["jobs"])]
+        entries = [
+            {"index": i, "jobId": j["jobId"], "jobName": j["jobId"].replace("_", "-"), "status": "processing"}
+            for i, j in enumerate(data["jobs"])
+        ]
         write_status(name, {"jobs": entries})
         deadline = time.monotonic() + 30
         while (r := await api.post("/v1/batch", json={"jobs": [one_job()]})).status_code != 202:
@@ -230,8 +254,9 @@ async def test_cancel_job_and_batch_patch_the_spec(api, batches):
 
 
 async def test_download_answers_by_state(api, api_settings, batches, write_status, expect_error_cluster):
-    data = (await api.post("/v1/batch", json={"jobs": [one_job(), one_job("flac"), one_job(), one_job()]}
-                           )).json()["data"]
+    data = (
+        await api.post("/v1/batch", json={"jobs": [one_job(), one_job("flac"), one_job(), one_job()]})
+    ).json()["data"]
     j = [x["jobId"] for x in data["jobs"]]
     name = batches()[0]["metadata"]["name"]
     r = await api.get(f"/v1/download/{j[0]}")
@@ -244,18 +269,57 @@ async def test_download_answers_by_state(api, api_settings, batches, write_statu
     now = timefmt.now()
     past, future = timefmt.iso(now.replace(year=now.year - 1)), timefmt.iso(now.replace(year=now.year + 1))
     entry = {"jobName": "x", "createdAt": timefmt.iso(now)}
-    write_status(name, {"jobs": [
-        {**entry, "index": 0, "jobId": j[0], "status": "processing", "currentStep": "extracting_audio",
-         "progress": 40},
-        {**entry, "index": 1, "jobId": j[1], "status": "completed", "progress": 100, "expiresAt": future,
-         "completedAt": timefmt.iso(now),
-         "outputFile": {"filename": "song.flac", "path": f"{j[1]}/song.flac", "size": len(audio),
-                        "format": "flac", "duration": 1.5}},
-        {**entry, "index": 2, "jobId": j[2], "status": "failed",
-         "error": {"code": "NO_AUDIO_STREAM", "message": "The source has no audio stream"}},
-        {**entry, "index": 3, "jobId": j[3], "status": "completed", "expiresAt": past,
-         "outputFile": {"filename": "gone.mp3", "path": f"{j[3]}/gone.mp3", "size": 1, "format": "mp3"}},
-    ]})
+    write_status(
+        name,
+        {
+            "jobs": [
+                {
+                    **entry,
+                    "index": 0,
+                    "jobId": j[0],
+                    "status": "processing",
+                    "currentStep": "extracting_audio",
+                    "progress": 40,
+                },
+                {
+                    **entry,
+                    "index": 1,
+                    "jobId": j[1],
+                    "status": "completed",
+                    "progress": 100,
+                    "expiresAt": future,
+                    "completedAt": timefmt.iso(now),
+                    "outputFile": {
+                        "filename": "song.flac",
+                        "path": f"{j[1]}/song.flac",
+                        "size": len(audio),
+                        "format": "flac",
+                        "duration": 1.5,
+                    },
+                },
+                {
+                    **entry,
+                    "index": 2,
+                    "jobId": j[2],
+                    "status": "failed",
+                    "error": {"code": "NO_AUDIO_STREAM", "message": "The source has no audio stream"},
+                },
+                {
+                    **entry,
+                    "index": 3,
+                    "jobId": j[3],
+                    "status": "completed",
+                    "expiresAt": past,
+                    "outputFile": {
+                        "filename": "gone.mp3",
+                        "path": f"{j[3]}/gone.mp3",
+                        "size": 1,
+                        "format": "mp3",
+                    },
+                },
+            ]
+        },
+    )
     expect_error_cluster(await api.get(f"/v1/download/{j[0]}"), 202, "JOB_NOT_COMPLETED")
 
     r = await api.get(f"/v1/download/{j[1]}")
@@ -269,8 +333,9 @@ async def test_download_answers_by_state(api, api_settings, batches, write_statu
     assert r.headers["content-length"] == "1000"
     r = await api.get(f"/v1/download/{j[1]}", headers={"Range": "bytes=-10"})
     assert r.status_code == 206 and r.content == audio[-10:]
-    expect_error_cluster(await api.get(f"/v1/download/{j[1]}", headers={"Range": "bytes=999999-"}),
-                         416, "INVALID_REQUEST")
+    expect_error_cluster(
+        await api.get(f"/v1/download/{j[1]}", headers={"Range": "bytes=999999-"}), 416, "INVALID_REQUEST"
+    )
 
     err = expect_error_cluster(await api.get(f"/v1/download/{j[2]}"), 409, "NO_AUDIO_STREAM")
     assert err["message"] == "The source has no audio stream"
@@ -283,7 +348,10 @@ async def test_download_answers_by_state(api, api_settings, batches, write_statu
     assert (await api.get(f"/v1/status/{j[3]}")).json()["data"]["expired"] is True
     processing = (await api.get(f"/v1/status/{j[0]}")).json()["data"]
     assert (processing["status"], processing["currentStep"], processing["progress"]) == (
-        "processing", "extracting_audio", 40)
+        "processing",
+        "extracting_audio",
+        40,
+    )
 
 
 async def test_readyz_with_a_reachable_api_server(api):

@@ -30,9 +30,15 @@ EXAMPLES = int(__import__("os").environ.get("API_FUZZ_EXAMPLES", "500"))
 
 CONFIG = {
     "operations": [
-        {"include-path-regex": r"^/v1/(batch|extract|uploads)$", "include-method": "POST",
-         "checks": {"positive_data_acceptance": {
-             "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]}}},
+        {
+            "include-path-regex": r"^/v1/(batch|extract|uploads)$",
+            "include-method": "POST",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429"]
+                }
+            },
+        },
     ],
 }
 
@@ -43,9 +49,17 @@ def api_schema(namespace, crd, api_kubeconfig, tmp_path: Path):
     keys.write_text(f"fuzz {hashlib.sha256(KEY.encode()).hexdigest()}\n")
     # No upload quota: 500 accepted uploads would pass the default count, and a 413 QUOTA_EXCEEDED
     # for valid data is the quota's business (test_api_store_limits.py), not the schema's.
-    app = create_app(Settings(namespace=namespace, kubeconfig=api_kubeconfig, api_keys_path=keys,
-                              store_root=tmp_path / "store", queue_capacity=100_000,
-                              upload_quota_count=0, upload_quota_bytes=0))
+    app = create_app(
+        Settings(
+            namespace=namespace,
+            kubeconfig=api_kubeconfig,
+            api_keys_path=keys,
+            store_root=tmp_path / "store",
+            queue_capacity=100_000,
+            upload_quota_count=0,
+            upload_quota_bytes=0,
+        )
+    )
     return schemathesis.openapi.from_asgi("/openapi.json", app, config=SchemathesisConfig.from_dict(CONFIG))
 
 

@@ -35,8 +35,12 @@ def test_the_largest_valid_batch_is_watched_processed_and_read_back_whole(
 ) -> None:
     op = start_operator(max_running=4)
     spec = largest_spec(source_prefix=f"{media.url}/av.mp4", webhook_prefix=f"{media.url}/hook")
-    body = {"apiVersion": API_VERSION, "kind": KIND,
-            "metadata": {"name": NAME, "labels": {ids.TENANT_LABEL: "t" * 63}}, "spec": spec}
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": NAME, "labels": {ids.TENANT_LABEL: "t" * 63}},
+        "spec": spec,
+    }
     api = kubernetes.client.CustomObjectsApi(k8s_api)
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 

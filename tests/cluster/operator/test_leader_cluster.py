@@ -21,8 +21,10 @@ FAST = Timing(lease_duration=3, renew_deadline=2, retry_period=0.2)
 async def test_one_leader_a_standby_takes_over_a_deposed_leader_stops(cluster: Any, namespace: str) -> None:
     kube = await Kube.connect(str(cluster.kubeconfig))
     lost: list[str] = []
-    a, b, c = (LeaderElection(kube, namespace, "operator", name, FAST, on_lost=lambda n=name: lost.append(n))
-               for name in "abc")
+    a, b, c = (
+        LeaderElection(kube, namespace, "operator", name, FAST, on_lost=lambda n=name: lost.append(n))
+        for name in "abc"
+    )
     try:
         await asyncio.wait_for(a.acquire(), 5)
         holding = asyncio.create_task(a.hold())

@@ -241,8 +241,10 @@ def test_output_options_reach_the_worker_through_the_api_server(
     op = start_operator()
     source = f"{media.url}/av.mp4"
     trimmed = url_job(source, "ogg", sampleRate=22050, channels=1, trim={"start": 0.25, "end": 0.75})
-    by_language = {**url_job(source, "mp3"), "source": {"type": "url", "url": source,
-                                                        "audioTrack": {"language": "eng"}}}
+    by_language = {
+        **url_job(source, "mp3"),
+        "source": {"type": "url", "url": source, "audioTrack": {"language": "eng"}},
+    }
     first = {**url_job(source, "flac"), "source": {"type": "url", "url": source, "audioTrack": 0}}
     create_batch(k8s_api, namespace, "options", [trimmed, by_language, first])
     batch = wait_finished(k8s_api, namespace, "options", timeout=90)
@@ -251,16 +253,25 @@ def test_output_options_reach_the_worker_through_the_api_server(
     assert done["status"] == "completed", done
     out = done["outputFile"]
     assert (out["sampleRate"], out["channels"]) == (22050, 1) and abs(out["duration"] - 0.5) <= 0.05, out
-    probed = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(op.store_root / out["path"])],
-        capture_output=True, check=True, timeout=60).stdout)["streams"][0]
+    probed = json.loads(
+        subprocess.run(
+            ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(op.store_root / out["path"])],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )["streams"][0]
     assert (probed["codec_name"], probed["sample_rate"], probed["channels"]) == ("vorbis", "22050", 1)
     assert missing["status"] == "failed" and missing["error"]["code"] == "NO_AUDIO_STREAM", missing
     assert "language 'eng'" in missing["error"]["details"] and "1 audio stream" in missing["error"]["details"]
     assert chosen["status"] == "completed", chosen
 
-    create_batch(k8s_api, namespace, "track-string", [{**url_job(source, "mp3"), "source": {
-        "type": "url", "url": source, "audioTrack": "eng"}}])
+    create_batch(
+        k8s_api,
+        namespace,
+        "track-string",
+        [{**url_job(source, "mp3"), "source": {"type": "url", "url": source, "audioTrack": "eng"}}],
+    )
 
     def blocked() -> dict[str, Any] | None:
         conditions = (get_batch(k8s_api, namespace, "track-string").get("status") or {}).get("conditions")
@@ -297,8 +308,16 @@ def test_the_worker_runs_confined_in_the_projects_image(
     assert spec["root"]["readonly"] is True
     assert spec["process"]["capabilities"].get("effective", []) == []
     assert spec["linux"]["resources"]["memory"]["limit"] == 1024 * 1024 * 1024  # the 1Gi default
-    out = cluster.kubectl("-n", namespace, "exec", pods_in(k8s_api, namespace)[0].metadata.name, "--",
-                          "sh", "-c", "id -u; touch /probe 2>&1 || true").stdout
+    out = cluster.kubectl(
+        "-n",
+        namespace,
+        "exec",
+        pods_in(k8s_api, namespace)[0].metadata.name,
+        "--",
+        "sh",
+        "-c",
+        "id -u; touch /probe 2>&1 || true",
+    ).stdout
     assert out.splitlines()[0] == "65532"
     assert "Read-only file system" in out
 
@@ -390,6 +409,7 @@ def test_deleting_a_batch_deletes_its_jobs_and_pods(
 
 def _running_and_queued(k8s_api: Any, namespace: str, name: str) -> list[str]:
     """Job names once the first job runs and the second waits (max_running=1)."""
+
     def ready() -> list[str] | None:
         entries = (get_batch(k8s_api, namespace, name).get("status") or {}).get("jobs") or []
         running = [p for p in pods_in(k8s_api, namespace) if p.status.phase == "Running"]
@@ -414,7 +434,9 @@ def test_a_job_deleted_by_hand_runs_again_or_ends_its_entry(
     """A queued job's Job deleted by hand is made again; a running one's ends its entry failed."""
     start_operator(max_running=1)
     create_batch(
-        k8s_api, namespace, "handdeleted",
+        k8s_api,
+        namespace,
+        "handdeleted",
         [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")],
     )
     running, queued = _running_and_queued(k8s_api, namespace, "handdeleted")
@@ -442,7 +464,9 @@ def test_jobs_deleted_while_the_operator_was_down_are_noticed(
     """No DELETED event ever reaches the operator: its resync of unfinished batches finds them."""
     op = start_operator(max_running=1)
     create_batch(
-        k8s_api, namespace, "unseen",
+        k8s_api,
+        namespace,
+        "unseen",
         [url_job(f"{media.url}/slow/av.mp4", "mp3"), url_job(f"{media.url}/tone.wav")],
     )
     names = _running_and_queued(k8s_api, namespace, "unseen")

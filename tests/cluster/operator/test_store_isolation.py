@@ -45,9 +45,12 @@ def test_a_worker_sees_only_its_output_and_its_upload(cluster: Any, namespace: s
     (store / "uploads" / THEIRS).write_text("their video")
     (store / "job_other").mkdir()
     (store / "job_other" / "out.mp3").write_text("their audio")
-    batch = {"apiVersion": "audioextract.io/v1", "kind": "ExtractionBatch",
-             "metadata": {"name": "iso", "namespace": namespace, "uid": "0123456789abcdef0123456789abcdef"},
-             "spec": {"jobs": [{"source": {"type": "upload", "file": MINE}, "output": {"format": "mp3"}}]}}
+    batch = {
+        "apiVersion": "audioextract.io/v1",
+        "kind": "ExtractionBatch",
+        "metadata": {"name": "iso", "namespace": namespace, "uid": "0123456789abcdef0123456789abcdef"},
+        "spec": {"jobs": [{"source": {"type": "upload", "file": MINE}, "output": {"format": "mp3"}}]},
+    }
     settings = Settings(worker_image=PROJECT_IMAGE, image_pull_policy="Never", progress_secret="s")
     job = build_job(batch, 0, settings)
     job["metadata"].pop("ownerReferences", None)  # no batch object here

@@ -30,15 +30,21 @@ Start = Callable[..., OperatorProcess]
 
 
 def create_batch(k8s_api: Any, namespace: str, name: str, jobs: list[dict[str, Any]], **spec: Any) -> None:
-    body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
-            "spec": {"jobs": jobs, **spec}}
+    body = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": {"jobs": jobs, **spec},
+    }
     kubernetes.client.CustomObjectsApi(k8s_api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, body)
+        GROUP, VERSION, namespace, PLURAL, body
+    )
 
 
 def status_of(k8s_api: Any, namespace: str, name: str) -> dict[str, Any]:
     obj = kubernetes.client.CustomObjectsApi(k8s_api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, name)
+        GROUP, VERSION, namespace, PLURAL, name
+    )
     return obj.get("status") or {}
 
 
@@ -49,11 +55,13 @@ def deliveries(status: dict[str, Any]) -> list[dict[str, Any] | None]:
 
 def settled(k8s_api: Any, namespace: str, name: str, expected: int) -> Callable[[], dict[str, Any] | None]:
     """A predicate: the status once ``expected`` deliveries are recorded and none is pending."""
+
     def check() -> dict[str, Any] | None:
         st = status_of(k8s_api, namespace, name)
         records = [d for d in deliveries(st) if d]
         done = len(records) == expected and all(d["state"] != "pending" for d in records)
         return st if done else None
+
     return check
 
 
@@ -63,15 +71,21 @@ def api_get(cluster: Any, namespace: str, tmp_path: Path, path: str) -> dict[str
     key = "axk_webhooks-test-key"
     keys = tmp_path / "api-keys"
     keys.write_text(f"main {hashlib.sha256(key.encode()).hexdigest()} admin\n")
-    settings = ApiSettings(namespace=namespace, kubeconfig=cluster.kubeconfig, api_keys_path=keys,
-                           store_root=tmp_path / "store", allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32")
+    settings = ApiSettings(
+        namespace=namespace,
+        kubeconfig=cluster.kubeconfig,
+        api_keys_path=keys,
+        store_root=tmp_path / "store",
+        allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32",
+    )
 
     async def get() -> dict[str, Any]:
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test",
-                                         headers={"X-API-Key": key}) as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://api.test", headers={"X-API-Key": key}
+            ) as client:
                 response = await client.get(path)
                 assert response.status_code == 200, response.text
                 return response.json()["data"]
@@ -84,14 +98,21 @@ def job(url: str, fmt: str = "mp3", **options: Any) -> dict[str, Any]:
 
 
 def test_each_event_arrives_once_signed_and_recorded(
-        namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str) -> None:
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str
+) -> None:
     start_operator()
     with Receiver(secret) as batch_rx, Receiver(secret) as own_rx:
-        create_batch(k8s_api, namespace, "mixed", [
-            job(f"{media.url}/av.mp4", filename="first"),
-            job(f"{media.url}/noaudio.mp4"),
-            job(f"{media.url}/tone.wav", fmt="ogg", webhook=own_rx.url + "own"),
-        ], webhook=batch_rx.url + "batch")
+        create_batch(
+            k8s_api,
+            namespace,
+            "mixed",
+            [
+                job(f"{media.url}/av.mp4", filename="first"),
+                job(f"{media.url}/noaudio.mp4"),
+                job(f"{media.url}/tone.wav", fmt="ogg", webhook=own_rx.url + "own"),
+            ],
+            webhook=batch_rx.url + "batch",
+        )
         st = wait_for(settled(k8s_api, namespace, "mixed", 4), 120, "4 deliveries settled")
         time.sleep(1.0)  # anything extra would show up now
     got = batch_rx.received + own_rx.received
@@ -101,13 +122,22 @@ def test_each_event_arrives_once_signed_and_recorded(
     jobs = st["jobs"]
     completed = by_event["job.completed", jobs[0]["jobId"]].payload
     assert completed == {
-        "event": "job.completed", "jobId": jobs[0]["jobId"], "batchId": st["batchId"], "status": "completed",
+        "event": "job.completed",
+        "jobId": jobs[0]["jobId"],
+        "batchId": st["batchId"],
+        "status": "completed",
         "timestamp": jobs[0]["completedAt"],
         "downloadUrl": f"/audio-extract/v1/download/{jobs[0]['jobId']}",
-        "outputFile": {"filename": "first.mp3", "url": f"/audio-extract/v1/download/{jobs[0]['jobId']}",
-                       "size": jobs[0]["outputFile"]["size"], "duration": jobs[0]["outputFile"]["duration"],
-                       "format": "mp3", "bitrate": jobs[0]["outputFile"]["bitrate"],
-                       "sampleRate": 44100, "channels": 2},  # av.mp4: 44.1 kHz stereo
+        "outputFile": {
+            "filename": "first.mp3",
+            "url": f"/audio-extract/v1/download/{jobs[0]['jobId']}",
+            "size": jobs[0]["outputFile"]["size"],
+            "duration": jobs[0]["outputFile"]["duration"],
+            "format": "mp3",
+            "bitrate": jobs[0]["outputFile"]["bitrate"],
+            "sampleRate": 44100,
+            "channels": 2,
+        },  # av.mp4: 44.1 kHz stereo
     }
     failed = by_event["job.failed", jobs[1]["jobId"]].payload
     assert failed["status"] == "failed" and failed["error"]["code"] == "NO_AUDIO_STREAM"
@@ -122,7 +152,8 @@ def test_each_event_arrives_once_signed_and_recorded(
 
 
 def test_500_three_times_then_200_is_four_attempts_with_one_id(
-        namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str) -> None:
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str
+) -> None:
     start_operator(webhook_schedule=[1, 1, 1, 1, 1])
     with Receiver(secret, lambda _r, n: Reply(500 if n < 3 else 200)) as rx:
         create_batch(k8s_api, namespace, "flaky", [job(f"{media.url}/noaudio.mp4", webhook=rx.url)])
@@ -137,8 +168,14 @@ def test_500_three_times_then_200_is_four_attempts_with_one_id(
 
 
 def test_receiver_down_for_the_whole_schedule_ends_failed_without_further_attempts(
-        cluster: Any, namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str,
-        tmp_path: Path) -> None:
+    cluster: Any,
+    namespace: str,
+    media: MediaServer,
+    k8s_api: Any,
+    start_operator: Start,
+    secret: str,
+    tmp_path: Path,
+) -> None:
     start_operator(webhook_schedule=[1, 1, 1])
     with Receiver(secret, lambda _r, _n: Reply(503)) as rx:
         create_batch(k8s_api, namespace, "down", [job(f"{media.url}/noaudio.mp4")], webhook=rx.url)
@@ -160,8 +197,8 @@ def test_receiver_down_for_the_whole_schedule_ends_failed_without_further_attemp
 
 
 def test_sigkill_between_sending_and_recording_resends_once_with_the_same_id(
-        namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str,
-        tmp_path: Path) -> None:
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str, tmp_path: Path
+) -> None:
     marker = tmp_path / "crashed"
     op = start_operator(crash_after_send=marker)
     with Receiver(secret) as rx:
@@ -184,11 +221,17 @@ def test_sigkill_between_sending_and_recording_resends_once_with_the_same_id(
 
 
 def test_blocked_target_is_never_contacted_and_recorded_failed(
-        namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str) -> None:
+    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str
+) -> None:
     start_operator(webhook_allow_cidrs="")  # loopback is not allowlisted for webhooks now
     with Receiver(secret) as rx:
-        create_batch(k8s_api, namespace, "blocked", [job(f"{media.url}/noaudio.mp4")],
-                     webhook=f"http://localhost:{rx.port}/hook")
+        create_batch(
+            k8s_api,
+            namespace,
+            "blocked",
+            [job(f"{media.url}/noaudio.mp4")],
+            webhook=f"http://localhost:{rx.port}/hook",
+        )
         st = wait_for(settled(k8s_api, namespace, "blocked", 2), 120, "deliveries refused")
     assert rx.received == []
     for record in deliveries(st):

@@ -26,29 +26,56 @@ KEY = "0123456789abcd"
 
 def ended(body: dict[str, Any], status: BatchStatus) -> BatchStatus:
     job_id = ids.job_id(KEY, 0)
-    status.jobs = [JobStatus(index=0, jobId=job_id, jobName=ids.job_object_name(job_id), status="completed",
-                             progress=100, completedAt="2026-01-21T12:00:00Z",
-                             outputFile={"filename": "a.mp3", "path": f"{job_id}/a.mp3", "size": 10,
-                                         "format": "mp3"})]
+    status.jobs = [
+        JobStatus(
+            index=0,
+            jobId=job_id,
+            jobName=ids.job_object_name(job_id),
+            status="completed",
+            progress=100,
+            completedAt="2026-01-21T12:00:00Z",
+            outputFile={"filename": "a.mp3", "path": f"{job_id}/a.mp3", "size": 10, "format": "mp3"},
+        )
+    ]
     return status
 
 
-async def test_a_status_write_is_delivered_without_a_watch(cluster: Any, namespace: str, crd: None,
-                                                            k8s_api: Any, secret: str) -> None:
+async def test_a_status_write_is_delivered_without_a_watch(
+    cluster: Any, namespace: str, crd: None, k8s_api: Any, secret: str
+) -> None:
     name = ids.batch_object_name(KEY)
     custom = kubernetes.client.CustomObjectsApi(k8s_api)
     with Receiver(secret) as rx:
-        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, {
-            "apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
-            "spec": {"webhook": rx.url + "hooks",
-                     "jobs": [{"source": {"type": "url", "url": "https://m.example.com/v.mp4"},
-                               "output": {"format": "mp3"}}]}})
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "metadata": {"name": name},
+                "spec": {
+                    "webhook": rx.url + "hooks",
+                    "jobs": [
+                        {
+                            "source": {"type": "url", "url": "https://m.example.com/v.mp4"},
+                            "output": {"format": "mp3"},
+                        }
+                    ],
+                },
+            },
+        )
         settings = Settings(webhook_secret=secret, webhook_allow_cidrs="127.0.0.1/32", webhook_jitter=0.0)
         kube = await Kube.connect(str(cluster.kubeconfig))
 
         async def patch(ns: str, n: str, ops: list[dict[str, Any]]) -> Any:
-            return await kube.call("PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{n}/status",
-                                   ops, content_type="application/json-patch+json")
+            return await kube.call(
+                "PATCH",
+                f"/apis/{GROUP}/{VERSION}/namespaces/{ns}/{PLURAL}/{n}/status",
+                ops,
+                content_type="application/json-patch+json",
+            )
 
         registry = Registry()
         writer = StatusWriter(kube, settings, registry)

@@ -52,9 +52,12 @@ class FakeKube:
         """A batch created with kubectl (the operator has labelled it with its key)."""
         uid = str(uuid.uuid4())
         key = ids.batch_key(name, uid)
-        obj = {"apiVersion": API_VERSION, "kind": KIND,
-               "metadata": {"name": name, "uid": uid, "labels": {ids.KEY_LABEL: key, **(labels or {})}},
-               "spec": {"jobs": [JOB] * jobs}}
+        obj = {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "metadata": {"name": name, "uid": uid, "labels": {ids.KEY_LABEL: key, **(labels or {})}},
+            "spec": {"jobs": [JOB] * jobs},
+        }
         return self._store(obj)
 
     def _store(self, obj: dict[str, Any]) -> dict[str, Any]:

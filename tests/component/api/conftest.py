@@ -43,9 +43,11 @@ def sha(key: str) -> str:
 def keys_file(tmp_path: Path) -> Path:
     path = tmp_path / "api-keys"
     # Tenants: main (main, viewer, main-ci), other (its key id is its tenant), ops (admin).
-    path.write_text(f"# id digest scopes tenant\nmain {sha(KEY)}\n"
-                    f"viewer {sha(READ_ONLY_KEY)} read tenant=main\nother {sha(OTHER_KEY)}\n"
-                    f"main-ci {sha(SIBLING_KEY)} tenant=main read,write\nops {sha(ADMIN_KEY)} admin\n")
+    path.write_text(
+        f"# id digest scopes tenant\nmain {sha(KEY)}\n"
+        f"viewer {sha(READ_ONLY_KEY)} read tenant=main\nother {sha(OTHER_KEY)}\n"
+        f"main-ci {sha(SIBLING_KEY)} tenant=main read,write\nops {sha(ADMIN_KEY)} admin\n"
+    )
     return path
 
 
@@ -53,8 +55,12 @@ def keys_file(tmp_path: Path) -> Path:
 def settings(tmp_path: Path, keys_file: Path) -> Settings:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(UNREACHABLE_KUBECONFIG)
-    return Settings(kubeconfig=kubeconfig, api_keys_path=keys_file, store_root=tmp_path / "store",
-                    kube_timeout_seconds=2.0)
+    return Settings(
+        kubeconfig=kubeconfig,
+        api_keys_path=keys_file,
+        store_root=tmp_path / "store",
+        kube_timeout_seconds=2.0,
+    )
 
 
 AppFactory = Callable[..., Any]
@@ -67,8 +73,9 @@ def make_client(settings: Settings) -> AppFactory:
         app = create_app(settings.model_copy(update=overrides))
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test",
-                                         headers={"X-API-Key": KEY}) as c:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://api.test", headers={"X-API-Key": KEY}
+            ) as c:
                 c.app = app  # type: ignore[attr-defined]
                 yield c
 

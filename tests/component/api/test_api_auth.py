@@ -16,10 +16,18 @@ READ_ONLY_KEY = "axk_read-only-key"
 PROBE = "/v1/status/not-an-id"
 
 
-@pytest.mark.parametrize("headers", [
-    {"X-API-Key": None}, {"X-API-Key": ""}, {"X-API-Key": "axk_wrong"}, {"X-API-Key": KEY + " "},
-    {"X-API-Key": KEY.upper()}, {"Authorization": f"Bearer {KEY}", "X-API-Key": None},
-], ids=["missing", "empty", "unknown", "trailing-space", "wrong-case", "bearer-instead"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-API-Key": None},
+        {"X-API-Key": ""},
+        {"X-API-Key": "axk_wrong"},
+        {"X-API-Key": KEY + " "},
+        {"X-API-Key": KEY.upper()},
+        {"Authorization": f"Bearer {KEY}", "X-API-Key": None},
+    ],
+    ids=["missing", "empty", "unknown", "trailing-space", "wrong-case", "bearer-instead"],
+)
 async def test_bad_keys_are_401_with_www_authenticate(client, expect_error, headers):
     hdrs = {k: v for k, v in headers.items() if v is not None}
     if headers.get("X-API-Key") is None:
@@ -29,12 +37,20 @@ async def test_bad_keys_are_401_with_www_authenticate(client, expect_error, head
     assert "X-API-Key" in r.headers["www-authenticate"]
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/v1/batch"), ("POST", "/v1/extract"), ("GET", "/v1/status/job_0123456789abcd01"),
-    ("GET", "/v1/download/job_0123456789abcd01"), ("GET", "/v1/batch/batch_0123456789abcd00"),
-    ("POST", "/v1/jobs/job_0123456789abcd01/cancel"), ("POST", "/v1/batch/batch_0123456789abcd00/cancel"),
-    ("POST", "/v1/uploads"), ("POST", "/audio-extract/v1/batch"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/v1/batch"),
+        ("POST", "/v1/extract"),
+        ("GET", "/v1/status/job_0123456789abcd01"),
+        ("GET", "/v1/download/job_0123456789abcd01"),
+        ("GET", "/v1/batch/batch_0123456789abcd00"),
+        ("POST", "/v1/jobs/job_0123456789abcd01/cancel"),
+        ("POST", "/v1/batch/batch_0123456789abcd00/cancel"),
+        ("POST", "/v1/uploads"),
+        ("POST", "/audio-extract/v1/batch"),
+    ],
+)
 async def test_every_public_route_needs_a_key(client, expect_error, method, path):
     client.headers.pop("X-API-Key")
     r = await client.request(method, path, content=b'{"jobs": []}')

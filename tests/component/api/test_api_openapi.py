@@ -24,13 +24,37 @@ from audio_extract_common.resource import BatchStatus, ErrorCode, JobStatus
 from audio_extract_operator.webhooks import events
 
 CONTRACT_API_CODES = {  # docs/contract.md §4 and §7
-    "UNAUTHORIZED", "FORBIDDEN", "INVALID_REQUEST", "INVALID_SOURCE", "INVALID_OUTPUT", "INVALID_JOB_ID",
-    "TOO_MANY_JOBS", "PAYLOAD_TOO_LARGE", "JOB_NOT_FOUND", "JOB_NOT_COMPLETED", "FILE_EXPIRED",
-    "IDEMPOTENCY_CONFLICT", "RATE_LIMITED", "QUEUE_FULL", "SERVICE_UNAVAILABLE", "INTERNAL_ERROR",
-    "NOT_FOUND", "METHOD_NOT_ALLOWED", "QUOTA_EXCEEDED", "STORE_FULL",
+    "UNAUTHORIZED",
+    "FORBIDDEN",
+    "INVALID_REQUEST",
+    "INVALID_SOURCE",
+    "INVALID_OUTPUT",
+    "INVALID_JOB_ID",
+    "TOO_MANY_JOBS",
+    "PAYLOAD_TOO_LARGE",
+    "JOB_NOT_FOUND",
+    "JOB_NOT_COMPLETED",
+    "FILE_EXPIRED",
+    "IDEMPOTENCY_CONFLICT",
+    "RATE_LIMITED",
+    "QUEUE_FULL",
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_ERROR",
+    "NOT_FOUND",
+    "METHOD_NOT_ALLOWED",
+    "QUOTA_EXCEEDED",
+    "STORE_FULL",
 }
-CONTRACT_JOB_CODES = ["DOWNLOAD_FAILED", "SOURCE_TOO_LARGE", "INVALID_VIDEO", "NO_AUDIO_STREAM",
-                      "EXTRACTION_FAILED", "TIMEOUT", "CANCELLED", "INTERNAL_ERROR"]
+CONTRACT_JOB_CODES = [
+    "DOWNLOAD_FAILED",
+    "SOURCE_TOO_LARGE",
+    "INVALID_VIDEO",
+    "NO_AUDIO_STREAM",
+    "EXTRACTION_FAILED",
+    "TIMEOUT",
+    "CANCELLED",
+    "INTERNAL_ERROR",
+]
 PUBLIC = "http://8.8.8.8/video.mp4"  # a literal public address: checked without DNS
 
 
@@ -40,8 +64,9 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from audio_extract_api.settings import Settings
 
     tmp = tmp_path_factory.mktemp("doc")
-    return create_app(Settings(kubeconfig=tmp / "none", api_keys_path=tmp / "none", store_root=tmp,
-                               idempotency_secret="x")).openapi()
+    return create_app(
+        Settings(kubeconfig=tmp / "none", api_keys_path=tmp / "none", store_root=tmp, idempotency_secret="x")
+    ).openapi()
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +109,17 @@ def test_openapi_3_1_with_servers_and_both_prefixes(doc):
 
 def test_operation_ids_are_the_handlers_names(doc):
     assert sorted(op_id for label, op_id, _ in operations(doc) if " /" in label) == [
-        "cancel_batch", "cancel_job", "get_batch", "get_download", "get_status", "healthz", "post_batch",
-        "post_extract", "post_upload", "readyz"]
+        "cancel_batch",
+        "cancel_job",
+        "get_batch",
+        "get_download",
+        "get_status",
+        "healthz",
+        "post_batch",
+        "post_extract",
+        "post_upload",
+        "readyz",
+    ]
 
 
 def test_no_kubernetes_only_keywords(doc):
@@ -94,6 +128,7 @@ def test_no_kubernetes_only_keywords(doc):
     assert "self.matches(" not in text and "oldSelf" not in text  # CEL
     # ...which the CRD keeps: the document and the CRD come from the same models.
     from audio_extract_dev.crdgen import crd
+
     assert "x-kubernetes-validations" in json.dumps(crd())
 
 
@@ -178,18 +213,33 @@ def test_request_examples_are_accepted_by_the_api_and_include_the_contracts(doc)
 
 
 def _job(**fields: Any) -> JobStatus:
-    return JobStatus(index=0, jobId="job_0123456789abcdef", jobName="j", completedAt="2026-01-21T12:36:10Z",
-                     **fields)
+    return JobStatus(
+        index=0, jobId="job_0123456789abcdef", jobName="j", completedAt="2026-01-21T12:36:10Z", **fields
+    )
 
 
-@pytest.mark.parametrize("event,job", [
-    ("job.completed", _job(status="completed", outputFile={
-        "filename": "a.mp3", "path": "job_0123456789abcdef/a.mp3", "size": 10, "duration": 1.0,
-        "format": "mp3", "bitrate": "128k"})),
-    ("job.failed", _job(status="failed", error={"code": "NO_AUDIO_STREAM", "message": "no audio"})),
-    ("job.failed", _job(status="cancelled", error={"code": "CANCELLED", "message": "cancelled"})),
-    ("job.failed", _job(status="failed")),
-])
+@pytest.mark.parametrize(
+    "event,job",
+    [
+        (
+            "job.completed",
+            _job(
+                status="completed",
+                outputFile={
+                    "filename": "a.mp3",
+                    "path": "job_0123456789abcdef/a.mp3",
+                    "size": 10,
+                    "duration": 1.0,
+                    "format": "mp3",
+                    "bitrate": "128k",
+                },
+            ),
+        ),
+        ("job.failed", _job(status="failed", error={"code": "NO_AUDIO_STREAM", "message": "no audio"})),
+        ("job.failed", _job(status="cancelled", error={"code": "CANCELLED", "message": "cancelled"})),
+        ("job.failed", _job(status="failed")),
+    ],
+)
 def test_webhooks_document_the_operators_job_events(doc, event, job):
     body = events.job_payload(job, "batch_0123456789abcdef", "2026-01-21T12:36:10Z", "/audio-extract/v1")
     assert body["event"] == event
@@ -227,16 +277,20 @@ def test_generated_client_imports_with_its_enums(generated):
         assert hasattr(models, name)
 
 
-def _call(generated: GeneratedClient, op: dict[str, Any], op_id: str, reply: httpx.Response,
-          body: Any = None) -> tuple[Any, httpx.Request]:
+def _call(
+    generated: GeneratedClient, op: dict[str, Any], op_id: str, reply: httpx.Response, body: Any = None
+) -> tuple[Any, httpx.Request]:
     sent: list[httpx.Request] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
         sent.append(request)
         return reply
 
-    kwargs: dict[str, Any] = {re.sub(r"(?<!^)([A-Z])", r"_\1", p["name"]).lower(): p["example"]
-                              for p in op.get("parameters", []) if p["in"] == "path"}
+    kwargs: dict[str, Any] = {
+        re.sub(r"(?<!^)([A-Z])", r"_\1", p["name"]).lower(): p["example"]
+        for p in op.get("parameters", [])
+        if p["in"] == "path"
+    }
     if body is not None:
         kwargs["body"] = body
     with generated.authenticated("http://api.test", KEY, transport=httpx.MockTransport(answer)) as c:
@@ -282,9 +336,20 @@ async def test_generated_client_against_the_app(make_client, generated):
         FakeKube().install(http.app)
         transport = httpx.ASGITransport(app=http.app)
         async with generated.authenticated("http://api.test", KEY, transport=transport) as c:
-            request = models.BatchRequest.from_dict({"jobs": [
-                {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "mp3", "quality": "high"}},
-                {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "flac", "normalize": True}}]})
+            request = models.BatchRequest.from_dict(
+                {
+                    "jobs": [
+                        {
+                            "source": {"type": "url", "url": PUBLIC},
+                            "output": {"format": "mp3", "quality": "high"},
+                        },
+                        {
+                            "source": {"type": "url", "url": PUBLIC},
+                            "output": {"format": "flac", "normalize": True},
+                        },
+                    ]
+                }
+            )
             submitted = await generated.op("post_batch").asyncio_detailed(client=c, body=request)
             assert submitted.status_code == 202, submitted.content
             accepted = submitted.parsed

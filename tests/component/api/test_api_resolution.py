@@ -24,8 +24,10 @@ FAST = 0.5
 def batch_of(sources: list[str], hooks: list[str] | None = None) -> dict[str, Any]:
     jobs: list[dict[str, Any]] = []
     for i, host in enumerate(sources):
-        job: dict[str, Any] = {"source": {"type": "url", "url": f"http://{host}/v.mp4"},
-                               "output": {"format": "mp3"}}
+        job: dict[str, Any] = {
+            "source": {"type": "url", "url": f"http://{host}/v.mp4"},
+            "output": {"format": "mp3"},
+        }
         if hooks:
             job["options"] = {"webhook": f"http://{hooks[i]}/hook"}
         jobs.append(job)
@@ -46,8 +48,17 @@ async def test_probes_and_auth_answer_at_once_while_lookups_hang(make_client, sl
     """Two batches of ten jobs whose 40 names never get an answer: the issue's reproduction."""
     async with make_client(resolve_timeout_seconds=1.0, resolve_deadline_seconds=1.5) as c:
         submissions = [
-            asyncio.create_task(timed(c.post("/v1/batch", json=batch_of(
-                [f"s{i}.r{r}.never.test" for i in range(10)], [f"w{i}.r{r}.never.test" for i in range(10)]))))
+            asyncio.create_task(
+                timed(
+                    c.post(
+                        "/v1/batch",
+                        json=batch_of(
+                            [f"s{i}.r{r}.never.test" for i in range(10)],
+                            [f"w{i}.r{r}.never.test" for i in range(10)],
+                        ),
+                    )
+                )
+            )
             for r in range(2)
         ]
         await asyncio.sleep(0.3)  # every lookup has started
@@ -62,8 +73,10 @@ async def test_probes_and_auth_answer_at_once_while_lookups_hang(make_client, sl
             err = expect_error(r, 503, "SERVICE_UNAVAILABLE")
             assert int(r.headers["retry-after"]) >= 1
             assert "in time" in err["message"], err
-            assert late_fields(err) == ({f"jobs[{i}].source.url" for i in range(10)}
-                                        | {f"jobs[{i}].options.webhook" for i in range(10)})
+            assert late_fields(err) == (
+                {f"jobs[{i}].source.url" for i in range(10)}
+                | {f"jobs[{i}].options.webhook" for i in range(10)}
+            )
             assert took < 1.5 + FAST
 
 
@@ -71,8 +84,12 @@ async def test_the_request_deadline_bounds_many_slow_names(make_client, slow_dns
     """Each name answers in 0.4 s, well inside the per-name timeout, but two at a time ten of them
     need 2 s: past the request's 1 s deadline the answer is 503, naming what was not checked."""
     slow_dns.delay = 0.4
-    async with make_client(resolve_timeout_seconds=1.0, resolve_deadline_seconds=1.0,
-                           resolve_per_request=2, allow_cidrs="127.0.0.1/32") as c:
+    async with make_client(
+        resolve_timeout_seconds=1.0,
+        resolve_deadline_seconds=1.0,
+        resolve_per_request=2,
+        allow_cidrs="127.0.0.1/32",
+    ) as c:
         r, took = await timed(c.post("/v1/batch", json=batch_of([f"s{i}.slow.test" for i in range(10)])))
     print(f"submission: {r.status_code} in {took:.3f}s, {slow_dns.peak} names at once")
     err = expect_error(r, 503, "SERVICE_UNAVAILABLE")
@@ -83,11 +100,15 @@ async def test_the_request_deadline_bounds_many_slow_names(make_client, slow_dns
 
 
 async def test_lookups_per_process_are_capped(make_client, slow_dns, expect_error):
-    async with make_client(resolve_threads=3, resolve_per_request=4, resolve_timeout_seconds=0.5,
-                           resolve_deadline_seconds=1.0) as c:
-        results = await asyncio.gather(*(
-            timed(c.post("/v1/batch", json=batch_of([f"s{i}.r{r}.never.test" for i in range(10)])))
-            for r in range(3)))
+    async with make_client(
+        resolve_threads=3, resolve_per_request=4, resolve_timeout_seconds=0.5, resolve_deadline_seconds=1.0
+    ) as c:
+        results = await asyncio.gather(
+            *(
+                timed(c.post("/v1/batch", json=batch_of([f"s{i}.r{r}.never.test" for i in range(10)])))
+                for r in range(3)
+            )
+        )
         r, took = await timed(c.get("/readyz"))
         assert took < FAST
     print(f"{slow_dns.peak} names looked up at once")
@@ -99,8 +120,9 @@ async def test_lookups_per_process_are_capped(make_client, slow_dns, expect_erro
 
 async def test_names_that_answer_in_time_pass_and_definite_refusals_win(make_client, slow_dns, expect_error):
     slow_dns.delay = 0.2
-    async with make_client(resolve_timeout_seconds=1.0, resolve_deadline_seconds=1.5,
-                           allow_cidrs="127.0.0.1/32") as c:
+    async with make_client(
+        resolve_timeout_seconds=1.0, resolve_deadline_seconds=1.5, allow_cidrs="127.0.0.1/32"
+    ) as c:
         # checked and allowed: the request reaches the (unreachable) Kubernetes API
         r = await c.post("/v1/batch", json=batch_of(["a.fast.test", "b.slow.test"], ["c.slow.test"] * 2))
         err = expect_error(r, 503, "SERVICE_UNAVAILABLE")
@@ -135,6 +157,10 @@ def test_no_route_or_dependency_runs_in_the_shared_thread_pool(settings):
 
     routes = list(api_routes(create_app(settings).routes))
     assert len({r.path for r in routes}) > 10
-    sync = {f"{route.path}: {getattr(d.call, '__name__', d.call)}"
-            for route in routes for d in walk(route.dependant) if d.call is not None and not is_async(d.call)}
+    sync = {
+        f"{route.path}: {getattr(d.call, '__name__', d.call)}"
+        for route in routes
+        for d in walk(route.dependant)
+        if d.call is not None and not is_async(d.call)
+    }
     assert sync == set()

@@ -27,16 +27,19 @@ async def test_unknown_route_needs_no_key(client, expect_error):
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-@pytest.mark.parametrize("method,path,allow", [
-    ("GET", "/batch", "POST"),
-    ("DELETE", "/batch", "POST"),
-    ("PUT", "/extract", "POST"),
-    ("POST", "/status/job_0123456789abcdef", "GET"),
-    ("DELETE", "/download/job_0123456789abcdef", "GET"),
-    ("GET", "/jobs/job_0123456789abcdef/cancel", "POST"),
-    ("PATCH", "/batch/batch_0123456789abcdef", "GET"),
-    ("GET", "/uploads", "POST"),
-])
+@pytest.mark.parametrize(
+    "method,path,allow",
+    [
+        ("GET", "/batch", "POST"),
+        ("DELETE", "/batch", "POST"),
+        ("PUT", "/extract", "POST"),
+        ("POST", "/status/job_0123456789abcdef", "GET"),
+        ("DELETE", "/download/job_0123456789abcdef", "GET"),
+        ("GET", "/jobs/job_0123456789abcdef/cancel", "POST"),
+        ("PATCH", "/batch/batch_0123456789abcdef", "GET"),
+        ("GET", "/uploads", "POST"),
+    ],
+)
 async def test_wrong_method_is_405_with_allow(client, expect_error, prefix, method, path, allow):
     r = await client.request(method, prefix + path)
     expect_error(r, 405, "METHOD_NOT_ALLOWED")

@@ -85,9 +85,11 @@ async def test_a_full_store_refuses_new_work_and_says_so_in_metrics(make_client,
     free = shutil.disk_usage(settings.store_root).free
     async with make_client(store_min_free_bytes=free + 10**12, allow_cidrs="127.0.0.0/8") as c:
         kube = FakeKube().install(c.app)
-        refusals = [await c.post("/v1/uploads", content=b"video"),
-                    await c.post("/v1/batch", json={"jobs": [JOB]}),
-                    await c.post("/v1/extract", json=JOB)]
+        refusals = [
+            await c.post("/v1/uploads", content=b"video"),
+            await c.post("/v1/batch", json={"jobs": [JOB]}),
+            await c.post("/v1/extract", json=JOB),
+        ]
         for r in refusals:
             expect_error(r, 503, "STORE_FULL")
             assert int(r.headers["retry-after"]) > 0
@@ -102,8 +104,9 @@ async def test_a_full_store_refuses_new_work_and_says_so_in_metrics(make_client,
     assert 'audio_extract_api_jobs_refused_total{code="STORE_FULL",tenant="main"} 2.0' in text
 
 
-async def test_an_upload_too_big_for_the_free_space_is_refused_before_reading(make_client, settings,
-                                                                             expect_error, monkeypatch):
+async def test_an_upload_too_big_for_the_free_space_is_refused_before_reading(
+    make_client, settings, expect_error, monkeypatch
+):
     monkeypatch.setattr(FilesystemStore, "free_bytes", lambda _self: 10_000)  # a steady, small disk
     async with make_client(store_min_free_bytes=5_000) as c:
         assert (await c.post("/v1/uploads", content=b"x" * 4_000)).status_code == 201

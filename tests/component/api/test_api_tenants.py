@@ -39,23 +39,30 @@ async def submit(api: httpx.AsyncClient, key: str = KEY, jobs: int = 1, **header
 
 
 def routes(job: str, batch: str) -> list[tuple[str, str]]:
-    return [("GET", f"/v1/status/{job}"), ("GET", f"/v1/batch/{batch}"), ("GET", f"/v1/download/{job}"),
-            ("POST", f"/v1/jobs/{job}/cancel"), ("POST", f"/v1/batch/{batch}/cancel"),
-            ("GET", f"/audio-extract/v1/status/{job}")]
+    return [
+        ("GET", f"/v1/status/{job}"),
+        ("GET", f"/v1/batch/{batch}"),
+        ("GET", f"/v1/download/{job}"),
+        ("POST", f"/v1/jobs/{job}/cancel"),
+        ("POST", f"/v1/batch/{batch}/cancel"),
+        ("GET", f"/audio-extract/v1/status/{job}"),
+    ]
 
 
 def spec_of(api: httpx.AsyncClient, batch_id: str) -> dict[str, Any]:
     key = ids.parse_batch_id(batch_id)
     obj = api.kube.objects.get(ids.batch_object_name(key)) or next(  # type: ignore[attr-defined]
-        o for o in api.kube.objects.values() if o["metadata"]["labels"][ids.KEY_LABEL] == key)  # type: ignore[attr-defined]
+        o for o in api.kube.objects.values() if o["metadata"]["labels"][ids.KEY_LABEL] == key
+    )  # type: ignore[attr-defined]
     return obj["spec"]
 
 
 async def test_another_tenants_job_and_batch_answer_exactly_like_missing_ones(api, expect_error):
     mine = await submit(api)
     job, batch = mine["jobs"][0]["jobId"], mine["batchId"]
-    for (method, path), (_, missing) in zip(routes(job, batch), routes(MISSING_JOB, MISSING_BATCH),
-                                            strict=True):
+    for (method, path), (_, missing) in zip(
+        routes(job, batch), routes(MISSING_JOB, MISSING_BATCH), strict=True
+    ):
         theirs = await api.request(method, path, headers={"X-API-Key": OTHER_KEY})
         nothing = await api.request(method, missing, headers={"X-API-Key": OTHER_KEY})
         expect_error(theirs, 404, "JOB_NOT_FOUND")
@@ -102,21 +109,29 @@ async def test_a_kubectl_batch_belongs_to_the_tenant_in_its_label(api, expect_er
         job = ids.job_id(obj["metadata"]["labels"][ids.KEY_LABEL], 0)
         for who, key in (("main", KEY), ("other", OTHER_KEY), ("admin", ADMIN_KEY)):
             seen[name, who] = (await api.get(f"/v1/status/{job}", headers={"X-API-Key": key})).status_code
-    assert seen == {("labelled", "main"): 404, ("labelled", "other"): 200, ("labelled", "admin"): 200,
-                    ("unlabelled", "main"): 404, ("unlabelled", "other"): 404, ("unlabelled", "admin"): 200}
+    assert seen == {
+        ("labelled", "main"): 404,
+        ("labelled", "other"): 200,
+        ("labelled", "admin"): 200,
+        ("unlabelled", "main"): 404,
+        ("unlabelled", "other"): 404,
+        ("unlabelled", "admin"): 200,
+    }
 
 
 async def test_idempotency_keys_are_scoped_per_tenant(api, expect_error):
     first = await submit(api, key=KEY, **{"Idempotency-Key": "order-1"})
-    again = await api.post("/v1/batch", json={"jobs": [JOB]},
-                           headers={"X-API-Key": SIBLING_KEY, "Idempotency-Key": "order-1"})
+    again = await api.post(
+        "/v1/batch", json={"jobs": [JOB]}, headers={"X-API-Key": SIBLING_KEY, "Idempotency-Key": "order-1"}
+    )
     assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
     assert again.json()["data"]["batchId"] == first["batchId"]  # same tenant, another key
     theirs = await submit(api, key=OTHER_KEY, **{"Idempotency-Key": "order-1"})
     assert theirs["batchId"] != first["batchId"]  # another tenant: its own batch
     assert len(api.kube.objects) == 2
-    r = await api.post("/v1/batch", json={"jobs": [JOB, JOB]},
-                       headers={"X-API-Key": OTHER_KEY, "Idempotency-Key": "order-1"})
+    r = await api.post(
+        "/v1/batch", json={"jobs": [JOB, JOB]}, headers={"X-API-Key": OTHER_KEY, "Idempotency-Key": "order-1"}
+    )
     expect_error(r, 409, "IDEMPOTENCY_CONFLICT")
 
 
@@ -132,16 +147,19 @@ async def test_an_idempotent_batch_id_cannot_be_computed_from_the_key(make_clien
             found.setdefault(secret, set()).add(r.json()["data"]["batchId"])
     assert len(found["secret-one"]) == 1  # stable across processes sharing the secret
     assert found["secret-one"] != found["secret-two"]
-    guesses = {ids.batch_id(hashlib.sha256(f"{who}\0order-1".encode()).hexdigest()[:ids.KEY_HEX])
-               for who in ("main", "main-ci")}
+    guesses = {
+        ids.batch_id(hashlib.sha256(f"{who}\0order-1".encode()).hexdigest()[: ids.KEY_HEX])
+        for who in ("main", "main-ci")
+    }
     assert not guesses & (found["secret-one"] | found["secret-two"])
 
 
 async def test_uploads_of_another_tenant_are_unknown_sources(api, expect_error):
     file_id = (await api.post("/v1/uploads", content=b"video bytes")).json()["data"]["fileId"]
     body = {"jobs": [{"source": {"type": "upload", "file": file_id}, "output": {"format": "mp3"}}]}
-    err = expect_error(await api.post("/v1/batch", json=body, headers={"X-API-Key": OTHER_KEY}),
-                       400, "INVALID_SOURCE")
+    err = expect_error(
+        await api.post("/v1/batch", json=body, headers={"X-API-Key": OTHER_KEY}), 400, "INVALID_SOURCE"
+    )
     assert err["details"][0]["field"] == "jobs[0].source.file"
     for key in (KEY, SIBLING_KEY, ADMIN_KEY):
         r = await api.post("/v1/batch", json=body, headers={"X-API-Key": key})

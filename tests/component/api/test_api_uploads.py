@@ -29,8 +29,9 @@ async def test_raw_upload(client, settings):
 
 async def test_multipart_upload_keeps_only_the_file_part(client, settings):
     data = os.urandom(200_000)
-    r = await client.post("/v1/uploads", files={"file": ("clip.mp4", data, "video/mp4")},
-                          data={"note": "ignored"})
+    r = await client.post(
+        "/v1/uploads", files={"file": ("clip.mp4", data, "video/mp4")}, data={"note": "ignored"}
+    )
     assert r.status_code == 201, r.text
     assert stored(settings.store_root) == {r.json()["data"]["fileId"]: data}
 
@@ -63,8 +64,9 @@ async def test_empty_and_partless_uploads_are_400(client, settings, expect_error
     expect_error(await client.post("/v1/uploads", content=b""), 400, "INVALID_REQUEST")
     r = await client.post("/v1/uploads", files={"other": ("a.mp4", b"data", "video/mp4")})
     expect_error(r, 400, "INVALID_REQUEST")
-    r = await client.post("/v1/uploads", content=b"--x\r\nnot multipart",
-                          headers={"Content-Type": "multipart/form-data"})
+    r = await client.post(
+        "/v1/uploads", content=b"--x\r\nnot multipart", headers={"Content-Type": "multipart/form-data"}
+    )
     expect_error(r, 400, "INVALID_REQUEST")
     assert stored(settings.store_root) == {}
 

@@ -22,36 +22,51 @@ def fields(err: dict) -> list[str]:
     return [d["field"] for d in err["details"]]
 
 
-@pytest.mark.parametrize("body,field", [
-    ({}, "jobs"),
-    ({"jobs": []}, "jobs"),
-    ({"jobs": "x"}, "jobs"),
-    ({"jobs": [job()], "unknown": 1}, "unknown"),
-    ({"jobs": [{**job(), "extra": True}]}, "jobs[0].extra"),
-    ({"jobs": [{"source": {"type": "url", "url": PUBLIC, "headers": {}}, "output": MP3}]},
-     "jobs[0].source.headers"),
-    ({"jobs": [1, "x"]}, "jobs[0]"),
-    ({"jobs": [job()], "webhook": "ftp://hooks.example/x"}, "webhook"),
-    ({"jobs": [{**job(), "options": {"priority": "urgent"}}]}, "jobs[0].options.priority"),
-    # Names are sanitized, never refused (docs/contract.md §2); only a name over the input bound is.
-    ({"jobs": [{**job(), "options": {"filename": "a" * 1025}}]}, "jobs[0].options.filename"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({}, "jobs"),
+        ({"jobs": []}, "jobs"),
+        ({"jobs": "x"}, "jobs"),
+        ({"jobs": [job()], "unknown": 1}, "unknown"),
+        ({"jobs": [{**job(), "extra": True}]}, "jobs[0].extra"),
+        (
+            {"jobs": [{"source": {"type": "url", "url": PUBLIC, "headers": {}}, "output": MP3}]},
+            "jobs[0].source.headers",
+        ),
+        ({"jobs": [1, "x"]}, "jobs[0]"),
+        ({"jobs": [job()], "webhook": "ftp://hooks.example/x"}, "webhook"),
+        ({"jobs": [{**job(), "options": {"priority": "urgent"}}]}, "jobs[0].options.priority"),
+        # Names are sanitized, never refused (docs/contract.md §2); only a name over the input bound is.
+        ({"jobs": [{**job(), "options": {"filename": "a" * 1025}}]}, "jobs[0].options.filename"),
+    ],
+)
 async def test_invalid_request(client, expect_error, body, field):
     err = expect_error(await client.post("/v1/batch", json=body), 400, "INVALID_REQUEST")
     assert field in fields(err), err
 
 
-@pytest.mark.parametrize("raw,ctype", [
-    (b"{", "application/json"), (b"", "application/json"), (b"[1, 2]", "application/json"),
-    (b"\xff\xfe{}", "application/json"), (b'{"jobs": 1e999999}', "application/json"),
-    (b'{"jobs": ' + b"1" * 5000 + b"}", "application/json"),  # over the int digit limit
-    (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # deeper than the recursion limit
-    (b'{"jobs": [{"source": {"type": "url", "url": "http://8.8.8.8/"}, "output": {"format": "mp3"}}]}',
-     "text/plain"),
-], ids=["truncated", "empty", "array", "bad-utf8", "huge-float", "huge-int", "deep", "content-type"])
+@pytest.mark.parametrize(
+    "raw,ctype",
+    [
+        (b"{", "application/json"),
+        (b"", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"\xff\xfe{}", "application/json"),
+        (b'{"jobs": 1e999999}', "application/json"),
+        (b'{"jobs": ' + b"1" * 5000 + b"}", "application/json"),  # over the int digit limit
+        (b"[" * 100_000 + b"]" * 100_000, "application/json"),  # deeper than the recursion limit
+        (
+            b'{"jobs": [{"source": {"type": "url", "url": "http://8.8.8.8/"}, "output": {"format": "mp3"}}]}',
+            "text/plain",
+        ),
+    ],
+    ids=["truncated", "empty", "array", "bad-utf8", "huge-float", "huge-int", "deep", "content-type"],
+)
 async def test_malformed_bodies_are_clean_400(client, expect_error, raw, ctype):
-    expect_error(await client.post("/v1/batch", content=raw, headers={"Content-Type": ctype}),
-                 400, "INVALID_REQUEST")
+    expect_error(
+        await client.post("/v1/batch", content=raw, headers={"Content-Type": ctype}), 400, "INVALID_REQUEST"
+    )
 
 
 async def test_moderately_deep_json_is_refused_by_depth(client, expect_error):
@@ -69,34 +84,78 @@ async def test_too_many_jobs(client, expect_error):
     assert fields(err) == ["jobs"]
 
 
-@pytest.mark.parametrize("source,field", [
-    ({"type": "url", "url": "ftp://8.8.8.8/v.mp4"}, "jobs[0].source.url"),
-    ({"type": "url", "url": "file:///etc/passwd"}, "jobs[0].source.url"),
-    ({"type": "url", "url": "http://user:pw@8.8.8.8/v.mp4"}, "jobs[0].source.url"),
-    ({"type": "url", "url": "http://8.8.8.8/" + "a" * 2040}, "jobs[0].source.url"),
-    ({"type": "url"}, "jobs[0].source.url"),
-    ({"type": "upload"}, "jobs[0].source.file"),
-    ({"type": "upload", "file": "../../etc/passwd"}, "jobs[0].source.file"),
-    ({"type": "upload", "file": "upl_0123456789abcdef"}, "jobs[0].source.file"),  # well formed, not uploaded
-    ({"type": "torrent", "url": PUBLIC}, "jobs[0].source.type"),
-], ids=["ftp", "file", "credentials", "too-long", "no-url", "no-file", "bad-upload-id", "unknown-upload",
-        "bad-type"])
+@pytest.mark.parametrize(
+    "source,field",
+    [
+        ({"type": "url", "url": "ftp://8.8.8.8/v.mp4"}, "jobs[0].source.url"),
+        ({"type": "url", "url": "file:///etc/passwd"}, "jobs[0].source.url"),
+        ({"type": "url", "url": "http://user:pw@8.8.8.8/v.mp4"}, "jobs[0].source.url"),
+        ({"type": "url", "url": "http://8.8.8.8/" + "a" * 2040}, "jobs[0].source.url"),
+        ({"type": "url"}, "jobs[0].source.url"),
+        ({"type": "upload"}, "jobs[0].source.file"),
+        ({"type": "upload", "file": "../../etc/passwd"}, "jobs[0].source.file"),
+        (
+            {"type": "upload", "file": "upl_0123456789abcdef"},
+            "jobs[0].source.file",
+        ),  # well formed, not uploaded
+        ({"type": "torrent", "url": PUBLIC}, "jobs[0].source.type"),
+    ],
+    ids=[
+        "ftp",
+        "file",
+        "credentials",
+        "too-long",
+        "no-url",
+        "no-file",
+        "bad-upload-id",
+        "unknown-upload",
+        "bad-type",
+    ],
+)
 async def test_invalid_source(client, expect_error, source, field):
-    err = expect_error(await client.post("/v1/batch", json={"jobs": [{"source": source, "output": MP3}]}),
-                       400, "INVALID_SOURCE")
+    err = expect_error(
+        await client.post("/v1/batch", json={"jobs": [{"source": source, "output": MP3}]}),
+        400,
+        "INVALID_SOURCE",
+    )
     assert fields(err) == [field], err
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1", "0.0.0.0", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-    "100.100.100.200", "198.18.0.1", "240.0.0.1", "[::1]", "[::]", "[fe80::1]", "[fc00::1]",
-    "[::ffff:127.0.0.1]", "[::ffff:169.254.169.254]", "[64:ff9b::a9fe:a9fe]", "[2002:a9fe:a9fe::1]",
-    "[::127.0.0.1]", "[fd00:ec2::254]",
-    "0177.0.0.1", "2130706433", "0x7f.1", "127.1", "localhost", "LOCALHOST.",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "0.0.0.0",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "100.100.100.200",
+        "198.18.0.1",
+        "240.0.0.1",
+        "[::1]",
+        "[::]",
+        "[fe80::1]",
+        "[fc00::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:169.254.169.254]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::1]",
+        "[::127.0.0.1]",
+        "[fd00:ec2::254]",
+        "0177.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "127.1",
+        "localhost",
+        "LOCALHOST.",
+    ],
+)
 async def test_blocked_source_addresses(client, expect_error, host):
-    err = expect_error(await client.post("/v1/batch", json={"jobs": [job(f"http://{host}/v.mp4")]}),
-                       400, "INVALID_SOURCE")
+    err = expect_error(
+        await client.post("/v1/batch", json={"jobs": [job(f"http://{host}/v.mp4")]}), 400, "INVALID_SOURCE"
+    )
     assert fields(err) == ["jobs[0].source.url"]
 
 
@@ -113,16 +172,19 @@ async def test_blocked_webhook_is_invalid_request(client, expect_error, where):
     assert fields(err) == [field]
 
 
-@pytest.mark.parametrize("output,field", [
-    ({"format": "mp4"}, "jobs[0].output.format"),
-    ({"format": "flac", "bitrate": "192k"}, "jobs[0].output.bitrate"),
-    ({"format": "wav", "bitrate": "192k"}, "jobs[0].output.bitrate"),
-    ({"format": "mp3", "bitrate": "999k"}, "jobs[0].output.bitrate"),
-    ({"format": "mp3", "bitrate": "fast"}, "jobs[0].output.bitrate"),
-    ({"format": "mp3", "quality": "ultra"}, "jobs[0].output.quality"),
-    ({"format": "mp3", "normalize": "maybe"}, "jobs[0].output.normalize"),
-    ({"quality": "high"}, "jobs[0].output.format"),
-])
+@pytest.mark.parametrize(
+    "output,field",
+    [
+        ({"format": "mp4"}, "jobs[0].output.format"),
+        ({"format": "flac", "bitrate": "192k"}, "jobs[0].output.bitrate"),
+        ({"format": "wav", "bitrate": "192k"}, "jobs[0].output.bitrate"),
+        ({"format": "mp3", "bitrate": "999k"}, "jobs[0].output.bitrate"),
+        ({"format": "mp3", "bitrate": "fast"}, "jobs[0].output.bitrate"),
+        ({"format": "mp3", "quality": "ultra"}, "jobs[0].output.quality"),
+        ({"format": "mp3", "normalize": "maybe"}, "jobs[0].output.normalize"),
+        ({"quality": "high"}, "jobs[0].output.format"),
+    ],
+)
 async def test_invalid_output(client, expect_error, output, field):
     body = {"jobs": [{"source": {"type": "url", "url": PUBLIC}, "output": output}]}
     err = expect_error(await client.post("/v1/batch", json=body), 400, "INVALID_OUTPUT")
@@ -130,11 +192,16 @@ async def test_invalid_output(client, expect_error, output, field):
 
 
 async def test_details_name_the_failing_job_by_index(client, expect_error):
-    jobs = [job(), job(), job(), {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "flac",
-                                                                                      "bitrate": "320k"}}]
+    jobs = [
+        job(),
+        job(),
+        job(),
+        {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "flac", "bitrate": "320k"}},
+    ]
     err = expect_error(await client.post("/v1/batch", json={"jobs": jobs}), 400, "INVALID_OUTPUT")
-    assert err["details"] == [{"field": "jobs[3].output.bitrate",
-                               "message": "flac is lossless and takes no bitrate"}]
+    assert err["details"] == [
+        {"field": "jobs[3].output.bitrate", "message": "flac is lossless and takes no bitrate"}
+    ]
 
 
 async def test_batch_validation_is_all_or_nothing_and_reports_all(client, expect_error):
@@ -147,9 +214,13 @@ async def test_extract_validation_names_fields_without_jobs_prefix(client, expec
     body = {"source": {"type": "url", "url": PUBLIC}, "output": {"format": "wav", "bitrate": "128k"}}
     err = expect_error(await client.post("/v1/extract", json=body), 400, "INVALID_OUTPUT")
     assert fields(err) == ["output.bitrate"]
-    err = expect_error(await client.post("/v1/extract", json={"source": {"type": "url",
-                                                                         "url": "http://127.0.0.1/x"},
-                                                              "output": MP3}), 400, "INVALID_SOURCE")
+    err = expect_error(
+        await client.post(
+            "/v1/extract", json={"source": {"type": "url", "url": "http://127.0.0.1/x"}, "output": MP3}
+        ),
+        400,
+        "INVALID_SOURCE",
+    )
     assert fields(err) == ["source.url"]
     expect_error(await client.post("/v1/extract", json={"jobs": [job()]}), 400, "INVALID_REQUEST")
 
@@ -160,10 +231,19 @@ async def test_bad_idempotency_key(client, expect_error, value):
     expect_error(r, 400, "INVALID_REQUEST")
 
 
-@pytest.mark.parametrize("path", ["/v1/status/bad", "/v1/status/job_ABCDEF0123456789", "/v1/download/job_1",
-                                  "/v1/status/job_0123456789abcdef0", "/v1/jobs/x/cancel",
-                                  "/v1/batch/batch_xyz", "/v1/batch/job_0123456789abcdef/cancel",
-                                  "/audio-extract/v1/status/bad"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/status/bad",
+        "/v1/status/job_ABCDEF0123456789",
+        "/v1/download/job_1",
+        "/v1/status/job_0123456789abcdef0",
+        "/v1/jobs/x/cancel",
+        "/v1/batch/batch_xyz",
+        "/v1/batch/job_0123456789abcdef/cancel",
+        "/audio-extract/v1/status/bad",
+    ],
+)
 async def test_malformed_ids(client, expect_error, path):
     method = "POST" if path.endswith("/cancel") else "GET"
     expect_error(await client.request(method, path), 400, "INVALID_JOB_ID")

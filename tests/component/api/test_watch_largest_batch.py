@@ -37,7 +37,7 @@ async def watch_server():
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         for start in range(0, len(line), CHUNK):
-            await resp.write(line[start:start + CHUNK])
+            await resp.write(line[start : start + CHUNK])
             await asyncio.sleep(0)
         await resp.write(b'{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"1"}}}\n')
         await resp.write_eof()
@@ -62,9 +62,12 @@ def test_the_largest_valid_batch_is_a_line_no_default_readline_limit_fits() -> N
 async def test_kopf_reads_the_largest_valid_batch(watch_server) -> None:
     url, line = watch_server
     # the session as kopf makes it (kopf._cogs.clients.auth): aiohttp's defaults, no read_bufsize
-    async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
-                session.get(f"{url}/apis/audioextract.io/v1/namespaces/{NS}/extractionbatches",
-                            params={"watch": "true"}) as resp):
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
+        session.get(
+            f"{url}/apis/audioextract.io/v1/namespaces/{NS}/extractionbatches", params={"watch": "true"}
+        ) as resp,
+    ):
         events = [json.loads(raw) async for raw in iter_jsonlines(resp.content)]
     assert [e["type"] for e in events] == ["MODIFIED", "BOOKMARK"]
     assert events[0] == json.loads(line)
@@ -73,12 +76,18 @@ async def test_kopf_reads_the_largest_valid_batch(watch_server) -> None:
 async def test_the_apis_watch_reads_the_largest_valid_batch(watch_server, tmp_path: Path) -> None:
     url, line = watch_server
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": url}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": NS}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "c",
+                "clusters": [{"name": "c", "cluster": {"server": url}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u", "namespace": NS}}],
+            }
+        )
+    )
     kube = Kube(Settings(kubeconfig=kubeconfig, namespace=NS))
     try:
         events = [e async for e in kube.watch("1", timeout_seconds=30)]

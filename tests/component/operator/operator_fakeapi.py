@@ -32,9 +32,13 @@ NS = "ns"
 JOB = {"source": {"type": "url", "url": "http://example.org/a.mp4"}, "output": {"format": "wav"}}
 
 _PATHS = [
-    ("extractionbatches", re.compile(
-        r"^/apis/audioextract\.io/v1(?:/namespaces/(?P<ns>[^/]+))?/extractionbatches"
-        r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$")),
+    (
+        "extractionbatches",
+        re.compile(
+            r"^/apis/audioextract\.io/v1(?:/namespaces/(?P<ns>[^/]+))?/extractionbatches"
+            r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
+        ),
+    ),
     ("jobs", re.compile(r"^/apis/batch/v1(?:/namespaces/(?P<ns>[^/]+))?/jobs(?:/(?P<name>[^/]+))?$")),
     ("pods", re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods$")),
     ("events", re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/events$")),
@@ -122,27 +126,43 @@ class FakeApi(Kube):
         """What the Job controller and the kubelet leave once the worker ended: the condition on the
         Job and a pod whose termination message holds the worker's result."""
         job = self.objects[("jobs", namespace, name)]
-        terminated: dict[str, Any] = {"exitCode": 0 if condition == "Complete" else 1,
-                                      "finishedAt": "2026-01-21T12:00:09Z"}
+        terminated: dict[str, Any] = {
+            "exitCode": 0 if condition == "Complete" else 1,
+            "finishedAt": "2026-01-21T12:00:09Z",
+        }
         if result is not None:
             terminated["message"] = result.to_message()
         pod_name = f"{name}-pod"
         self.objects[("pods", namespace, pod_name)] = {
-            "metadata": {"name": pod_name, "namespace": namespace, "uid": str(uuid.uuid4()),
-                         "labels": dict(job["spec"]["template"]["metadata"]["labels"]),
-                         "creationTimestamp": "2026-01-21T12:00:01Z",
-                         "resourceVersion": self._next_rv()},
+            "metadata": {
+                "name": pod_name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "labels": dict(job["spec"]["template"]["metadata"]["labels"]),
+                "creationTimestamp": "2026-01-21T12:00:01Z",
+                "resourceVersion": self._next_rv(),
+            },
             "status": {"containerStatuses": [{"name": CONTAINER, "state": {"terminated": terminated}}]},
         }
-        return self.edit("jobs", namespace, name, {"status": {
-            "startTime": "2026-01-21T12:00:02Z",
-            "conditions": [{"type": condition, "status": "True", "reason": reason}],
-        }})
+        return self.edit(
+            "jobs",
+            namespace,
+            name,
+            {
+                "status": {
+                    "startTime": "2026-01-21T12:00:02Z",
+                    "conditions": [{"type": condition, "status": "True", "reason": reason}],
+                }
+            },
+        )
 
     def lists(self, kind: str) -> list[dict[str, str]]:
         """The query of every list request made for ``kind``."""
-        return [q for method, path, q in self.calls
-                if method == "GET" and self._route(path)[0] == kind and not self._route(path)[1]["name"]]
+        return [
+            q
+            for method, path, q in self.calls
+            if method == "GET" and self._route(path)[0] == kind and not self._route(path)[1]["name"]
+        ]
 
     # --- the API ------------------------------------------------------------------------------
 
@@ -196,14 +216,21 @@ class FakeApi(Kube):
         if q.get("continue"):
             after_ns, after_name, rv = q["continue"].split("/")
             after = (after_ns, after_name)
-        items = [(n, name, o) for (k, n, name), o in sorted(self.objects.items())
-                 if k == kind and (ns is None or n == ns) and (n, name) > after
-                 and _selected(o, q.get("labelSelector", ""))]
+        items = [
+            (n, name, o)
+            for (k, n, name), o in sorted(self.objects.items())
+            if k == kind
+            and (ns is None or n == ns)
+            and (n, name) > after
+            and _selected(o, q.get("labelSelector", ""))
+        ]
         limit = int(q["limit"]) if q.get("limit") else len(items)
         page, more = items[:limit], len(items) > limit
         token = f"{page[-1][0]}/{page[-1][1]}/{rv}" if more else ""
-        return {"metadata": {"resourceVersion": rv, "continue": token},
-                "items": copy.deepcopy([o for _, _, o in page])}
+        return {
+            "metadata": {"resourceVersion": rv, "continue": token},
+            "items": copy.deepcopy([o for _, _, o in page]),
+        }
 
     def _create(self, kind: str, ns: str, body: Mapping[str, Any]) -> dict[str, Any]:
         if kind == "events":
@@ -213,8 +240,9 @@ class FakeApi(Kube):
         key = (kind, ns, obj["metadata"]["name"])
         if key in self.objects:
             raise AlreadyExists(409, "AlreadyExists", f"{key[2]} already exists")
-        obj["metadata"].update(uid=str(uuid.uuid4()), resourceVersion=self._next_rv(),
-                               creationTimestamp="2026-01-21T12:00:01Z")
+        obj["metadata"].update(
+            uid=str(uuid.uuid4()), resourceVersion=self._next_rv(), creationTimestamp="2026-01-21T12:00:01Z"
+        )
         obj.setdefault("status", {})
         self.objects[key] = obj
         return copy.deepcopy(obj)
@@ -234,8 +262,11 @@ class FakeApi(Kube):
         return copy.deepcopy(obj)
 
     def _collect_garbage(self, owner_uid: str) -> None:
-        owned = [k for k, o in self.objects.items()
-                 if any(r.get("uid") == owner_uid for r in o["metadata"].get("ownerReferences") or [])]
+        owned = [
+            k
+            for k, o in self.objects.items()
+            if any(r.get("uid") == owner_uid for r in o["metadata"].get("ownerReferences") or [])
+        ]
         for key in owned:
             del self.objects[key]
 
@@ -250,21 +281,53 @@ def terminal_status(key: str, jobs: int = 10) -> dict[str, Any]:
     entries = []
     for i in range(jobs):
         job_id = ids.job_id(key, i)
-        entries.append({
-            "index": i, "jobId": job_id, "jobName": ids.job_object_name(job_id), "status": "completed",
-            "progress": 100, "createdAt": "2026-01-21T12:00:00Z", "startedAt": "2026-01-21T12:00:01Z",
-            "completedAt": "2026-01-21T12:00:09Z", "expiresAt": "2026-01-22T12:00:09Z",
-            "inputFile": {"name": "talk.mp4", "size": 123456, "duration": 61.5, "format": "mov,mp4"},
-            "outputFile": {"filename": "talk.mp3", "path": f"{job_id}/talk.mp3", "size": 98765,
-                           "duration": 61.5, "format": "mp3", "bitrate": "192k"},
-            "webhook": {"event": "job.completed", "url": "https://hooks.example.org/x",
-                        "id": f"msg_{job_id}", "timestamp": "2026-01-21T12:00:09Z",
-                        "state": "delivered", "attempts": 1, "lastStatusCode": 200,
-                        "deliveredAt": "2026-01-21T12:00:10Z"},
-        })
+        entries.append(
+            {
+                "index": i,
+                "jobId": job_id,
+                "jobName": ids.job_object_name(job_id),
+                "status": "completed",
+                "progress": 100,
+                "createdAt": "2026-01-21T12:00:00Z",
+                "startedAt": "2026-01-21T12:00:01Z",
+                "completedAt": "2026-01-21T12:00:09Z",
+                "expiresAt": "2026-01-22T12:00:09Z",
+                "inputFile": {"name": "talk.mp4", "size": 123456, "duration": 61.5, "format": "mov,mp4"},
+                "outputFile": {
+                    "filename": "talk.mp3",
+                    "path": f"{job_id}/talk.mp3",
+                    "size": 98765,
+                    "duration": 61.5,
+                    "format": "mp3",
+                    "bitrate": "192k",
+                },
+                "webhook": {
+                    "event": "job.completed",
+                    "url": "https://hooks.example.org/x",
+                    "id": f"msg_{job_id}",
+                    "timestamp": "2026-01-21T12:00:09Z",
+                    "state": "delivered",
+                    "attempts": 1,
+                    "lastStatusCode": 200,
+                    "deliveredAt": "2026-01-21T12:00:10Z",
+                },
+            }
+        )
     return {
-        "batchId": ids.batch_id(key), "phase": "Succeeded", "total": jobs, "completed": jobs,
-        "jobs": entries, "completedAt": "2026-01-21T12:00:09Z",
-        "conditions": [{"type": t, "status": "True", "reason": "AllJobsFinished", "message": "",
-                        "lastTransitionTime": "2026-01-21T12:00:09Z"} for t in ("Accepted", "Complete")],
+        "batchId": ids.batch_id(key),
+        "phase": "Succeeded",
+        "total": jobs,
+        "completed": jobs,
+        "jobs": entries,
+        "completedAt": "2026-01-21T12:00:09Z",
+        "conditions": [
+            {
+                "type": t,
+                "status": "True",
+                "reason": "AllJobsFinished",
+                "message": "",
+                "lastTransitionTime": "2026-01-21T12:00:09Z",
+            }
+            for t in ("Accepted", "Complete")
+        ],
     }

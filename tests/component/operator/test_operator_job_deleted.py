@@ -93,8 +93,13 @@ async def test_a_finished_job_deleted_before_its_outcome_was_recorded_keeps_a_re
     # both finish while nobody maps them; the TTL controller deletes the Jobs (pods of the first
     # are still there, those of the second already gone)
     api.finish_job(NS, job_name(body, 0), "Complete", WorkerResult(output=OUT))
-    api.finish_job(NS, job_name(body, 1), "Failed", WorkerResult(
-        error=JobError(code="DOWNLOAD_FAILED", message="404")), reason="PodFailurePolicy")
+    api.finish_job(
+        NS,
+        job_name(body, 1),
+        "Failed",
+        WorkerResult(error=JobError(code="DOWNLOAD_FAILED", message="404")),
+        reason="PodFailurePolicy",
+    )
     api.delete_by_hand("pods", NS, f"{job_name(body, 1)}-pod")
     await op.job_event("DELETED", api.delete_by_hand("jobs", NS, job_name(body, 0)))
     await op.job_event("DELETED", api.delete_by_hand("jobs", NS, job_name(body, 1)))

@@ -29,17 +29,32 @@ from audio_extract_operator.statuswriter import StatusWriter
 def batch_json(i: int) -> str:
     """One batch as the watch delivers it: its own objects (parsed from JSON), nothing shared."""
     key = f"{i:014x}"
-    return json.dumps({
-        "apiVersion": "audioextract.io/v1", "kind": "ExtractionBatch",
-        "metadata": {"name": ids.batch_object_name(key), "namespace": NS, "uid": f"uid-{i}",
-                     "resourceVersion": str(1000 + i), "generation": 1,
-                     "creationTimestamp": "2026-01-21T12:00:00Z",
-                     "labels": {ids.KEY_LABEL: key},
-                     "annotations": {"audioextract.io/last-handled-configuration": "x" * 600}},
-        "spec": {"jobs": [{"source": {"type": "url", "url": f"https://cdn.example.org/{i}/{j}.mp4"},
-                           "output": {"format": "mp3"}} for j in range(10)]},
-        "status": terminal_status(key),
-    })
+    return json.dumps(
+        {
+            "apiVersion": "audioextract.io/v1",
+            "kind": "ExtractionBatch",
+            "metadata": {
+                "name": ids.batch_object_name(key),
+                "namespace": NS,
+                "uid": f"uid-{i}",
+                "resourceVersion": str(1000 + i),
+                "generation": 1,
+                "creationTimestamp": "2026-01-21T12:00:00Z",
+                "labels": {ids.KEY_LABEL: key},
+                "annotations": {"audioextract.io/last-handled-configuration": "x" * 600},
+            },
+            "spec": {
+                "jobs": [
+                    {
+                        "source": {"type": "url", "url": f"https://cdn.example.org/{i}/{j}.mp4"},
+                        "output": {"format": "mp3"},
+                    }
+                    for j in range(10)
+                ]
+            },
+            "status": terminal_status(key),
+        }
+    )
 
 
 def test_the_registry_keeps_a_few_hundred_bytes_per_retained_batch() -> None:
@@ -105,8 +120,11 @@ async def test_progress_forgets_a_batch_once_its_reports_are_written() -> None:
 
     progress = Progress(Settings(status_flush_interval=0.05), Registry(), Writer())  # type: ignore[arg-type]
     for i in range(50):
-        progress.submit((NS, f"b{i}"), 0, ProgressReport(jobId=ids.job_id(f"{i:014x}", 0),
-                                                        step="extracting_audio", progress=10))
+        progress.submit(
+            (NS, f"b{i}"),
+            0,
+            ProgressReport(jobId=ids.job_id(f"{i:014x}", 0), step="extracting_audio", progress=10),
+        )
     for _ in range(100):
         await asyncio.sleep(0.02)
         if not progress._tasks:
@@ -121,8 +139,9 @@ async def test_the_status_writer_keeps_nothing_for_a_batch_it_is_not_writing() -
     writer = StatusWriter(api, settings, Registry())
     for i in range(20):
         api.add_batch(f"b{i}")
-    await asyncio.gather(*(writer.update(NS, f"b{i}", lambda _b, s: s.model_copy(update={"total": 1}))
-                           for i in range(20)))
+    await asyncio.gather(
+        *(writer.update(NS, f"b{i}", lambda _b, s: s.model_copy(update={"total": 1})) for i in range(20))
+    )
     assert not any(_maps(writer).values()), _maps(writer)
 
 

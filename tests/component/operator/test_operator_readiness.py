@@ -52,9 +52,11 @@ async def test_not_ready_when_kopfs_liveness_endpoint_fails_or_is_gone() -> None
     failing = await liveness_server(status=500)
     slow = await liveness_server(delay=5)
     try:
-        for url, reason in ((str(failing.make_url("/healthz")), "answered 500"),
-                            (str(slow.make_url("/healthz")), "did not answer"),
-                            (closed_port_url(), "did not answer")):
+        for url, reason in (
+            (str(failing.make_url("/healthz")), "answered 500"),
+            (str(slow.make_url("/healthz")), "did not answer"),
+            (closed_port_url(), "did not answer"),
+        ):
             readiness = Readiness(url, timeout=0.5)
             readiness.started.set()
             assert reason in (await readiness.problem() or ""), url

@@ -62,8 +62,9 @@ async def test_deleting_a_batch_by_hand_removes_its_outputs(tmp_path: Path) -> N
     outputs(tmp_path, *(ids.job_id(key_of(doomed), i) for i in (0, 1)), ids.job_id(key_of(kept), 0))
     (tmp_path / "uploads").mkdir()
     (tmp_path / "uploads" / "upl_00112233445566ff").write_bytes(b"u")
-    await handlers.batch_event(type="DELETED", body=api.delete_by_hand("extractionbatches", NS, "doomed"),
-                               memo=memo)
+    await handlers.batch_event(
+        type="DELETED", body=api.delete_by_hand("extractionbatches", NS, "doomed"), memo=memo
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ids.job_id(key_of(kept), 0), "uploads"])
     assert (tmp_path / "uploads" / "upl_00112233445566ff").exists()
 
@@ -88,8 +89,11 @@ async def test_no_output_is_swept_after_an_incomplete_listing(tmp_path: Path) ->
     api = FakeApi()
     for i in range(3):
         api.add_batch(f"b{i}")
-    outputs(tmp_path, *(ids.job_id(key_of(api.get("extractionbatches", NS, f"b{i}")), 0) for i in range(3)),
-            age=7200)
+    outputs(
+        tmp_path,
+        *(ids.job_id(key_of(api.get("extractionbatches", NS, f"b{i}")), 0) for i in range(3)),
+        age=7200,
+    )
 
     def second_page_fails(method: str, path: str, q: dict[str, str]) -> KubeError | None:
         if method == "GET" and path.endswith("/extractionbatches") and q.get("continue"):

@@ -48,8 +48,13 @@ def using(api: FakeApi, name: str, n: int, state: str | None = None, ended_ago: 
     patch: dict = {"spec": {"jobs": [job]}}
     if state is not None:
         ended = iso(now() - timedelta(seconds=ended_ago))
-        entry = {"index": 0, "jobId": "job_0123456789abcd01", "jobName": "job-0123456789abcd01",
-                 "status": state, "createdAt": ended}
+        entry = {
+            "index": 0,
+            "jobId": "job_0123456789abcd01",
+            "jobName": "job-0123456789abcd01",
+            "status": state,
+            "createdAt": ended,
+        }
         if state in ("completed", "failed", "cancelled"):
             entry["completedAt"] = ended
         patch["status"] = {"jobs": [entry]}
@@ -61,8 +66,13 @@ def remaining(root: Path) -> set[str]:
 
 
 def context(api: FakeApi, root: Path, **settings: object) -> handlers.Context:
-    values = {"progress_port": 0, "store_root": root, "upload_retention_seconds": 24 * HOUR,
-              "partial_upload_grace_seconds": HOUR, **settings}
+    values = {
+        "progress_port": 0,
+        "store_root": root,
+        "upload_retention_seconds": 24 * HOUR,
+        "partial_upload_grace_seconds": HOUR,
+        **settings,
+    }
     return handlers.Context(Settings(**values), api)  # type: ignore[arg-type]
 
 

@@ -41,8 +41,11 @@ class Store:
         self.obj = jsonpatch.apply_patch(self.obj, ops)
 
     def view(self) -> tuple[BatchRef, BatchSpec, BatchStatus]:
-        return (BatchRef("ns", "b", UID), BatchSpec.model_validate(self.obj["spec"]),
-                BatchStatus.model_validate(copy.deepcopy(self.obj["status"])))
+        return (
+            BatchRef("ns", "b", UID),
+            BatchSpec.model_validate(self.obj["spec"]),
+            BatchStatus.model_validate(copy.deepcopy(self.obj["status"])),
+        )
 
 
 def make_store(n: int, url: str, states: list[str] | None = None, own: dict[int, str] | None = None) -> Store:
@@ -56,18 +59,29 @@ def make_store(n: int, url: str, states: list[str] | None = None, own: dict[int,
         entry = {"index": i, "jobId": job_id(i), "jobName": job_id(i).replace("_", "-"), "status": st}
         if st == "completed":
             entry["completedAt"] = "2026-01-21T12:00:00Z"
-            entry["outputFile"] = {"filename": "v.mp3", "path": f"{job_id(i)}/v.mp3", "size": 10,
-                                   "format": "mp3"}
+            entry["outputFile"] = {
+                "filename": "v.mp3",
+                "path": f"{job_id(i)}/v.mp3",
+                "size": 10,
+                "format": "mp3",
+            }
         elif st in ("failed", "cancelled"):
             entry["error"] = {"code": "CANCELLED" if st == "cancelled" else "INVALID_VIDEO", "message": "m"}
         jobs_status.append(entry)
-    return Store({"jobs": jobs_spec, "webhook": url},
-                 {"batchId": f"batch_{KEY}00", "jobs": jobs_status, "completedAt": "2026-01-21T12:00:01Z"})
+    return Store(
+        {"jobs": jobs_spec, "webhook": url},
+        {"batchId": f"batch_{KEY}00", "jobs": jobs_status, "completedAt": "2026-01-21T12:00:01Z"},
+    )
 
 
 def config(**kw) -> WebhookConfig:
-    base = {"secret": SECRET, "allow_cidrs": "127.0.0.1/32", "timeout": 3.0, "schedule": (0.0,) * 3,
-            "jitter": 0.0}
+    base = {
+        "secret": SECRET,
+        "allow_cidrs": "127.0.0.1/32",
+        "timeout": 3.0,
+        "schedule": (0.0,) * 3,
+        "jitter": 0.0,
+    }
     return WebhookConfig(**{**base, **kw})
 
 
@@ -92,8 +106,12 @@ async def test_each_event_once_verified_and_recorded(driver_for):
         await driver.tick(*store.view())
         await driver.tick(*store.view())  # nothing more is due
     events = sorted((r.payload["event"], r.payload.get("jobId")) for r in rx.received)
-    assert events == [("batch.completed", None), ("job.completed", job_id(0)), ("job.failed", job_id(1)),
-                      ("job.failed", job_id(2))]
+    assert events == [
+        ("batch.completed", None),
+        ("job.completed", job_id(0)),
+        ("job.failed", job_id(1)),
+        ("job.failed", job_id(2)),
+    ]
     assert all(r.verified for r in rx.received)
     assert len({r.id for r in rx.received}) == 4
     status = store.obj["status"]
@@ -115,7 +133,10 @@ async def test_only_terminal_jobs_and_batch_event_waits_for_all(driver_for):
         store.obj["status"]["jobs"][1].update(status="failed", error={"code": "TIMEOUT", "message": "m"})
         await driver.tick(*store.view())
     assert sorted(r.payload["event"] for r in rx.received) == [
-        "batch.completed", "job.completed", "job.failed"]
+        "batch.completed",
+        "job.completed",
+        "job.failed",
+    ]
 
 
 async def test_job_webhook_overrides_and_batch_event_goes_to_batch_url(driver_for):

@@ -22,13 +22,15 @@ BODY = b'{"event":"job.completed","jobId":"job_0123456789abcd01","status":"compl
 
 
 def delivery(url: str, n: int = 0) -> Delivery:
-    return Delivery(event="job.completed", url=url, id=f"msg_resolution{n:04d}",
-                    timestamp=iso(datetime.now(UTC)))
+    return Delivery(
+        event="job.completed", url=url, id=f"msg_resolution{n:04d}", timestamp=iso(datetime.now(UTC))
+    )
 
 
 def config(resolve_timeout: float) -> WebhookConfig:
-    return WebhookConfig(secret=SECRET, allow_cidrs="127.0.0.1/32", timeout=3.0,
-                         resolve_timeout=resolve_timeout)
+    return WebhookConfig(
+        secret=SECRET, allow_cidrs="127.0.0.1/32", timeout=3.0, resolve_timeout=resolve_timeout
+    )
 
 
 async def timed_attempt(sender: Sender, d: Delivery) -> tuple[Outcome, float]:

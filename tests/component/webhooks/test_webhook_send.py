@@ -96,8 +96,10 @@ def test_retry_after_http_date():
 
 @pytest.mark.parametrize("code", [301, 302, 307, 308])
 async def test_redirect_is_a_failure_and_never_followed(sender, code):
-    with Receiver(SECRET) as internal, \
-            Receiver(SECRET, lambda _r, _n: Reply(code, {"Location": internal.url + "admin"})) as rx:
+    with (
+        Receiver(SECRET) as internal,
+        Receiver(SECRET, lambda _r, _n: Reply(code, {"Location": internal.url + "admin"})) as rx,
+    ):
         outcome = await sender.attempt(delivery(rx.url), BODY)
         d = next_state(delivery(rx.url), outcome, datetime.now(UTC), Schedule(jitter=0))
     assert outcome.status_code == code
@@ -162,8 +164,9 @@ async def test_connection_refused_is_a_retryable_error(sender):
     assert d.state == "pending"
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "127.1",
-                                  "localhost"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "[::ffff:127.0.0.1]", "2130706433", "0x7f.1", "127.1", "localhost"]
+)
 async def test_loopback_in_any_spelling_is_refused_without_a_request(host):
     s = Sender(config(allow=""))
     try:
@@ -176,8 +179,15 @@ async def test_loopback_in_any_spelling_is_refused_without_a_request(host):
     assert rx.received == []
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
-                                 "http://[fd00:ec2::254]/", "http://100.100.100.200/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[fd00:ec2::254]/",
+        "http://100.100.100.200/",
+    ],
+)
 async def test_private_and_metadata_targets_are_refused_even_with_a_broad_allowlist(url):
     s = Sender(config(allow="127.0.0.1/32,169.254.0.0/16,100.64.0.0/10"))
     try:

@@ -16,10 +16,16 @@ from audio_extract_common.store import FilesystemStore
 WHO = Principal("ci", frozenset({"read", "write"}), "ci")
 REFUSED = [
     "http://127.0.0.1/hook",  # literal
-    "http://[::ffff:127.0.0.1]/hook", "http://2130706433/hook", "http://0x7f.1/hook",  # encoded
-    "http://0177.0.0.1/hook", "http://127.1/hook",
-    "http://localhost/hook", "http://LOCALHOST./hook",  # names resolving to loopback
-    "http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::254]/", "http://10.0.0.7/",
+    "http://[::ffff:127.0.0.1]/hook",
+    "http://2130706433/hook",
+    "http://0x7f.1/hook",  # encoded
+    "http://0177.0.0.1/hook",
+    "http://127.1/hook",
+    "http://localhost/hook",
+    "http://LOCALHOST./hook",  # names resolving to loopback
+    "http://169.254.169.254/latest/meta-data",
+    "http://[fd00:ec2::254]/",
+    "http://10.0.0.7/",
 ]
 
 
@@ -42,9 +48,11 @@ async def test_blocked_webhook_refused_at_submission(url, tmp_path):
     with pytest.raises(InvalidRequest) as job_level:
         await check_jobs([job(), job(url)], None, hosts(), store, WHO)
     assert "webhook" in str(batch_level.value.details) and "jobs[1].options.webhook" in str(
-        job_level.value.details)
+        job_level.value.details
+    )
 
 
 async def test_allowlisted_loopback_is_accepted_for_development(tmp_path):
-    await check_jobs([job("http://127.0.0.1:9/hook")], None, hosts("127.0.0.0/8"), FilesystemStore(tmp_path),
-                     WHO)
+    await check_jobs(
+        [job("http://127.0.0.1:9/hook")], None, hosts("127.0.0.0/8"), FilesystemStore(tmp_path), WHO
+    )

@@ -45,14 +45,20 @@ def ffmpeg(*args: str) -> None:
 
 
 def ffprobe_json(path: Path, *entries: str) -> dict[str, Any]:
-    out = subprocess.run(["ffprobe", "-v", "error", *entries, "-of", "json", str(path)],
-                         capture_output=True, check=True, timeout=60)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", *entries, "-of", "json", str(path)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     return json.loads(out.stdout)
 
 
 # Two independent noise channels: broadband content, so VBR encoders land near their nominal rates.
-NOISE = ("anoisesrc=c=white:a=0.2:r=48000:d={d}:seed=1[l];anoisesrc=c=pink:a=0.3:r=48000:d={d}:seed=2[r];"
-         "[l][r]join=inputs=2:channel_layout=stereo")
+NOISE = (
+    "anoisesrc=c=white:a=0.2:r=48000:d={d}:seed=1[l];anoisesrc=c=pink:a=0.3:r=48000:d={d}:seed=2[r];"
+    "[l][r]join=inputs=2:channel_layout=stereo"
+)
 
 
 class Media:
@@ -74,47 +80,96 @@ class Media:
     @property
     def pcm_mkv(self) -> Path:
         """Video + 48 kHz stereo PCM (no lossy codec, so every target is a real encode)."""
-        return self._make("pcm.mkv", lambda p: ffmpeg(
-            "-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
-            "-filter_complex", NOISE.format(d=SOURCE_SECONDS),
-            "-c:v", "mpeg4", "-c:a", "pcm_s16le", str(p)))
+        return self._make(
+            "pcm.mkv",
+            lambda p: ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
+                "-filter_complex",
+                NOISE.format(d=SOURCE_SECONDS),
+                "-c:v",
+                "mpeg4",
+                "-c:a",
+                "pcm_s16le",
+                str(p),
+            ),
+        )
 
     @property
     def aac_mp4(self) -> Path:
         """Video + AAC 256k in MP4, with a title tag."""
-        return self._make("aac.mp4", lambda p: ffmpeg(
-            "-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
-            "-filter_complex", NOISE.format(d=SOURCE_SECONDS),
-            "-c:v", "mpeg4", "-c:a", "aac", "-b:a", "256k", "-metadata", "title=Source Title", str(p)))
+        return self._make(
+            "aac.mp4",
+            lambda p: ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
+                "-filter_complex",
+                NOISE.format(d=SOURCE_SECONDS),
+                "-c:v",
+                "mpeg4",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "256k",
+                "-metadata",
+                "title=Source Title",
+                str(p),
+            ),
+        )
 
     @property
     def aac_low_mp4(self) -> Path:
         """AAC at 96k: below the medium tier, so no copy for medium and above."""
-        return self._make("aac96.mp4", lambda p: ffmpeg(
-            "-filter_complex", NOISE.format(d=SOURCE_SECONDS), "-c:a", "aac", "-b:a", "96k", str(p)))
+        return self._make(
+            "aac96.mp4",
+            lambda p: ffmpeg(
+                "-filter_complex", NOISE.format(d=SOURCE_SECONDS), "-c:a", "aac", "-b:a", "96k", str(p)
+            ),
+        )
 
     @property
     def video_only(self) -> Path:
-        return self._make("video-only.mp4", lambda p: ffmpeg(
-            "-f", "lavfi", "-i", "testsrc=s=64x48:r=10:d=1", "-c:v", "mpeg4", str(p)))
+        return self._make(
+            "video-only.mp4",
+            lambda p: ffmpeg("-f", "lavfi", "-i", "testsrc=s=64x48:r=10:d=1", "-c:v", "mpeg4", str(p)),
+        )
 
     @property
     def truncated(self) -> Path:
         def build(p: Path) -> None:
             data = self.aac_mp4.read_bytes()
             p.write_bytes(data[: len(data) // 2])  # the moov atom (at the end) is lost
+
         return self._make("truncated.mp4", build)
 
     @property
     def truncated_faststart(self) -> Path:
         """Index (moov) first, then half the media data: probes fine, decodes only partly."""
+
         def build(p: Path) -> None:
             full = self.root / "faststart-full.mp4"
-            ffmpeg("-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
-                   "-filter_complex", NOISE.format(d=SOURCE_SECONDS), "-c:v", "mpeg4", "-c:a", "aac",
-                   "-movflags", "+faststart", str(full))
+            ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc=s=64x48:r=10:d={SOURCE_SECONDS}",
+                "-filter_complex",
+                NOISE.format(d=SOURCE_SECONDS),
+                "-c:v",
+                "mpeg4",
+                "-c:a",
+                "aac",
+                "-movflags",
+                "+faststart",
+                str(full),
+            )
             data = full.read_bytes()
             p.write_bytes(data[: len(data) // 2])
+
         return self._make("truncated-faststart.mp4", build)
 
     @property
@@ -126,9 +181,18 @@ class Media:
         return self._make("empty.mp4", lambda p: p.write_bytes(b""))
 
     def loudness_source(self, name: str, expr: str, post: str = "") -> Path:
-        return self._make(f"{name}.mka", lambda p: ffmpeg(
-            "-f", "lavfi", "-i", f"aevalsrc='{expr}':s=48000:d={SOURCE_SECONDS}:c=stereo{post}",
-            "-c:a", "flac", str(p)))
+        return self._make(
+            f"{name}.mka",
+            lambda p: ffmpeg(
+                "-f",
+                "lavfi",
+                "-i",
+                f"aevalsrc='{expr}':s=48000:d={SOURCE_SECONDS}:c=stereo{post}",
+                "-c:a",
+                "flac",
+                str(p),
+            ),
+        )
 
 
 @pytest.fixture(scope="session")
@@ -168,22 +232,39 @@ class TestCA:
         self.root = root
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "audio-extract test CA")])
-        self.cert = (self._builder(self.name, self.key.public_key())
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                     .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                                  content_commitment=False, key_encipherment=False,
-                                                  data_encipherment=False, key_agreement=False,
-                                                  encipher_only=False, decipher_only=False), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = (
+            self._builder(self.name, self.key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
         self.ca_file = root / "ca.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
     def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
         now = datetime.datetime.now(datetime.UTC)
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(self.name).public_key(public_key)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - datetime.timedelta(minutes=5))
-                .not_valid_after(now + datetime.timedelta(days=1)))
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.name)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
 
     def server_context(self, *names: str) -> ssl.SSLContext:
         """A server-side TLS context with a certificate for ``names`` (DNS names or IP addresses)."""
@@ -195,15 +276,20 @@ class TestCA:
             except ValueError:
                 sans.append(x509.DNSName(n))
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-        cert = (self._builder(subject, key.public_key())
-                .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                .sign(self.key, hashes.SHA256()))
+        cert = (
+            self._builder(subject, key.public_key())
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
         stem = self.root / f"leaf-{x509.random_serial_number()}"
         cert_file, key_file = stem.with_suffix(".crt"), stem.with_suffix(".key")
         cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert_file, key_file)
         return context
@@ -255,6 +341,7 @@ class Server:
             h.send_header("Content-Length", str(len(data)))
             h.end_headers()
             h.wfile.write(data)
+
         self.routes[path] = send
         return self.url(path)
 
@@ -318,8 +405,9 @@ def server() -> Iterator[Server]:
 def make_server() -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
-    def make(host: str = "127.0.0.1", port: int = 0, *, vhost: str | None = None,
-             tls: ssl.SSLContext | None = None) -> Server:
+    def make(
+        host: str = "127.0.0.1", port: int = 0, *, vhost: str | None = None, tls: ssl.SSLContext | None = None
+    ) -> Server:
         s = Server(host=host, _port=port, vhost=vhost, tls=tls).start()
         started.append(s)
         return s
@@ -351,8 +439,13 @@ class Run:
 
 
 def job_spec(source: dict[str, Any], output: dict[str, Any], options: dict[str, Any] | None = None) -> dict:
-    return {"jobId": JOB_ID, "batchId": BATCH_ID, "source": source, "output": output,
-            "options": options or {}}
+    return {
+        "jobId": JOB_ID,
+        "batchId": BATCH_ID,
+        "source": source,
+        "output": output,
+        "options": options or {},
+    }
 
 
 @pytest.fixture
@@ -379,8 +472,15 @@ class InProcess:
         return upload(self.store, source, file_id)
 
     def run(self, spec: dict[str, Any], **settings: Any) -> Run:
-        s = WorkerSettings(**{"store_root": self.store, "scratch_dir": self.scratch, "connect_timeout": 2,
-                              "read_timeout": 2, **settings})
+        s = WorkerSettings(
+            **{
+                "store_root": self.store,
+                "scratch_dir": self.scratch,
+                "connect_timeout": 2,
+                "read_timeout": 2,
+                **settings,
+            }
+        )
         reporter = ProgressReporter(JOB_ID, None, None)
         result = run_job(WorkerJob.model_validate(spec), s, FilesystemStore(self.store), reporter)
         return Run(result, self.store, self.scratch)
@@ -400,8 +500,9 @@ class ProcessRun(Run):
     @property
     def peak_rss_mib(self) -> float:
         """The worker's own peak RSS, from its last log line."""
-        finished = [json.loads(line.split(": ", 1)[1]) for line in self.stderr.splitlines()
-                    if '"finished"' in line]
+        finished = [
+            json.loads(line.split(": ", 1)[1]) for line in self.stderr.splitlines() if '"finished"' in line
+        ]
         return finished[-1]["peakRssKiB"] / 1024
 
 
@@ -413,20 +514,29 @@ def run_process(workdirs: tuple[Path, Path], tmp_path: Path) -> Callable[..., Pr
     def run(spec: dict[str, Any] | str, timeout: float = 120, **env: str) -> ProcessRun:
         result_path = tmp_path / "termination-log"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_WORKER_")}
-        environ.update({
-            "AUDIO_EXTRACT_WORKER_JOB": spec if isinstance(spec, str) else json.dumps(spec),
-            "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(store),
-            "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(scratch),
-            "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(result_path),
-            **{f"AUDIO_EXTRACT_WORKER_{k.upper()}": v for k, v in env.items()},
-        })
+        environ.update(
+            {
+                "AUDIO_EXTRACT_WORKER_JOB": spec if isinstance(spec, str) else json.dumps(spec),
+                "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(store),
+                "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(scratch),
+                "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(result_path),
+                **{f"AUDIO_EXTRACT_WORKER_{k.upper()}": v for k, v in env.items()},
+            }
+        )
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "audio_extract_worker"], env=environ,
-                              capture_output=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "audio_extract_worker"], env=environ, capture_output=True, timeout=timeout
+        )
         text = result_path.read_text() if result_path.exists() else ""
         assert text, f"no result written (exit {proc.returncode}): {proc.stderr.decode()[-2000:]}"
-        run = ProcessRun(WorkerResult.model_validate_json(text), store, scratch, proc.returncode,
-                         proc.stderr.decode(errors="replace"), text)
+        run = ProcessRun(
+            WorkerResult.model_validate_json(text),
+            store,
+            scratch,
+            proc.returncode,
+            proc.stderr.decode(errors="replace"),
+            text,
+        )
         run.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
         return run
 
@@ -435,10 +545,30 @@ def run_process(workdirs: tuple[Path, Path], tmp_path: Path) -> Callable[..., Pr
 
 def decoded_seconds(path: Path) -> float:
     """Duration by decoding the whole file (container durations of ADTS/VBR files are estimates)."""
-    proc = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "null", "-",
-                           "-progress", "pipe:1", "-nostats"], capture_output=True, check=True, timeout=60)
-    times = [int(line.split("=")[1]) for line in proc.stdout.decode().splitlines()
-             if line.startswith("out_time_us=") and line.split("=")[1].lstrip("-").isdigit()]
+    proc = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-f",
+            "null",
+            "-",
+            "-progress",
+            "pipe:1",
+            "-nostats",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    times = [
+        int(line.split("=")[1])
+        for line in proc.stdout.decode().splitlines()
+        if line.startswith("out_time_us=") and line.split("=")[1].lstrip("-").isdigit()
+    ]
     return max(times) / 1e6
 
 
@@ -450,9 +580,24 @@ def audio_payload_kbps(path: Path) -> float:
 
 
 def integrated_loudness(path: Path) -> float:
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-i", str(path),
-                           "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
-                          capture_output=True, check=True, timeout=60)
+    proc = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true:framelog=verbose",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     from audio_extract_worker.loudness import parse_ebur128
 
     return parse_ebur128(proc.stderr.decode()).integrated

@@ -105,9 +105,29 @@ async def test_async_client(server: Server) -> None:
 def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path, list[str | None]]]:
     """An https server for the name ``media.test`` on 127.0.0.1, recording the SNI it receives."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=media.test",
-                    "-addext", "subjectAltName=DNS:media.test"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=media.test",
+            "-addext",
+            "subjectAltName=DNS:media.test",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     names: list[str | None] = []
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
@@ -169,8 +189,11 @@ def keepalive_server() -> Iterator[int]:
 async def test_session_refuses_loopback_names_and_literals_without_allowlist(server: Server) -> None:
     server.routes["/x"] = ok
     async with guarded_session() as session:
-        for url in (f"http://localhost:{server.port}/x", server.url("/x"),
-                    f"http://[::ffff:127.0.0.1]:{server.port}/x"):
+        for url in (
+            f"http://localhost:{server.port}/x",
+            server.url("/x"),
+            f"http://[::ffff:127.0.0.1]:{server.port}/x",
+        ):
             with pytest.raises(BlockedAddress):
                 await session.get(url)
         with pytest.raises(UnsupportedURL, match="credentials"):
@@ -180,8 +203,9 @@ async def test_session_refuses_loopback_names_and_literals_without_allowlist(ser
     assert server.hits == []
 
 
-async def test_session_pools_connections_by_name(monkeypatch: pytest.MonkeyPatch,
-                                                 keepalive_server: int) -> None:
+async def test_session_pools_connections_by_name(
+    monkeypatch: pytest.MonkeyPatch, keepalive_server: int
+) -> None:
     """Two names on one address never share a connection; one name reuses its own."""
     port = keepalive_server
     calls = fake_dns(monkeypatch, {"a.test": ["127.0.0.1"], "b.test": ["127.0.0.1"]})
@@ -196,8 +220,9 @@ async def test_session_pools_connections_by_name(monkeypatch: pytest.MonkeyPatch
     assert calls == ["a.test", "b.test"]  # looked up once per new connection
 
 
-async def test_session_checks_every_answer_of_a_new_connection(monkeypatch: pytest.MonkeyPatch,
-                                                               keepalive_server: int) -> None:
+async def test_session_checks_every_answer_of_a_new_connection(
+    monkeypatch: pytest.MonkeyPatch, keepalive_server: int
+) -> None:
     calls = fake_dns(monkeypatch, {"rebind.test": ["127.0.0.1", "127.0.0.2"]})
     allow = AllowList.parse("127.0.0.1/32")
     async with guarded_session(allow) as session, session.get(f"http://rebind.test:{keepalive_server}/") as r:
@@ -221,13 +246,16 @@ async def test_session_https_verifies_the_name(tls_server, monkeypatch: pytest.M
     assert names[0] == "media.test" and "other.test" in names
 
 
-async def test_session_resolves_an_idn_host_as_the_ascii_name_it_sends(monkeypatch: pytest.MonkeyPatch,
-                                                                       keepalive_server: int) -> None:
+async def test_session_resolves_an_idn_host_as_the_ascii_name_it_sends(
+    monkeypatch: pytest.MonkeyPatch, keepalive_server: int
+) -> None:
     """aiohttp looks up, sends and verifies ``raw_host`` (IDNA 2008); the IDNA 2003 spelling that
     getaddrinfo would make of the Unicode name is never looked up."""
     calls = fake_dns(monkeypatch, {"xn--strae-oqa.test": ["127.0.0.1"], "strasse.test": ["127.0.0.2"]})
-    async with (guarded_session(AllowList.parse("127.0.0.0/8")) as session,
-                session.get(f"http://straße.test:{keepalive_server}/") as response):
+    async with (
+        guarded_session(AllowList.parse("127.0.0.0/8")) as session,
+        session.get(f"http://straße.test:{keepalive_server}/") as response,
+    ):
         host, _ = (await response.text()).split()
     assert host == f"xn--strae-oqa.test:{keepalive_server}"
     assert calls == ["xn--strae-oqa.test"]
@@ -247,8 +275,10 @@ async def test_session_reads_answers_as_sent_never_decoded(server: Server) -> No
         h.wfile.write(body)
 
     server.routes["/hook"] = gzipped
-    async with (guarded_session(AllowList.parse("127.0.0.1/32"), headers={"user-agent": "t"}) as session,
-                session.post(server.url("/hook"), data=b"{}") as response):
+    async with (
+        guarded_session(AllowList.parse("127.0.0.1/32"), headers={"user-agent": "t"}) as session,
+        session.post(server.url("/hook"), data=b"{}") as response,
+    ):
         assert await response.read() == body
     headers = server.hits[0][2]
     assert headers["Accept-Encoding"] == "identity" and headers["user-agent"] == "t"

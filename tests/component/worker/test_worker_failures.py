@@ -32,15 +32,19 @@ def assert_failed(run: Run, code: ErrorCode, *words: str) -> None:
     assert run.scratch_files() == [], "scratch cleaned up"
 
 
-@pytest.mark.parametrize(("name", "code", "words"), [
-    ("truncated", ErrorCode.INVALID_VIDEO, ["not a readable media file", "moov atom not found"]),
-    ("truncated_faststart", ErrorCode.INVALID_VIDEO, ["truncated or damaged", "partial file"]),
-    ("random_bytes", ErrorCode.INVALID_VIDEO, ["not a readable media file"]),
-    ("video_only", ErrorCode.NO_AUDIO_STREAM, ["no audio stream", "video"]),
-    ("empty", ErrorCode.INVALID_VIDEO, ["empty"]),
-])
-def test_broken_media(name: str, code: ErrorCode, words: list[str], media: Media, server: Server,
-                      worker: InProcess) -> None:
+@pytest.mark.parametrize(
+    ("name", "code", "words"),
+    [
+        ("truncated", ErrorCode.INVALID_VIDEO, ["not a readable media file", "moov atom not found"]),
+        ("truncated_faststart", ErrorCode.INVALID_VIDEO, ["truncated or damaged", "partial file"]),
+        ("random_bytes", ErrorCode.INVALID_VIDEO, ["not a readable media file"]),
+        ("video_only", ErrorCode.NO_AUDIO_STREAM, ["no audio stream", "video"]),
+        ("empty", ErrorCode.INVALID_VIDEO, ["empty"]),
+    ],
+)
+def test_broken_media(
+    name: str, code: ErrorCode, words: list[str], media: Media, server: Server, worker: InProcess
+) -> None:
     url = server.file("/clip.mp4", getattr(media, name))
     run = worker.run(url_job(url), allow_cidrs=LOOPBACK)
     assert_failed(run, code, *words)
@@ -97,6 +101,7 @@ def _big(declare_length: bool):  # type: ignore[no-untyped-def]
         h.end_headers()
         for _ in range(20):
             h.wfile.write(b"\0" * 10_000)
+
     return send
 
 
@@ -113,6 +118,7 @@ BOMB_MIB = 512
 @functools.cache
 def _bomb(encoding: str) -> bytes:
     """``BOMB_MIB`` MiB of zeros, compressed as ``encoding`` says (layers applied left to right)."""
+
     def compress(data_chunks, wbits: int) -> bytes:  # type: ignore[no-untyped-def]
         c = zlib.compressobj(9, zlib.DEFLATED, wbits)
         return b"".join(c.compress(chunk) for chunk in data_chunks) + c.flush()
@@ -133,12 +139,12 @@ def _encoded(encoding: str, body: bytes):  # type: ignore[no-untyped-def]
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
     return send
 
 
 @pytest.mark.parametrize("encoding", ["gzip, gzip", "gzip", "deflate", "deflate, gzip"])
-def test_compressed_answer_refused_with_memory_bounded(encoding: str, server: Server,
-                                                       run_process) -> None:  # type: ignore[no-untyped-def]
+def test_compressed_answer_refused_with_memory_bounded(encoding: str, server: Server, run_process) -> None:  # type: ignore[no-untyped-def]
     """A few hundred bytes that decode to 512 MiB, against a 10 MB cap, although the worker asked
     for ``Accept-Encoding: identity``: refused before anything is decoded."""
     bomb = _bomb(encoding)
@@ -169,6 +175,7 @@ def _redirect(location: str):  # type: ignore[no-untyped-def]
         h.send_header("Location", location)
         h.send_header("Content-Length", "0")
         h.end_headers()
+
     return send
 
 
@@ -182,8 +189,16 @@ def test_redirect_to_loopback_not_allowlisted(media: Media, make_server, worker:
     assert internal.hits == [] and len(front.hits) == 1
 
 
-@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "file:///etc/passwd",
-                                    "http://[::1]:9/x", "http://10.1.2.3/", "gopher://127.0.0.1:9/"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+        "http://[::1]:9/x",
+        "http://10.1.2.3/",
+        "gopher://127.0.0.1:9/",
+    ],
+)
 def test_redirect_to_forbidden_targets(target: str, server: Server, worker: InProcess) -> None:
     server.routes["/v.mp4"] = _redirect(target)
     run = worker.run(url_job(server.url("/v.mp4")), allow_cidrs="127.0.0.1/32")
@@ -191,8 +206,9 @@ def test_redirect_to_forbidden_targets(target: str, server: Server, worker: InPr
 
 
 @pytest.mark.parametrize(("start", "allowed"), [(1, True), (0, False)])
-def test_redirects_are_capped(start: int, allowed: bool, media: Media, server: Server,
-                              worker: InProcess) -> None:
+def test_redirects_are_capped(
+    start: int, allowed: bool, media: Media, server: Server, worker: InProcess
+) -> None:
     server.file("/real.mp4", media.aac_mp4)
     for i in range(4):
         server.routes[f"/hop{i}"] = _redirect(f"/hop{i + 1}" if i < 3 else "/real.mp4")
@@ -204,11 +220,29 @@ def test_redirects_are_capped(start: int, allowed: bool, media: Media, server: S
         assert_failed(run, ErrorCode.DOWNLOAD_FAILED, "too many redirects")
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "0177.0.0.1", "2130706433", "0x7f.1", "127.1", "0x7f000001",
-                                  "[::ffff:127.0.0.1]", "localhost", "[::1]", "10.0.0.1", "169.254.169.254",
-                                  "100.100.100.200", "[fd00:ec2::254]", "[64:ff9b::7f00:1]", "0.0.0.0"])
-def test_private_and_encoded_addresses_refused(host: str, media: Media, server: Server,
-                                               worker: InProcess) -> None:
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "0177.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "127.1",
+        "0x7f000001",
+        "[::ffff:127.0.0.1]",
+        "localhost",
+        "[::1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "100.100.100.200",
+        "[fd00:ec2::254]",
+        "[64:ff9b::7f00:1]",
+        "0.0.0.0",
+    ],
+)
+def test_private_and_encoded_addresses_refused(
+    host: str, media: Media, server: Server, worker: InProcess
+) -> None:
     """No allowlist: every loopback/private/metadata form is refused and nothing is contacted."""
     server.file("/v.mp4", media.aac_mp4)
     run = worker.run(url_job(f"http://{host}:{server.port}/v.mp4"))  # default: deny private
@@ -220,8 +254,9 @@ HLS = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n{segm
 
 
 @pytest.mark.parametrize("kind", ["internal_url", "local_file", "concat"])
-def test_playlist_disguised_as_mp4_reads_nothing(kind: str, media: Media, make_server, worker: InProcess,
-                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_playlist_disguised_as_mp4_reads_nothing(
+    kind: str, media: Media, make_server, worker: InProcess, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     front, internal = make_server("127.0.0.1"), make_server("127.0.0.1")
     secret = tmp_path / "secret.ts"
     secret.write_bytes(media.aac_mp4.read_bytes())  # real media: it would decode if it were read

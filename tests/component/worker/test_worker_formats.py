@@ -50,12 +50,19 @@ def test_format_and_tier(fmt: Format, quality: Quality, media: Media, worker: In
     assert run.scratch_files() == []
 
 
-@pytest.mark.parametrize(("fmt", "bitrate", "codec"), [
-    ("mp3", "128k", "mp3"), ("aac", "64k", "aac"), ("ogg", "100k", "vorbis"), ("opus", "48k", "opus"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "bitrate", "codec"),
+    [
+        ("mp3", "128k", "mp3"),
+        ("aac", "64k", "aac"),
+        ("ogg", "100k", "vorbis"),
+        ("opus", "48k", "opus"),
+    ],
+)
 def test_bitrate_override(fmt: str, bitrate: str, codec: str, media: Media, worker: InProcess) -> None:
-    run = worker.run(job_spec(worker.upload(media.pcm_mkv),
-                              {"format": fmt, "quality": "extreme", "bitrate": bitrate}))
+    run = worker.run(
+        job_spec(worker.upload(media.pcm_mkv), {"format": fmt, "quality": "extreme", "bitrate": bitrate})
+    )
     _, stream = probe_output(run)
     assert stream["codec_name"] == codec
     target = int(bitrate[:-1])
@@ -74,7 +81,8 @@ def test_copy_path_aac_in_mp4(media: Media, worker: InProcess) -> None:
     output_packets = ffprobe_json(run.output_path, "-select_streams", "a:0", "-show_entries", "packet=size")
     adts_header = 7  # each ADTS frame is the MP4 sample plus a 7-byte header
     assert [int(p["size"]) - adts_header for p in output_packets["packets"]] == [
-        int(p["size"]) for p in source_packets["packets"]]
+        int(p["size"]) for p in source_packets["packets"]
+    ]
     assert abs(decoded_seconds(run.output_path) - SOURCE_SECONDS) <= 0.1
 
 
@@ -83,11 +91,14 @@ def test_copy_path_when_source_meets_tier(media: Media, worker: InProcess) -> No
     assert run.result.output is not None and run.result.output.transcoded is False
 
 
-@pytest.mark.parametrize(("source", "output"), [
-    ("aac_low_mp4", {"format": "aac", "quality": "medium"}),  # 96k source, 128k tier: re-encode
-    ("aac_mp4", {"format": "aac", "quality": "medium", "normalize": True}),
-    ("aac_mp4", {"format": "aac", "bitrate": "160k"}),
-])
+@pytest.mark.parametrize(
+    ("source", "output"),
+    [
+        ("aac_low_mp4", {"format": "aac", "quality": "medium"}),  # 96k source, 128k tier: re-encode
+        ("aac_mp4", {"format": "aac", "quality": "medium", "normalize": True}),
+        ("aac_mp4", {"format": "aac", "bitrate": "160k"}),
+    ],
+)
 def test_copy_path_not_taken(source: str, output: dict, media: Media, worker: InProcess) -> None:
     run = worker.run(job_spec(worker.upload(getattr(media, source)), output))
     assert run.result.output is not None and run.result.output.transcoded is True

@@ -26,9 +26,24 @@ SOURCES = {
 
 
 def measure(path) -> Loudness:  # type: ignore[no-untyped-def]
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-i", str(path),
-                           "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"],
-                          capture_output=True, check=True, timeout=60)
+    proc = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true:framelog=verbose",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
     return parse_ebur128(proc.stderr.decode())
 
 

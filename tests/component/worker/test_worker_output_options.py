@@ -36,28 +36,72 @@ class Sources:
     def stereo_48k(self) -> Path:
         """Video + stereo PCM at 48 kHz: two different tones, so a downmix or a channel pick shows."""
         return self._make(
-            "stereo.mkv", "-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SECONDS}",
-            "-filter_complex", f"sine=f=440:r=48000:d={SECONDS}[l];sine=f=660:r=48000:d={SECONDS}[r];"
-            "[l][r]join=inputs=2:channel_layout=stereo", "-c:v", "mpeg4", "-c:a", "pcm_s16le")
+            "stereo.mkv",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=s=64x48:r=10:d={SECONDS}",
+            "-filter_complex",
+            f"sine=f=440:r=48000:d={SECONDS}[l];sine=f=660:r=48000:d={SECONDS}[r];"
+            "[l][r]join=inputs=2:channel_layout=stereo",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "pcm_s16le",
+        )
 
     @property
     def surround_44k(self) -> Path:
         """5.1 FLAC at 44.1 kHz: the defaults keep the rate where the format takes it and downmix."""
         return self._make(
-            "surround.mka", "-f", "lavfi", "-i", f"anoisesrc=c=pink:r=44100:d={SECONDS}:a=0.2",
-            "-af", "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0", "-c:a", "flac")
+            "surround.mka",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anoisesrc=c=pink:r=44100:d={SECONDS}:a=0.2",
+            "-af",
+            "pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0",
+            "-c:a",
+            "flac",
+        )
 
     @property
     def two_languages(self) -> Path:
         """Video, then an English track at 440 Hz and a French one at 1000 Hz (the second is the
         default-flagged one, so choosing nothing takes French)."""
         return self._make(
-            "languages.mkv", "-f", "lavfi", "-i", f"testsrc=s=64x48:r=10:d={SECONDS}",
-            "-f", "lavfi", "-i", f"sine=f=440:r=48000:d={SECONDS}",
-            "-f", "lavfi", "-i", f"sine=f=1000:r=48000:d={SECONDS}",
-            "-map", "0", "-map", "1", "-map", "2", "-c:v", "mpeg4", "-c:a", "aac",
-            "-metadata:s:a:0", "language=eng", "-metadata:s:a:1", "language=fra",
-            "-disposition:a:0", "0", "-disposition:a:1", "default")
+            "languages.mkv",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc=s=64x48:r=10:d={SECONDS}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=440:r=48000:d={SECONDS}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=f=1000:r=48000:d={SECONDS}",
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
+            "2",
+            "-c:v",
+            "mpeg4",
+            "-c:a",
+            "aac",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=fra",
+            "-disposition:a:0",
+            "0",
+            "-disposition:a:1",
+            "default",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +119,7 @@ def opus_head(path: Path) -> tuple[int, int]:
     at 48 kHz (the decoder's rate), the header keeps the rate the encoder ran at."""
     data = path.read_bytes()
     at = data.index(b"OpusHead")
-    return data[at + 9], int.from_bytes(data[at + 12:at + 16], "little")
+    return data[at + 9], int.from_bytes(data[at + 12 : at + 16], "little")
 
 
 def rate_and_channels(run: Run, fmt: str) -> tuple[int, int]:
@@ -90,8 +134,26 @@ def rate_and_channels(run: Run, fmt: str) -> tuple[int, int]:
 
 def dominant_hz(path: Path, seconds: float) -> float:
     """A pure tone's frequency, from the zero crossings of the decoded mono signal."""
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-ac", "1", "-ar", "48000",
-                          "-f", "s16le", "-"], capture_output=True, check=True, timeout=60).stdout
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            "-f",
+            "s16le",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
     samples = array.array("h", raw)
     crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
     return crossings / 2 / seconds
@@ -99,9 +161,23 @@ def dominant_hz(path: Path, seconds: float) -> float:
 
 def band_db(path: Path, hz: int) -> float:
     """Mean level (dB) of the decoded signal around ``hz`` (a narrow band-pass, then volumedetect)."""
-    log = subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-i", str(path),
-                          "-af", f"bandpass=f={hz}:width_type=q:w=20,volumedetect", "-f", "null", "-"],
-                         capture_output=True, check=True, timeout=60).stderr.decode()
+    log = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-af",
+            f"bandpass=f={hz}:width_type=q:w=20,volumedetect",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stderr.decode()
     return float(log.rsplit("mean_volume:", 1)[1].split("dB", 1)[0])
 
 
@@ -121,10 +197,20 @@ IDS = [f"{r}-{c}-{'-'.join(f'{k}{v}' for k, v in t.items())}" for r, c, t in COM
 
 @pytest.mark.parametrize(("rate", "channels", "trim"), COMBINATIONS, ids=IDS)
 @pytest.mark.parametrize("fmt", [f.value for f in Format])
-def test_rate_channels_and_trim(fmt: str, rate: int | None, channels: int | None, trim: dict[str, float],
-                                sources: Sources, worker: InProcess) -> None:
-    output = {"format": fmt, "trim": trim, **({"sampleRate": rate} if rate else {}),
-              **({"channels": channels} if channels else {})}
+def test_rate_channels_and_trim(
+    fmt: str,
+    rate: int | None,
+    channels: int | None,
+    trim: dict[str, float],
+    sources: Sources,
+    worker: InProcess,
+) -> None:
+    output = {
+        "format": fmt,
+        "trim": trim,
+        **({"sampleRate": rate} if rate else {}),
+        **({"channels": channels} if channels else {}),
+    }
     run = worker.run(job_spec(worker.upload(sources.stereo_48k), output))
     assert run.result.error is None, run.result.error
     out = run.result.output
@@ -155,10 +241,13 @@ def test_every_rate_opus_takes(rate: int, sources: Sources, worker: InProcess) -
     assert rate_and_channels(run, "opus") == (rate, 2)
 
 
-@pytest.mark.parametrize(("fmt", "rate"), [("mp3", 44100), ("aac", 44100), ("flac", 44100), ("wav", 44100),
-                                           ("ogg", 44100), ("opus", 48000)])
+@pytest.mark.parametrize(
+    ("fmt", "rate"),
+    [("mp3", 44100), ("aac", 44100), ("flac", 44100), ("wav", 44100), ("ogg", 44100), ("opus", 48000)],
+)
 def test_defaults_keep_the_rate_where_the_format_takes_it_and_downmix_to_stereo(
-        fmt: str, rate: int, sources: Sources, worker: InProcess) -> None:
+    fmt: str, rate: int, sources: Sources, worker: InProcess
+) -> None:
     run = worker.run(job_spec(worker.upload(sources.surround_44k), {"format": fmt}))
     assert run.result.error is None, run.result.error
     assert rate_and_channels(run, fmt) == (rate, 2)
@@ -183,15 +272,20 @@ def test_options_equal_to_the_source_keep_the_copy_path(sources: Sources, worker
 
 
 def test_trim_with_normalize_measures_the_trimmed_part(sources: Sources, worker: InProcess) -> None:
-    run = worker.run(job_spec(worker.upload(sources.stereo_48k),
-                              {"format": "flac", "normalize": True, "trim": {"start": 1.0, "end": 2.0}}))
+    run = worker.run(
+        job_spec(
+            worker.upload(sources.stereo_48k),
+            {"format": "flac", "normalize": True, "trim": {"start": 1.0, "end": 2.0}},
+        )
+    )
     assert run.result.error is None, run.result.error
     assert abs(decoded_seconds(run.output_path) - 1.0) <= TRIM_TOLERANCE
 
 
 def test_trim_end_past_the_media_ends_with_the_media(sources: Sources, worker: InProcess) -> None:
-    run = worker.run(job_spec(worker.upload(sources.stereo_48k),
-                              {"format": "wav", "trim": {"start": 2.0, "end": 60}}))
+    run = worker.run(
+        job_spec(worker.upload(sources.stereo_48k), {"format": "wav", "trim": {"start": 2.0, "end": 60}})
+    )
     assert abs(decoded_seconds(run.output_path) - 1.0) <= TRIM_TOLERANCE
 
 
@@ -209,27 +303,36 @@ def test_a_start_past_the_end_fails_the_job(start: float, sources: Sources, work
 # --- audio track -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("track", "hz"), [
-    (None, 1000),  # the default-flagged stream
-    (0, 440), (1, 1000),  # indexes count audio streams only (the video is stream 0)
-    ({"language": "eng"}, 440),
-    ({"language": "fra"}, 1000),
-    ({"language": "fre"}, 1000),  # the bibliographic code names the same language
-])
-def test_the_asked_track_is_extracted(track: int | dict | None, hz: int, sources: Sources,
-                                      worker: InProcess) -> None:
+@pytest.mark.parametrize(
+    ("track", "hz"),
+    [
+        (None, 1000),  # the default-flagged stream
+        (0, 440),
+        (1, 1000),  # indexes count audio streams only (the video is stream 0)
+        ({"language": "eng"}, 440),
+        ({"language": "fra"}, 1000),
+        ({"language": "fre"}, 1000),  # the bibliographic code names the same language
+    ],
+)
+def test_the_asked_track_is_extracted(
+    track: int | dict | None, hz: int, sources: Sources, worker: InProcess
+) -> None:
     source = {**worker.upload(sources.two_languages), **({"audioTrack": track} if track is not None else {})}
     run = worker.run(job_spec(source, {"format": "wav"}))
     assert run.result.error is None, run.result.error
     assert abs(dominant_hz(run.output_path, SECONDS) - hz) < 0.02 * hz
 
 
-@pytest.mark.parametrize(("track", "asked"), [
-    (2, "asked for audio track 2"),
-    ({"language": "deu"}, "asked for an audio track in language 'deu'"),
-])
+@pytest.mark.parametrize(
+    ("track", "asked"),
+    [
+        (2, "asked for audio track 2"),
+        ({"language": "deu"}, "asked for an audio track in language 'deu'"),
+    ],
+)
 def test_a_missing_track_fails_naming_what_was_asked_and_what_exists(
-        track: int | dict, asked: str, sources: Sources, worker: InProcess) -> None:
+    track: int | dict, asked: str, sources: Sources, worker: InProcess
+) -> None:
     source = {**worker.upload(sources.two_languages), "audioTrack": track}
     run = worker.run(job_spec(source, {"format": "mp3"}))
     assert run.result.error is not None and run.result.error.code == ErrorCode.NO_AUDIO_STREAM
@@ -239,8 +342,11 @@ def test_a_missing_track_fails_naming_what_was_asked_and_what_exists(
 
 def test_a_track_by_language_with_trim_rate_and_channels(sources: Sources, worker: InProcess) -> None:
     source = {**worker.upload(sources.two_languages), "audioTrack": {"language": "eng"}}
-    run = worker.run(job_spec(source, {"format": "ogg", "sampleRate": 22050, "channels": 2,
-                                       "trim": {"start": 0.5, "end": 2.5}}))
+    run = worker.run(
+        job_spec(
+            source, {"format": "ogg", "sampleRate": 22050, "channels": 2, "trim": {"start": 0.5, "end": 2.5}}
+        )
+    )
     assert rate_and_channels(run, "ogg") == (22050, 2)
     assert abs(decoded_seconds(run.output_path) - 2.0) <= TRIM_TOLERANCE
     assert abs(dominant_hz(run.output_path, 2.0) - 440) < 9

@@ -25,8 +25,9 @@ LOOPBACK = "127.0.0.0/8"
 
 def test_success_writes_result_and_exits_zero(media: Media, server: Server, run_process) -> None:  # type: ignore[no-untyped-def]
     url = server.file("/media/My%20Clip.mp4", media.aac_mp4)
-    run = run_process(job_spec({"type": "url", "url": url}, {"format": "ogg", "quality": "low"}),
-                      allow_cidrs=LOOPBACK)
+    run = run_process(
+        job_spec({"type": "url", "url": url}, {"format": "ogg", "quality": "low"}), allow_cidrs=LOOPBACK
+    )
     assert run.exit_code == EXIT_OK, run.stderr
     out = run.result.output
     assert out is not None and out.filename == "My Clip.ogg" and out.path == f"{JOB_ID}/My Clip.ogg"
@@ -43,6 +44,7 @@ def _status(code: int):  # type: ignore[no-untyped-def]
         h.send_response(code)
         h.send_header("Content-Length", "0")
         h.end_headers()
+
     return send
 
 
@@ -52,27 +54,32 @@ def _redirect(location: str):  # type: ignore[no-untyped-def]
         h.send_header("Location", location)
         h.send_header("Content-Length", "0")
         h.end_headers()
+
     return send
 
 
-@pytest.mark.parametrize(("path", "code", "exit_code"), [
-    ("/video-only.mp4", ErrorCode.NO_AUDIO_STREAM, EXIT_PERMANENT),
-    # The same request would get the same answer: fail at once (the Job's podFailurePolicy).
-    ("/missing.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
-    ("/status/410", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
-    ("/status/403", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
-    ("/loop", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # too many redirects
-    ("/to-metadata", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked redirect target
-    ("/to-ftp", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
-    ("http://10.0.0.1:9/v.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked address
-    # The server or the network may be better next time: retried by the Job's backoffLimit.
-    ("/status/503", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
-    ("/status/429", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
-    ("/status/408", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
-    ("closed-port", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
-])
-def test_failure_exit_codes(path: str, code: ErrorCode, exit_code: int, media: Media, server: Server,
-                            make_server, run_process) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("path", "code", "exit_code"),
+    [
+        ("/video-only.mp4", ErrorCode.NO_AUDIO_STREAM, EXIT_PERMANENT),
+        # The same request would get the same answer: fail at once (the Job's podFailurePolicy).
+        ("/missing.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+        ("/status/410", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+        ("/status/403", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+        ("/loop", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # too many redirects
+        ("/to-metadata", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked redirect target
+        ("/to-ftp", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),
+        ("http://10.0.0.1:9/v.mp4", ErrorCode.DOWNLOAD_FAILED, EXIT_PERMANENT),  # blocked address
+        # The server or the network may be better next time: retried by the Job's backoffLimit.
+        ("/status/503", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+        ("/status/429", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+        ("/status/408", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+        ("closed-port", ErrorCode.DOWNLOAD_FAILED, EXIT_TRANSIENT),
+    ],
+)
+def test_failure_exit_codes(
+    path: str, code: ErrorCode, exit_code: int, media: Media, server: Server, make_server, run_process
+) -> None:  # type: ignore[no-untyped-def]
     server.file("/video-only.mp4", media.video_only)
     for status in (403, 408, 410, 429, 503):
         server.routes[f"/status/{status}"] = _status(status)
@@ -132,8 +139,13 @@ def test_progress_reports(media: Media, server: Server, run_process) -> None:  #
     received = _progress_sink(server)
     url = server.file("/v.mp4", media.aac_mp4)
     spec = job_spec({"type": "url", "url": url}, {"format": "mp3", "normalize": True})
-    run = run_process(spec, allow_cidrs=LOOPBACK, progress_url=server.url("/progress"),
-                      progress_token="tok-123", progress_interval="0.1")
+    run = run_process(
+        spec,
+        allow_cidrs=LOOPBACK,
+        progress_url=server.url("/progress"),
+        progress_token="tok-123",
+        progress_interval="0.1",
+    )
     assert run.exit_code == EXIT_OK, run.stderr
     assert len(received) >= 2
     reports = [ProgressReport.model_validate_json(body) for _, _, body in received]
@@ -149,8 +161,9 @@ def test_progress_reports(media: Media, server: Server, run_process) -> None:  #
 
 
 @pytest.mark.parametrize("broken", ["500", "closed"])
-def test_failing_progress_endpoint_never_fails_the_job(broken: str, media: Media, server: Server,
-                                                      make_server, run_process) -> None:  # type: ignore[no-untyped-def]
+def test_failing_progress_endpoint_never_fails_the_job(
+    broken: str, media: Media, server: Server, make_server, run_process
+) -> None:  # type: ignore[no-untyped-def]
     if broken == "500":
         _progress_sink(server, status=500)
         progress_url = server.url("/progress")
@@ -159,8 +172,12 @@ def test_failing_progress_endpoint_never_fails_the_job(broken: str, media: Media
         progress_url = gone.url("/progress")
         gone.stop()
     url = server.file("/v.mp4", media.aac_mp4)
-    run = run_process(job_spec({"type": "url", "url": url}, {"format": "aac"}), allow_cidrs=LOOPBACK,
-                      progress_url=progress_url, progress_token="t")
+    run = run_process(
+        job_spec({"type": "url", "url": url}, {"format": "aac"}),
+        allow_cidrs=LOOPBACK,
+        progress_url=progress_url,
+        progress_token="t",
+    )
     assert run.exit_code == EXIT_OK and run.result.output is not None
 
 
@@ -180,13 +197,22 @@ def test_sigterm_stops_cleanly(server: Server, workdirs, tmp_path: Path) -> None
 
     server.routes["/v.mp4"] = trickle
     result_path = tmp_path / "result"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_WORKER_")},
-           "AUDIO_EXTRACT_WORKER_JOB": json.dumps(job_spec({"type": "url", "url": server.url("/v.mp4")},
-                                                           {"format": "mp3"})),
-           "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(store), "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(scratch),
-           "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(result_path), "AUDIO_EXTRACT_WORKER_ALLOW_CIDRS": LOOPBACK}
-    proc = subprocess.Popen([sys.executable, "-m", "audio_extract_worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AUDIO_EXTRACT_WORKER_")},
+        "AUDIO_EXTRACT_WORKER_JOB": json.dumps(
+            job_spec({"type": "url", "url": server.url("/v.mp4")}, {"format": "mp3"})
+        ),
+        "AUDIO_EXTRACT_WORKER_STORE_ROOT": str(store),
+        "AUDIO_EXTRACT_WORKER_SCRATCH_DIR": str(scratch),
+        "AUDIO_EXTRACT_WORKER_RESULT_PATH": str(result_path),
+        "AUDIO_EXTRACT_WORKER_ALLOW_CIDRS": LOOPBACK,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audio_extract_worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while not started and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -202,8 +228,15 @@ def _huge_wav(total_bytes: int, channels: int = 8, rate: int = 192000, bits: int
     """A WAV of ``total_bytes`` (silence), streamed without ever existing in memory or on disk."""
     data_size = total_bytes - 44
     block = channels * bits // 8
-    header = b"RIFF" + struct.pack("<I", 36 + data_size) + b"WAVE" + b"fmt " + struct.pack(
-        "<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits) + b"data" + struct.pack("<I", data_size)
+    header = (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_size)
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block, block, bits)
+        + b"data"
+        + struct.pack("<I", data_size)
+    )
     zeros = b"\0" * (1 << 20)
 
     def send(h: BaseHTTPRequestHandler) -> None:
@@ -233,7 +266,8 @@ def test_peak_memory_with_a_1_gib_source(server: Server, run_process) -> None:  
     assert run.result.inputFile and run.result.inputFile.size == 1 << 30
     assert abs((run.result.output.duration or 0) - seconds) <= 0.1  # type: ignore[union-attr]
     peak_mib = run.peak_rss_mib
-    print(f"\nworker peak RSS {peak_mib:.1f} MiB for a 1 GiB source ({seconds:.0f} s of 8-ch 192 kHz audio), "
-          f"{elapsed:.1f} s end to end")
+    print(
+        f"\nworker peak RSS {peak_mib:.1f} MiB for a 1 GiB source ({seconds:.0f} s of 8-ch 192 kHz audio), "
+        f"{elapsed:.1f} s end to end"
+    )
     assert peak_mib < 100
-

@@ -28,6 +28,7 @@ def _redirect(location: str, status: int = 302):  # type: ignore[no-untyped-def]
         h.send_header("Location", location)
         h.send_header("Content-Length", "0")
         h.end_headers()
+
     return send
 
 
@@ -36,15 +37,23 @@ def _succeeded(run) -> None:  # type: ignore[no-untyped-def]
     assert run.result.output is not None
 
 
-@pytest.mark.parametrize("location", [
-    "/media/final.mp4",  # absolute path: what Django, Flask and Express send by default
-    "final.mp4",  # relative to /media/
-    "../media/./final.mp4",
-    "//media.test:{port}/media/final.mp4",  # protocol-relative
-    "http://media.test:{port}/media/final.mp4",
-])
-def test_redirect_keeps_the_name(location: str, media: Media, make_server, worker: InProcess,  # type: ignore[no-untyped-def]
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "location",
+    [
+        "/media/final.mp4",  # absolute path: what Django, Flask and Express send by default
+        "final.mp4",  # relative to /media/
+        "../media/./final.mp4",
+        "//media.test:{port}/media/final.mp4",  # protocol-relative
+        "http://media.test:{port}/media/final.mp4",
+    ],
+)
+def test_redirect_keeps_the_name(
+    location: str,
+    media: Media,
+    make_server,
+    worker: InProcess,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     site = make_server(vhost="media.test")
     site.file("/media/final.mp4", media.aac_mp4)
     site.routes["/media/start.mp4"] = _redirect(location.format(port=site.port))
@@ -52,12 +61,18 @@ def test_redirect_keeps_the_name(location: str, media: Media, make_server, worke
     run = worker.run(url_job(site.url("/media/start.mp4")), allow_cidrs=ONLY_FIRST)
     _succeeded(run)
     assert [(path, headers["Host"]) for _, path, headers, _ in site.hits] == [
-        ("/media/start.mp4", f"media.test:{site.port}"), ("/media/final.mp4", f"media.test:{site.port}")]
+        ("/media/start.mp4", f"media.test:{site.port}"),
+        ("/media/final.mp4", f"media.test:{site.port}"),
+    ]
     assert lookups == ["media.test", "media.test"]  # each hop resolved and checked again
 
 
-def test_protocol_relative_redirect_to_another_name(media: Media, make_server, worker: InProcess,  # type: ignore[no-untyped-def]
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_protocol_relative_redirect_to_another_name(
+    media: Media,
+    make_server,
+    worker: InProcess,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     front, cdn = make_server(vhost="www.test"), make_server(vhost="cdn.test")
     cdn.file("/v/final.mp4", media.aac_mp4)
     front.routes["/watch"] = _redirect(f"//cdn.test:{cdn.port}/v/final.mp4", 301)
@@ -68,8 +83,12 @@ def test_protocol_relative_redirect_to_another_name(media: Media, make_server, w
     assert lookups == ["www.test", "cdn.test"]
 
 
-def test_relative_redirect_is_checked_again(media: Media, make_server, worker: InProcess,  # type: ignore[no-untyped-def]
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_redirect_is_checked_again(
+    media: Media,
+    make_server,
+    worker: InProcess,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The same name, looked up again for the next hop, now answers a refused address: no request
     goes there, and the error does not say which address it was."""
     site = make_server(vhost="media.test")
@@ -86,9 +105,14 @@ def test_relative_redirect_is_checked_again(media: Media, make_server, worker: I
 
 
 @pytest.mark.parametrize("location", ["/media/final.mp4", "//media.test:{port}/media/final.mp4"])
-def test_https_redirect_keeps_sni_and_verifies_the_name(location: str, media: Media, make_server,  # type: ignore[no-untyped-def]
-                                                        worker: InProcess, test_ca: TestCA,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_redirect_keeps_sni_and_verifies_the_name(
+    location: str,
+    media: Media,
+    make_server,  # type: ignore[no-untyped-def]
+    worker: InProcess,
+    test_ca: TestCA,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     site = make_server(vhost="media.test", tls=test_ca.server_context("media.test"))
     site.file("/media/final.mp4", media.aac_mp4)
     site.routes["/media/start.mp4"] = _redirect(location.format(port=site.port))
@@ -100,8 +124,13 @@ def test_https_redirect_keeps_sni_and_verifies_the_name(location: str, media: Me
     assert [h["Host"] for _, _, h, _ in site.hits] == [f"media.test:{site.port}"] * 2
 
 
-def test_https_untrusted_ca_fails(media: Media, make_server, worker: InProcess, test_ca: TestCA,  # type: ignore[no-untyped-def]
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_untrusted_ca_fails(
+    media: Media,
+    make_server,
+    worker: InProcess,
+    test_ca: TestCA,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The control for the test above: without ``SSL_CERT_FILE`` the test CA is not trusted."""
     site = make_server(vhost="media.test", tls=test_ca.server_context("media.test"))
     site.file("/v.mp4", media.aac_mp4)
@@ -120,9 +149,14 @@ IDN, ACE, IDNA2003 = "straße.test", "xn--strae-oqa.test", "strasse.test"
 
 
 @pytest.mark.parametrize("tls", [False, True])
-def test_idn_host_resolved_and_sent_as_the_same_ascii_name(tls: bool, media: Media, make_server,  # type: ignore[no-untyped-def]
-                                                           worker: InProcess, test_ca: TestCA,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idn_host_resolved_and_sent_as_the_same_ascii_name(
+    tls: bool,
+    media: Media,
+    make_server,  # type: ignore[no-untyped-def]
+    worker: InProcess,
+    test_ca: TestCA,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     site = make_server(vhost=ACE, tls=test_ca.server_context(ACE) if tls else None)
     decoy = make_server("127.0.0.2", site.port, tls=test_ca.server_context(IDNA2003) if tls else None)
     site.file("/v.mp4", media.aac_mp4)

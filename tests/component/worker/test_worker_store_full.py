@@ -25,8 +25,11 @@ STORE_BYTES = 64 * 1024
 @pytest.fixture
 def full_store(workdirs: tuple[Path, Path]) -> Iterator[Path]:
     store = workdirs[0]
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={STORE_BYTES}", "tmpfs", str(store)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={STORE_BYTES}", "tmpfs", str(store)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -35,8 +38,9 @@ def full_store(workdirs: tuple[Path, Path]) -> Iterator[Path]:
         subprocess.run(["umount", str(store)], check=True)
 
 
-def test_a_store_filling_up_mid_write_is_a_transient_failure(media: Media, server: Server, full_store: Path,
-                                                              run_process) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_filling_up_mid_write_is_a_transient_failure(
+    media: Media, server: Server, full_store: Path, run_process
+) -> None:  # type: ignore[no-untyped-def]
     url = server.file("/clip.mkv", media.pcm_mkv)
     run = run_process(job_spec({"type": "url", "url": url}, {"format": "wav"}), allow_cidrs=LOOPBACK)
     error = run.result.error

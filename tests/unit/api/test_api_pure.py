@@ -29,39 +29,47 @@ from audio_extract_api.submit import check_idempotency_key, idempotent_batch_key
 from audio_extract_common import ids
 
 
-@pytest.mark.parametrize("loc,expected", [
-    (("jobs", 3, "output", "bitrate"), "jobs[3].output.bitrate"),
-    (("jobs",), "jobs"),
-    (("output", "format"), "output.format"),
-    (("webhook",), "webhook"),
-    (("jobs", 0), "jobs[0]"),
-])
+@pytest.mark.parametrize(
+    "loc,expected",
+    [
+        (("jobs", 3, "output", "bitrate"), "jobs[3].output.bitrate"),
+        (("jobs",), "jobs"),
+        (("output", "format"), "output.format"),
+        (("webhook",), "webhook"),
+        (("jobs", 0), "jobs[0]"),
+    ],
+)
 def test_field_path(loc, expected):
     assert bodies.field_path(loc) == expected
 
 
-@pytest.mark.parametrize("loc,etype,code", [
-    (("jobs", 1, "source", "url"), "value_error", InvalidSource),
-    (("source", "url"), "value_error", InvalidSource),
-    (("jobs", 1, "output", "bitrate"), "string_pattern_mismatch", InvalidOutput),
-    (("output",), "missing", InvalidOutput),
-    (("jobs", 1, "output", "foo"), "extra_forbidden", InvalidRequest),
-    (("jobs", 1), "model_type", InvalidRequest),
-    (("jobs",), "too_short", InvalidRequest),
-    (("webhook",), "value_error", InvalidRequest),
-    (("jobs", 0, "options", "priority"), "enum", InvalidRequest),
-])
+@pytest.mark.parametrize(
+    "loc,etype,code",
+    [
+        (("jobs", 1, "source", "url"), "value_error", InvalidSource),
+        (("source", "url"), "value_error", InvalidSource),
+        (("jobs", 1, "output", "bitrate"), "string_pattern_mismatch", InvalidOutput),
+        (("output",), "missing", InvalidOutput),
+        (("jobs", 1, "output", "foo"), "extra_forbidden", InvalidRequest),
+        (("jobs", 1), "model_type", InvalidRequest),
+        (("jobs",), "too_short", InvalidRequest),
+        (("webhook",), "value_error", InvalidRequest),
+        (("jobs", 0, "options", "priority"), "enum", InvalidRequest),
+    ],
+)
 def test_error_code_by_location(loc, etype, code):
     assert bodies._code_of(loc, etype) is code
 
 
 def test_most_general_code_wins_and_all_fields_are_listed():
     with pytest.raises(InvalidRequest) as e:
-        bodies.raise_validation([
-            {"loc": ("jobs", 0, "output", "format"), "type": "enum", "msg": "bad"},
-            {"loc": ("jobs", 1, "source", "url"), "type": "value_error", "msg": "Value error, no"},
-            {"loc": ("extra",), "type": "extra_forbidden", "msg": "Extra inputs are not permitted"},
-        ])
+        bodies.raise_validation(
+            [
+                {"loc": ("jobs", 0, "output", "format"), "type": "enum", "msg": "bad"},
+                {"loc": ("jobs", 1, "source", "url"), "type": "value_error", "msg": "Value error, no"},
+                {"loc": ("extra",), "type": "extra_forbidden", "msg": "Extra inputs are not permitted"},
+            ]
+        )
     assert [d["field"] for d in e.value.details] == ["jobs[0].output.format", "jobs[1].source.url", "extra"]
     assert e.value.details[1]["message"] == "no"
 
@@ -80,10 +88,19 @@ def test_canonical_hash_ignores_key_order_and_whitespace():
     assert bodies.canonical_hash({"a": 1}) != bodies.canonical_hash({"a": 2})
 
 
-@pytest.mark.parametrize("header,expected", [
-    (None, None), ("bytes=0-9", (0, 9)), ("bytes=90-", (90, 99)), ("bytes=-10", (90, 99)),
-    ("bytes=50-500", (50, 99)), ("bytes=0-1,5-6", None), ("items=0-1", None), ("bytes=-", None),
-])
+@pytest.mark.parametrize(
+    "header,expected",
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=90-", (90, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=50-500", (50, 99)),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+        ("bytes=-", None),
+    ],
+)
 def test_parse_range(header, expected):
     assert downloads.parse_range(header, 100) == expected
 
@@ -110,19 +127,36 @@ def test_download_decision_by_state():
     with pytest.raises(FileExpired):
         downloads.completed_output({"status": "completed", "outputFile": out, "expired": True})
     with pytest.raises(FileExpired):
-        downloads.completed_output({"status": "completed", "outputFile": out,
-                                    "expiresAt": "2000-01-01T00:00:00Z"})
-    assert downloads.completed_output({"status": "completed", "outputFile": out,
-                                       "expiresAt": "2999-01-01T00:00:00Z"}) == out
+        downloads.completed_output(
+            {"status": "completed", "outputFile": out, "expiresAt": "2000-01-01T00:00:00Z"}
+        )
+    assert (
+        downloads.completed_output(
+            {"status": "completed", "outputFile": out, "expiresAt": "2999-01-01T00:00:00Z"}
+        )
+        == out
+    )
 
 
 def _batch(key="0123456789abcd", status=None, jobs=2, name=None, labels=None):
     return {
-        "metadata": {"name": name or ids.batch_object_name(key), "uid": "u", "labels": labels or {},
-                     "creationTimestamp": "2026-01-21T12:00:00Z"},
-        "spec": {"jobs": [{"source": {"type": "url", "url": "https://x/v.mp4"},
-                           "output": {"format": "mp3"}, "options": {"priority": "high"}}] * jobs,
-                 "webhook": "https://hooks.example/h"},
+        "metadata": {
+            "name": name or ids.batch_object_name(key),
+            "uid": "u",
+            "labels": labels or {},
+            "creationTimestamp": "2026-01-21T12:00:00Z",
+        },
+        "spec": {
+            "jobs": [
+                {
+                    "source": {"type": "url", "url": "https://x/v.mp4"},
+                    "output": {"format": "mp3"},
+                    "options": {"priority": "high"},
+                }
+            ]
+            * jobs,
+            "webhook": "https://hooks.example/h",
+        },
         **({"status": status} if status is not None else {}),
     }
 
@@ -131,20 +165,46 @@ def test_job_view_before_the_operator_wrote_status():
     v = views.job_view(_batch(), 1, "/audio-extract/v1")
     assert v["jobId"] == "job_0123456789abcd02" and v["batchId"] == "batch_0123456789abcd00"
     assert (v["status"], v["progress"], v["currentStep"], v["outputFile"], v["error"]) == (
-        "queued", 0, None, None, None)
-    assert v["options"] == {"filename": None, "webhook": "https://hooks.example/h", "priority": "high",
-                            "sampleRate": None, "channels": None, "trim": None, "audioTrack": None}
+        "queued",
+        0,
+        None,
+        None,
+        None,
+    )
+    assert v["options"] == {
+        "filename": None,
+        "webhook": "https://hooks.example/h",
+        "priority": "high",
+        "sampleRate": None,
+        "channels": None,
+        "trim": None,
+        "audioTrack": None,
+    }
     assert v["createdAt"] == "2026-01-21T12:00:00Z"
 
 
 def test_job_view_completed_and_cancelled():
     now = datetime(2026, 1, 21, 13, 0, tzinfo=UTC)
-    status = {"jobs": [
-        {"index": 0, "jobId": "job_0123456789abcd01", "status": "completed", "progress": 100,
-         "expiresAt": "2026-01-22T12:00:00Z", "webhook": {"state": "delivered"},
-         "outputFile": {"filename": "a.mp3", "path": "p", "size": 3, "format": "mp3", "bitrate": "192k"}},
-        {"index": 1, "jobId": "job_0123456789abcd02", "status": "cancelled"},
-    ]}
+    status = {
+        "jobs": [
+            {
+                "index": 0,
+                "jobId": "job_0123456789abcd01",
+                "status": "completed",
+                "progress": 100,
+                "expiresAt": "2026-01-22T12:00:00Z",
+                "webhook": {"state": "delivered"},
+                "outputFile": {
+                    "filename": "a.mp3",
+                    "path": "p",
+                    "size": 3,
+                    "format": "mp3",
+                    "bitrate": "192k",
+                },
+            },
+            {"index": 1, "jobId": "job_0123456789abcd02", "status": "cancelled"},
+        ]
+    }
     done = views.job_view(_batch(status=status), 0, "/p", now)
     assert done["downloadUrl"] == "/p/download/job_0123456789abcd01" == done["outputFile"]["url"]
     assert done["outputFile"]["bitrate"] == "192k" and done["expired"] is False
@@ -165,8 +225,13 @@ def test_kubectl_applied_batch_takes_ids_from_its_label():
 
 def test_queued_jobs_counts_spec_until_status_exists():
     assert queued_jobs(_batch(jobs=3)) == 3
-    st = {"jobs": [{"index": 0, "status": "processing"}, {"index": 1, "status": "queued"},
-                   {"index": 2, "status": "completed"}]}
+    st = {
+        "jobs": [
+            {"index": 0, "status": "processing"},
+            {"index": 1, "status": "queued"},
+            {"index": 2, "status": "completed"},
+        ]
+    }
     assert queued_jobs(_batch(jobs=3, status=st)) == 1
 
 
@@ -231,9 +296,11 @@ def test_key_file_formats(tmp_path):
     f = tmp_path / "keys"
     d1, d2 = hashlib.sha256(b"one").hexdigest(), hashlib.sha256(b"two").hexdigest()
     d3, d4 = hashlib.sha256(b"acme-key").hexdigest(), hashlib.sha256(b"ops-key").hexdigest()
-    f.write_text(f"# comment\none {d1}\ntwo {d2.upper()} read  # trailing\nbad nothex\n\n"
-                 f"three {d3} tenant=acme read,write\nfour {d4} admin\n"
-                 f"five {d4} tenant=-not-a-label\n")
+    f.write_text(
+        f"# comment\none {d1}\ntwo {d2.upper()} read  # trailing\nbad nothex\n\n"
+        f"three {d3} tenant=acme read,write\nfour {d4} admin\n"
+        f"five {d4} tenant=-not-a-label\n"
+    )
     entries = parse_keys(f)
     assert [(e.key_id, e.scopes, e.tenant) for e in entries] == [
         ("one", frozenset({"read", "write"}), "one"),  # the key id is its own tenant
@@ -245,7 +312,11 @@ def test_key_file_formats(tmp_path):
     assert store.authenticate("two").scopes == frozenset({"read"})
     three, four = store.authenticate("acme-key"), store.authenticate("ops-key")
     assert (three.tenant, three.sees("acme"), three.sees("three"), three.sees(None)) == (
-        "acme", True, False, False)
+        "acme",
+        True,
+        False,
+        False,
+    )
     assert (four.admin, four.sees("acme"), four.sees(None)) == (True, True, True)
     for bad in (None, "", "three", "nothex"):
         with pytest.raises(Unauthorized):

@@ -89,8 +89,9 @@ async def test_a_caller_may_wait_less_than_the_lookup_timeout(system):
 
 async def test_threads_are_capped_and_a_lookup_nobody_waits_for_never_starts(system):
     r = BoundedResolver(threads=2, timeout=0.3)
-    outcomes = await asyncio.gather(*(r.resolve_checked(f"h{i}.example", 80, ALLOW) for i in range(3)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(r.resolve_checked(f"h{i}.example", 80, ALLOW) for i in range(3)), return_exceptions=True
+    )
     assert all(isinstance(o, LookupTimeout) for o in outcomes)
     assert "too many host lookups in progress" in str(outcomes[2])
     assert r.busy == 2

@@ -40,8 +40,12 @@ def test_defaults_follow_the_contract():
         (job(output={"format": "mp3", "trim": {"duration": 1}}), "output"),
         (job(source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": -1}), "source"),
         (job(source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": "eng"}), "source"),
-        (job(source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": {"language": "en"}}),
-         "source"),
+        (
+            job(
+                source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": {"language": "en"}}
+            ),
+            "source",
+        ),
         (job(extra=1), "extra"),
     ],
 )
@@ -59,15 +63,22 @@ def test_a_batch_holds_one_to_ten_jobs():
 
 
 def test_output_options_and_audio_track_as_the_contract_writes_them():
-    j = ExtractionJob.model_validate(job(
-        source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": {"language": "eng"}},
-        output={"format": "opus", "sampleRate": 16000, "channels": 1, "trim": {"start": 1.5, "end": 10}},
-        options={"filename": "../Café/日本.opus"}))
+    j = ExtractionJob.model_validate(
+        job(
+            source={"type": "url", "url": "https://media.example/v.mp4", "audioTrack": {"language": "eng"}},
+            output={"format": "opus", "sampleRate": 16000, "channels": 1, "trim": {"start": 1.5, "end": 10}},
+            options={"filename": "../Café/日本.opus"},
+        )
+    )
     out = j.output
     assert (out.sampleRate, out.channels, out.trim.start, out.trim.end) == (16000, 1, 1.5, 10)
     assert j.source.audioTrack.language == "eng"
     assert j.options.filename == "../Café/日本.opus"  # kept as asked; the worker sanitizes it
-    assert ExtractionJob.model_validate(job(source={"type": "upload", "file": "upl_0123456789abcdef",
-                                                    "audioTrack": 2})).source.audioTrack == 2
+    assert (
+        ExtractionJob.model_validate(
+            job(source={"type": "upload", "file": "upl_0123456789abcdef", "audioTrack": 2})
+        ).source.audioTrack
+        == 2
+    )
     only_end = ExtractionJob.model_validate(job(output={"format": "wav", "trim": {"end": 0.5}}))
     assert only_end.output.trim.start is None

@@ -35,8 +35,9 @@ def test_kill_and_restart_keeps_the_place_and_spares_children_in_their_own_sessi
     child_pid_file = tmp_path / "child"
     supervisor = Supervisor(tmp_path / "logs")
     first = Component("first", [sys.executable, "-c", "import time; time.sleep(60)"])
-    runtime = Component("runtime", [sys.executable, "-c", PARENT, str(child_pid_file)],
-                        ready=child_pid_file.exists)
+    runtime = Component(
+        "runtime", [sys.executable, "-c", PARENT, str(child_pid_file)], ready=child_pid_file.exists
+    )
     last = Component("last", [sys.executable, "-c", "import time; time.sleep(60)"])
     supervisor.start_together([first, runtime, last])
     child = int(child_pid_file.read_text())

@@ -96,21 +96,38 @@ def test_cancel_jobs_must_name_existing_jobs() -> None:
 def test_output_options_in_the_schema_follow_the_format_table() -> None:
     job = crdgen.spec_schema()["properties"]["jobs"]["items"]["properties"]
     output = job["output"]
-    assert output["properties"]["sampleRate"]["enum"] == [8000, 11025, 12000, 16000, 22050, 24000, 32000,
-                                                          44100, 48000]
+    assert output["properties"]["sampleRate"]["enum"] == [
+        8000,
+        11025,
+        12000,
+        16000,
+        22050,
+        24000,
+        32000,
+        44100,
+        48000,
+    ]
     assert output["properties"]["channels"]["enum"] == [1, 2]
     opus = [v for v in output["x-kubernetes-validations"] if v.get("fieldPath") == ".sampleRate"]
-    assert opus == [{"rule": "self.format != 'opus' || !has(self.sampleRate) || "
-                             "self.sampleRate in [8000, 12000, 16000, 24000, 48000]",
-                     "message": "opus sampleRate must be one of 8000, 12000, 16000, 24000, 48000",
-                     "fieldPath": ".sampleRate"}]
+    assert opus == [
+        {
+            "rule": "self.format != 'opus' || !has(self.sampleRate) || "
+            "self.sampleRate in [8000, 12000, 16000, 24000, 48000]",
+            "message": "opus sampleRate must be one of 8000, 12000, 16000, 24000, 48000",
+            "fieldPath": ".sampleRate",
+        }
+    ]
     trim = output["properties"]["trim"]
     assert trim["x-kubernetes-validations"][0]["rule"] == (
-        "!has(self.start) || !has(self.end) || self.start < self.end")
+        "!has(self.start) || !has(self.end) || self.start < self.end"
+    )
     assert trim["properties"]["end"]["exclusiveMinimum"] is True
     # An index or {"language": ...}: untyped, with the checks that apply to either kind of value.
     track = job["source"]["properties"]["audioTrack"]
     assert "type" not in track and "anyOf" not in track
     assert {k: track[k] for k in ("minimum", "required", "maxProperties")} == {
-        "minimum": 0, "required": ["language"], "maxProperties": 1}
+        "minimum": 0,
+        "required": ["language"],
+        "maxProperties": 1,
+    }
     assert "pattern" not in job["options"]["properties"]["filename"]  # sanitized, never refused

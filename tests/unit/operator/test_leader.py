@@ -11,10 +11,16 @@ NOW = dt.datetime(2026, 12, 2, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def lease(holder: str | None, renewed: dt.datetime, duration: int = 8, transitions: int = 0) -> dict:
-    return {"metadata": {"name": "op", "resourceVersion": "7"},
-            "spec": {"holderIdentity": holder, "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                     "acquireTime": "2026-12-02T11:00:00.000000Z", "leaseDurationSeconds": duration,
-                     "leaseTransitions": transitions}}
+    return {
+        "metadata": {"name": "op", "resourceVersion": "7"},
+        "spec": {
+            "holderIdentity": holder,
+            "renewTime": renewed.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "acquireTime": "2026-12-02T11:00:00.000000Z",
+            "leaseDurationSeconds": duration,
+            "leaseTransitions": transitions,
+        },
+    }
 
 
 def test_a_lease_lapses_only_after_its_duration_since_the_last_renewal() -> None:

@@ -109,8 +109,10 @@ def test_which_job_events_read_and_write_status() -> None:
     reg.observe_batch(body)
     assert not needs(job_obj(0, rv=1))  # a new Job before the entries exist: nothing to map yet
     assert needs(job_obj(0, rv=2, suspend=False, finished="Complete"))
-    entries = [JobStatus(index=i, jobId=f"job_0123456789abcd0{i + 1}", jobName="j", status=st)
-               for i, st in enumerate(("queued", "completed"))]
+    entries = [
+        JobStatus(index=i, jobId=f"job_0123456789abcd0{i + 1}", jobName="j", status=st)
+        for i, st in enumerate(("queued", "completed"))
+    ]
     body["status"] = BatchStatus(jobs=entries).model_dump(mode="json", exclude_none=True)
     body["metadata"]["resourceVersion"] = "5"
     reg.observe_batch(body)

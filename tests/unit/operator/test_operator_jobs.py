@@ -165,10 +165,15 @@ def test_deterministic(index: int) -> None:
 def test_the_worker_mounts_only_its_own_output_directory_and_upload() -> None:
     plain = build_job(batch(), 0, settings())["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert [m for m in plain if m["name"] == "store"] == [
-        {"name": "store", "mountPath": "/data/job_0123456789abcd01", "subPath": "job_0123456789abcd01"}]
+        {"name": "store", "mountPath": "/data/job_0123456789abcd01", "subPath": "job_0123456789abcd01"}
+    ]
     uploaded = batch()
     uploaded["spec"]["jobs"][0]["source"] = {"type": "upload", "file": "upl_00112233445566aa"}
     mounts = build_job(uploaded, 0, settings())["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-    assert {"name": "store", "mountPath": "/data/uploads/upl_00112233445566aa",
-            "subPath": "uploads/upl_00112233445566aa", "readOnly": True} in mounts
+    assert {
+        "name": "store",
+        "mountPath": "/data/uploads/upl_00112233445566aa",
+        "subPath": "uploads/upl_00112233445566aa",
+        "readOnly": True,
+    } in mounts
     assert not [m for m in mounts if m["name"] == "store" and "subPath" not in m]  # never the whole store

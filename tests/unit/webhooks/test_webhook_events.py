@@ -19,8 +19,10 @@ def job_id(i: int) -> str:
 def spec(batch_webhook: str | None = "https://hooks.example.com/batch", job_hooks=(None, None)) -> BatchSpec:
     jobs = []
     for hook in job_hooks:
-        job = {"source": {"type": "url", "url": "https://media.example.com/a.mp4"},
-               "output": {"format": "mp3"}}
+        job = {
+            "source": {"type": "url", "url": "https://media.example.com/a.mp4"},
+            "output": {"format": "mp3"},
+        }
         if hook:
             job["options"] = {"webhook": hook}
         jobs.append(job)
@@ -31,21 +33,44 @@ def spec(batch_webhook: str | None = "https://hooks.example.com/batch", job_hook
 
 
 def completed(i: int) -> JobStatus:
-    return JobStatus.model_validate({
-        "index": i, "jobId": job_id(i), "jobName": job_id(i).replace("_", "-"), "status": "completed",
-        "progress": 100, "completedAt": "2026-01-21T12:34:56Z",
-        "outputFile": {"filename": "talk.mp3", "path": f"{job_id(i)}/talk.mp3", "size": 123456,
-                       "duration": 61.5, "format": "mp3", "bitrate": "192k", "sampleRate": 44100,
-                       "channels": 2, "transcoded": True},
-    })
+    return JobStatus.model_validate(
+        {
+            "index": i,
+            "jobId": job_id(i),
+            "jobName": job_id(i).replace("_", "-"),
+            "status": "completed",
+            "progress": 100,
+            "completedAt": "2026-01-21T12:34:56Z",
+            "outputFile": {
+                "filename": "talk.mp3",
+                "path": f"{job_id(i)}/talk.mp3",
+                "size": 123456,
+                "duration": 61.5,
+                "format": "mp3",
+                "bitrate": "192k",
+                "sampleRate": 44100,
+                "channels": 2,
+                "transcoded": True,
+            },
+        }
+    )
 
 
 def failed(i: int, code: str = "NO_AUDIO_STREAM", state: str = "failed") -> JobStatus:
-    return JobStatus.model_validate({
-        "index": i, "jobId": job_id(i), "jobName": "x", "status": state,
-        "completedAt": "2026-01-21T12:35:00Z",
-        "error": {"code": code, "message": "the source has no audio stream", "details": "ffprobe: 0 streams"},
-    })
+    return JobStatus.model_validate(
+        {
+            "index": i,
+            "jobId": job_id(i),
+            "jobName": "x",
+            "status": state,
+            "completedAt": "2026-01-21T12:35:00Z",
+            "error": {
+                "code": code,
+                "message": "the source has no audio stream",
+                "details": "ffprobe: 0 streams",
+            },
+        }
+    )
 
 
 def queued(i: int) -> JobStatus:
@@ -61,9 +86,16 @@ def test_job_completed_payload_is_exactly_the_contract_shape():
         "status": "completed",
         "timestamp": "2026-01-21T12:34:56Z",
         "downloadUrl": f"/audio-extract/v1/download/{job_id(0)}",
-        "outputFile": {"filename": "talk.mp3", "url": f"/audio-extract/v1/download/{job_id(0)}",
-                       "size": 123456, "duration": 61.5, "format": "mp3", "bitrate": "192k",
-                       "sampleRate": 44100, "channels": 2},
+        "outputFile": {
+            "filename": "talk.mp3",
+            "url": f"/audio-extract/v1/download/{job_id(0)}",
+            "size": 123456,
+            "duration": 61.5,
+            "format": "mp3",
+            "bitrate": "192k",
+            "sampleRate": 44100,
+            "channels": 2,
+        },
     }
     assert "path" not in body["outputFile"]  # store paths are internal
 
@@ -71,10 +103,16 @@ def test_job_completed_payload_is_exactly_the_contract_shape():
 def test_job_failed_payload_carries_the_error_and_no_download():
     body = events.job_payload(failed(1), BATCH_ID, "2026-01-21T12:35:00Z", "/audio-extract/v1")
     assert body == {
-        "event": "job.failed", "jobId": job_id(1), "batchId": BATCH_ID, "status": "failed",
+        "event": "job.failed",
+        "jobId": job_id(1),
+        "batchId": BATCH_ID,
+        "status": "failed",
         "timestamp": "2026-01-21T12:35:00Z",
-        "error": {"code": "NO_AUDIO_STREAM", "message": "the source has no audio stream",
-                  "details": "ffprobe: 0 streams"},
+        "error": {
+            "code": "NO_AUDIO_STREAM",
+            "message": "the source has no audio stream",
+            "details": "ffprobe: 0 streams",
+        },
     }
 
 
@@ -94,9 +132,16 @@ def test_batch_completed_payload_counts_and_nothing_per_job():
     jobs = [completed(0), failed(1), failed(2, "CANCELLED", "cancelled")]
     status = BatchStatus(batchId=BATCH_ID, jobs=jobs)
     body = events.batch_payload(status, BATCH_ID, "2026-01-21T12:36:00Z")
-    assert body == {"event": "batch.completed", "batchId": BATCH_ID, "status": "failed",
-                    "timestamp": "2026-01-21T12:36:00Z", "totalJobs": 3, "completed": 1, "failed": 1,
-                    "cancelled": 1}
+    assert body == {
+        "event": "batch.completed",
+        "batchId": BATCH_ID,
+        "status": "failed",
+        "timestamp": "2026-01-21T12:36:00Z",
+        "totalJobs": 3,
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 1,
+    }
     ok = events.batch_payload(BatchStatus(batchId=BATCH_ID, jobs=[completed(0)]), BATCH_ID, "t")
     assert ok["status"] == "completed"
 
@@ -112,9 +157,11 @@ def test_webhook_id_is_stable_distinct_and_dot_free():
     a = events.webhook_id(UID, job_id(0), "job.completed")
     assert a == events.webhook_id(UID, job_id(0), "job.completed")
     assert a.startswith("msg_") and "." not in a and len(a) == 28
-    others = {events.webhook_id(UID, job_id(1), "job.completed"),
-              events.webhook_id(UID, job_id(0), "job.failed"),
-              events.webhook_id("other-uid", job_id(0), "job.completed")}
+    others = {
+        events.webhook_id(UID, job_id(1), "job.completed"),
+        events.webhook_id(UID, job_id(0), "job.failed"),
+        events.webhook_id("other-uid", job_id(0), "job.completed"),
+    }
     assert a not in others and len(others) == 3
 
 
@@ -123,10 +170,15 @@ def test_plan_creates_one_delivery_per_terminal_job_then_nothing():
     status = BatchStatus(batchId=BATCH_ID, jobs=[completed(0), queued(1)])
     planned = list(events.plan(s, status, UID, "2026-01-21T12:40:00Z"))
     assert [(p.index, p.delivery.event, p.delivery.url) for p in planned] == [
-        (0, "job.completed", "https://j0.example.com/")]
+        (0, "job.completed", "https://j0.example.com/")
+    ]
     d = planned[0].delivery
     assert (d.state, d.attempts, d.nextAttemptAt, d.timestamp) == (
-        "pending", 0, "2026-01-21T12:40:00Z", "2026-01-21T12:34:56Z")
+        "pending",
+        0,
+        "2026-01-21T12:40:00Z",
+        "2026-01-21T12:34:56Z",
+    )
     # Re-planning after a restart that lost the record gives the very same delivery.
     assert list(events.plan(s, status, UID, "2026-01-21T12:40:00Z")) == planned
     status.jobs[0].webhook = d

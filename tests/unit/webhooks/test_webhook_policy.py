@@ -17,8 +17,14 @@ EXACT = Schedule(jitter=0.0)
 
 
 def pending(attempts: int = 0) -> Delivery:
-    return Delivery(event="job.completed", url="https://h.example.com/", id="msg_x", timestamp=iso(NOW),
-                    attempts=attempts, nextAttemptAt=iso(NOW))
+    return Delivery(
+        event="job.completed",
+        url="https://h.example.com/",
+        id="msg_x",
+        timestamp=iso(NOW),
+        attempts=attempts,
+        nextAttemptAt=iso(NOW),
+    )
 
 
 def test_default_schedule_spans_about_a_day_in_eight_attempts():
@@ -46,7 +52,12 @@ def test_scale_shrinks_the_schedule_for_tests():
 def test_any_2xx_delivers(code):
     d = next_state(pending(2), Outcome(status_code=code), NOW, EXACT)
     assert (d.state, d.attempts, d.lastStatusCode, d.nextAttemptAt, d.deliveredAt) == (
-        "delivered", 3, code, None, iso(NOW))
+        "delivered",
+        3,
+        code,
+        None,
+        iso(NOW),
+    )
     assert d.id == "msg_x" and d.lastError is None
 
 
@@ -78,9 +89,15 @@ def test_429_honours_retry_after_capped():
     assert parse(d.nextAttemptAt) == NOW + timedelta(seconds=5)
 
 
-@pytest.mark.parametrize("outcome", [Outcome(status_code=500), Outcome(status_code=404),
-                                     Outcome(error="timed out after 15s"),
-                                     Outcome(error="connection refused")])
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome(status_code=500),
+        Outcome(status_code=404),
+        Outcome(error="timed out after 15s"),
+        Outcome(error="connection refused"),
+    ],
+)
 def test_errors_retry_on_the_schedule_then_fail_after_the_last(outcome):
     d = pending()
     now = NOW

@@ -15,8 +15,9 @@ from audio_extract_operator.webhooks.signing import Signer
 
 def test_standard_webhooks_test_vector_reproduces():
     signer = Signer("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-    headers = signer.headers("msg_p5jXN8AQM9LWM0D4loKWxJek", b'{"test": 2432232314}',
-                             datetime.fromtimestamp(1614265330, UTC))
+    headers = signer.headers(
+        "msg_p5jXN8AQM9LWM0D4loKWxJek", b'{"test": 2432232314}', datetime.fromtimestamp(1614265330, UTC)
+    )
     assert headers == {
         "webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek",
         "webhook-timestamp": "1614265330",

@@ -21,27 +21,77 @@ from audio_extract_worker.probe import INPUT_WHITELIST, AudioStream, ProbeFacts,
 from audio_extract_worker.quality import QUALITY
 
 PATHS = Paths(Path("/scratch/w/source"), Path("/scratch/w/output.mp3"))
-HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-progress", "pipe:1",
-        "-protocol_whitelist", "file", "-format_whitelist", INPUT_WHITELIST]
+HEAD = [
+    "ffmpeg",
+    "-hide_banner",
+    "-nostdin",
+    "-nostats",
+    "-loglevel",
+    "error",
+    "-progress",
+    "pipe:1",
+    "-protocol_whitelist",
+    "file",
+    "-format_whitelist",
+    INPUT_WHITELIST,
+]
 STRIP = ["-map_metadata", "-1", "-map_metadata:s:a", "-1", "-map_chapters", "-1"]
 
 
-def facts(codec: str = "aac", rate: int = 44100, channels: int = 2, bit_rate: int | None = 192_000,
-          bits: int | None = None, fmt: str = "mov,mp4,m4a,3gp,3g2,mj2", index: int = 1) -> ProbeFacts:
-    return ProbeFacts(format_name=fmt, duration=3.0, size=100_000, only_stream=False,
-                      audio=AudioStream(index=index, codec=codec, sample_rate=rate, channels=channels,
-                                        bit_rate=bit_rate, bits=bits))
+def facts(
+    codec: str = "aac",
+    rate: int = 44100,
+    channels: int = 2,
+    bit_rate: int | None = 192_000,
+    bits: int | None = None,
+    fmt: str = "mov,mp4,m4a,3gp,3g2,mj2",
+    index: int = 1,
+) -> ProbeFacts:
+    return ProbeFacts(
+        format_name=fmt,
+        duration=3.0,
+        size=100_000,
+        only_stream=False,
+        audio=AudioStream(
+            index=index, codec=codec, sample_rate=rate, channels=channels, bit_rate=bit_rate, bits=bits
+        ),
+    )
 
 
-MOV_INPUT = ["-f", "mov", "-enable_drefs", "0", "-use_absolute_path", "0", "-i", "file:/scratch/w/source",
-             "-map", "0:1", "-vn", "-sn", "-dn"]
+MOV_INPUT = [
+    "-f",
+    "mov",
+    "-enable_drefs",
+    "0",
+    "-use_absolute_path",
+    "0",
+    "-i",
+    "file:/scratch/w/source",
+    "-map",
+    "0:1",
+    "-vn",
+    "-sn",
+    "-dn",
+]
 
 
 def test_golden_mp3_medium_from_mp4() -> None:
     spec = OutputSpec(Format.mp3)
     assert ffmpeg_args(spec, facts(), PATHS) == [
-        *HEAD, *MOV_INPUT, *STRIP, "-c:a", "libmp3lame", "-q:a", "4", "-ar", "44100",
-        "-f", "mp3", "-y", "file:/scratch/w/output.mp3"]
+        *HEAD,
+        *MOV_INPUT,
+        *STRIP,
+        "-c:a",
+        "libmp3lame",
+        "-q:a",
+        "4",
+        "-ar",
+        "44100",
+        "-f",
+        "mp3",
+        "-y",
+        "file:/scratch/w/output.mp3",
+    ]
 
 
 def test_golden_aac_copy_from_mp4() -> None:
@@ -50,27 +100,70 @@ def test_golden_aac_copy_from_mp4() -> None:
     out = Paths(PATHS.source, Path("/scratch/w/output.aac"))
     assert can_copy(spec, facts())
     assert ffmpeg_args(spec, facts(), out) == [
-        *HEAD, *MOV_INPUT, "-map_metadata", "0", "-c:a", "copy",
-        "-f", "adts", "-y", "file:/scratch/w/output.aac"]
+        *HEAD,
+        *MOV_INPUT,
+        "-map_metadata",
+        "0",
+        "-c:a",
+        "copy",
+        "-f",
+        "adts",
+        "-y",
+        "file:/scratch/w/output.aac",
+    ]
 
 
 def test_golden_normalize_linear() -> None:
     spec = OutputSpec(Format.opus, Quality.high, normalize=True)
     m = Loudness(integrated=-30.0, threshold=-40.3, lra=0.0, true_peak=-12.5)
     args = ffmpeg_args(spec, facts(codec="opus", rate=48000), PATHS, m)
-    assert args[len(HEAD) + len(MOV_INPUT) + len(STRIP):] == [
-        "-af", "loudnorm=I=-23:TP=-1:LRA=7.0:measured_I=-30.00:measured_TP=-12.50:measured_LRA=0.10"
+    assert args[len(HEAD) + len(MOV_INPUT) + len(STRIP) :] == [
+        "-af",
+        "loudnorm=I=-23:TP=-1:LRA=7.0:measured_I=-30.00:measured_TP=-12.50:measured_LRA=0.10"
         ":measured_thresh=-40.30:offset=0:linear=true:print_format=none",
-        "-c:a", "libopus", "-b:a", "128k", "-ar", "48000", "-f", "opus", "-y", "file:/scratch/w/output.mp3"]
+        "-c:a",
+        "libopus",
+        "-b:a",
+        "128k",
+        "-ar",
+        "48000",
+        "-f",
+        "opus",
+        "-y",
+        "file:/scratch/w/output.mp3",
+    ]
 
 
 def test_measure_pass_is_hardened_and_discards_output() -> None:
     args = measure_args(OutputSpec(Format.flac), facts(fmt="matroska,webm", index=0), PATHS.source)
-    assert args == ["ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-                    "-progress", "pipe:1", "-protocol_whitelist", "file",
-                    "-format_whitelist", INPUT_WHITELIST,
-                    "-f", "matroska", "-i", "file:/scratch/w/source", "-map", "0:0", "-vn", "-sn", "-dn",
-                    "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"]
+    assert args == [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "info",
+        "-progress",
+        "pipe:1",
+        "-protocol_whitelist",
+        "file",
+        "-format_whitelist",
+        INPUT_WHITELIST,
+        "-f",
+        "matroska",
+        "-i",
+        "file:/scratch/w/source",
+        "-map",
+        "0:0",
+        "-vn",
+        "-sn",
+        "-dn",
+        "-af",
+        "ebur128=peak=true:framelog=verbose",
+        "-f",
+        "null",
+        "-",
+    ]
 
 
 @pytest.mark.parametrize("fmt", list(Format))
@@ -81,8 +174,10 @@ def test_every_format_and_tier_uses_its_table_entry(fmt: Format, quality: Qualit
     tier = QUALITY[fmt][quality]
     joined = " ".join(args)
     assert " ".join(tier.args) in joined
-    assert args[-4:-2] == ["-f", {"mp3": "mp3", "aac": "adts", "flac": "flac", "wav": "wav", "ogg": "ogg",
-                                  "opus": "opus"}[fmt.value]]
+    assert args[-4:-2] == [
+        "-f",
+        {"mp3": "mp3", "aac": "adts", "flac": "flac", "wav": "wav", "ogg": "ogg", "opus": "opus"}[fmt.value],
+    ]
     # hardening holds for every command
     assert args[:3] == ["ffmpeg", "-hide_banner", "-nostdin"]
     assert args[args.index("-protocol_whitelist") + 1] == "file"
@@ -96,17 +191,32 @@ def test_bitrate_override_replaces_tier() -> None:
     args = ffmpeg_args(OutputSpec(Format.mp3, Quality.low, bitrate="128k"), facts(), PATHS)
     assert "-q:a" not in args and args[args.index("-b:a") + 1] == "128k"
     fast = ffmpeg_args(OutputSpec(Format.aac, bitrate="160k"), facts(), PATHS)
-    assert fast[fast.index("-c:a"):fast.index("-ar")] == ["-c:a", "aac", "-aac_coder", "fast", "-b:a", "160k"]
+    assert fast[fast.index("-c:a") : fast.index("-ar")] == [
+        "-c:a",
+        "aac",
+        "-aac_coder",
+        "fast",
+        "-b:a",
+        "160k",
+    ]
     slow = ffmpeg_args(OutputSpec(Format.aac, bitrate="64k"), facts(), PATHS)
     assert "-aac_coder" not in slow and slow[slow.index("-b:a") + 1] == "64k"  # twoloop below 96k
 
 
-@pytest.mark.parametrize(("fmt", "bitrate", "message"), [
-    (Format.flac, "192k", "lossless"), (Format.wav, "128k", "lossless"),
-    (Format.mp3, "400k", "between 32k and 320k"), (Format.mp3, "16k", "between"),
-    (Format.opus, "5k", "between 6k"), (Format.ogg, "600k", "between"), (Format.aac, "192", "look like"),
-    (Format.aac, "-1k", "look like"), (Format.mp3, "128k -i /etc/passwd", "look like"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "bitrate", "message"),
+    [
+        (Format.flac, "192k", "lossless"),
+        (Format.wav, "128k", "lossless"),
+        (Format.mp3, "400k", "between 32k and 320k"),
+        (Format.mp3, "16k", "between"),
+        (Format.opus, "5k", "between 6k"),
+        (Format.ogg, "600k", "between"),
+        (Format.aac, "192", "look like"),
+        (Format.aac, "-1k", "look like"),
+        (Format.mp3, "128k -i /etc/passwd", "look like"),
+    ],
+)
 def test_invalid_combinations_rejected_before_ffmpeg(fmt: Format, bitrate: str, message: str) -> None:
     with pytest.raises(InvalidOutput, match=message):
         ffmpeg_args(OutputSpec(fmt, bitrate=bitrate), facts(), PATHS)
@@ -160,8 +270,14 @@ def test_sample_rate_channels_and_depth() -> None:
     wav16 = ffmpeg_args(OutputSpec(Format.wav, Quality.extreme), facts(), PATHS)  # lossy source
     assert wav16[wav16.index("-c:a") + 1] == "pcm_s16le"
     flac = ffmpeg_args(OutputSpec(Format.flac, Quality.extreme), facts(codec="alac", bits=24), PATHS)
-    assert flac[flac.index("-c:a"):flac.index("-ar")] == [
-        "-c:a", "flac", "-compression_level", "8", "-sample_fmt", "s32"]
+    assert flac[flac.index("-c:a") : flac.index("-ar")] == [
+        "-c:a",
+        "flac",
+        "-compression_level",
+        "8",
+        "-sample_fmt",
+        "s32",
+    ]
 
 
 def test_no_user_string_reaches_the_command_line() -> None:
@@ -212,9 +328,19 @@ def test_parse_ebur128_summary() -> None:
 
 
 def test_parse_probe() -> None:
-    data = {"format": {"format_name": "matroska,webm", "duration": "2.5", "bit_rate": "96000"},
-            "streams": [{"index": 0, "codec_type": "audio", "codec_name": "opus", "sample_rate": "48000",
-                         "channels": 2, "disposition": {"default": 1}}]}
+    data = {
+        "format": {"format_name": "matroska,webm", "duration": "2.5", "bit_rate": "96000"},
+        "streams": [
+            {
+                "index": 0,
+                "codec_type": "audio",
+                "codec_name": "opus",
+                "sample_rate": "48000",
+                "channels": 2,
+                "disposition": {"default": 1},
+            }
+        ],
+    }
     f = parse_probe(data, 1234)
     assert f.demuxer == "matroska" and f.duration == 2.5 and f.audio.bit_rate == 96000 and f.only_stream
 
@@ -248,10 +374,38 @@ def test_golden_trim_rate_and_channels() -> None:
     the measuring pass too, so normalisation measures exactly what is extracted."""
     spec = OutputSpec(Format.mp3, sample_rate=22050, channels=1, trim_start=1.25, trim_end=2.5)
     assert ffmpeg_args(spec, facts(), PATHS) == [
-        *HEAD, "-f", "mov", "-enable_drefs", "0", "-use_absolute_path", "0", "-ss", "1.25",
-        "-i", "file:/scratch/w/source", "-t", "1.25", "-map", "0:1", "-vn", "-sn", "-dn", *STRIP,
-        "-c:a", "libmp3lame", "-q:a", "4", "-ar", "22050", "-ac", "1",
-        "-f", "mp3", "-y", "file:/scratch/w/output.mp3"]
+        *HEAD,
+        "-f",
+        "mov",
+        "-enable_drefs",
+        "0",
+        "-use_absolute_path",
+        "0",
+        "-ss",
+        "1.25",
+        "-i",
+        "file:/scratch/w/source",
+        "-t",
+        "1.25",
+        "-map",
+        "0:1",
+        "-vn",
+        "-sn",
+        "-dn",
+        *STRIP,
+        "-c:a",
+        "libmp3lame",
+        "-q:a",
+        "4",
+        "-ar",
+        "22050",
+        "-ac",
+        "1",
+        "-f",
+        "mp3",
+        "-y",
+        "file:/scratch/w/output.mp3",
+    ]
     measure = measure_args(OutputSpec(Format.mp3, trim_end=0.5), facts(), PATHS.source)
     assert "-ss" not in measure and measure[measure.index("-t") + 1] == "0.5"
     tail = ffmpeg_args(OutputSpec(Format.mp3, trim_start=100000.000001), facts(), PATHS)
@@ -269,23 +423,35 @@ def test_copy_only_when_the_options_allow_it() -> None:
     assert not can_copy(OutputSpec(Format.aac), facts(channels=6))  # downmixed by default
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    (OutputSpec(Format.opus, sample_rate=44100), "opus sampleRate must be one of 8000, 12000"),
-    (OutputSpec(Format.mp3, sample_rate=96000), "mp3 sampleRate"),
-    (OutputSpec(Format.mp3, channels=6), "channels"),
-    (OutputSpec(Format.mp3, trim_start=2.0, trim_end=1.0), "trim"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (OutputSpec(Format.opus, sample_rate=44100), "opus sampleRate must be one of 8000, 12000"),
+        (OutputSpec(Format.mp3, sample_rate=96000), "mp3 sampleRate"),
+        (OutputSpec(Format.mp3, channels=6), "channels"),
+        (OutputSpec(Format.mp3, trim_start=2.0, trim_end=1.0), "trim"),
+    ],
+)
 def test_invalid_options_rejected_before_ffmpeg(spec: OutputSpec, message: str) -> None:
     with pytest.raises(InvalidOutput, match=message):
         ffmpeg_args(spec, facts(), PATHS)
 
 
 def test_parse_probe_keeps_every_audio_stream_with_its_language() -> None:
-    data = {"format": {"format_name": "matroska,webm", "duration": "3.0"},
-            "streams": [{"index": 0, "codec_type": "video", "codec_name": "h264"},
-                        {"index": 1, "codec_type": "audio", "codec_name": "aac", "tags": {"language": "eng"}},
-                        {"index": 2, "codec_type": "audio", "codec_name": "opus", "tags": {"language": "fre"},
-                         "disposition": {"default": 1}}]}
+    data = {
+        "format": {"format_name": "matroska,webm", "duration": "3.0"},
+        "streams": [
+            {"index": 0, "codec_type": "video", "codec_name": "h264"},
+            {"index": 1, "codec_type": "audio", "codec_name": "aac", "tags": {"language": "eng"}},
+            {
+                "index": 2,
+                "codec_type": "audio",
+                "codec_name": "opus",
+                "tags": {"language": "fre"},
+                "disposition": {"default": 1},
+            },
+        ],
+    }
     f = parse_probe(data, 1234)
     assert [(s.index, s.position, s.language) for s in f.audio_streams] == [(1, 0, "eng"), (2, 1, "fre")]
     assert f.audio.index == 2  # the default-flagged one

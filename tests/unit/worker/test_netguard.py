@@ -22,19 +22,57 @@ from audio_extract_common.netguard import (
 
 # Reference §8 item 1: every literal must be refused.
 BLOCKED_LITERALS = [
-    "127.0.0.1", "0.0.0.0", "0.1.2.3", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-    "169.254.170.2", "100.64.0.1", "100.100.100.200", "198.18.0.1", "198.19.255.255", "240.0.0.1",
-    "255.255.255.255", "224.0.0.1", "239.255.255.250", "192.0.0.8", "192.0.2.1",
-    "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "fec0::1", "ff02::1", "ff0e::1",
-    "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1",
-    "64:ff9b::a9fe:a9fe", "64:ff9b::7f00:1", "64:ff9b::a00:1", "64:ff9b:1::808:808",
-    "2002:a9fe:a9fe::1", "2002:7f00:1::", "2002:a00:1::1",
-    "::127.0.0.1", "::8.8.8.8",  # IPv4-compatible (deprecated) forms are refused whatever they embed
+    "127.0.0.1",
+    "0.0.0.0",
+    "0.1.2.3",
+    "10.0.0.1",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "169.254.170.2",
+    "100.64.0.1",
+    "100.100.100.200",
+    "198.18.0.1",
+    "198.19.255.255",
+    "240.0.0.1",
+    "255.255.255.255",
+    "224.0.0.1",
+    "239.255.255.250",
+    "192.0.0.8",
+    "192.0.2.1",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd00:ec2::254",
+    "fec0::1",
+    "ff02::1",
+    "ff0e::1",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b::7f00:1",
+    "64:ff9b::a00:1",
+    "64:ff9b:1::808:808",
+    "2002:a9fe:a9fe::1",
+    "2002:7f00:1::",
+    "2002:a00:1::1",
+    "::127.0.0.1",
+    "::8.8.8.8",  # IPv4-compatible (deprecated) forms are refused whatever they embed
     "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
-    "2001:db8::1", "100::1",
+    "2001:db8::1",
+    "100::1",
 ]
-PUBLIC = ["8.8.8.8", "1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "::ffff:8.8.8.8",
-          "64:ff9b::808:808", "2002:808:808::1"]
+PUBLIC = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2606:4700:4700::1111",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::1",
+]
 
 
 @pytest.mark.parametrize("ip", BLOCKED_LITERALS)
@@ -60,8 +98,20 @@ def test_literal_urls_refused_by_check_url(ip: str) -> None:
 
 
 # Reference §8 item 2: getaddrinfo decodes these to loopback; ipaddress would reject the strings.
-@pytest.mark.parametrize("host", ["0177.0.0.1", "2130706433", "0x7f.1", "127.1", "0x7f000001",
-                                  "localhost", "LOCALHOST", "[::ffff:127.0.0.1]", "[::1]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "0177.0.0.1",
+        "2130706433",
+        "0x7f.1",
+        "127.1",
+        "0x7f000001",
+        "localhost",
+        "LOCALHOST",
+        "[::ffff:127.0.0.1]",
+        "[::1]",
+    ],
+)
 def test_encoded_loopback_forms_refused(host: str) -> None:
     with pytest.raises(BlockedAddress):
         resolve_checked(host, 80, AllowList())
@@ -73,17 +123,36 @@ def test_trailing_dot_name_never_connects() -> None:
         check_url("http://LOCALHOST./")
 
 
-@pytest.mark.parametrize("url", ["http://2130706433/", "http://0x7f.1/a.mp4", "http://127.1:9/",
-                                 "https://localhost/x", "http://[::ffff:127.0.0.1]/",
-                                 "http://0177.0.0.1/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/",
+        "http://0x7f.1/a.mp4",
+        "http://127.1:9/",
+        "https://localhost/x",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0177.0.0.1/",
+    ],
+)
 def test_encoded_urls_refused(url: str) -> None:
     with pytest.raises(BlockedAddress):
         check_url(url)
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "gopher://example.com/", "ftp://example.com/a",
-                                 "data:text/plain,hi", "concat:a|b", "subfile:,,start,0,end,0,:/etc/passwd",
-                                 "http://user:pass@example.com/", "//example.com/x", "http:///nohost"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "gopher://example.com/",
+        "ftp://example.com/a",
+        "data:text/plain,hi",
+        "concat:a|b",
+        "subfile:,,start,0,end,0,:/etc/passwd",
+        "http://user:pass@example.com/",
+        "//example.com/x",
+        "http:///nohost",
+    ],
+)
 def test_unsupported_urls(url: str) -> None:
     with pytest.raises(UnsupportedURL):
         check_url(url)
@@ -100,13 +169,20 @@ def test_allowlist_parse_and_membership() -> None:
         AllowList.parse("10.0.0.0/33")
 
 
-@pytest.mark.parametrize("metadata", [
-    "64:ff9b::a9fe:a9fe", "64:ff9b::a9fe:aa02", "64:ff9b::6464:64c8",  # NAT64 (RFC 6052 /96)
-    "64:ff9b:1:a9fe:a9:fe00::", "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix, /48 and /96 layouts
-    "2002:a9fe:a9fe::1", "2002:6464:64c8::",  # 6to4
-    "::a9fe:a9fe",  # IPv4-compatible
-    "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254 (stored inverted)
-])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b::a9fe:aa02",
+        "64:ff9b::6464:64c8",  # NAT64 (RFC 6052 /96)
+        "64:ff9b:1:a9fe:a9:fe00::",
+        "64:ff9b:1::a9fe:a9fe",  # NAT64 local-use prefix, /48 and /96 layouts
+        "2002:a9fe:a9fe::1",
+        "2002:6464:64c8::",  # 6to4
+        "::a9fe:a9fe",  # IPv4-compatible
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo, client 169.254.169.254 (stored inverted)
+    ],
+)
 def test_metadata_embedded_in_ipv6_is_refused_even_when_the_prefix_is_allowlisted(metadata: str) -> None:
     allow = AllowList.parse("64:ff9b::/96,64:ff9b:1::/48,2002::/16,::/96,2001::/32")
     assert metadata in allow
@@ -149,8 +225,9 @@ def _fake_getaddrinfo(answers: dict[str, list[str]]):
 def test_name_resolving_to_private_is_refused_without_saying_where(monkeypatch: pytest.MonkeyPatch) -> None:
     """The message reaches the submitter (API 400, job error, webhook lastError): it must not map
     the internal network for them, so it says that the address is private, never which it is."""
-    fake, _ = _fake_getaddrinfo({"internal.example.com": ["10.1.2.3"],
-                                 "meta.example.com": ["169.254.169.254"]})
+    fake, _ = _fake_getaddrinfo(
+        {"internal.example.com": ["10.1.2.3"], "meta.example.com": ["169.254.169.254"]}
+    )
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     for name, address in (("internal.example.com", "10.1.2.3"), ("meta.example.com", "169.254.169.254")):
         with pytest.raises(BlockedAddress, match=rf"'{name}' resolves to a private address") as refused:
@@ -165,13 +242,19 @@ def test_name_resolving_to_private_is_refused_without_saying_where(monkeypatch: 
 
 def test_any_disallowed_answer_refuses_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reference §8 item 4: one public A and one private AAAA → refused (documented decision)."""
-    fake, _ = _fake_getaddrinfo({"mixed.example.com": ["93.184.216.34", "fd00::1"],
-                                 "public.example.com": ["93.184.216.34", "2606:4700::1", "93.184.216.34"]})
+    fake, _ = _fake_getaddrinfo(
+        {
+            "mixed.example.com": ["93.184.216.34", "fd00::1"],
+            "public.example.com": ["93.184.216.34", "2606:4700::1", "93.184.216.34"],
+        }
+    )
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     with pytest.raises(BlockedAddress, match="resolves to a private address"):
         resolve_checked("mixed.example.com", 443)
-    assert resolve_checked("public.example.com", 443) == [ipaddress.ip_address("93.184.216.34"),
-                                                          ipaddress.ip_address("2606:4700::1")]
+    assert resolve_checked("public.example.com", 443) == [
+        ipaddress.ip_address("93.184.216.34"),
+        ipaddress.ip_address("2606:4700::1"),
+    ]
 
 
 def test_transport_refuses_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,8 +336,11 @@ def test_response_url_is_the_requested_name_not_the_pinned_address(monkeypatch: 
     fake, _ = _fake_getaddrinfo({"media.example.com": ["93.184.216.34"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     transport = GuardedTransport()
-    monkeypatch.setattr(transport._sync, "handle_request",
-                        lambda request: httpx.Response(302, headers={"Location": "/final.mp4"}))
+    monkeypatch.setattr(
+        transport._sync,
+        "handle_request",
+        lambda request: httpx.Response(302, headers={"Location": "/final.mp4"}),
+    )
     with httpx.Client(transport=transport) as client:
         response = client.get("https://media.example.com:8443/a.mp4")
     assert str(response.url) == "https://media.example.com:8443/a.mp4"

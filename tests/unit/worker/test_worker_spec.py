@@ -12,8 +12,9 @@ IDS = {"jobId": "job_0123456789abcdef", "batchId": "batch_0123456789abcdef"}
 
 
 def job(source: dict, options: dict | None = None) -> WorkerJob:
-    return WorkerJob.model_validate({**IDS, "source": source, "output": {"format": "mp3"},
-                                     "options": options or {}})
+    return WorkerJob.model_validate(
+        {**IDS, "source": source, "output": {"format": "mp3"}, "options": options or {}}
+    )
 
 
 def test_default_filename() -> None:
@@ -26,21 +27,35 @@ def test_default_filename() -> None:
     named = job({"type": "url", "url": "https://x.example/v.mp4"}, {"filename": "episode-01"})
     assert default_filename(named) == "episode-01"
     # Sanitized, never refused; a name that sanitizes to nothing falls back to the default.
-    assert default_filename(job({"type": "url", "url": "https://x.example/v.mp4"},
-                                {"filename": "../../etc/passwd"})) == "etc_passwd"
+    assert (
+        default_filename(
+            job({"type": "url", "url": "https://x.example/v.mp4"}, {"filename": "../../etc/passwd"})
+        )
+        == "etc_passwd"
+    )
     reserved = job({"type": "url", "url": "https://x.example/v.mp4"}, {"filename": "NUL"})
     assert default_filename(reserved) == "v"
-    assert default_filename(job({"type": "upload", "file": "upl_0123456789abcdef"},
-                                {"filename": "talk.mp3"}), "mp3") == "talk"
+    assert (
+        default_filename(
+            job({"type": "upload", "file": "upl_0123456789abcdef"}, {"filename": "talk.mp3"}), "mp3"
+        )
+        == "talk"
+    )
 
 
 def test_job_spec_is_strict() -> None:
     with pytest.raises(ValidationError):
-        WorkerJob.model_validate({**IDS, "source": {"type": "url", "url": "ftp://x"},
-                                  "output": {"format": "mp3"}})
+        WorkerJob.model_validate(
+            {**IDS, "source": {"type": "url", "url": "ftp://x"}, "output": {"format": "mp3"}}
+        )
     with pytest.raises(ValidationError):
-        WorkerJob.model_validate({**IDS, "source": {"type": "url", "url": "http://x/v"},
-                                  "output": {"format": "flac", "bitrate": "192k"}})
+        WorkerJob.model_validate(
+            {
+                **IDS,
+                "source": {"type": "url", "url": "http://x/v"},
+                "output": {"format": "flac", "bitrate": "192k"},
+            }
+        )
 
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
