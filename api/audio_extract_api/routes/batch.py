@@ -54,6 +54,7 @@ async def post_batch(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         req = bodies.parse_batch(body)
+        svc.queue.shed(len(req.jobs), replay_possible=idem is not None)
         await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
         await svc.space.check("batch")
         spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)

@@ -44,6 +44,7 @@ async def post_extract(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         job = bodies.parse_job(body)
+        svc.queue.shed(1, replay_possible=idem is not None)
         await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
         await svc.space.check("extract")
         spec = BatchSpec(jobs=[job])

@@ -199,6 +199,10 @@ async def test_queue_full_is_exact_under_50_concurrent_submissions(make_api, bat
         assert sum(len(o["spec"]["jobs"]) for o in batches()) == admitted_jobs
         # nothing is created for a refused batch, and room comes back when jobs leave `queued`
         expect_error_cluster(await api.post("/v1/batch", json={"jobs": [one_job()] * 2}), 503, "QUEUE_FULL")
+        # refused before the source checks (cheap under overload): a blocked source gets 503 too
+        blocked = {"source": {"type": "url", "url": "http://192.168.77.1/v.mp4"}, "output": {"format": "mp3"}}
+        expect_error_cluster(await api.post("/v1/batch", json={"jobs": [blocked]}), 503, "QUEUE_FULL")
+        expect_error_cluster(await api.post("/v1/extract", json=blocked), 503, "QUEUE_FULL")
         text = (await api.get("/metrics")).text
         assert 'audio_extract_api_jobs_refused_total{code="QUEUE_FULL",tenant="main"}' in text
 
