@@ -409,6 +409,20 @@ class OutputFile(_Status):
     transcoded: bool = Field(default=True, description="False when the audio was copied without re-encoding.")
 
 
+class StepTimings(_Status):
+    """Seconds the worker spent in each step of its last attempt (only in the resource's status:
+    the API's views do not show it). A step not reached stays unset."""
+
+    download: float | None = Field(default=None, ge=0, description="Fetching the source, seconds.")
+    probe: float | None = Field(default=None, ge=0, description="Probing the source, seconds.")
+    encode: float | None = Field(
+        default=None, ge=0, description="ffmpeg (loudness passes included), seconds."
+    )
+    store: float | None = Field(
+        default=None, ge=0, description="Describing and publishing the output, seconds."
+    )
+
+
 class JobError(_Status):
     """Why a job failed."""
 
@@ -459,6 +473,10 @@ class JobStatus(_Status):
     outputFile: OutputFile | None = Field(default=None, description="The result; null until completed.")
     error: JobError | None = Field(default=None, description="Why it failed; failed and cancelled only.")
     webhook: Delivery | None = Field(default=None, description="Delivery of this job's terminal event.")
+    timings: StepTimings | None = Field(
+        default=None,
+        description="Seconds the worker spent per step (operator metrics; not in the API's views).",
+    )
 
 
 class Condition(_Status):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .resource import ErrorCode, InputFile, JobError, OutputFile, Step
+from .resource import ErrorCode, InputFile, JobError, OutputFile, Step, StepTimings
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -50,6 +50,8 @@ class WorkerResult(BaseModel):
     output: OutputFile | None = None
     error: JobError | None = None
     inputFile: InputFile | None = None
+    timings: StepTimings | None = None
+    """Seconds per step, for the operator's metrics (a few dozen bytes of the message's 4 KiB)."""
     permanent: bool = Field(default=False, exclude=True)
     """The worker's verdict that retrying cannot help; the exit code carries it, not the message."""
     transient: bool = Field(default=False, exclude=True)

@@ -28,8 +28,11 @@ async def _standby_server(ports: list[int]) -> web.AppRunner:
     async def refuse(_request: web.Request) -> web.Response:
         return web.json_response({"error": "standby replica"}, status=503)
 
+    from . import metrics
+
     app = web.Application()
     app.router.add_get("/healthz", ok)
+    app.router.add_get("/metrics", metrics.handler(None))  # the leader gauge (0) and the process's own
     app.router.add_get("/readyz", ok)
     app.router.add_post("/progress", refuse)
     runner = web.AppRunner(app, access_log=None)
@@ -58,7 +61,7 @@ async def _label_pod(kube, namespace: str, pod: str, role: str) -> None:  # type
 async def _run(identity: str) -> None:
     import kopf
 
-    from . import handlers
+    from . import handlers, metrics
     from .kube import Kube
     from .leader import LeaderElection
 
@@ -76,6 +79,7 @@ async def _run(identity: str) -> None:
         )
 
     if not settings.leader_election_lease:
+        metrics.LEADER.set(1)
         await operate()
         return
     namespace, name = settings.leader_election_lease.split("/", 1)
@@ -99,10 +103,12 @@ async def _run(identity: str) -> None:
             loop.remove_signal_handler(signal.SIGTERM)
             await standby.cleanup()  # kopf and the progress endpoint take these ports over
         holding = asyncio.create_task(election.hold())
+        metrics.LEADER.set(1)
         await _label_pod(kube, namespace, settings.pod_name, "leader")
         try:
             await operate()
         finally:
+            metrics.LEADER.set(0)
             holding.cancel()
             await election.release()
     finally:

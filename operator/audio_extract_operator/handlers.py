@@ -18,7 +18,7 @@ import kopf
 from audio_extract_common import ids
 from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
 
-from . import deliveries, logs, loops
+from . import deliveries, logs, loops, metrics
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, Transient
 from .progress import Progress
@@ -88,7 +88,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     ctx = Context(_S, await Kube.connect(_S.kubeconfig))
     memo.ctx = ctx
     logs.FILTER.book = ctx.registry  # kopf's lines about a batch or Job name its tenant
-    ctx.writer.listeners.append(deliveries.install(memo, _S, ctx.kube).observe)
+    pump = deliveries.install(memo, _S, ctx.kube)
+    ctx.writer.listeners.append(pump.observe)
+    metrics.watch(ctx.registry, pump)  # the queue and backlog gauges read these at each scrape
     await ctx.progress.start()
     ctx.tasks = [
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
@@ -101,6 +103,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     ctx: Context | None = getattr(memo, "ctx", None)
     if ctx is None:
         return
+    metrics.watch(None, None)
     for t in ctx.tasks:
         t.cancel()
     await asyncio.gather(*ctx.tasks, return_exceptions=True)
@@ -129,10 +132,13 @@ async def reconcile_batch(
         with logs.about(logs.tenant_of(body)):
             await ctx.reconciler.batch(body)
     except PermanentProblem as e:
+        metrics.reconcile_error("batch")
         raise kopf.PermanentError(str(e)) from None
     except Transient as e:
+        metrics.reconcile_error("batch")
         raise kopf.TemporaryError(str(e), delay=_S.handler_backoff) from None
     except KubeError as e:  # Forbidden, Conflict, ...: retried a bounded number of times
+        metrics.reconcile_error("batch")
         raise kopf.TemporaryError(str(e), delay=_S.handler_backoff * 2) from None
 
 
@@ -187,5 +193,6 @@ async def _retried(step: Callable[[], Awaitable[None]], what: str, body: kopf.Bo
             await step()
             return
         except KubeError as e:
+            metrics.reconcile_error("job")
             log.warning("%s Job %s (attempt %d): %s", what, body["metadata"]["name"], attempt + 1, e)
             await asyncio.sleep(0.5 * (attempt + 1))

@@ -15,7 +15,7 @@ from typing import Any
 
 from audio_extract_common.timefmt import iso, now
 
-from . import logs, upload_expiry
+from . import logs, metrics, upload_expiry
 from .admission import Candidate, to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
@@ -69,10 +69,12 @@ async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Cand
         registry.jobs.pop(ref, None)
         return
     except KubeError as e:
+        metrics.reconcile_error("admission")
         log.warning("admitting %s/%s failed: %s", c.namespace, c.name, e)
         return
     registry.observe_job(patched)
     registry.set_suspended(ref, False, 0)
+    metrics.admitted(c.priority, registry.tenant_of("Job", c.namespace, c.name), c.created)
     log.info("admitted %s/%s (%s priority)", c.namespace, c.name, c.priority)
     try:
         await reconciler.admitted(info, iso(now()))
@@ -91,6 +93,7 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            metrics.reconcile_error("admission")
             log.warning("admission pass failed: %s", e)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission_interval)
@@ -200,6 +203,7 @@ async def _isolated(step: Awaitable[None], what: str, meta: Mapping[str, Any]) -
     except asyncio.CancelledError:
         raise
     except Exception as e:
+        metrics.reconcile_error("retention")
         log.warning("%s %s/%s failed: %s", what, meta.get("namespace"), meta.get("name"), e)
 
 
@@ -210,5 +214,6 @@ async def retention_loop(kube: Kube, settings: Settings, registry: Registry, rec
         except asyncio.CancelledError:
             raise
         except Exception as e:
+            metrics.reconcile_error("retention")
             log.warning("retention pass failed: %s", e)
         await asyncio.sleep(settings.retention_interval)

@@ -43,6 +43,22 @@ def job_finished(job: Mapping[str, Any]) -> str | None:
     return None
 
 
+def job_finished_at(job: Mapping[str, Any]) -> str | None:
+    """When the Job became terminal (its Complete or Failed condition's transition time)."""
+    for type_ in ("Complete", "Failed"):
+        if (c := _condition(job, type_)) is not None:
+            return c.get("lastTransitionTime")
+    return None
+
+
+def job_running(job: Mapping[str, Any]) -> bool:
+    """A pod of the Job runs its container, rather than waiting to be scheduled or started: the
+    worker has no readiness probe, so a pod is ready once its container started (``active`` also
+    counts pending pods; it stands in where a server does not report ``ready``)."""
+    status = job.get("status") or {}
+    return bool(status["ready"] if "ready" in status else status.get("active"))
+
+
 def job_suspended(job: Mapping[str, Any]) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
 
@@ -121,6 +137,8 @@ def job_entry(
             )
             if ok.inputFile is not None:
                 update["inputFile"] = ok.inputFile
+            if ok.timings is not None:
+                update["timings"] = ok.timings
             return entry.model_copy(update=update)
         update.update(
             status=JobState.failed,
@@ -155,6 +173,8 @@ def job_entry(
     update.update(status=JobState.failed, error=error)
     if failed is not None and failed.inputFile is not None:
         update["inputFile"] = failed.inputFile
+    if failed is not None and failed.timings is not None:
+        update["timings"] = failed.timings
     return entry.model_copy(update=update)
 
 

@@ -19,7 +19,7 @@ from audio_extract_common import ids
 from audio_extract_common.resource import KIND, TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
-from . import logs
+from . import logs, metrics
 from .readiness import Readiness
 from .registry import Ref, Registry
 from .settings import Settings
@@ -109,6 +109,7 @@ class Progress:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/progress", self.handle)
         app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/metrics", metrics.handler(self.settings.store_root))
         if self.readiness is not None:
             app.router.add_get("/readyz", self.readiness.handle)
         return app
@@ -167,6 +168,7 @@ class Progress:
                 try:
                     await self.writer.update(ref[0], ref[1], lambda _b, s, r=reports: apply_reports(s, r))
                 except Exception as e:  # progress is advisory: the outcome comes from the Job
+                    metrics.reconcile_error("progress")
                     log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)
                 await asyncio.sleep(self.settings.status_flush_interval)
         finally:

@@ -25,10 +25,18 @@ from audio_extract_common.resource import (
 )
 from audio_extract_common.timefmt import iso, now, parse
 
-from . import k8sevents, outputs
+from . import k8sevents, metrics, outputs
 from .jobs import batch_key_of, build_job, owned_by
 from .kube import AlreadyExists, Invalid, Kube, NotFound
-from .mapping import cancelled, failed_permanently, gone_entry, job_entry, job_finished, set_condition
+from .mapping import (
+    cancelled,
+    failed_permanently,
+    gone_entry,
+    job_entry,
+    job_finished,
+    job_finished_at,
+    set_condition,
+)
 from .registry import JobInfo, Ref, Registry
 from .settings import Settings
 from .statuswriter import StatusWriter
@@ -235,8 +243,11 @@ class Reconciler:
             job_id = "job_" + info.name.removeprefix("job-")
             pods = await self.kube.list_pods(info.namespace, f"{ids.JOB_LABEL}={job_id}")
         at = iso(now())
+        ended: list[bool] = [False]
+        """Whether the last run of ``change`` (the one written) recorded the Job's outcome."""
 
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            ended[0] = False
             if b["metadata"]["uid"] != info.batch_uid:
                 return None
             entry = next((j for j in s.jobs if j.index == info.index), None)
@@ -245,10 +256,12 @@ class Reconciler:
             new = job_entry(entry, job, pods, at)
             if new == entry:
                 return None
+            ended[0] = new.status in TERMINAL_STATES
             s.jobs = [new if j.index == info.index else j for j in s.jobs]
             return s
 
-        await self.writer.update(info.namespace, info.batch, change)
+        if await self.writer.update(info.namespace, info.batch, change) is not None and ended[0]:
+            metrics.outcome_recorded(job_finished_at(job))
 
     async def admitted(self, info: JobInfo, started: str) -> None:
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:

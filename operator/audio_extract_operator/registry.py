@@ -23,7 +23,7 @@ from audio_extract_common.resource import API_VERSION, KIND
 
 from .admission import Candidate
 from .jobs import BATCH_CREATED_ANNOTATION, INDEX_ANNOTATION, PRIORITY_ANNOTATION
-from .mapping import job_finished, job_suspended
+from .mapping import job_finished, job_running, job_suspended
 
 Ref = tuple[str, str]
 """(namespace, name)"""
@@ -84,6 +84,8 @@ class JobInfo:
     suspended: bool
     finished: str | None
     rv: int
+    pod_running: bool = False
+    """A pod of it runs (``mapping.job_running``): admitted Jobs split into waiting and running."""
 
     @classmethod
     def of(cls, job: Mapping[str, Any]) -> JobInfo | None:
@@ -105,6 +107,7 @@ class JobInfo:
             suspended=job_suspended(job),
             finished=job_finished(job),
             rv=_rv(job),
+            pod_running=job_running(job),
         )
 
     @property

@@ -21,7 +21,7 @@ from typing import Any
 from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState, Phase
 from audio_extract_common.timefmt import iso, now, parse
 
-from . import k8sevents
+from . import k8sevents, metrics
 from .kube import Conflict, Kube, NotFound
 from .mapping import summarize
 from .registry import Registry
@@ -127,6 +127,7 @@ class StatusWriter:
                     return None
                 for listen in self.listeners:
                     listen(written)
+                metrics.status_written(written, current, new)
                 for type_, reason, message in transitions(current, new):
                     await k8sevents.post(self.kube, written, type_, reason, message)
                 return new

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from audio_extract_common.formats import Format
-from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step
+from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step, StepTimings
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import Store, output_key, upload_key
 
@@ -40,16 +40,40 @@ MEASURE_SHARE = 30
 """Percent of the extract step's progress bar given to the loudness measuring pass."""
 
 
+class StepClock:
+    """Seconds per step (``StepTimings``): ``enter`` ends the step before; ``timings`` includes the
+    step running now, so a failure shows how long its step took before it failed."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.seconds: dict[str, float] = {}
+        self.step: str | None = None
+        self.since = 0.0
+
+    def enter(self, step: str | None) -> None:
+        now = self.clock()
+        if self.step is not None:
+            self.seconds[self.step] = round(self.seconds.get(self.step, 0.0) + now - self.since, 3)
+        self.step, self.since = step, now
+
+    def timings(self) -> StepTimings:
+        self.enter(None)
+        return StepTimings(**self.seconds)
+
+
 def run_job(
     job: WorkerJob, settings: WorkerSettings, store: Store, reporter: ProgressReporter
 ) -> WorkerResult:
     """Run ``job``; every failure ends as a result with a contract error code."""
     input_file: InputFile | None = None
+    clock = StepClock()
     settings.scratch_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{job.jobId}-", dir=settings.scratch_dir)).resolve()
     try:
         spec = _validated(job)  # bad combinations end here, before any download or ffmpeg run
+        clock.enter("download")
         source, name = _acquire(job, settings, store, work, reporter)
+        clock.enter("probe")
         reporter.report(Step.analyzing_video, 0)
         facts = probe(source)
         input_file = InputFile(name=name, size=facts.size, duration=facts.duration, format=facts.format_name)
@@ -60,16 +84,19 @@ def run_job(
         key = output_key(job.jobId, f"{default_filename(job, ext)}.{ext}")
         # ffmpeg writes straight into the store next to the final name; renamed only on success
         with store.staged(key) as out:
+            clock.enter("encode")
             transcoded, seconds = _extract(spec, facts, Paths(source, out.resolve()), settings, reporter)
+            clock.enter("store")
             reporter.report(Step.finalizing, 0)
             output = _describe(key, spec, facts, out, transcoded, seconds)
         reporter.report(Step.finalizing, 100)
-        return WorkerResult(output=output, inputFile=input_file)
+        return WorkerResult(output=output, inputFile=input_file, timings=clock.timings())
     except JobFailure as failure:
         log.info("job %s failed: %s %s", job.jobId, failure.code, failure.message)
         return WorkerResult(
             error=failure.to_error(),
             inputFile=input_file,
+            timings=clock.timings(),
             permanent=failure.permanent,
             transient=failure.transient,
         )

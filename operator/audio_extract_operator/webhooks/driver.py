@@ -29,6 +29,7 @@ from typing import Any
 from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, Delivery
 from audio_extract_common.timefmt import iso
 
+from .. import logs, metrics
 from . import events
 from .config import WebhookConfig
 from .policy import Schedule, is_due, next_state
@@ -203,6 +204,7 @@ class Driver:
             outcome = await self.sender.attempt(d, body)
         self.sent_total += 1
         new = next_state(d, outcome, self.clock(), self.schedule)
+        metrics.delivery_attempted(d, new, logs.tenant.get())  # the tick's task knows its tenant
         log.info(
             "webhook %s %s to %s: attempt %d -> %s (%s)",
             d.id,

@@ -24,7 +24,7 @@ from typing import Any
 from audio_extract_common.resource import BatchSpec, BatchStatus
 from audio_extract_common.timefmt import iso
 
-from .. import logs
+from .. import logs, metrics
 from .config import WebhookConfig
 from .driver import BatchRef, Driver, needs_work
 
@@ -142,6 +142,7 @@ class Pump:
         except asyncio.CancelledError:
             raise
         except Exception:  # logged; the batch stays active and the next pass tries again
+            metrics.reconcile_error("webhook")
             log.exception("webhook tick for %s/%s failed", meta["namespace"], meta["name"])
         finally:
             self.ticking.pop(uid, None)

@@ -39,6 +39,27 @@ def test_success_writes_result_and_exits_zero(media: Media, server: Server, run_
     assert run.scratch_files() == []
 
 
+def test_the_result_times_each_step(media: Media, server: Server, run_process) -> None:  # type: ignore[no-untyped-def]
+    """Download, probe, encode and store seconds reach the operator (its metrics) in the result; a
+    failure times the steps it reached, the failing one included."""
+    url = server.file("/media/clip.mp4", media.aac_mp4)
+    run = run_process(job_spec({"type": "url", "url": url}, {"format": "mp3"}), allow_cidrs=LOOPBACK)
+    assert run.exit_code == EXIT_OK, run.stderr
+    timings = run.result.timings
+    assert timings is not None, run.result_text
+    steps = (timings.download, timings.probe, timings.encode, timings.store)
+    assert all(s is not None and s >= 0 for s in steps), timings
+    assert timings.encode > 0 and timings.probe > 0  # type: ignore[operator]
+    assert json.loads(run.result_text)["timings"].keys() == {"download", "probe", "encode", "store"}
+
+    server.file("/video-only.mp4", media.video_only)
+    spec = job_spec({"type": "url", "url": server.url("/video-only.mp4")}, {"format": "mp3"})
+    failed = run_process(spec, allow_cidrs=LOOPBACK)
+    assert failed.result.error is not None and failed.result.error.code == ErrorCode.NO_AUDIO_STREAM
+    assert failed.result.timings is not None and failed.result.timings.download is not None
+    assert failed.result.timings.probe is not None and failed.result.timings.encode is None
+
+
 def _status(code: int):  # type: ignore[no-untyped-def]
     def send(h: BaseHTTPRequestHandler) -> None:
         h.send_response(code)
