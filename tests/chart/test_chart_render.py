@@ -457,7 +457,10 @@ def test_operator_replicas_elect_a_leader_and_only_it_gets_progress(default: Obj
     selector = dict(service["spec"]["selector"])
     assert selector.pop(ROLE_LABEL) == "leader"  # set at run time on the leader's pod only
     assert selector.items() <= op["spec"]["template"]["metadata"]["labels"].items()
-    assert [p["port"] for p in service["spec"]["ports"]] == [8081]
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        (8081, "progress"),
+        (9090, "progress"),
+    ]
 
 
 def test_settings_env_names_exist_in_the_processes_settings(default: Objects) -> None:
@@ -881,6 +884,197 @@ def test_custom_network_policies(custom: Objects) -> None:
     assert api["from"][1]["podSelector"]["matchLabels"].items() <= test_pod_labels.items()
     off = render({"networkPolicy": {"enabled": False}})
     assert not [o for o in off if o["kind"] == "NetworkPolicy"]
+
+
+# --- monitoring ------------------------------------------------------------------------------------
+
+MONITORING = {
+    "monitoring": {
+        "podMonitor": {"enabled": True, "labels": {"release": "prom"}},
+        "prometheusRule": {"enabled": True, "alertLabels": {"severity": "page", "team": "media"}},
+        "grafanaDashboard": {"enabled": True},
+    },
+    "networkPolicy": {
+        "metricsPeers": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ]
+    },
+}
+MONITORING_KINDS = {"PodMonitor", "PrometheusRule", "ConfigMap"}
+
+
+@pytest.fixture(scope="module")
+def monitored() -> Objects:
+    return render(MONITORING)
+
+
+def exported_metric_names() -> set[str]:
+    """Every series name the operator and the API register, histograms' and counters' included."""
+    from types import SimpleNamespace
+
+    from audio_extract_api.metrics import Metrics
+    from audio_extract_operator import metrics
+
+    metrics.watch(SimpleNamespace(jobs={}, blocked=set()), SimpleNamespace(bodies={}))  # the live gauges
+    try:
+        families = [*metrics.REGISTRY.collect(), *Metrics().registry.collect()]
+    finally:
+        metrics.watch(None, None)
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created")}
+    names = set()
+    for family in families:
+        names.add(family.name)
+        names.update(family.name + suffix for suffix in suffixes.get(family.type, ()))
+    return names
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects (parsing it: a syntax error fails the test)."""
+    import promql_parser
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            assert node.name, f"a selector without a metric name in {expr}"
+            found.add(node.name)
+            return
+        if isinstance(node, promql_parser.MatrixSelector):
+            walk(node.vector_selector)
+            return
+        for attr in ("lhs", "rhs", "expr", "args", "param"):
+            child = getattr(node, attr, None)
+            for c in child if isinstance(child, list) else [child]:
+                if c is not None:
+                    walk(c)
+
+    walk(promql_parser.parse(expr))
+    return found
+
+
+def monitoring_expressions(objects: Objects) -> dict[str, str]:
+    """Where -> PromQL, for every alert and every dashboard panel query."""
+    exprs = {}
+    rule = find(objects, "PrometheusRule", "audio-extract")
+    for group in rule["spec"]["groups"]:
+        for r in group["rules"]:
+            exprs[f"alert {r['alert']}"] = r["expr"]
+    dashboard = json.loads(
+        find(objects, "ConfigMap", "audio-extract-dashboard")["data"]["audio-extract.json"]
+    )
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            exprs[f"panel {panel['title']} {target['refId']}"] = target["expr"]
+    return exprs
+
+
+def test_monitoring_is_off_by_default_and_adds_no_scrape_rule(default: Objects) -> None:
+    assert not [o for o in default if o["kind"] in MONITORING_KINDS]
+    op = find(default, "NetworkPolicy", "audio-extract-operator")["spec"]
+    assert len(op["ingress"]) == 1  # the workers' progress only
+
+
+def test_monitoring_pieces_render(monitored: Objects) -> None:
+    kinds = {o["kind"]: o for o in monitored if o["kind"] in MONITORING_KINDS}
+    assert set(kinds) == MONITORING_KINDS
+    assert (
+        kinds["PodMonitor"]["apiVersion"]
+        == kinds["PrometheusRule"]["apiVersion"]
+        == "monitoring.coreos.com/v1"
+    )
+    # the PodMonitor selects both components' pods and names ports they have
+    monitor = kinds["PodMonitor"]["spec"]
+    assert kinds["PodMonitor"]["metadata"]["labels"]["release"] == "prom"
+    ports_by_component = {}
+    for name in ("api", "operator"):
+        deployment = find(monitored, "Deployment", f"audio-extract-{name}")
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert monitor["selector"]["matchLabels"].items() <= labels.items()
+        [expression] = monitor["selector"]["matchExpressions"]
+        assert labels[expression["key"]] in expression["values"]
+        ports_by_component[name] = {
+            p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+        }
+    endpoints = {e["port"]: e for e in monitor["podMetricsEndpoints"]}
+    assert "http" in ports_by_component["api"] and "progress" in ports_by_component["operator"]
+    assert set(endpoints) == {"http", "progress"} and {e["path"] for e in endpoints.values()} == {"/metrics"}
+    # every alert pages with the configured labels, after a while
+    rules = kinds["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {
+        "AudioExtractQueueNotDraining",
+        "AudioExtractJobFailureRatioHigh",
+        "AudioExtractWebhookBacklogGrowing",
+        "AudioExtractOperatorWithoutLeader",
+        "AudioExtractStoreNearlyFull",
+    }
+    for r in rules:
+        assert (
+            r["labels"] == {"severity": "page", "team": "media"} and r["for"] and r["annotations"]["summary"]
+        )
+        assert f'namespace="{NAMESPACE}"' in r["expr"], r["expr"]  # only this release's series
+    # the dashboard, for Grafana's sidecar
+    config_map = kinds["ConfigMap"]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["audio-extract.json"])
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert {"Queue", "Throughput", "Latency", "Failures", "Webhooks"} <= set(rows)
+    # Prometheus may scrape the operator's (and, when narrowed, the API's) port
+    peer = MONITORING["networkPolicy"]["metricsPeers"][0]
+    op_rules = find(monitored, "NetworkPolicy", "audio-extract-operator")["spec"]["ingress"]
+    assert {"from": [peer], "ports": [{"protocol": "TCP", "port": "progress"}]} in op_rules
+    narrowed = render(
+        {**MONITORING, "api": {"networkPolicy": {"ingressFrom": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}}}
+    )
+    assert peer in find(narrowed, "NetworkPolicy", "audio-extract-api")["spec"]["ingress"][0]["from"]
+
+
+def test_alert_thresholds_come_from_values() -> None:
+    values = {
+        "monitoring": {"prometheusRule": {"enabled": True, "failureRatio": 0.25, "storeFreeRatio": 0.05}}
+    }
+    rules = {
+        r["alert"]: r
+        for r in find(render(values), "PrometheusRule", "audio-extract")["spec"]["groups"][0]["rules"]
+    }
+    assert ") > 0.25" in rules["AudioExtractJobFailureRatioHigh"]["expr"]
+    assert rules["AudioExtractStoreNearlyFull"]["expr"].rstrip().endswith("< 0.05")
+
+
+def test_every_alert_and_panel_query_is_promql_naming_only_exported_metrics(monitored: Objects) -> None:
+    exported = exported_metric_names()
+    # the names the chart relies on are there (a renamed metric fails here, not in production)
+    assert {
+        "audio_extract_operator_jobs",
+        "audio_extract_operator_leader",
+        "audio_extract_api_requests_total",
+    } <= exported
+    exprs = monitoring_expressions(monitored)
+    assert len(exprs) > 20
+    unknown = {
+        where: names - exported
+        for where, expr in exprs.items()
+        if (names := promql_metric_names(expr)) - exported
+    }
+    assert not unknown
+    used = set().union(*(promql_metric_names(e) for e in exprs.values()))
+    assert {"audio_extract_operator_webhook_pending", "audio_extract_operator_job_outcomes_total"} <= used
+    dashboard = json.loads(
+        find(monitored, "ConfigMap", "audio-extract-dashboard")["data"]["audio-extract.json"]
+    )
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            assert re.search(r"label_values\((\w+),", variable["definition"]).group(1) in exported
+
+
+def test_promql_check_catches_a_typo() -> None:
+    assert promql_metric_names('sum(rate(audio_extract_operator_job_outcome_total{namespace="x"}[5m]))') == {
+        "audio_extract_operator_job_outcome_total"
+    }
+    assert "audio_extract_operator_job_outcome_total" not in exported_metric_names()
+    import promql_parser
+
+    with pytest.raises(Exception):  # noqa: B017 (the parser raises its own error type)
+        promql_parser.parse("sum(rate(audio_extract_operator_jobs[5m])")
 
 
 # --- CRD and golden snapshot -------------------------------------------------------------------------
