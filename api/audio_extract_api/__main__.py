@@ -7,6 +7,7 @@ import argparse
 import uvicorn
 
 from .logs import log_config
+from .settings import Settings
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
         proxy_headers=True,
         server_header=False,
         log_level="info",
-        log_config=log_config(),
+        log_config=log_config(log_format=Settings().log_format),
     )
 
 

@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 from audio_extract_common import ids
 from audio_extract_common.store import FilesystemStore
 
+from . import logs
 from .auth import KeyStore, Principal, RateLimiter
 from .errors import InvalidJobId, InvalidRequest, JobNotFound
 from .guard import HostChecks
@@ -88,6 +89,7 @@ async def find_job(kube: Kube, job_id: str, who: Principal) -> tuple[dict[str, A
     job is not found: the same error, raised the same way, as for an id no batch holds."""
     if not ids.JOB_ID_RE.match(job_id):
         raise InvalidJobId(f"Malformed job id {job_id[:64]!r}: expected job_ + 16 lowercase hex")
+    logs.about_job(job_id)  # well formed: the request's log lines name it
     parsed = ids.parse_job_id(job_id)
     if parsed is None:
         raise JobNotFound()
@@ -107,6 +109,7 @@ async def find_batch(kube: Kube, batch_id: str, who: Principal) -> dict[str, Any
     """The batch ``batch_id``; another tenant's is not found (see ``find_job``)."""
     if not ids.BATCH_ID_RE.match(batch_id):
         raise InvalidJobId(f"Malformed batch id {batch_id[:64]!r}: expected batch_ + 16 lowercase hex")
+    logs.batch_id.set(batch_id)  # well formed: the request's log lines name it
     key = ids.parse_batch_id(batch_id)
     if key is None:
         raise JobNotFound("No such batch")

@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from audio_extract_common.jsonlog import LogFormat
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIO_EXTRACT_API_", extra="ignore")
@@ -24,6 +26,12 @@ class Settings(BaseSettings):
         default=10.0,
         gt=0,
         description="Per-call timeout towards the Kubernetes API; past it the API answers 503.",
+    )
+
+    log_format: LogFormat = Field(
+        default="text",
+        description="`json`: one JSON object per log line, with tenant, batchId and jobId fields on "
+        "the lines about them (for a log system; the chart's default); `text`: for people (`make dev`).",
     )
 
     # --- public URLs ------------------------------------------------------------------------

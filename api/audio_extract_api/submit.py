@@ -25,6 +25,7 @@ from typing import Any
 from audio_extract_common import ids
 from audio_extract_common.resource import BatchSpec, manifest
 
+from . import logs
 from .auth import Principal
 from .errors import IdempotencyConflict, InternalError, InvalidRequest, ServiceUnavailable
 from .kube import AlreadyExists, Kube
@@ -85,6 +86,7 @@ async def submit(
             return _replay(existing, who, body_hash)
     else:
         key = ids.new_key()
+    logs.batch_id.set(ids.batch_id(key))  # the rest of the request's lines are about this batch
     name = ids.batch_object_name(key)
     body = manifest(
         name,

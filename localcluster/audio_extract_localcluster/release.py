@@ -98,6 +98,7 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
             "webhookSigningSecret": keys.webhook_secret,
         },
         "allowCIDRs": [f"{host.HOST_IP}/32"],
+        "logFormat": "text",  # read by people in .local/logs/
         # the API server listens on the node's address
         "networkPolicy": {
             "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}], "ports": [6443]}

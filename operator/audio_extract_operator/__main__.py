@@ -119,7 +119,7 @@ def main() -> None:
     from . import handlers, logs
 
     settings = handlers.SETTINGS
-    logs.configure(settings.log_level, settings.kopf_log_level)
+    logs.configure(settings.log_level, settings.kopf_log_level, settings.log_format)
     # kopf's default identity asks the password database for the user's name, which a numeric
     # non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
     asyncio.run(_run(f"audio-extract-operator@{socket.gethostname()}"))

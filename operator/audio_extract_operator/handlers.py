@@ -129,7 +129,7 @@ async def reconcile_batch(
         patch.metadata.setdefault("labels", {})[ids.KEY_LABEL] = key  # how the API finds kubectl batches
     ctx.registry.observe_batch(body)
     try:
-        with logs.about(logs.tenant_of(body)):
+        with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
             await ctx.reconciler.batch(body)
     except PermanentProblem as e:
         metrics.reconcile_error("batch")
@@ -148,7 +148,7 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
     ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
     deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
-        with logs.about(logs.tenant_of(body)):
+        with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
             try:
                 await ctx.reconciler.batch_deleted(body)
             except OSError as e:  # the retention pass's sweep removes them later
@@ -167,7 +167,8 @@ async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
     info = ctx.registry.observe_job(body)
     if info is None:
         return
-    with logs.about(ctx.registry.tenant_of("Job", info.namespace, info.name)):
+    tenant = ctx.registry.tenant_of("Job", info.namespace, info.name)
+    with logs.about(tenant, job=logs.job_id_of_job(info.name)):
         await _retried(lambda: ctx.reconciler.job(body), "mapping", body)
 
 
@@ -181,7 +182,8 @@ async def _job_deleted(ctx: Context, body: kopf.Body) -> None:
     if entry in TERMINAL_STATES:
         return  # the usual case: the TTL of a Job whose outcome is in status
     where = (info.namespace, info.name, info.batch, info.batch_uid, info.index)
-    with logs.about(ctx.registry.tenant_of(KIND, info.namespace, info.batch)):
+    tenant = ctx.registry.tenant_of(KIND, info.namespace, info.batch)
+    with logs.about(tenant, job=logs.job_id_of_job(info.name)):
         await _retried(lambda: ctx.reconciler.job_gone(*where, body), "handling the deletion of", body)
 
 

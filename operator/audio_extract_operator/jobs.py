@@ -52,7 +52,9 @@ def job_labels(key: str, index: int) -> dict[str, str]:
     }
 
 
-def worker_env(spec: BatchSpec, key: str, index: int, settings: Settings) -> list[dict[str, str]]:
+def worker_env(
+    spec: BatchSpec, key: str, index: int, settings: Settings, tenant: str | None = None
+) -> list[dict[str, str]]:
     job_id = ids.job_id(key, index)
     job = spec.jobs[index].model_dump(mode="json", exclude_none=True)
     values: dict[str, str | None] = {
@@ -64,6 +66,9 @@ def worker_env(spec: BatchSpec, key: str, index: int, settings: Settings) -> lis
         "CONNECT_TIMEOUT": _opt(settings.worker_connect_timeout),
         "READ_TIMEOUT": _opt(settings.worker_read_timeout),
         "MAX_SOURCE_BYTES": _opt(settings.worker_max_source_bytes),
+        # its log lines as the operator's, naming the batch's tenant
+        "LOG_FORMAT": settings.log_format,
+        "TENANT": tenant,
     }
     secret = settings.progress_secret.get_secret_value()
     if settings.progress_url and secret:
@@ -119,7 +124,9 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
                 "image": settings.worker_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": list(WORKER_COMMAND),
-                "env": worker_env(spec, key, index, settings),
+                "env": worker_env(
+                    spec, key, index, settings, (meta.get("labels") or {}).get(ids.TENANT_LABEL)
+                ),
                 "resources": {
                     "requests": {
                         "cpu": settings.cpu_request,

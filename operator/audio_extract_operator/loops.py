@@ -56,7 +56,7 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
         info = registry.jobs.get(ref)
         if info is None:
             continue
-        with logs.about(registry.tenant_of("Job", c.namespace, c.name)):
+        with logs.about(registry.tenant_of("Job", c.namespace, c.name), job=logs.job_id_of_job(c.name)):
             await _admit(kube, registry, reconciler, c, info)
     return len(chosen)
 
@@ -117,7 +117,7 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
             async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
                 for body in page:
                     live_keys.add(batch_key_of(body))
-                    with logs.about(logs.tenant_of(body)):
+                    with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
                         await _isolated(
                             _batch_pass(reconciler, body, listed, uploads), "retention of", body["metadata"]
                         )
@@ -134,7 +134,8 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
             meta = {"namespace": info.namespace, "name": info.name}
-            with logs.about(registry.tenant_of("Job", info.namespace, info.name)):
+            tenant = registry.tenant_of("Job", info.namespace, info.name)
+            with logs.about(tenant, job=logs.job_id_of_job(info.name)):
                 await _isolated(_remap(kube, reconciler, info), "mapping of", meta)
 
 

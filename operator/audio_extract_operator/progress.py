@@ -162,7 +162,8 @@ class Progress:
         """Write what is pending for ``ref``, then wait one interval, and again while reports keep
         coming: at most one write per interval per batch. The pause lives in this task, not in a
         map of last flush times, so nothing of a batch is kept once its reports stop."""
-        logs.tenant.set(self.registry.tenant_of(KIND, *ref) or logs.NONE)  # this task's lines
+        # this task's lines
+        logs.set_about(self.registry.tenant_of(KIND, *ref), self.registry.batch_id_of(*ref))
         try:
             while reports := self._pending.pop(ref, None):
                 try:

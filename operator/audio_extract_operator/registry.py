@@ -222,6 +222,11 @@ class Registry:
         known = self.batches.get((namespace or "", name or ""))
         return known.tenant if known is not None else None
 
+    def batch_id_of(self, namespace: str | None, name: str | None) -> str | None:
+        """The public id of a batch as last seen (``logs``)."""
+        known = self.batches.get((namespace or "", name or ""))
+        return ids.batch_id(ids.batch_key(name or "", known.uid)) if known is not None else None
+
     def observe_batch(self, body: Mapping[str, Any], deleted: bool = False) -> None:
         meta = body["metadata"]
         name, uid = meta["name"], meta["uid"]

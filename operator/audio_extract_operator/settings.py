@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from audio_extract_common.jsonlog import LogFormat
+
 from .webhooks.config import WebhookSettings
 
 ENV_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
@@ -179,6 +181,12 @@ class Settings(WebhookSettings):
         default=300, description="Seconds the API server keeps a watch open (stale watches get restarted)."
     )
     log_level: str = Field(default="INFO", description="Level of the operator's own log lines.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="`json`: one JSON object per line, with tenant, batchId and jobId fields on the lines "
+        "about them (for a log system; the chart's default); `text`: for people (`make dev`). The "
+        "workers it starts log the same way.",
+    )
     kopf_log_level: str = Field(
         default="WARNING", description="Level of kopf's per-event lines (INFO logs every handler call)."
     )

@@ -886,6 +886,21 @@ def test_custom_network_policies(custom: Objects) -> None:
     assert not [o for o in off if o["kind"] == "NetworkPolicy"]
 
 
+def test_log_format_is_json_by_default_and_text_in_development(default: Objects) -> None:
+    from audio_extract_localcluster.release import DevSecrets, dev_values
+
+    for name, prefix in (("api", API_PREFIX), ("operator", OPERATOR_PREFIX)):
+        env = env_of(find(default, "Deployment", f"audio-extract-{name}"))
+        assert env[f"{prefix}LOG_FORMAT"] == "json", name
+    keys = DevSecrets(api_key="axk_a", webhook_secret="whsec_x", other_api_key="axk_b")
+    assert dev_values("dev-x", keys, node_port=None)["logFormat"] == "text"
+    text = render({"logFormat": "text"})
+    assert (
+        env_of(find(text, "Deployment", "audio-extract-operator"))[f"{OPERATOR_PREFIX}LOG_FORMAT"] == "text"
+    )
+    assert "logFormat" in template({"logFormat": "yaml"}, check=False).stderr
+
+
 # --- monitoring ------------------------------------------------------------------------------------
 
 MONITORING = {

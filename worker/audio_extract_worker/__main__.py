@@ -45,6 +45,29 @@ class Terminated(BaseException):
     """SIGTERM arrived: unwind (finally blocks kill ffmpeg and remove scratch files)."""
 
 
+class _About(logging.Filter):
+    """Every line of this process is about its one job: its ids and tenant on every record."""
+
+    def __init__(self, tenant: str | None, batch_id: str | None, job_id: str | None) -> None:
+        super().__init__()
+        self.tenant, self.batch_id, self.job_id = tenant, batch_id, job_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.tenant, record.batch_id, record.job_id = self.tenant, self.batch_id, self.job_id
+        return True
+
+
+def configure_logs(settings: WorkerSettings, job: WorkerJob | None) -> None:
+    """The format the operator chose (``LOG_FORMAT``), and the job's ids on every line."""
+    about = _About(settings.tenant, job.batchId if job else None, job.jobId if job else None)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(about)
+        if settings.log_format == "json":
+            from audio_extract_common.jsonlog import JsonFormatter
+
+            handler.setFormatter(JsonFormatter())
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
 
@@ -94,8 +117,10 @@ def main() -> int:
     try:
         job = WorkerJob.model_validate_json(settings.job_json())
     except (ValidationError, ValueError, OSError) as e:
+        configure_logs(settings, None)
         _write_result(settings, WorkerResult(error=_spec_error(e)))
         return EXIT_PERMANENT  # retrying the same spec cannot help
+    configure_logs(settings, job)
     reporter = ProgressReporter(
         job.jobId,
         settings.progress_url,

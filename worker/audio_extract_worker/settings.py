@@ -3,7 +3,8 @@
 The operator's Job builder sets them (see the worker contract in the team brief):
 ``JOB`` (the job spec as JSON, or ``JOB_FILE``, a path to a file holding it), ``STORE_ROOT``,
 ``SCRATCH_DIR``, ``RESULT_PATH``, ``PROGRESS_URL`` + ``PROGRESS_TOKEN``, ``ALLOW_CIDRS``,
-``MAX_SOURCE_BYTES``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``FFMPEG_TIMEOUT``.
+``MAX_SOURCE_BYTES``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``FFMPEG_TIMEOUT``, ``LOG_FORMAT``,
+``TENANT``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from audio_extract_common.jsonlog import LogFormat
 
 if TYPE_CHECKING:
     from audio_extract_common.netguard import AllowList
@@ -36,6 +39,10 @@ class WorkerSettings(BaseSettings):
     read_timeout: float = Field(default=30.0, gt=0, description="Seconds without a byte from the source.")
     max_redirects: int = Field(default=3, ge=0, description="Redirects followed, each hop re-checked.")
     ffmpeg_timeout: float = Field(default=3600.0, gt=0, description="Seconds per ffmpeg run (TIMEOUT).")
+    log_format: LogFormat = Field(
+        default="text", description="`json`: one JSON object per line with jobId, batchId, tenant; `text`."
+    )
+    tenant: str | None = Field(default=None, description="The batch's tenant, named on every log line.")
 
     @model_validator(mode="after")
     def _parse_allowlist(self) -> WorkerSettings:

@@ -131,7 +131,7 @@ class Pump:
 
     async def _tick(self, uid: str, body: dict[str, Any]) -> None:
         meta = body["metadata"]
-        logs.tenant.set(logs.tenant_of(body))  # this task's lines, and the attempts it starts
+        logs.set_about(logs.tenant_of(body), logs.batch_id_of(body))  # this task's lines, its attempts
         try:
             self.ticks += 1
             await self.driver.tick(

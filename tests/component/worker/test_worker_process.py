@@ -60,6 +60,21 @@ def test_the_result_times_each_step(media: Media, server: Server, run_process) -
     assert failed.result.timings.probe is not None and failed.result.timings.encode is None
 
 
+def test_json_log_lines_name_the_job_its_batch_and_tenant(media: Media, server: Server, run_process) -> None:  # type: ignore[no-untyped-def]
+    server.file("/video-only.mp4", media.video_only)
+    spec = job_spec({"type": "url", "url": server.url("/video-only.mp4")}, {"format": "mp3"})
+    run = run_process(spec, allow_cidrs=LOOPBACK, log_format="json", tenant="acme-media")
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    assert lines, run.stderr
+    for line in lines:
+        assert (line["jobId"], line["batchId"], line["tenant"]) == (JOB_ID, spec["batchId"], "acme-media"), (
+            line
+        )
+    assert any("NO_AUDIO_STREAM" in line["message"] for line in lines), lines
+    text = run_process(spec, allow_cidrs=LOOPBACK)  # the default: lines for people
+    assert text.stderr and not text.stderr.lstrip().startswith("{")
+
+
 def _status(code: int):  # type: ignore[no-untyped-def]
     def send(h: BaseHTTPRequestHandler) -> None:
         h.send_response(code)

@@ -177,3 +177,20 @@ def test_the_worker_mounts_only_its_own_output_directory_and_upload() -> None:
         "readOnly": True,
     } in mounts
     assert not [m for m in mounts if m["name"] == "store" and "subPath" not in m]  # never the whole store
+
+
+def test_the_worker_logs_like_the_operator_and_names_the_tenant() -> None:
+    from audio_extract_common import ids
+
+    labelled = batch()
+    labelled["metadata"]["labels"] = {ids.TENANT_LABEL: "acme-media"}
+    env = {
+        e["name"]: e.get("value")
+        for e in build_job(labelled, 0, settings(log_format="json"))["spec"]["template"]["spec"][
+            "containers"
+        ][0]["env"]
+    }
+    assert env["AUDIO_EXTRACT_WORKER_LOG_FORMAT"] == "json"
+    assert env["AUDIO_EXTRACT_WORKER_TENANT"] == "acme-media"
+    plain = build_job(batch(), 0, settings())["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert "AUDIO_EXTRACT_WORKER_TENANT" not in {e["name"] for e in plain}  # a batch without a tenant
