@@ -274,6 +274,7 @@ class LocalCluster:
 
     def _write_pki(self) -> None:
         # keys, the admin kubeconfig (system:masters) and etcd's data: for root's eyes only
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.workdir.chmod(0o700)
         self.pki = self.workdir / "pki"
         self.pki.mkdir(mode=0o700, parents=True, exist_ok=True)
