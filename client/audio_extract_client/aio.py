@@ -13,11 +13,12 @@ import httpx
 from pydantic import BaseModel
 
 from audio_extract_common.api_models import BatchAccepted, BatchView, ExtractAccepted, JobView, UploadResult
+from audio_extract_common.retry_after import retry_after_seconds
 
 from . import calls, downloads, errors
 from .calls import Call, JobLike
 from .client import CHUNK, TERMINAL, Progress, log
-from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from .retry import RETRY_STATUSES, RetryPolicy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -82,7 +83,7 @@ class AsyncClient:
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                after = parse_retry_after(response.headers.get("retry-after"))
+                after = retry_after_seconds(response.headers.get("retry-after"))
                 delay = self.retry.delay(attempt, waited, after)
                 if delay is None:
                     await response.aread()

@@ -19,10 +19,11 @@ from audio_extract_common.api_models import (
     JobView,
     UploadResult,
 )
+from audio_extract_common.retry_after import retry_after_seconds
 
 from . import calls, downloads, errors
 from .calls import Call, JobLike
-from .retry import RETRY_STATUSES, RetryPolicy, parse_retry_after
+from .retry import RETRY_STATUSES, RetryPolicy
 
 log = logging.getLogger("audio_extract_client")
 
@@ -105,7 +106,7 @@ class Client:
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
-                after = parse_retry_after(response.headers.get("retry-after"))
+                after = retry_after_seconds(response.headers.get("retry-after"))
                 delay = self.retry.delay(attempt, waited, after)
                 if delay is None:
                     response.read()

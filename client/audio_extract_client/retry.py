@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 RETRY_STATUSES = frozenset({429, 503})
 
@@ -20,23 +18,6 @@ RETRY_STATUSES = frozenset({429, 503})
 def new_idempotency_key() -> str:
     """A fresh key for one submission (128 random bits, printable ASCII as the API requires)."""
     return f"ae-{secrets.token_hex(16)}"
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; None if absent
-    or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 @dataclass(frozen=True)

@@ -16,34 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 
 from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_session
 from audio_extract_common.resolver import BoundedResolver
 from audio_extract_common.resource import Delivery
+from audio_extract_common.retry_after import retry_after_seconds
 
 from .config import WebhookConfig
 from .policy import Outcome
 from .signing import Signer
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date. None when absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class Sender:

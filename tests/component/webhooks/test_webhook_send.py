@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from audio_extract_common.resource import Delivery
+from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.policy import Schedule, next_state
-from audio_extract_operator.webhooks.send import Sender, retry_after_seconds
+from audio_extract_operator.webhooks.send import Sender
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 BODY = b'{"event":"job.completed","jobId":"job_0123456789abcd01","status":"completed"}'

@@ -14,16 +14,17 @@ import pytest
 from audio_extract_client import errors
 from audio_extract_client.cli import config, plan
 from audio_extract_client.downloads import resume
-from audio_extract_client.retry import RetryPolicy, new_idempotency_key, parse_retry_after
+from audio_extract_client.retry import RetryPolicy, new_idempotency_key
 from audio_extract_common.api_errors import API_ERROR_SPECS
+from audio_extract_common.retry_after import retry_after_seconds
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:
     now = datetime(2026, 1, 21, 12, 0, 0, tzinfo=UTC)
-    assert parse_retry_after("30") == 30.0
-    assert parse_retry_after("Wed, 21 Jan 2026 12:00:45 GMT", now) == 45.0
-    assert parse_retry_after("Wed, 21 Jan 2026 11:00:00 GMT", now) == 0.0
-    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert retry_after_seconds("30") == 30.0
+    assert retry_after_seconds("Wed, 21 Jan 2026 12:00:45 GMT", now) == 45.0
+    assert retry_after_seconds("Wed, 21 Jan 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
 
 
 def test_the_policy_honours_retry_after_and_stops_at_its_bounds() -> None:
