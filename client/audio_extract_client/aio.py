@@ -137,12 +137,7 @@ class AsyncClient:
                         headers=ticket.headers,
                         content=_file_chunks(path, on_progress, size),
                     )
-                    if not reply.is_success:
-                        raise errors.ServerError(
-                            f"the store refused the upload: HTTP {reply.status_code}",
-                            status=reply.status_code,
-                            code="UPLOAD_FAILED",
-                        )
+                    calls.check_store(reply)
                 return UploadResult(fileId=ticket.fileId, size=size)
         call = calls.upload(size, content_type)
         return calls.parse(call, await self.send(call, lambda: _file_chunks(path, on_progress, size)))

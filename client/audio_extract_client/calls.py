@@ -165,6 +165,16 @@ def check(response: httpx.Response) -> None:
     raise errors.from_response(response.status_code, _json(response), headers)
 
 
+def check_store(response: httpx.Response) -> None:
+    """A direct upload's PUT to the object store: anything but success is the store's refusal."""
+    if not response.is_success:
+        raise errors.ServerError(
+            f"the store refused the upload: HTTP {response.status_code}",
+            status=response.status_code,
+            code="UPLOAD_FAILED",
+        )
+
+
 def parse(call: Call[M], response: httpx.Response) -> M:
     """The answer's ``data`` read into the call's model, or the typed error."""
     check(response)
