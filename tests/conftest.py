@@ -60,6 +60,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     local = LocalCluster(
         keep=request.config.getoption("--keep-cluster"), report=_report(request), project_image=True
     )
+    host.recover()  # a run killed before its stop changed the host: compare with it put back
     local.host_before = host.snapshot()  # type: ignore[attr-defined]
     try:
         local.start()

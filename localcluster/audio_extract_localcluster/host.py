@@ -132,9 +132,7 @@ def claim(workdir: Path) -> HostClaim:
         ) from None
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()}, directory {workdir}".encode())
-    if RECORD_FILE.exists():  # a previous cluster was killed before it could clean up
-        previous = json.loads(RECORD_FILE.read_text())
-        restore(Path(previous["workdir"]))
+    _restore_killed_run()
     record = {
         "workdir": str(workdir),
         "sysctls": {name: _read_sysctl(name) for name in SYSCTLS},
@@ -146,6 +144,19 @@ def claim(workdir: Path) -> HostClaim:
 
 
 # -- restore --------------------------------------------------------------------------------------
+
+
+def recover() -> None:
+    """Put the host back after a cluster that was killed before its stop, unless a cluster runs.
+    `claim()` does this too; call it to see the host as it was before any node."""
+    if running_cluster() is None:
+        _restore_killed_run()
+
+
+def _restore_killed_run() -> None:
+    if RECORD_FILE.exists():  # a previous cluster was killed before it could clean up
+        previous = json.loads(RECORD_FILE.read_text())
+        restore(Path(previous["workdir"]))
 
 
 def restore(workdir: Path) -> None:
