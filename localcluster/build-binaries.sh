@@ -2,7 +2,7 @@
 # Builds the local cluster's binaries from Go modules (no release downloads are possible here):
 # the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
 # the node (kubelet, kube-proxy, containerd and its runc shim, runc, CNI plugins, crictl,
-# CoreDNS, kube-router's NetworkPolicy firewall), BuildKit and helm, into a per-version cache
+# CoreDNS, kube-router's NetworkPolicy firewall), BuildKit, helm and SeaweedFS (the S3 store), into a per-version cache
 # outside the repository. Idempotent: binaries already present are kept.
 # Prints the binary directory as the last line of its output.
 #
@@ -19,6 +19,7 @@ CRICTL_VERSION=v1.37.0
 BUILDKIT_VERSION=v0.34.2
 COREDNS_VERSION=v1.15.0
 KUBE_ROUTER_VERSION=v2.1.0 # the only version served; its old pins are raised below
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # served as a pseudo-version only
 GO_MIN=1.26.0
 
 # kube-router v2.1.0 pins dependencies with published flaws; raised as distributions that ship it do.
@@ -29,7 +30,7 @@ K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet 
 CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
 CNI_BINS=(bridge host-local loopback portmap)
 ALL_BINS=(etcd "${K8S_BINS[@]}" helm "${CONTAINERD_BINS[@]}" runc "${CNI_BINS[@]}" crictl
-  buildkitd buildctl coredns kube-router)
+  buildkitd buildctl coredns kube-router weed)
 
 say() { echo "[binaries] $*" >&2; }
 
@@ -171,6 +172,14 @@ kube_router() {
     -o "$BIN/kube-router" "$m/cmd/kube-router"
 }
 
+seaweedfs() {
+  mod "seaweedfs-$SEAWEEDFS_VERSION"
+  # its own go.mod replaces a module deleted upstream; a main module must say so itself
+  grep -q '^replace' go.mod || echo 'replace github.com/tyler-smith/go-bip39 => github.com/cosmos/go-bip39 v1.0.0' >> go.mod
+  quiet go-get-seaweedfs go get -tool "github.com/seaweedfs/seaweedfs/weed@$SEAWEEDFS_VERSION"
+  quiet build-seaweedfs go build -trimpath -ldflags "-s -w" -o "$BIN/weed" github.com/seaweedfs/seaweedfs/weed
+}
+
 steps=()
 wanted "${K8S_BINS[@]}" && steps+=(kubernetes)
 wanted etcd && steps+=(etcd)
@@ -182,15 +191,17 @@ wanted crictl && steps+=(crictl)
 wanted buildkitd buildctl && steps+=(buildkit)
 wanted coredns && steps+=(coredns)
 wanted kube-router && steps+=(kube_router)
+wanted weed && steps+=(seaweedfs)
 
-say "building ${need[*]} into $BIN (about 17 minutes on 2 cores the first time; logs in $CACHE/logs)"
+say "building ${need[*]} into $BIN (about 21 minutes on 2 cores the first time; logs in $CACHE/logs)"
 # Two lanes: one go build already uses every core, but linking is single-threaded and module
 # downloads wait on the network, so a second lane fills those gaps. The lanes hold about the same
-# work (measured cold, two lanes at once): Kubernetes ~750 s then CoreDNS, against the rest.
+# work (measured cold, two lanes at once): Kubernetes ~750 s, CoreDNS and SeaweedFS (~300 s alone),
+# against the rest.
 lane() { local s; for s in "$@"; do ( timed "$s" ); done; }
 first=() second=()
 for s in "${steps[@]}"; do
-  case $s in kubernetes|coredns) first+=("$s") ;; *) second+=("$s") ;; esac
+  case $s in kubernetes|coredns|seaweedfs) first+=("$s") ;; *) second+=("$s") ;; esac
 done
 pids=()
 lane "${first[@]}" & pids+=($!)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from . import addons, certs, host, images, node, registry
+from . import addons, certs, host, images, node, objectstore, registry
 from .processes import Component, ComponentFailed, Supervisor
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
@@ -84,7 +84,8 @@ def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
 class LocalCluster:
     """Start/stop the local cluster. Attributes once started: `kubeconfig` (admin, path), `server`
     (https URL), `bin_dir`, `workdir`, `volumes_root` (a claim C in namespace N is the directory
-    `volumes_root/N/C`), `env` (KUBECONFIG and PATH with the binaries), `node_paths`.
+    `volumes_root/N/C`), `env` (KUBECONFIG and PATH with the binaries), `node_paths`, `s3` (the
+    S3 store's endpoint, bucket and key: `objectstore.S3Access`).
 
     `project_image`: build the project's image (`images.project_image`, cached) and load it into
     the node; `images`: further OCI archives to load besides the pause, busybox and CoreDNS ones."""
@@ -100,6 +101,7 @@ class LocalCluster:
         project_image: bool = False,
         images: Sequence[Path] = (),
         volumes_root: Path | None = None,
+        objectstore_root: Path | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         # short and absolute: containerd's socket path must fit in a unix socket address
@@ -111,6 +113,8 @@ class LocalCluster:
         self.supervisor = Supervisor(self.log_dir, self.report)
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.volumes_root = Path(volumes_root or self.workdir / "volumes")
+        self.objectstore_root = Path(objectstore_root or self.workdir / "objectstore")
+        self.s3: objectstore.S3Access | None = None
         self.node_paths = node.NodePaths.of(self.workdir)
         self.extra_images = list(images)
         self.project_image = project_image
@@ -153,9 +157,12 @@ class LocalCluster:
                 [
                     *self._controllers(),
                     self._registry([*node_images, *self.extra_images]),
+                    objectstore.component(Path(self.bin_dir), self.objectstore_root),
                     *self._node_components(),
                 ]
             )
+            self.s3 = objectstore.access(self.objectstore_root)
+            objectstore.create_bucket(self.s3)
             self.supervisor.start(self._kube_router())  # it reads its Node at start
             took = loading.result()
             self.report(f"{'images':<24} imported in {took:5.1f} s")

@@ -54,6 +54,7 @@ def write_env(local: Path, cluster: LocalCluster, keys: release.DevSecrets, medi
         f"AUDIO_EXTRACT_HOST_NAME={host.HOST_NAME}\n"
         f"AUDIO_EXTRACT_MEDIA_URL={media_url}\n"
         f"AUDIO_EXTRACT_VOLUMES={cluster.volumes_root}\n"
+        + "".join(f"{k}={v}\n" for k, v in (cluster.s3.env() if cluster.s3 else {}).items())
     )
     return env_file
 
@@ -141,6 +142,7 @@ def run(local: Path) -> int:
         report=say,
         project_image=True,
         volumes_root=local / "volumes",  # kept across runs, like a real volume
+        objectstore_root=local / "objectstore",  # and the bucket
     )
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C does; SIGINT is set
     # explicitly because Python leaves it ignored when started in the background
