@@ -10,8 +10,10 @@ transient (other download failures, a full store or scratch volume): retried by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import resource
 import signal
 import sys
@@ -29,7 +31,7 @@ from audio_extract_common.results import (
     WorkerResult,
     exit_code_for,
 )
-from audio_extract_common.store import FilesystemStore
+from audio_extract_common.store import FilesystemStore, Store
 
 from .errors import OUT_OF_SPACE_ERRNOS, out_of_space
 from .job import run_job
@@ -109,11 +111,40 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+SECRET_VARIABLES = ("AUDIO_EXTRACT_WORKER_OUTPUT_URL", "AUDIO_EXTRACT_WORKER_SOURCE_URL")
+"""Presigned URLs: read once into the settings, then gone from the environment ffmpeg inherits."""
+
+
+def _settings() -> WorkerSettings | None:
+    """The settings, or None after logging what is wrong with them: by field and problem only,
+    since pydantic would quote the input, presigned URLs included."""
+    try:
+        settings = WorkerSettings()
+    except ValidationError as e:
+        for error in e.errors(include_url=False, include_input=False, include_context=False):
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            log.error("invalid setting %s: %s", where, error["msg"])
+        return None
+    for name in SECRET_VARIABLES:
+        os.environ.pop(name, None)
+    return settings
+
+
+def _store(settings: WorkerSettings) -> contextlib.AbstractContextManager[Store]:
+    if settings.presigned:
+        from .presigned import PresignedStore  # httpx loads only when it is needed
+
+        return PresignedStore.from_settings(settings)
+    return contextlib.nullcontext(FilesystemStore(settings.store_root))
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines would log source URLs
     signal.signal(signal.SIGTERM, _on_sigterm)
-    settings = WorkerSettings()
+    settings = _settings()
+    if settings is None:
+        return EXIT_INTERNAL
     try:
         job = WorkerJob.model_validate_json(settings.job_json())
     except (ValidationError, ValueError, OSError) as e:
@@ -130,7 +161,8 @@ def main() -> int:
     )
     code = EXIT_INTERNAL
     try:
-        result = run_job(job, settings, FilesystemStore(settings.store_root), reporter)
+        with _store(settings) as store:
+            result = run_job(job, settings, store, reporter)
         code = (
             EXIT_OK
             if result.output

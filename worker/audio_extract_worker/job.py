@@ -81,14 +81,17 @@ def run_job(
         facts = select_track(facts, job.source.audioTrack)
         _check_trim(spec, facts)
         ext = extension(spec.format)
-        key = output_key(job.jobId, f"{default_filename(job, ext)}.{ext}")
-        # ffmpeg writes straight into the store next to the final name; renamed only on success
+        filename = f"{default_filename(job, ext)}.{ext}"
+        # an object store's output is the one object the operator presigned for this job
+        key = settings.output_key or output_key(job.jobId, filename)
+        # ffmpeg writes straight into the store next to the final name (or into scratch, then one
+        # PUT): the output appears only on success
         with store.staged(key) as out:
             clock.enter("encode")
             transcoded, seconds = _extract(spec, facts, Paths(source, out.resolve()), settings, reporter)
             clock.enter("store")
             reporter.report(Step.finalizing, 0)
-            output = _describe(key, spec, facts, out, transcoded, seconds)
+            output = _describe(key, filename, spec, facts, out, transcoded, seconds)
         reporter.report(Step.finalizing, 100)
         return WorkerResult(output=output, inputFile=input_file, timings=clock.timings())
     except JobFailure as failure:
@@ -266,7 +269,13 @@ def _measure(
 
 
 def _describe(
-    key: str, spec: OutputSpec, facts: ProbeFacts, out: Path, transcoded: bool, seconds: float | None
+    key: str,
+    filename: str,
+    spec: OutputSpec,
+    facts: ProbeFacts,
+    out: Path,
+    transcoded: bool,
+    seconds: float | None,
 ) -> OutputFile:
     """The result's output facts; raises (so the staged file is dropped) if there is no audio.
 
@@ -291,7 +300,7 @@ def _describe(
             ) from None
     bitrate = f"{round(size * 8 / duration / 1000)}k" if duration else None
     return OutputFile(
-        filename=key.rsplit("/", 1)[-1],
+        filename=filename,
         path=key,
         size=size,
         duration=round(duration, 3) if duration else None,

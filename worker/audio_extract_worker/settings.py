@@ -4,7 +4,12 @@ The operator's Job builder sets them (see the worker contract in the team brief)
 ``JOB`` (the job spec as JSON, or ``JOB_FILE``, a path to a file holding it), ``STORE_ROOT``,
 ``SCRATCH_DIR``, ``RESULT_PATH``, ``PROGRESS_URL`` + ``PROGRESS_TOKEN``, ``ALLOW_CIDRS``,
 ``MAX_SOURCE_BYTES``, ``CONNECT_TIMEOUT``, ``READ_TIMEOUT``, ``FFMPEG_TIMEOUT``, ``LOG_FORMAT``,
-``TENANT``.
+``TENANT``; with an object store, ``OUTPUT_URL`` + ``OUTPUT_KEY`` and, for an uploaded source,
+``SOURCE_URL`` instead of ``STORE_ROOT``.
+
+The two URLs are presigned: whoever holds one may write this job's output or read its source
+until the Job's deadline, so they are secrets. They are ``SecretStr`` (a repr or a validation error
+shows stars), checked without echoing them, and logged by the object key only.
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio_extract_common.jsonlog import LogFormat
 
 if TYPE_CHECKING:
     from audio_extract_common.netguard import AllowList
+
+
+def is_http_url(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
 
 
 class WorkerSettings(BaseSettings):
@@ -43,6 +52,31 @@ class WorkerSettings(BaseSettings):
         default="text", description="`json`: one JSON object per line with jobId, batchId, tenant; `text`."
     )
     tenant: str | None = Field(default=None, description="The batch's tenant, named on every log line.")
+    output_url: SecretStr | None = Field(
+        default=None,
+        description="Presigned PUT for this job's output object (an object store; no STORE_ROOT).",
+    )
+    output_key: str | None = Field(
+        default=None, description="The object OUTPUT_URL writes: reported as outputFile.path.", min_length=1
+    )
+    source_url: SecretStr | None = Field(
+        default=None, description="Presigned GET for the job's uploaded source (upload sources only)."
+    )
+
+    @field_validator("output_url", "source_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_http_url(value.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL")  # never the value: it is a credential
+        return value
+
+    @model_validator(mode="after")
+    def _presigned_together(self) -> WorkerSettings:
+        if (self.output_url is None) != (self.output_key is None):
+            raise ValueError("OUTPUT_URL and OUTPUT_KEY go together")
+        if self.source_url is not None and self.output_url is None:
+            raise ValueError("SOURCE_URL is only read with OUTPUT_URL (an object store)")
+        return self
 
     @model_validator(mode="after")
     def _parse_allowlist(self) -> WorkerSettings:
@@ -56,6 +90,11 @@ class WorkerSettings(BaseSettings):
         from audio_extract_common.netguard import AllowList
 
         return AllowList.parse(self.allow_cidrs)
+
+    @property
+    def presigned(self) -> bool:
+        """The store is an object store reached through the operator's presigned URLs."""
+        return self.output_url is not None
 
     def job_json(self) -> str:
         if self.job:
