@@ -13,6 +13,8 @@ the ``slow_dns`` fixture runs in a child pytest inside new network and mount nam
 - anything else → NXDOMAIN. AAAA questions get an empty answer.
 
 The outer test passes or fails with the child; where no namespace can be made it is skipped.
+
+Also ``s3_server``: a real S3 server (SeaweedFS) started once per session (``support.s3_server``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from support.s3_server import S3Server, seaweedfs
 
 INSIDE = "AUDIO_EXTRACT_TEST_DNS_SANDBOX"
 
@@ -207,3 +211,11 @@ def slow_dns() -> Iterator[SlowDNS | None]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS) for the session, with the bucket ``audio-extract``: see
+    ``support.s3_server``. Tests keep apart by key prefix: ``s3_server.settings(prefix=...)``."""
+    with seaweedfs() as server:
+        yield server
