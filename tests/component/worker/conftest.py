@@ -366,7 +366,7 @@ class Server:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     route(self)
 
-            do_GET = do_POST = _any
+            do_GET = do_POST = do_PUT = _any
 
             def log_message(self, *args: object) -> None:
                 pass
