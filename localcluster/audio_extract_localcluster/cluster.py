@@ -161,8 +161,7 @@ class LocalCluster:
                     *self._node_components(),
                 ]
             )
-            self.s3 = objectstore.access(self.objectstore_root)
-            objectstore.create_bucket(self.s3)
+            self.s3 = objectstore.access(self.objectstore_root)  # its bucket: made by its ready check
             self.supervisor.start(self._kube_router())  # it reads its Node at start
             took = loading.result()
             self.report(f"{'images':<24} imported in {took:5.1f} s")

@@ -1,21 +1,22 @@
-"""The local cluster's S3 store: SeaweedFS (`weed server` with its filer and S3 gateway), a host
-process like the control plane, with one bucket and one access key.
+"""The local cluster's S3 store: SeaweedFS (`weed mini`: master, volume server, filer and S3
+gateway in one process), a host process like the control plane, with one bucket and one key.
 
-Only the S3 gateway listens on the node's address (`host.HOST_IP`), where pods and this machine's
-S3 clients reach it; the master, volume server and filer listen on 127.0.0.1, so a pod cannot go
-round the S3 gateway's signature checks through the filer's unauthenticated HTTP. Telemetry is
-off: nothing leaves the machine. The data directory and the key survive a restart of `make dev`
-(like a real bucket); the tests' clusters get a fresh one each.
+It listens on the node's address (`host.HOST_IP`), where pods and this machine's S3 clients reach
+its S3 port. `weed mini` has one bind address for all its ports (`weed server` could keep the
+internal ones on loopback, but takes twice as long to start and over 15 s to stop): the chart's
+NetworkPolicies open only the S3 port to a release's pods. Telemetry is off: nothing leaves the
+machine. The data directory and the key survive a restart of `make dev` (like a real bucket); the
+tests' clusters get a fresh one each. The tests' standalone S3 server (`tests/support/s3_server.py`)
+runs the same command on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 import secrets
 import socket
-import time
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -78,65 +79,74 @@ def identities(found: S3Access) -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc", "admin_grpc")
 
 
-def _answers(url: str) -> bool:
-    """Any HTTP answer (an unsigned request gets 403): the gateway is up."""
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except OSError:
-        return False
+def free_ports(names: tuple[str, ...], bind: str = "127.0.0.1") -> dict[str, int]:
+    """Ports free now, below Linux's ephemeral range (32768+), where an outgoing connection could
+    take one between this choice and weed's bind. gRPC ports too: weed's default, port + 10000,
+    would clash between servers side by side."""
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):
+        port = random.randrange(10000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind((bind, port))
+            except OSError:
+                continue
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
+    return ports
 
 
-def component(bin_dir: Path, root: Path) -> Component:
-    found = access(root)
-    config = root / "s3-identities.json"
-    config.touch(mode=0o600, exist_ok=True)
-    config.write_text(json.dumps(identities(found)))
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    # internal ports chosen free, gRPC ones explicit: weed's default (port + 10000) may be taken
-    ports = {name: _free_port() for name in ("master", "volume", "filer")}
-    grpc = {name: _free_port() for name in ("master", "volume", "filer", "s3")}
-    argv = [
-        str(bin_dir / "weed"),
-        "server",
-        f"-dir={root / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-master.telemetry=false",
+def mini_argv(
+    weed: Path, data: Path, config: Path, ports: dict[str, int], bind: str, volume_mb: int
+) -> list[str]:
+    """`weed mini` on `bind` with every port chosen (`ports`: PORTS and `s3`), unix sockets in
+    `data` (not /tmp) and the servers we do not use (Iceberg, Lance, WebDAV, admin UI) off."""
+    return [
+        str(weed),
+        "-logtostderr",
+        "mini",
+        f"-ip={bind}",
+        f"-ip.bind={bind}",
+        f"-dir={data}",
         f"-master.port={ports['master']}",
-        f"-master.port.grpc={grpc['master']}",
-        "-master.volumeSizeLimitMB=1024",
+        f"-master.port.grpc={ports['master_grpc']}",
+        "-master.telemetry=false",
+        f"-master.volumeSizeLimitMB={volume_mb}",
         f"-volume.port={ports['volume']}",
-        f"-volume.port.grpc={grpc['volume']}",
-        "-filer",
+        f"-volume.port.grpc={ports['volume_grpc']}",
         f"-filer.port={ports['filer']}",
-        f"-filer.port.grpc={grpc['filer']}",
-        "-s3",
-        f"-s3.port={S3_PORT}",
-        f"-s3.port.grpc={grpc['s3']}",
-        f"-s3.ip.bind={host.HOST_IP}",
+        f"-filer.port.grpc={ports['filer_grpc']}",
+        f"-filer.localSocket={data / 'filer.sock'}",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3_grpc']}",
+        f"-s3.localSocket={data / 's3.sock'}",
         f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-admin.port.grpc={ports['admin_grpc']}",  # bound even without the UI
+        "-admin.port.legacy=0",
     ]
-    return Component(
-        "objectstore",
-        argv,
-        ready=lambda: _answers(f"{found.endpoint_url}/"),
-        extra={"url": found.endpoint_url, "access": found},
-    )
 
 
-def create_bucket(found: S3Access) -> None:
-    """Create the bucket (idempotent): the gateway answers before its filer takes writes, so retry."""
+def remove_sockets(ports: dict[str, int]) -> None:
+    """weed puts a unix socket per gRPC port in /tmp whatever its flags; a killed weed leaves them."""
+    for name, port in ports.items():
+        if name.endswith("grpc"):
+            for path in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
+                path.unlink(missing_ok=True)
+
+
+def writable(found: S3Access) -> bool:
+    """The bucket exists (created here, idempotently) and takes a write: the first write waits
+    for the filer to join the master, a few seconds after the S3 port answers."""
     import botocore.session
-    from botocore.exceptions import ClientError, EndpointConnectionError
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
 
     client = botocore.session.get_session().create_client(
         "s3",
@@ -144,18 +154,32 @@ def create_bucket(found: S3Access) -> None:
         region_name=found.region,
         aws_access_key_id=found.access_key_id,
         aws_secret_access_key=found.secret_access_key,
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20),
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
+    try:
+        with contextlib.suppress(ClientError):  # BucketAlreadyOwnedByYou (kept by make dev)
             client.create_bucket(Bucket=found.bucket)
-            return
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                return
-            if time.monotonic() > deadline:
-                raise
-        except EndpointConnectionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.5)
+        client.put_object(Bucket=found.bucket, Key=".ready", Body=b"")
+        client.delete_object(Bucket=found.bucket, Key=".ready")
+        return True
+    except (BotoCoreError, ClientError):  # not listening yet, or not writable yet
+        return False
+    finally:
+        client.close()
+
+
+def component(bin_dir: Path, root: Path) -> Component:
+    found = access(root)
+    config = root / "s3-identities.json"
+    config.touch(mode=0o600, exist_ok=True)
+    config.write_text(json.dumps(identities(found)))
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(PORTS, host.HOST_IP) | {"s3": S3_PORT}
+    return Component(
+        "objectstore",
+        mini_argv(bin_dir / "weed", data, config, ports, host.HOST_IP, volume_mb=1024),
+        ready=lambda: writable(found),
+        stop_timeout=5.0,  # TERM takes about 1.5 s
+        extra={"url": found.endpoint_url, "ports": ports},
+    )

@@ -19,10 +19,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,11 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import botocore.session
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from audio_extract_common.objectstore import S3Settings
+from audio_extract_localcluster import objectstore
 from audio_extract_localcluster.cluster import ensure_binaries
 from audio_extract_localcluster.processes import Component, ComponentFailed, ManagedProcess
 
@@ -53,7 +48,7 @@ class S3Server:
     data_dir: Path
     log: Path
     started_in: float  # seconds from launch until the bucket took a write
-    grpc_ports: tuple[int, ...] = ()
+    ports: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def settings(self, **overrides: Any) -> S3Settings:
         """Store settings for this server's bucket (``prefix=...`` keeps tests apart)."""
@@ -84,88 +79,12 @@ def weed_binary() -> Path:
     return Path(explicit) if explicit else ensure_binaries() / "weed"
 
 
-PORTS = (
-    "master",
-    "master_grpc",
-    "volume",
-    "volume_grpc",
-    "filer",
-    "filer_grpc",
-    "s3",
-    "s3_grpc",
-    "admin_grpc",
-)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports free now, below Linux's ephemeral range (32768+), where an outgoing connection could
-    take one between this choice and weed's bind (weed itself warns about that)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = random.randrange(10000, 32768)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
-def _argv(weed: Path, data: Path, config: Path, p: dict[str, int]) -> list[str]:
-    # `weed mini`: master, volume server, filer and S3 gateway in one process, tuned for small
-    # setups (a single master elects itself at once: ready seconds sooner than `weed server`)
-    return [
-        str(weed),
-        "-logtostderr",
-        "mini",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-dir={data}",
-        f"-master.port={p['master']}",
-        f"-master.port.grpc={p['master_grpc']}",
-        "-master.telemetry=false",
-        "-master.volumeSizeLimitMB=64",  # small volume files in a test's temp dir
-        f"-volume.port={p['volume']}",
-        f"-volume.port.grpc={p['volume_grpc']}",
-        f"-filer.port={p['filer']}",
-        f"-filer.port.grpc={p['filer_grpc']}",
-        f"-filer.localSocket={data / 'filer.sock'}",
-        f"-s3.port={p['s3']}",
-        f"-s3.port.grpc={p['s3_grpc']}",
-        f"-s3.localSocket={data / 's3.sock'}",
-        f"-s3.config={config}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-webdav=false",
-        "-admin.ui=false",
-        f"-admin.port.grpc={p['admin_grpc']}",  # bound even without the UI
-        "-admin.port.legacy=0",
-    ]
-
-
 def _ready(server: S3Server) -> bool:
-    """The bucket exists and takes a write: the first write waits for the filer to join the
-    master (a few seconds after the S3 port answers), better here than in a test's timing."""
-    client = botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        region_name=server.region,
-        aws_access_key_id=server.access_key_id,
-        aws_secret_access_key=server.secret_access_key,
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20),
+    return objectstore.writable(
+        objectstore.S3Access(
+            server.endpoint_url, server.region, server.bucket, server.access_key_id, server.secret_access_key
+        )
     )
-    try:
-        with contextlib.suppress(ClientError):  # BucketAlreadyOwnedByYou, after a timed-out try
-            client.create_bucket(Bucket=server.bucket)
-        client.put_object(Bucket=server.bucket, Key=".ready", Body=b"")
-        client.delete_object(Bucket=server.bucket, Key=".ready")
-        return True
-    except (BotoCoreError, ClientError):  # not listening yet, or not writable yet
-        return False
-    finally:
-        client.close()
 
 
 class _PortTaken(Exception):
@@ -184,7 +103,7 @@ def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
     }
     config = tmp / "s3.json"
     config.write_text(json.dumps({"identities": [identity]}))
-    ports = dict(zip(PORTS, _free_ports(len(PORTS)), strict=True))
+    ports = objectstore.free_ports((*objectstore.PORTS, "s3"))
     server = S3Server(
         endpoint_url=f"http://127.0.0.1:{ports['s3']}",
         region=REGION,
@@ -194,11 +113,11 @@ def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
         data_dir=data,
         log=tmp / "weed.log",
         started_in=0.0,
-        grpc_ports=tuple(ports[name] for name in PORTS if name.endswith("grpc")),
+        ports=ports,
     )
     spec = Component(
         "weed",
-        _argv(weed, data, config, ports),
+        objectstore.mini_argv(weed, data, config, ports, "127.0.0.1", volume_mb=64),
         ready=lambda: _ready(server),
         ready_timeout=READY_TIMEOUT,
         stop_timeout=5.0,  # TERM takes about 1.5 s
@@ -216,10 +135,7 @@ def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
 
 def _stop(proc: ManagedProcess, server: S3Server) -> None:
     proc.stop()
-    # weed puts a Unix socket per gRPC port in /tmp, named by the port; a killed weed leaves them
-    for port in server.grpc_ports:
-        for path in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
-            path.unlink(missing_ok=True)
+    objectstore.remove_sockets(server.ports)
 
 
 @contextlib.contextmanager
