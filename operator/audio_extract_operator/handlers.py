@@ -9,14 +9,17 @@ started here at start-up (see ``loops``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import kopf
 
 from audio_extract_common import ids
+from audio_extract_common.objectstore import StoreError
 from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
+from audio_extract_common.storage import Storage, VolumeStorage, open_storage
 
 from . import deliveries, logs, loops, metrics
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
@@ -37,16 +40,31 @@ JOB_EVENT_RETRIES = 3
 
 
 class Context:
-    """Everything the handlers share, kept in kopf's memo."""
+    """Everything the handlers share, kept in kopf's memo. ``storage``: the store opened at
+    start-up (``open_store``); without one, a volume's is made here (a directory needs no opening)."""
 
-    def __init__(self, settings: Settings, kube: Kube) -> None:
+    def __init__(self, settings: Settings, kube: Kube, storage: Storage | None = None) -> None:
         self.settings = settings
         self.kube = kube
+        root = settings.volume_root
+        self.storage = storage if storage is not None or root is None else VolumeStorage(root)
         self.registry = Registry()
         self.writer = StatusWriter(kube, settings, self.registry)
-        self.reconciler = Reconciler(kube, settings, self.registry, self.writer)
+        self.reconciler = Reconciler(kube, settings, self.registry, self.writer, self.storage)
         self.progress = Progress(settings, self.registry, self.writer, READINESS)
         self.tasks: list[asyncio.Task[None]] = []
+        self.closing = contextlib.AsyncExitStack()
+
+
+@contextlib.asynccontextmanager
+async def open_store(s: Settings) -> AsyncIterator[Storage | None]:
+    """The store the settings name, open for the block; None: a volume without ``store_root`` (the
+    operator then keeps every file)."""
+    if s.store_type == "volume" and s.store_root is None:
+        yield None
+        return
+    async with open_storage(s.store_type, root=s.store_root, s3=s.s3) as storage:
+        yield storage
 
 
 def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
@@ -85,7 +103,15 @@ def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     configure(settings, _S)
-    ctx = Context(_S, await Kube.connect(_S.kubeconfig))
+    closing = contextlib.AsyncExitStack()
+    try:
+        storage = await closing.enter_async_context(open_store(_S))  # one client pool per process
+        kube = await Kube.connect(_S.kubeconfig)
+    except BaseException:
+        await closing.aclose()
+        raise
+    ctx = Context(_S, kube, storage)
+    ctx.closing = closing
     memo.ctx = ctx
     logs.FILTER.book = ctx.registry  # kopf's lines about a batch or Job name its tenant
     pump = deliveries.install(memo, _S, ctx.kube)
@@ -96,6 +122,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
         asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
     ]
+    if _S.store_type == "s3" and _S.store_usage_interval:
+        ctx.tasks.append(
+            asyncio.create_task(loops.store_usage_loop(ctx.kube, _S, ctx.registry, ctx.reconciler))
+        )
 
 
 @kopf.on.cleanup()
@@ -110,6 +140,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await ctx.progress.stop()
     await deliveries.close(memo)
     await ctx.kube.close()
+    await ctx.closing.aclose()
 
 
 # --- ExtractionBatch ---------------------------------------------------------------------------
@@ -140,6 +171,9 @@ async def reconcile_batch(
     except KubeError as e:  # Forbidden, Conflict, ...: retried a bounded number of times
         metrics.reconcile_error("batch")
         raise kopf.TemporaryError(str(e), delay=_S.handler_backoff * 2) from None
+    except StoreError as e:  # presigning a Job's URLs (credentials not there yet, ...)
+        metrics.reconcile_error("batch")
+        raise kopf.TemporaryError(f"the store: {e}", delay=_S.handler_backoff * 2) from None
 
 
 @kopf.on.event(*BATCH)
@@ -151,7 +185,7 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
         with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
             try:
                 await ctx.reconciler.batch_deleted(body)
-            except OSError as e:  # the retention pass's sweep removes them later
+            except (OSError, StoreError) as e:  # the retention pass's sweep removes them later
                 log.warning("removing the outputs of %s failed: %s", body["metadata"]["name"], e)
 
 

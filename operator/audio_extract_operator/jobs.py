@@ -1,4 +1,5 @@
-"""The batch/v1 Job running one extraction: a pure function of the batch, the job index and settings.
+"""The batch/v1 Job running one extraction: a pure function of the batch, the job index, settings
+and, with an object store, the URLs presigned for it (``WorkerUrls``, made by ``worker_urls``).
 
 Names are deterministic (``ids.job_object_name``) so a repeated create hits "already exists"
 instead of duplicating work; the owner reference makes deleting a batch delete its Jobs. Jobs are
@@ -9,12 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from audio_extract_common import ids
 from audio_extract_common.resource import API_VERSION, KIND, BatchSpec
 from audio_extract_common.results import EXIT_PERMANENT
 from audio_extract_common.store import upload_key
+from audio_extract_common.timefmt import iso
 
 from .settings import Settings
 from .tokens import progress_token
@@ -31,9 +35,27 @@ PRIORITY_ANNOTATION = "audioextract.io/priority"
 INDEX_ANNOTATION = "audioextract.io/index"
 BATCH_CREATED_ANNOTATION = "audioextract.io/batch-created"
 """The batch's creationTimestamp: admission is FIFO by batch, not by when a Job object was made."""
+ADMIT_BY_ANNOTATION = "audioextract.io/admit-by"
+"""With an object store: admitted after this time, the Job's presigned URLs could expire before its
+deadline does, so the operator makes it again instead (``presign_queue_allowance_seconds``)."""
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 NONROOT_UID = 65532
 """The distroless "nonroot" user the image runs as."""
+
+
+@dataclass(frozen=True)
+class WorkerUrls:
+    """What a worker needs of an object store, presigned by the operator for one Job: a PUT for its
+    output object (``output_key``), a GET for its uploaded source, if any, both valid until
+    ``expires_at``. Bearer credentials for those two objects: never logged."""
+
+    output_url: str
+    output_key: str
+    expires_at: datetime
+    source_url: str | None = None
+
+    def __repr__(self) -> str:
+        return f"WorkerUrls(output_key={self.output_key!r}, expires_at={self.expires_at!r})"
 
 
 def batch_key_of(batch: Mapping[str, Any]) -> str:
@@ -53,13 +75,22 @@ def job_labels(key: str, index: int) -> dict[str, str]:
 
 
 def worker_env(
-    spec: BatchSpec, key: str, index: int, settings: Settings, tenant: str | None = None
+    spec: BatchSpec,
+    key: str,
+    index: int,
+    settings: Settings,
+    tenant: str | None = None,
+    urls: WorkerUrls | None = None,
 ) -> list[dict[str, str]]:
     job_id = ids.job_id(key, index)
     job = spec.jobs[index].model_dump(mode="json", exclude_none=True)
     values: dict[str, str | None] = {
         "JOB": json.dumps({"jobId": job_id, "batchId": ids.batch_id(key), **job}, separators=(",", ":")),
-        "STORE_ROOT": settings.store_mount_path,
+        # a volume's mount, or the two objects this job may touch in an object store
+        "STORE_ROOT": settings.store_mount_path if urls is None else None,
+        "OUTPUT_URL": urls.output_url if urls else None,
+        "OUTPUT_KEY": urls.output_key if urls else None,
+        "SOURCE_URL": urls.source_url if urls else None,
         "SCRATCH_DIR": settings.scratch_mount_path,
         "RESULT_PATH": TERMINATION_MESSAGE_PATH,
         "ALLOW_CIDRS": settings.worker_allow_cidrs or None,
@@ -95,8 +126,12 @@ def _opt(value: float | int | None) -> str | None:
     return None if value is None else str(value)
 
 
-def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[str, Any]:
-    """The Job for ``batch.spec.jobs[index]``."""
+def build_job(
+    batch: Mapping[str, Any], index: int, settings: Settings, urls: WorkerUrls | None = None
+) -> dict[str, Any]:
+    """The Job for ``batch.spec.jobs[index]``; with an object store (``urls``) it mounts no store."""
+    if (settings.store_type == "s3") != (urls is not None):
+        raise ValueError(f"a {settings.store_type} store's Job takes {'its' if urls is None else 'no'} URLs")
     meta = batch["metadata"]
     spec = BatchSpec.model_validate(batch["spec"])
     key = batch_key_of(batch)
@@ -107,6 +142,10 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
     if settings.kueue_queue:
         job_labels_[KUEUE_QUEUE_LABEL] = settings.kueue_queue
 
+    # an object store's worker has only its URLs: no volume, nothing of other jobs to see
+    mounts = [] if urls else store_mounts(spec.jobs[index].source, job_id, settings.store_mount_path)
+    claim = {"claimName": settings.store_claim}
+    volumes = [] if urls else [{"name": "store", "persistentVolumeClaim": claim}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -125,7 +164,7 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": list(WORKER_COMMAND),
                 "env": worker_env(
-                    spec, key, index, settings, (meta.get("labels") or {}).get(ids.TENANT_LABEL)
+                    spec, key, index, settings, (meta.get("labels") or {}).get(ids.TENANT_LABEL), urls
                 ),
                 "resources": {
                     "requests": {
@@ -148,16 +187,24 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
                 "terminationMessagePath": TERMINATION_MESSAGE_PATH,
                 "terminationMessagePolicy": "File",
                 "volumeMounts": [
-                    *store_mounts(spec.jobs[index].source, job_id, settings.store_mount_path),
+                    *mounts,
                     {"name": "scratch", "mountPath": settings.scratch_mount_path},
                 ],
             }
         ],
         "volumes": [
-            {"name": "store", "persistentVolumeClaim": {"claimName": settings.store_claim}},
+            *volumes,
             {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
         ],
     }
+    annotations = {
+        PRIORITY_ANNOTATION: priority,
+        INDEX_ANNOTATION: str(index),
+        BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or "",
+    }
+    if urls is not None:
+        admit_by = urls.expires_at - timedelta(seconds=settings.active_deadline_seconds)
+        annotations[ADMIT_BY_ANNOTATION] = iso(admit_by)
     if settings.worker_service_account:
         pod_spec["serviceAccountName"] = settings.worker_service_account
     priority_class = settings.priority_class(priority)
@@ -171,11 +218,7 @@ def build_job(batch: Mapping[str, Any], index: int, settings: Settings) -> dict[
             "name": ids.job_object_name(job_id),
             "namespace": meta["namespace"],
             "labels": job_labels_,
-            "annotations": {
-                PRIORITY_ANNOTATION: priority,
-                INDEX_ANNOTATION: str(index),
-                BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or "",
-            },
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

@@ -193,10 +193,14 @@ class Kube:
             patch["metadata"] = {"uid": uid}
         return await self.call("PATCH", job_path(namespace, name), patch, content_type=MERGE_PATCH)
 
-    async def delete_job(self, namespace: str, name: str) -> None:
-        """Delete a Job and (in the background) its pods; a missing Job is fine."""
+    async def delete_job(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete a Job and (in the background) its pods; a missing Job is fine. With ``uid``, only
+        that Job, not a same-named successor (Conflict)."""
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
         with contextlib.suppress(NotFound):
-            await self.call("DELETE", job_path(namespace, name), {"propagationPolicy": "Background"})
+            await self.call("DELETE", job_path(namespace, name), options)
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         out = await self.call(

@@ -11,17 +11,22 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from audio_extract_common.objectstore import StoreError
 from audio_extract_common.timefmt import iso, now
 
-from . import logs, metrics, upload_expiry
+from . import logs, metrics, upload_expiry, worker_urls
 from .admission import Candidate, to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
 from .reconcile import Reconciler
 from .registry import JobInfo, Ref, Registry
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from audio_extract_common.storage import Storage
 
 log = logging.getLogger(__name__)
 JOB_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -63,6 +68,9 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
 
 async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Candidate, info: JobInfo) -> None:
     ref = (c.namespace, c.name)
+    if worker_urls.stale(info.admit_by, now()):
+        await _renew(kube, registry, reconciler, info)
+        return
     try:
         patched = await kube.set_job_suspended(c.namespace, c.name, False, info.uid)
     except NotFound:
@@ -80,6 +88,26 @@ async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Cand
         await reconciler.admitted(info, iso(now()))
     except KubeError as e:  # the Job's own event maps it to processing later
         log.warning("recording admission of %s failed: %s", c.name, e)
+
+
+async def _renew(kube: Kube, registry: Registry, reconciler: Reconciler, info: JobInfo) -> None:
+    """Make a Job that waited past its URLs' allowance again, with fresh URLs, instead of admitting
+    it: deleted (only that Job, by uid) and created as for a Job deleted before it started
+    (``Reconciler.job_gone``). Its place in the queue comes from its batch, so it keeps it."""
+    ref = (info.namespace, info.name)
+    log.info("%s/%s waited past its URLs' validity: making it again with fresh ones", *ref)
+    try:
+        await kube.delete_job(info.namespace, info.name, uid=info.uid)
+    except KubeError as e:  # changed meanwhile (Conflict) or refused: the next pass looks again
+        metrics.reconcile_error("admission")
+        log.warning("replacing %s/%s failed: %s", *ref, e)
+        return
+    registry.forget_job(ref)
+    try:
+        await reconciler.job_gone(info.namespace, info.name, info.batch, info.batch_uid, info.index)
+    except (KubeError, StoreError) as e:  # its DELETED event, or the retention pass's resync, retries
+        metrics.reconcile_error("admission")
+        log.warning("creating %s/%s again failed: %s", *ref, e)
 
 
 async def admission_loop(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
@@ -104,7 +132,8 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
     unseen); remove outputs whose batch is gone; expire uploads and remove partial ones; re-map
     finished Jobs whose outcome is not in status yet. A batch (or Job) that fails is logged and
     skipped: one odd object must not stop retention for all the others."""
-    uploads = await _upload_use(settings)
+    storage = reconciler.storage
+    uploads = await _upload_use(settings, storage, reconciler.clock())
     listed: set[Ref] | None = None
     try:
         listed = await sync_jobs(kube, settings, registry)
@@ -125,11 +154,11 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
             complete = False
             log.warning("listing the batches of %s failed: %s", ns or "every namespace", e)
     if complete:  # after a partial listing every batch not seen would look gone
-        await reconciler.sweep_outputs(live_keys)
+        await _isolated(reconciler.sweep_outputs(live_keys), "sweep of outputs in", {"name": "the store"})
     await _isolated(
-        _expire_uploads(settings, uploads if complete else None),
+        _expire_uploads(settings, storage, uploads if complete else None, reconciler.clock()),
         "expiry of uploads in",
-        {"name": str(settings.store_root)},
+        {"name": "the store"},
     )
     for info in list(registry.jobs.values()):
         if info.finished is not None and reconciler.needs_update(info):
@@ -152,44 +181,43 @@ async def _batch_pass(
         await reconciler.resync(body, listed)
 
 
-async def _upload_use(settings: Settings) -> upload_expiry.UploadUse | None:
+async def _upload_use(
+    settings: Settings, storage: Storage | None, at: datetime
+) -> upload_expiry.UploadUse | None:
     """The uploads that may have expired, to be matched with the batches using them."""
-    if settings.store_root is None:
+    if storage is None:
         return None
     try:
-        found = await asyncio.to_thread(
-            upload_expiry.candidates, settings.store_root, time.time(), settings.upload_retention_seconds
-        )
-    except OSError as e:
-        log.warning("listing the uploads in %s failed: %s", settings.store_root, e)
+        found = await upload_expiry.candidates(storage, at.timestamp(), settings.upload_retention_seconds)
+    except (OSError, StoreError) as e:
+        log.warning("listing the uploads failed: %s", e)
         return None
     return upload_expiry.UploadUse(found)
 
 
-async def _expire_uploads(settings: Settings, uploads: upload_expiry.UploadUse | None) -> None:
+async def _expire_uploads(
+    settings: Settings, storage: Storage | None, uploads: upload_expiry.UploadUse | None, at: datetime
+) -> None:
     """Remove expired uploads (only after a complete listing of the batches: ``uploads``), partial
-    uploads, and owner markers of uploads gone."""
-    root = settings.store_root
-    if root is None:
+    writes, and owner markers of uploads gone; ``at``: now, by the reconciler's clock."""
+    if storage is None:
         return
-    now = time.time()
-    partial = await asyncio.to_thread(
-        upload_expiry.remove_partials, root, now, settings.partial_upload_grace_seconds
-    )
+    grace = settings.partial_upload_grace_seconds
+    partial = await upload_expiry.remove_partials(storage, grace)
     expired = (
         []
         if uploads is None
-        else await asyncio.to_thread(
-            upload_expiry.remove_expired, root, uploads, now, settings.upload_retention_seconds
+        else await upload_expiry.remove_expired(
+            storage, uploads, at.timestamp(), settings.upload_retention_seconds
         )
     )
-    owners = await asyncio.to_thread(upload_expiry.remove_stale_owners, root)
-    if partial or expired:
+    owners = await upload_expiry.remove_stale_owners(storage, at, grace)
+    if partial or expired or owners:
         log.info(
-            "removed %d expired upload(s) (%s), %d partial upload(s), %d owner record(s)",
+            "removed %d expired upload(s) (%s), %d partial write(s), %d owner record(s)",
             len(expired),
             ", ".join(expired[:10]),
-            len(partial),
+            partial,
             owners,
         )
 
@@ -218,3 +246,23 @@ async def retention_loop(kube: Kube, settings: Settings, registry: Registry, rec
             metrics.reconcile_error("retention")
             log.warning("retention pass failed: %s", e)
         await asyncio.sleep(settings.retention_interval)
+
+
+async def store_usage_loop(
+    kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler
+) -> None:
+    """An object store's usage for the metrics, every ``store_usage_interval``: it is measured by
+    listing every object, too slow and too costly for each scrape."""
+    while True:
+        if reconciler.storage is not None:
+            started = time.monotonic()
+            try:
+                objects, size = await metrics.measure_store_usage(reconciler.storage)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the last values stay
+                log.warning("measuring the store's usage failed: %s", e)
+            else:
+                took = time.monotonic() - started
+                log.debug("the store holds %d object(s), %d bytes (listed in %.1f s)", objects, size, took)
+        await asyncio.sleep(settings.store_usage_interval)

@@ -31,6 +31,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, Delivery, JobStatus
+from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import parse
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,17 @@ RECONCILE_ERRORS = Counter(
     registry=REGISTRY,
 )
 STORE_SIZE = Gauge(PREFIX + "store_size_bytes", "Size of the store volume.", registry=REGISTRY)
-STORE_USED = Gauge(PREFIX + "store_used_bytes", "Bytes used on the store volume.", registry=REGISTRY)
+STORE_USED = Gauge(
+    PREFIX + "store_used_bytes",
+    "Bytes used on the store volume, or held under an object store's prefix (measured every "
+    "store_usage_interval).",
+    registry=REGISTRY,
+)
+STORE_OBJECTS = Gauge(
+    PREFIX + "store_objects",
+    "Objects under an object store's prefix (measured every store_usage_interval; not for a volume).",
+    registry=REGISTRY,
+)
 STORE_FREE = Gauge(
     PREFIX + "store_free_bytes",
     "Bytes free on the store volume for an unprivileged writer (what the workers may use).",
@@ -298,6 +309,19 @@ def measure_store(root: Path) -> None:
     STORE_SIZE.set(st.f_blocks * st.f_frsize)
     STORE_USED.set((st.f_blocks - st.f_bfree) * st.f_frsize)
     STORE_FREE.set(st.f_bavail * st.f_frsize)
+
+
+async def measure_store_usage(storage: Storage) -> tuple[int, int]:
+    """Objects and bytes in an object store, under its prefix, by listing them: one request per
+    1,000 objects (so callers do it every few minutes, not at each scrape); an object store has no
+    size or free space to read. Returns ``(objects, bytes)``."""
+    objects = size = 0
+    async for info in storage.list(""):
+        objects += 1
+        size += info.size
+    STORE_OBJECTS.set(objects)
+    STORE_USED.set(size)
+    return objects, size
 
 
 def handler(store_root: Path | None) -> Any:

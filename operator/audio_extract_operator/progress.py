@@ -109,7 +109,7 @@ class Progress:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/progress", self.handle)
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", metrics.handler(self.settings.store_root))
+        app.router.add_get("/metrics", metrics.handler(self.settings.volume_root))
         if self.readiness is not None:
             app.router.add_get("/readyz", self.readiness.handle)
         return app

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,9 +23,10 @@ from audio_extract_common.resource import (
     JobState,
     JobStatus,
 )
+from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import iso, now, parse
 
-from . import k8sevents, metrics, outputs
+from . import k8sevents, metrics, outputs, worker_urls
 from .jobs import batch_key_of, build_job, owned_by
 from .kube import AlreadyExists, Invalid, Kube, NotFound
 from .mapping import (
@@ -42,6 +43,10 @@ from .settings import Settings
 from .statuswriter import StatusWriter
 
 log = logging.getLogger(__name__)
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class PermanentProblem(Exception):
@@ -74,11 +79,23 @@ def cancel_indexes(spec: BatchSpec) -> set[int]:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, settings: Settings, registry: Registry, writer: StatusWriter) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        registry: Registry,
+        writer: StatusWriter,
+        storage: Storage | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings
         self.registry = registry
         self.writer = writer
+        self.storage = storage
+        """The store, for presigning (object store) and for expiring outputs and uploads; None: a
+        volume whose files the operator keeps (no ``store_root``)."""
+        self.clock: Callable[[], datetime] = wall_clock
+        """What the ages of the store's objects are judged against (tests move it on)."""
 
     async def batch(self, body: Mapping[str, Any]) -> None:
         """Cancellations applied, one Job per unfinished job, status initialized.
@@ -162,8 +179,15 @@ class Reconciler:
         known = self.registry.jobs.get((ns, job_name))
         if known is not None and known.batch_uid == uid:
             return "ok"
+        urls = None
+        if self.settings.store_type == "s3":
+            if self.storage is None:
+                raise RuntimeError("the object store is not open")
+            # signed locally, so cheap enough to throw away when the Job turns out to exist: an
+            # existing Job keeps the URLs it was made with
+            urls = await worker_urls.presign(self.storage, body, index, self.settings)
         try:
-            self.registry.observe_job(await self.kube.create_job(build_job(body, index, self.settings)))
+            self.registry.observe_job(await self.kube.create_job(build_job(body, index, self.settings, urls)))
         except AlreadyExists:
             existing = await self.kube.get_job(ns, job_name)  # NotFound: kopf retries the handler
             if not owned_by(existing, uid):
@@ -419,17 +443,16 @@ class Reconciler:
     async def sweep_outputs(self, live_keys: set[str]) -> None:
         """Remove outputs whose batch is gone (``outputs.orphaned``); ``live_keys`` must come from
         a complete listing of every batch the operator watches."""
-        root = self.settings.store_root
-        if root is None or not self.settings.sweep_orphan_outputs:
+        if self.storage is None or not self.settings.sweep_orphan_outputs:
             return
         grace = self.settings.orphan_grace_seconds
-        gone = await asyncio.to_thread(outputs.sweep, root, live_keys, time.time(), grace)
+        gone = await outputs.sweep(self.storage, live_keys, self.clock(), grace)
         if gone:
             log.info("removed %d output(s) of batches gone: %s", len(gone), ", ".join(gone[:10]))
 
     async def _remove_outputs(self, job_ids: list[str]) -> None:
-        if self.settings.store_root is not None and job_ids:
-            await asyncio.to_thread(outputs.remove, self.settings.store_root, job_ids)
+        if self.storage is not None and job_ids:
+            await outputs.remove(self.storage, job_ids)
 
 
 def _mark(status: BatchStatus, idx: set[int], fn) -> BatchStatus:  # type: ignore[no-untyped-def]

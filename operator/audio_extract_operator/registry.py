@@ -22,7 +22,7 @@ from audio_extract_common import ids
 from audio_extract_common.resource import API_VERSION, KIND
 
 from .admission import Candidate
-from .jobs import BATCH_CREATED_ANNOTATION, INDEX_ANNOTATION, PRIORITY_ANNOTATION
+from .jobs import ADMIT_BY_ANNOTATION, BATCH_CREATED_ANNOTATION, INDEX_ANNOTATION, PRIORITY_ANNOTATION
 from .mapping import job_finished, job_running, job_suspended
 
 Ref = tuple[str, str]
@@ -86,6 +86,8 @@ class JobInfo:
     rv: int
     pod_running: bool = False
     """A pod of it runs (``mapping.job_running``): admitted Jobs split into waiting and running."""
+    admit_by: str | None = None
+    """With an object store, when its presigned URLs stop covering its deadline (``worker_urls``)."""
 
     @classmethod
     def of(cls, job: Mapping[str, Any]) -> JobInfo | None:
@@ -108,6 +110,7 @@ class JobInfo:
             finished=job_finished(job),
             rv=_rv(job),
             pod_running=job_running(job),
+            admit_by=ann.get(ADMIT_BY_ANNOTATION),
         )
 
     @property

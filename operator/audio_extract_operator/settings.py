@@ -7,21 +7,26 @@ argument, so tests construct it directly. Every tunable says its unit and why it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from audio_extract_common.jsonlog import LogFormat
+from audio_extract_common.objectstore import S3Settings
 
 from .webhooks.config import WebhookSettings
 
 ENV_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
+SIGV4_MAX_SECONDS = 7 * 86400
+"""The longest a SigV4 presigned URL may be valid: S3 refuses a longer one outright."""
 
 
 class Settings(WebhookSettings):
     """Operator settings; the ``webhook_*`` fields come from the webhooks package's mixin."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # nested settings from `<PREFIX>S3__BUCKET`-style variables
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_nested_delimiter="__")
 
     # --- where it runs -----------------------------------------------------------------------
     namespaces: list[str] = Field(
@@ -122,11 +127,48 @@ class Settings(WebhookSettings):
         default=1.0, gt=0, description="Seconds: progress is written to a batch's status at most this often."
     )
 
-    # --- retention ----------------------------------------------------------------------------
+    # --- the store ----------------------------------------------------------------------------
+    store_type: Literal["volume", "s3"] = Field(
+        default="volume",
+        description="`volume`: a directory (a ReadWriteMany claim, `store_claim`) every worker mounts "
+        "its own part of; `s3`: an S3-compatible object store (`s3`), which workers reach through "
+        "URLs the operator presigns for each Job, with no credentials and no volume.",
+    )
+    s3: S3Settings | None = Field(
+        default=None,
+        description="The object store when `store_type` is `s3`, from `AUDIO_EXTRACT_OPERATOR_S3__BUCKET`, "
+        "`..._S3__ENDPOINT_URL`, `..._S3__PRESIGN_ENDPOINT_URL` (the address workers reach), "
+        "`..._S3__REGION`, `..._S3__PREFIX`, `..._S3__ADDRESSING_STYLE`, `..._S3__CA_BUNDLE`. "
+        "Credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web "
+        "identity, instance metadata) unless `..._S3__ACCESS_KEY_ID` and `..._S3__SECRET_ACCESS_KEY` "
+        "are set.",
+    )
+    presign_queue_allowance_seconds: int = Field(
+        default=6 * 3600,
+        ge=300,
+        description="Seconds a Job may wait suspended for admission and still run with the URLs it "
+        "was created with (`store_type` s3): its URLs are valid for `active_deadline_seconds` plus "
+        "this, at most 7 days (SigV4's limit). Longer: fewer Jobs are made again, but whoever reads "
+        "a Job (its env holds the URLs) can write that output or read that upload for longer. "
+        "Shorter: a Job that waited longer is deleted and created again with fresh URLs when the "
+        "operator admits it (its place in the queue is kept); with Kueue, which admits by itself, "
+        "a Job admitted after its URLs expired fails, so set this above the longest queueing "
+        "expected. At least 300: a Job waits that long between its creation and an admission pass.",
+    )
+    store_usage_interval: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds between measurements of an object store's usage (objects and bytes under "
+        "the prefix, by listing them: one request per 1,000 objects, so not at every scrape); 0 = "
+        "never. A volume is measured at each scrape instead (statvfs, cheap).",
+    )
     store_root: Path | None = Field(
         default=None,
-        description="The store as the operator sees it (for expiring outputs); unset = keep files.",
+        description="The volume store as the operator sees it (`store_type` volume; for expiring "
+        "outputs and uploads); unset = keep files.",
     )
+
+    # --- retention ----------------------------------------------------------------------------
     output_retention_seconds: int = Field(
         default=86400, ge=0, description="Seconds after completion an output is kept (contract: 24 h)."
     )
@@ -160,9 +202,11 @@ class Settings(WebhookSettings):
     partial_upload_grace_seconds: int = Field(
         default=3600,
         ge=0,
-        description="Seconds a partial upload (a `.part` file the API left when killed mid-upload) "
-        "must be untouched before a retention pass removes it: an upload still arriving writes its "
-        "file every moment, and one stalled this long has been given up by its client.",
+        description="Seconds a partial write (a volume's `.part` file, an object store's incomplete "
+        "multipart upload: a writer killed mid-write) must be untouched before a retention pass "
+        "removes it: an upload still arriving writes all the time, and one stalled this long has "
+        "been given up by its client. Also how old an owner marker of an absent upload must be "
+        "before it goes (a direct upload arrives after its marker).",
     )
     list_page_size: int = Field(
         default=500,
@@ -191,6 +235,31 @@ class Settings(WebhookSettings):
         default="WARNING", description="Level of kopf's per-event lines (INFO logs every handler call)."
     )
     liveness_port: int = Field(default=0, description="Port of kopf's /healthz liveness endpoint; 0 = none.")
+
+    @model_validator(mode="after")
+    def _store_complete(self) -> Settings:
+        if self.store_type == "s3":
+            if self.s3 is None:
+                raise ValueError(
+                    "store_type is s3 but the object store is not set: give at least "
+                    f"{ENV_PREFIX}S3__BUCKET (and {ENV_PREFIX}S3__ENDPOINT_URL for a store other than AWS S3)"
+                )
+            if self.active_deadline_seconds > SIGV4_MAX_SECONDS:
+                raise ValueError(
+                    f"active_deadline_seconds is above {SIGV4_MAX_SECONDS} (7 days): no presigned URL "
+                    "for a worker can stay valid that long"
+                )
+        return self
+
+    @property
+    def volume_root(self) -> Path | None:
+        """The volume store's directory; None for an object store, or a volume whose files stay."""
+        return self.store_root if self.store_type == "volume" else None
+
+    @property
+    def worker_url_seconds(self) -> int:
+        """How long the URLs presigned for a Job stay valid (``presign_queue_allowance_seconds``)."""
+        return min(self.active_deadline_seconds + self.presign_queue_allowance_seconds, SIGV4_MAX_SECONDS)
 
     def priority_class(self, priority: str) -> str | None:
         return self.priority_classes.get(priority)

@@ -1,60 +1,56 @@
 """Uploads in the store: which have expired, and removing them, partial uploads and stale owner
 markers (docs/contract.md §7).
 
-An upload expires ``upload_retention_seconds`` after the later of two times: its file's mtime
-(when it was uploaded, moved on by the API each time a submission names it) and the end of the
-last job that used it; never while a job using it is unfinished. Which jobs use which upload comes
-from the retention pass's listing of every batch, so uploads expire only after a complete
-listing, like orphaned outputs (``outputs.sweep``). Only uploads already past the retention by
-their mtime are candidates, and the pass remembers the batches' use of those alone, not of every
-upload every retained batch names: memory does not grow with the batches kept. Just before one is
-removed its mtime is read again: a submission that named it after the listing began (its batch is
-not in the listing) has made it fresh.
+An upload expires ``upload_retention_seconds`` after the later of two times: its object's
+last-modified time (when it was uploaded, moved on by the API each time a submission names it,
+``Storage.touch``) and the end of the last job that used it; never while a job using it is
+unfinished. Which jobs use which upload comes from the retention pass's listing of every batch,
+so uploads expire only after a complete listing, like orphaned outputs (``outputs.sweep``). Only
+uploads already past the retention by their last-modified time are candidates, and the pass
+remembers the batches' use of those alone, not of every upload every retained batch names: memory
+does not grow with the batches kept. Just before they are removed the uploads are listed again: a
+submission that named one after the batches' listing began (its batch is not in the listing) has
+made it fresh.
 
-A partial upload (``.<id>.<random>.part``: the API process was killed mid-upload, or its pod
-lost) goes once untouched for ``partial_upload_grace_seconds``; an upload still arriving writes
-its file all the time. An owner marker (``upload-owners/<tenant>/<id>``, the API's record of whose
-upload it is) goes when its upload is gone: the API writes it only once the upload is in place.
+A partial upload goes once untouched for ``partial_upload_grace_seconds`` (``Storage.
+abort_stale_uploads``: a volume's ``.part`` files, an object store's incomplete multipart
+uploads); an upload still arriving writes all the time. An owner marker
+(``upload-owners/<tenant>/<id>``, the API's record of whose upload it is) goes when its upload is
+gone and the marker is as old as that grace: an upload sent straight to an object store may
+arrive after its marker was written.
 
-File system calls here block (network storage): callers run them in a thread.
+The store is the ``Storage`` of either backend, so the same code serves both.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from audio_extract_common.ids import UPLOAD_ID_RE
 from audio_extract_common.resource import TERMINAL_STATES
-from audio_extract_common.store import UPLOAD_OWNERS, UPLOADS, is_partial
+from audio_extract_common.storage import Storage
+from audio_extract_common.store import UPLOAD_OWNERS, UPLOADS, upload_key
 from audio_extract_common.timefmt import parse
 
 IN_USE = math.inf
 
 
-def _entries(directory: Path) -> Iterator[tuple[str, float]]:
-    """``(name, mtime)`` of the files in ``directory`` (none if it does not exist)."""
-    try:
-        with os.scandir(directory) as listing:
-            for e in listing:
-                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
-                    if e.is_file(follow_symlinks=False):
-                        yield e.name, e.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return
+async def _uploads(storage: Storage) -> dict[str, float]:
+    """Every upload's id and last-modified time (seconds); not the partial ones."""
+    found = {}
+    async for info in storage.list(f"{UPLOADS}/"):
+        name = info.key.removeprefix(f"{UPLOADS}/")
+        if UPLOAD_ID_RE.match(name):
+            found[name] = info.last_modified.timestamp()
+    return found
 
 
-def candidates(root: Path, now: float, retention: float) -> set[str]:
+async def candidates(storage: Storage, now: float, retention: float) -> set[str]:
     """Ids of the uploads untouched for ``retention`` seconds: the only ones that may have expired."""
-    return {
-        name
-        for name, mtime in _entries(root / UPLOADS)
-        if UPLOAD_ID_RE.match(name) and now - mtime >= retention
-    }
+    return {name for name, mtime in (await _uploads(storage)).items() if now - mtime >= retention}
 
 
 def _seconds(timestamp: object) -> float | None:
@@ -95,46 +91,41 @@ class UploadUse:
             self.last_end[upload] = max(self.last_end.get(upload, 0.0), end)
 
 
-def remove_expired(root: Path, use: UploadUse, now: float, retention: float) -> list[str]:
+async def remove_expired(storage: Storage, use: UploadUse, now: float, retention: float) -> list[str]:
     """Remove the uploads ``use`` shows expired (see the module's docstring); returns their ids."""
+    due = [u for u in sorted(use.watched) if now - use.last_end.get(u, 0.0) >= retention]
+    if not due:
+        return []
+    fresh = await _uploads(storage)  # one listing, not one request per upload
     gone = []
-    for upload in sorted(use.watched):
-        if now - use.last_end.get(upload, 0.0) < retention:
-            continue
-        path = root / UPLOADS / upload
-        try:
-            if now - path.stat().st_mtime < retention:
-                continue  # named by a submission since the candidates were chosen
-            path.unlink()
-        except FileNotFoundError:
-            continue
+    for upload in due:
+        mtime = fresh.get(upload)
+        if mtime is None or now - mtime < retention:
+            continue  # removed meanwhile, or named by a submission since the candidates were chosen
+        await storage.delete(upload_key(upload))
         gone.append(upload)
     return gone
 
 
-def remove_partials(root: Path, now: float, grace: float) -> list[str]:
-    """Remove partial uploads untouched for ``grace`` seconds; returns their names."""
-    gone = []
-    for name, mtime in _entries(root / UPLOADS):
-        if is_partial(name) and now - mtime >= grace:
-            with contextlib.suppress(FileNotFoundError):
-                (root / UPLOADS / name).unlink()
-                gone.append(name)
-    return gone
+async def remove_partials(storage: Storage, grace: float) -> int:
+    """Remove partial writes untouched for ``grace`` seconds; returns how many."""
+    return await storage.abort_stale_uploads(timedelta(seconds=grace))
 
 
-def remove_stale_owners(root: Path) -> int:
-    """Remove the owner markers whose upload is gone; returns how many. The tenants' directories
-    stay: the API may be about to write a marker into one."""
-    removed = 0
-    try:
-        tenants = [d for d in os.scandir(root / UPLOAD_OWNERS) if d.is_dir(follow_symlinks=False)]
-    except FileNotFoundError:
+async def remove_stale_owners(storage: Storage, now: datetime, grace: float) -> int:
+    """Remove the owner markers whose upload is gone, once ``grace`` seconds old; returns how many.
+    (On a volume the tenants' directories stay: the API may be about to write a marker into one.)"""
+    markers = [info async for info in storage.list(f"{UPLOAD_OWNERS}/")]
+    if not markers:
         return 0
-    for tenant in tenants:
-        for name, _ in _entries(Path(tenant.path)):
-            if not (root / UPLOADS / name).exists():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(tenant.path, name))
-                    removed += 1
+    present = set(await _uploads(storage))
+    removed = 0
+    for info in markers:
+        parts = info.key.split("/")
+        if len(parts) != 3 or parts[2] in present:
+            continue
+        if (now - info.last_modified).total_seconds() < grace:
+            continue
+        await storage.delete(info.key)
+        removed += 1
     return removed

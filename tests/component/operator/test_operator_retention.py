@@ -1,17 +1,21 @@
 """Retention: one batch that fails does not stop the pass; outputs never outlive their batch,
-whether it was deleted by retention, by hand while the operator watched, or while it was down."""
+whether it was deleted by retention, by hand while the operator watched, or while it was down.
+The tests at the end run on both stores: a temporary directory and a real S3 server."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import kopf
 from operator_fakeapi import NS, FakeApi, job_name, terminal_status
+from operator_store import StoreUnderTest, next_second
 
 from audio_extract_common import ids
+from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
 from audio_extract_operator.kube import Forbidden, KubeError
 from audio_extract_operator.settings import Settings
@@ -149,3 +153,105 @@ async def test_retention_goes_on_when_the_job_listing_fails() -> None:
     api.fail = no_jobs
     await retention(context(api, record_retention_seconds=0))
     assert api.names("extractionbatches") == []
+
+
+# --- the same on both stores: a temporary directory and a real S3 server (``store``) ------------
+
+GRACE = 3600
+
+
+async def test_deleting_a_batch_removes_its_outputs_from_either_store(store: StoreUnderTest) -> None:
+    api = FakeApi()
+    memo = kopf.Memo()
+    memo.ctx = store.context(api)
+    doomed, kept = api.add_batch("doomed", jobs=2), api.add_batch("kept", jobs=1)
+    d0, d1, k0 = ids.job_id(key_of(doomed), 0), ids.job_id(key_of(doomed), 1), ids.job_id(key_of(kept), 0)
+    # job ids sharing a prefix: job_…01 must not take job_…010's (or a longer id's) objects along
+    await store.put(f"{d0}/talk.mp3", f"{d1}/audio.aac", f"{d1}/more/x", f"{k0}/a.wav", f"{d0}0/x")
+    await store.put("uploads/upl_00112233445566ff")
+    await handlers.batch_event(
+        type="DELETED", body=api.delete_by_hand("extractionbatches", NS, "doomed"), memo=memo
+    )
+    assert await store.keys() == {f"{k0}/a.wav", f"{d0}0/x", "uploads/upl_00112233445566ff"}
+
+
+async def test_outputs_of_gone_batches_are_swept_from_either_store_after_the_grace(
+    store: StoreUnderTest,
+) -> None:
+    api = FakeApi()
+    live = ids.job_id(key_of(api.add_batch("live", jobs=1)), 0)
+    old = [f"{live}/a.mp3", "job_0123456789abcd01/a.mp3", "job_0123456789abcd02/x/b.wav"]
+    others = ["uploads/upl_00112233445566ff", "notes/job_0123456789abcd03", "job_ffffffffffffff00/x"]
+    await store.put(*old, *others)
+    await next_second()
+    # too recent to judge (its batch may be newer than the listing), though it has an old object
+    await store.put("job_fedcba9876543201/a.mp3", "job_fedcba9876543201/b.mp3")
+    ctx = store.context(api, orphan_grace_seconds=GRACE)
+    ctx.reconciler.clock = store.clock_at(await store.newest(*old), GRACE)
+    await retention(ctx)
+    assert await store.keys() == {
+        f"{live}/a.mp3",
+        *others,
+        "job_fedcba9876543201/a.mp3",
+        "job_fedcba9876543201/b.mp3",
+    }
+    ctx.reconciler.clock = store.clock_at(await store.newest("job_fedcba9876543201/b.mp3"), GRACE)
+    await retention(ctx)  # now old enough
+    assert await store.keys() == {f"{live}/a.mp3", *others}
+
+
+async def test_no_output_is_swept_from_either_store_after_an_incomplete_listing(
+    store: StoreUnderTest,
+) -> None:
+    api = FakeApi()
+    for i in range(3):
+        api.add_batch(f"b{i}")
+    outs = {f"{ids.job_id(key_of(api.get('extractionbatches', NS, f'b{i}')), 0)}/a.mp3" for i in range(3)}
+    await store.put(*outs)
+
+    def second_page_fails(method: str, path: str, q: dict[str, str]) -> KubeError | None:
+        if method == "GET" and path.endswith("/extractionbatches") and q.get("continue"):
+            return KubeError(410, "Expired", "the continue token expired")
+        return None
+
+    api.fail = second_page_fails
+    ctx = store.context(api, list_page_size=1, orphan_grace_seconds=0)
+    with contextlib.suppress(KubeError):
+        await retention(ctx)
+    assert await store.keys() == outs
+    api.fail = None
+    await retention(ctx)  # complete, and every batch is there
+    assert await store.keys() == outs
+
+
+async def test_expired_outputs_go_and_the_batch_with_its_outputs_after_record_retention(
+    store: StoreUnderTest,
+) -> None:
+    api = FakeApi()
+    body = api.add_batch("done", jobs=2)
+    key = key_of(body)
+    status = terminal_status(key, 2)
+    status["completedAt"] = iso(now())  # record retention (7 days) has not passed
+    status["jobs"][0]["expiresAt"] = iso(now() - timedelta(seconds=1))
+    status["jobs"][1]["expiresAt"] = iso(now() + timedelta(days=1))
+    api.edit("extractionbatches", NS, "done", {"status": status})
+    j0, j1 = ids.job_id(key, 0), ids.job_id(key, 1)
+    await store.put(f"{j0}/talk.mp3", f"{j1}/talk.mp3", "job_0123456789abcd01/other.mp3")
+    ctx = store.context(api, orphan_grace_seconds=10**9)
+    await retention(ctx)
+    assert await store.keys() == {f"{j1}/talk.mp3", "job_0123456789abcd01/other.mp3"}
+    entries = api.get("extractionbatches", NS, "done")["status"]["jobs"]
+    assert [j.get("expired") for j in entries] == [True, False]
+    await retention(store.context(api, record_retention_seconds=0, orphan_grace_seconds=10**9))
+    assert api.names("extractionbatches") == []
+    assert await store.keys() == {"job_0123456789abcd01/other.mp3"}
+
+
+async def test_an_empty_job_directory_of_a_gone_batch_is_swept_from_the_volume(tmp_path: Path) -> None:
+    """The kubelet makes a job's directory for its mount; a job that failed leaves it empty."""
+    api = FakeApi()
+    (tmp_path / "job_0123456789abcd01").mkdir()
+    (tmp_path / "job_0123456789abcd02").mkdir()
+    os.utime(tmp_path / "job_0123456789abcd01", (0, 0))
+    await retention(context(api, store_root=tmp_path, orphan_grace_seconds=GRACE))
+    assert [p.name for p in tmp_path.iterdir()] == ["job_0123456789abcd02"]

@@ -2,17 +2,20 @@
 ``upload_retention_seconds`` have passed since it was uploaded (or last named by a submission)
 and since the last job using it ended, never while a job using it is unfinished; partial uploads
 a killed API process left behind go after ``partial_upload_grace_seconds``; owner markers go with
-their uploads. A real temporary-directory store, the batches in the in-memory API server."""
+their uploads. A real temporary-directory store, the batches in the in-memory API server; the
+tests at the end run on both stores, a temporary directory and a real S3 server."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from operator_fakeapi import NS, FakeApi
+from operator_store import StoreUnderTest, next_second
 
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
@@ -145,3 +148,123 @@ async def test_an_upload_named_again_after_the_listing_is_kept(tmp_path: Path, m
     monkeypatch.setattr(api, "pages", touched_while_listing)
     await retention(context(api, tmp_path))
     assert path.exists()
+
+
+# --- the same on both stores: a temporary directory and a real S3 server (``store``) ------------
+
+
+def using_at(
+    api: FakeApi, name: str, n: int, at: datetime, state: str | None = None, ended_ago: float = 0
+) -> None:
+    """``using`` with the job's end ``ended_ago`` seconds before ``at`` (the operator's clock)."""
+    using(api, name, n, state)
+    if state is not None:
+        ended = iso(at - timedelta(seconds=ended_ago))
+        entry = api.get("extractionbatches", NS, name)["status"]["jobs"][0]
+        entry["createdAt"] = ended
+        if "completedAt" in entry:
+            entry["completedAt"] = ended
+        api.edit("extractionbatches", NS, name, {"status": {"jobs": [entry]}})
+
+
+async def upload_in(store: StoreUnderTest, n: int, tenant: str = "acme") -> list[str]:
+    keys = [f"uploads/{upload_id(n)}", f"upload-owners/{tenant}/{upload_id(n)}"]
+    await store.storage.put_bytes(keys[0], b"video")
+    await store.storage.put_bytes(keys[1], b"")
+    return keys
+
+
+async def test_uploads_expire_from_either_store_after_their_upload_and_their_last_job(
+    store: StoreUnderTest,
+) -> None:
+    api = FakeApi()
+    retention_ = 24 * HOUR
+    old = []
+    for n in (1, 3, 4, 5, 6, 7):  # uploaded more than the retention ago
+        old += await upload_in(store, n)
+    old.append(f"upload-owners/acme/{upload_id(8)}")  # its upload is gone
+    await store.storage.put_bytes(old[-1], b"")
+    await store.storage.put_bytes("uploads/README", b"not an upload: not ours to remove")
+    await next_second()
+    await upload_in(store, 2)  # recent: kept
+    ctx = store.context(api, upload_retention_seconds=retention_, partial_upload_grace_seconds=HOUR)
+    ctx.reconciler.clock = store.clock_at(await store.newest(*old), retention_)
+    at = ctx.reconciler.clock()
+    using_at(api, "queued", 3, at)  # its job has not even started: kept
+    using_at(api, "running", 4, at, state="processing", ended_ago=30 * HOUR)  # running for long: kept
+    using_at(api, "done-lately", 5, at, state="completed", ended_ago=1 * HOUR)  # ended lately: kept
+    using_at(api, "done-long-ago", 6, at, state="failed", ended_ago=25 * HOUR)  # all past: expired
+    using_at(api, "one-done", 7, at, state="cancelled", ended_ago=25 * HOUR)
+    using_at(api, "one-queued", 7, at, state="queued")  # another batch still needs it: kept
+    await retention(ctx)
+    kept = {f"{d}/{upload_id(n)}" for n in (2, 3, 4, 5, 7) for d in ("uploads", "upload-owners/acme")}
+    assert await store.keys() == kept | {"uploads/README"}
+
+
+async def test_a_fresh_owner_marker_stays_while_its_upload_may_still_arrive(store: StoreUnderTest) -> None:
+    """Sent straight to the store, an upload may arrive after the API recorded whose it is."""
+    marker = f"upload-owners/acme/{upload_id(1)}"
+    await store.storage.put_bytes(marker, b"")
+    ctx = store.context(FakeApi(), partial_upload_grace_seconds=HOUR)
+    ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR - 60)
+    await retention(ctx)
+    assert await store.keys() == {marker}
+    ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR)
+    await retention(ctx)
+    assert await store.keys() == set()
+
+
+async def test_partial_writes_are_removed_from_either_store_after_the_grace(store: StoreUnderTest) -> None:
+    """What a writer killed mid-write leaves: a volume's temporary file, an object store's
+    incomplete multipart upload. Judged by the store's own clock: this test waits for it."""
+    grace = 3
+    await store.start_partial(f"uploads/{upload_id(1)}")
+    await store.start_partial("job_0123456789abcd01/audio")
+    await asyncio.sleep(grace + 0.1)
+    await store.start_partial(f"uploads/{upload_id(2)}")  # still arriving
+    await retention(store.context(FakeApi(), partial_upload_grace_seconds=grace))
+    assert store.partials() == {f"uploads/{upload_id(2)}"}
+
+
+async def test_no_upload_expires_from_either_store_after_an_incomplete_listing(store: StoreUnderTest) -> None:
+    api = FakeApi()
+    for i in range(3):
+        api.add_batch(f"b{i}")
+    keys = await upload_in(store, 1)
+
+    def second_page_fails(method: str, path: str, q: dict[str, str]) -> KubeError | None:
+        if method == "GET" and path.endswith("/extractionbatches") and q.get("continue"):
+            return KubeError(410, "Expired", "the continue token expired")
+        return None
+
+    api.fail = second_page_fails
+    ctx = store.context(api, list_page_size=1)
+    ctx.reconciler.clock = store.clock_at(await store.newest(*keys), 99 * HOUR)
+    with contextlib.suppress(KubeError):
+        await retention(ctx)
+    assert await store.keys() == set(keys)
+    api.fail = None
+    await retention(ctx)  # a complete listing: expired
+    assert await store.keys() == set()
+
+
+async def test_an_upload_named_again_during_the_listing_is_kept_in_either_store(
+    store: StoreUnderTest, monkeypatch
+) -> None:
+    """The API marks an upload used when a submission names it (``Storage.touch``): a batch
+    created while the pass lists the others is not in the listing, but its upload is fresh."""
+    api = FakeApi()
+    keys = await upload_in(store, 1)
+    ctx = store.context(api)
+    ctx.reconciler.clock = store.clock_at(await store.newest(*keys), 24 * HOUR)
+    await next_second()
+    pages = api.pages
+
+    async def touched_while_listing(*args, **kwargs):
+        assert await store.storage.touch(keys[0]) == len(b"video")  # a submission names it meanwhile
+        async for page in pages(*args, **kwargs):
+            yield page
+
+    monkeypatch.setattr(api, "pages", touched_while_listing)
+    await retention(ctx)
+    assert await store.keys() == set(keys)
