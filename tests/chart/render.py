@@ -147,6 +147,37 @@ def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# the standard AWS credential chain reads these itself (store.s3.existingSecret)
+AWS_CHAIN = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def assert_settings_exist(objects: list[dict[str, Any]], release: str = RELEASE) -> None:
+    """Every variable the chart sets names a field of the process's settings (`S3__BUCKET`: the
+    field `bucket` of the nested `s3` settings)."""
+    from pydantic import BaseModel
+
+    from audio_extract_api.settings import Settings as ApiSettings
+    from audio_extract_operator.settings import Settings as OperatorSettings
+
+    for deployment, prefix, settings in (
+        (f"{release}-operator", "AUDIO_EXTRACT_OPERATOR_", OperatorSettings),
+        (f"{release}-api", "AUDIO_EXTRACT_API_", ApiSettings),
+    ):
+        names = env_of(find(objects, "Deployment", deployment))
+        assert names
+        for name in names:
+            if name in AWS_CHAIN:
+                continue
+            assert name.startswith(prefix), name
+            model: Any = settings
+            *outer, field = name[len(prefix) :].lower().split("__")
+            for part in outer:
+                annotation = model.model_fields[part].annotation
+                model = next(a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None))
+                assert issubclass(model, BaseModel), name
+            assert field in model.model_fields, name
+
+
 def operator_settings(
     objects: list[dict[str, Any]], monkeypatch: Any, name: str = "audio-extract-operator"
 ) -> Any:

@@ -22,6 +22,7 @@ from render import (
     CHART,
     NAMESPACE,
     REPO,
+    assert_settings_exist,
     env_of,
     find,
     helm,
@@ -465,18 +466,7 @@ def test_operator_replicas_elect_a_leader_and_only_it_gets_progress(default: Obj
 
 def test_settings_env_names_exist_in_the_processes_settings(default: Objects) -> None:
     """pydantic-settings ignores unknown variables: a misspelt name would silently do nothing."""
-    from audio_extract_api.settings import Settings as ApiSettings
-    from audio_extract_operator.settings import Settings as OperatorSettings
-
-    for deployment, prefix, settings in (
-        ("audio-extract-operator", OPERATOR_PREFIX, OperatorSettings),
-        ("audio-extract-api", API_PREFIX, ApiSettings),
-    ):
-        names = env_of(find(default, "Deployment", deployment))
-        assert names
-        for name in names:
-            assert name.startswith(prefix), name
-            assert name[len(prefix) :].lower() in settings.model_fields, name
+    assert_settings_exist(default)
 
 
 def test_secret_references_resolve(default: Objects) -> None:

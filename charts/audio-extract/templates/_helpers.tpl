@@ -179,3 +179,94 @@ audio-extract.kubeAPIServerEgress: the egress rule to the Kubernetes API server
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/*
+audio-extract.storeEnv: the store settings of the API or the operator (dict "ctx" $ "prefix"
+"AUDIO_EXTRACT_API_"): the type, and with s3 the bucket's settings and, from store.s3.existingSecret,
+the standard AWS credential variables (no Secret: the standard chain, e.g. the pod's cloud identity).
+*/}}
+{{- define "audio-extract.storeEnv" -}}
+{{- $s3 := .ctx.Values.store.s3 -}}
+- name: {{ .prefix }}STORE_TYPE
+  value: {{ .ctx.Values.store.type | quote }}
+{{- if eq .ctx.Values.store.type "s3" }}
+- name: {{ .prefix }}S3__BUCKET
+  value: {{ required "store.s3.bucket is required with store.type s3" $s3.bucket | quote }}
+- name: {{ .prefix }}S3__REGION
+  value: {{ $s3.region | quote }}
+- name: {{ .prefix }}S3__PREFIX
+  value: {{ $s3.prefix | quote }}
+- name: {{ .prefix }}S3__ADDRESSING_STYLE
+  value: {{ $s3.addressingStyle | quote }}
+{{- with $s3.endpoint }}
+- name: {{ $.prefix }}S3__ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with $s3.presignEndpoint }}
+- name: {{ $.prefix }}S3__PRESIGN_ENDPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if $s3.caConfigMap }}
+- name: {{ .prefix }}S3__CA_BUNDLE
+  value: /etc/audio-extract/store-ca/ca.crt
+{{- end }}
+{{- with $s3.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: AWS_SECRET_ACCESS_KEY
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+audio-extract.storeMounts / storeVolumes: the store's volume (store.type volume) or the store's CA
+(store.type s3 with store.s3.caConfigMap), for the API and the operator.
+*/}}
+{{- define "audio-extract.storeMounts" -}}
+{{- if eq .Values.store.type "volume" }}
+- name: store
+  mountPath: {{ .Values.store.mountPath }}
+{{- else if .Values.store.s3.caConfigMap }}
+- name: store-ca
+  mountPath: /etc/audio-extract/store-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "audio-extract.storeVolumes" -}}
+{{- if eq .Values.store.type "volume" }}
+- name: store
+  persistentVolumeClaim:
+    claimName: {{ .Values.store.claimName }}
+{{- else if .Values.store.s3.caConfigMap }}
+- name: store-ca
+  configMap:
+    name: {{ .Values.store.s3.caConfigMap }}
+{{- end }}
+{{- end }}
+
+{{/*
+audio-extract.storeEgress: with store.type s3, the egress rule to the store (store.s3.networkPolicyPeers,
+or public addresses) on store.s3.port; nothing for a volume.
+*/}}
+{{- define "audio-extract.storeEgress" -}}
+{{- if eq .Values.store.type "s3" }}
+# The S3 store, on its port only.
+- to:
+    {{- with .Values.store.s3.networkPolicyPeers }}
+    {{- toYaml . | nindent 4 }}
+    {{- else }}
+    {{- include "audio-extract.publicAddresses" . | nindent 4 }}
+    {{- end }}
+  ports:
+    - protocol: TCP
+      port: {{ .Values.store.s3.port }}
+{{- end }}
+{{- end }}
