@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio_extract_common.jsonlog import LogFormat
+from audio_extract_common.objectstore import S3Settings
+from audio_extract_common.storage import StoreType
+
+PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+"""The longest validity a SigV4 presigned URL may have."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AUDIO_EXTRACT_API_", extra="ignore")
+    # `__` reaches into the object store's settings: AUDIO_EXTRACT_API_S3__BUCKET=...
+    model_config = SettingsConfigDict(
+        env_prefix="AUDIO_EXTRACT_API_", extra="ignore", env_nested_delimiter="__"
+    )
 
     # --- where batches live -----------------------------------------------------------------
     namespace: str = Field(default="default", description="Namespace of the ExtractionBatch objects.")
@@ -148,7 +156,35 @@ class Settings(BaseSettings):
     )
 
     # --- store ------------------------------------------------------------------------------
+    store_type: StoreType = Field(
+        default="volume",
+        description="`volume`: a directory (`store_root`; in a cluster a ReadWriteMany volume the "
+        "workers mount too); `s3`: an S3-compatible object store (`s3`).",
+    )
     store_root: Path = Field(default=Path("/data"), description="Root of the filesystem store.")
+    s3: S3Settings | None = Field(
+        default=None,
+        description="The object store, with store_type s3: AUDIO_EXTRACT_API_S3__BUCKET, "
+        "S3__ENDPOINT_URL, S3__PRESIGN_ENDPOINT_URL (the address clients reach, when it differs), "
+        "S3__REGION, S3__PREFIX, S3__ADDRESSING_STYLE, S3__CA_BUNDLE. Credentials come from the "
+        "standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web identity, instance "
+        "metadata) unless S3__ACCESS_KEY_ID and S3__SECRET_ACCESS_KEY are set.",
+    )
+    download_url_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=PRESIGN_MAX_SECONDS,
+        description="Validity of a presigned download URL (an object store's outputFile.url and the "
+        "download's redirect), from the response that carries it: long enough to start a large "
+        "download on a slow link, short enough that a leaked URL soon stops working.",
+    )
+    upload_url_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=PRESIGN_MAX_SECONDS,
+        description="Validity of a direct upload's PUT URL. Its declared size counts against the "
+        "tenant's quota until then, or until its bytes have arrived.",
+    )
     store_min_free_bytes: int = Field(
         default=2 * 1024**3,
         ge=0,
@@ -162,6 +198,15 @@ class Settings(BaseSettings):
         description="Retry-After on STORE_FULL: space comes back as retention passes (every minute) "
         "expire outputs and uploads.",
     )
+
+    @model_validator(mode="after")
+    def _s3_needs_its_settings(self) -> Settings:
+        if self.store_type == "s3" and self.s3 is None:
+            raise ValueError(
+                "store_type s3 needs the object store's settings: at least AUDIO_EXTRACT_API_S3__BUCKET "
+                "(and AUDIO_EXTRACT_API_S3__ENDPOINT_URL for a store other than AWS S3)"
+            )
+        return self
 
     @field_validator("public_prefix")
     @classmethod
