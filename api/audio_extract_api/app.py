@@ -12,13 +12,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from audio_extract_common.api_models import DirectUploadRequest
 from audio_extract_common.resource import ExtractionJob
-from audio_extract_common.store import FilesystemStore
+from audio_extract_common.storage import Storage, open_storage
 
 from . import errors, openapi
 from .auth import KeyStore, RateLimiter
 from .bodies import BatchRequest
 from .deps import Services
+from .downloads import OutputLinks
 from .guard import HostChecks
 from .kube import Kube
 from .metrics import Metrics
@@ -43,10 +45,8 @@ def idempotency_secret(settings: Settings) -> bytes:
     return secret
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, store: Storage, metrics: Metrics) -> Services:
     kube = Kube(settings)
-    store = FilesystemStore(settings.store_root)
-    metrics = Metrics()
     return Services(
         settings=settings,
         keys=KeyStore(settings.api_keys_path, settings.api_keys_reload_seconds),
@@ -60,6 +60,7 @@ def build_services(settings: Settings) -> Services:
             store, settings.store_min_free_bytes, settings.store_full_retry_after_seconds, metrics
         ),
         quota=UploadQuota(store, settings.upload_quota_bytes, settings.upload_quota_count),
+        links=OutputLinks(store, settings.download_url_seconds),
         hosts=HostChecks.from_settings(settings),
         idempotency_secret=idempotency_secret(settings),
         metrics=metrics,
@@ -68,19 +69,23 @@ def build_services(settings: Settings) -> Services:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    svc = build_services(settings)
+    metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The queue view starts with the first submission (which waits for its first list, one
-        # round trip); everything holding sockets is closed on the way out.
-        svc.space.start()
-        try:
-            yield
-        finally:
-            await svc.space.stop()
-            await svc.queue.stop()
-            await svc.kube.close()
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The store is opened once for the process (an object store's client holds a connection
+        # pool). The queue view starts with the first submission (which waits for its first list,
+        # one round trip); everything holding sockets is closed on the way out.
+        async with open_storage(settings.store_type, root=settings.store_root, s3=settings.s3) as store:
+            svc = build_services(settings, store, metrics)
+            app.state.services = svc
+            svc.space.start()
+            try:
+                yield
+            finally:
+                await svc.space.stop()
+                await svc.queue.stop()
+                await svc.kube.close()
 
     app = FastAPI(
         title="audio-extract",
@@ -91,11 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
     )
-    app.state.services = svc
     errors.install(app)
     app.include_router(health.router, responses=openapi.errors(500))
     app.include_router(public_router(), prefix="/v1", responses=openapi.errors(500))
     app.include_router(public_router(), prefix="/audio-extract/v1", include_in_schema=False)
-    openapi.install(app, [BatchRequest, ExtractionJob])
-    app.add_middleware(Edge, settings=settings, metrics=svc.metrics)
+    openapi.install(app, [BatchRequest, ExtractionJob, DirectUploadRequest])
+    app.add_middleware(Edge, settings=settings, metrics=metrics)
     return app

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audio_extract_common.api_models import BatchRequest
+from audio_extract_common.api_models import BatchRequest, DirectUploadRequest
 from audio_extract_common.resource import MAX_JOBS, ExtractionJob
 
 from .errors import ApiError, InvalidOutput, InvalidRequest, InvalidSource, TooManyJobs
@@ -120,6 +120,16 @@ def parse_job(body: Any) -> ExtractionJob:
         raise InvalidRequest("Request body must be a JSON object")
     try:
         return ExtractionJob.model_validate(body)
+    except ValidationError as e:
+        raise_validation(e.errors(include_url=False))
+    raise AssertionError("unreachable")
+
+
+def parse_direct_upload(body: Any) -> DirectUploadRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    try:
+        return DirectUploadRequest.model_validate(body)
     except ValidationError as e:
         raise_validation(e.errors(include_url=False))
     raise AssertionError("unreachable")

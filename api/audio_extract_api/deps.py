@@ -16,11 +16,12 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 
 from audio_extract_common import ids
-from audio_extract_common.store import FilesystemStore
+from audio_extract_common.storage import Storage
 
 from . import logs
 from .auth import KeyStore, Principal, RateLimiter
-from .errors import InvalidJobId, InvalidRequest, JobNotFound
+from .downloads import OutputLinks
+from .errors import InvalidJobId, InvalidRequest, JobNotFound, PayloadTooLarge
 from .guard import HostChecks
 from .kube import Kube
 from .logs import tenant
@@ -34,16 +35,17 @@ from .views import job_count, job_id_of, tenant_of
 
 @dataclass
 class Services:
-    """Everything one API process holds, built once in ``create_app``."""
+    """Everything one API process holds, built once when the app starts (``app.build_services``)."""
 
     settings: Settings
     keys: KeyStore
     limiter: RateLimiter
     kube: Kube
     queue: QueueView
-    store: FilesystemStore
+    store: Storage
     space: StoreSpace
     quota: UploadQuota
+    links: OutputLinks
     hosts: HostChecks
     idempotency_secret: bytes
     metrics: Metrics = field(default_factory=Metrics)
@@ -119,9 +121,23 @@ async def find_batch(kube: Kube, batch_id: str, who: Principal) -> dict[str, Any
     return obj
 
 
-async def read_json_body(request: Request) -> bytes:
+def is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def read_json_body(request: Request, limit: int | None = None) -> bytes:
+    """The body of a JSON request; past ``limit`` bytes PAYLOAD_TOO_LARGE (the edge caps every body
+    at its route's limit already; a route taking files too caps its JSON form lower)."""
     ctype = request.headers.get("content-type", "")
     media = ctype.split(";", 1)[0].strip().lower()
-    if media and media != "application/json" and not media.endswith("+json"):
+    if media and not is_json(request):
         raise InvalidRequest(f"Content-Type must be application/json, not {media[:64]!r}")
-    return await request.body()
+    if limit is None:
+        return await request.body()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+    return bytes(body)

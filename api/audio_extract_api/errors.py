@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from audio_extract_common import api_errors as codes
+from audio_extract_common.objectstore import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,13 @@ def install(app: FastAPI) -> None:
         ]
         return render(InvalidRequest("Invalid request parameters", details))
 
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        # The object store refused or did not answer: like an unreachable Kubernetes API, for now.
+        log.warning("the store failed on %s %s: %s", request.method, request.url.path, exc)
+        return render(ServiceUnavailable("The store is unavailable; retry later"))
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     # Anything else is caught by ``middleware.CatchAll`` (an app-level ``Exception`` handler would

@@ -1,8 +1,9 @@
 """Submission-time checks that need the outside world: URL addresses and upload ids.
 
-An upload id must name an upload of the caller's tenant (any, for an admin key): another
-tenant's is refused exactly like one that does not exist. A use marks the upload as used now,
-which its expiry counts from.
+An upload id must name an upload of the caller's tenant (any, for an admin key) whose bytes are in
+place: another tenant's is refused exactly like one that does not exist, and a direct upload whose
+bytes have not arrived is "not complete". A use marks the upload as used now, which its expiry
+counts from.
 
 Every source and webhook URL is resolved and each answer checked with the shared address guard
 (``audio_extract_common.netguard``): loopback, private, link-local, metadata and other special
@@ -23,12 +24,11 @@ import asyncio
 from dataclasses import dataclass
 
 import anyio
-import anyio.to_thread
 
 from audio_extract_common import netguard
 from audio_extract_common.resolver import BoundedResolver, LookupTimeout
 from audio_extract_common.resource import ExtractionJob
-from audio_extract_common.store import FilesystemStore
+from audio_extract_common.storage import Storage
 
 from .auth import Principal
 from .errors import InvalidRequest, InvalidSource, ServiceUnavailable
@@ -55,11 +55,6 @@ class HostChecks:
         )
 
 
-async def _claim(store: FilesystemStore, who: Principal, upload_id: str) -> bool:
-    # Calls on the shared store, a network volume in a cluster: never on the event loop.
-    return await anyio.to_thread.run_sync(claim, store, who, upload_id)
-
-
 @dataclass(frozen=True)
 class _Late:
     reason: str
@@ -79,7 +74,7 @@ async def check_jobs(
     jobs: list[ExtractionJob],
     batch_webhook: str | None,
     hosts: HostChecks,
-    store: FilesystemStore,
+    store: Storage,
     who: Principal,
     prefix: str = "jobs",
 ) -> None:
@@ -91,8 +86,8 @@ async def check_jobs(
         at = f"{prefix}[{i}]." if prefix else ""
         if job.source.type == "url" and job.source.url:
             targets.append((f"{at}source.url", job.source.url, True))
-        elif job.source.file and not await _claim(store, who, job.source.file):
-            missing.append({"field": f"{at}source.file", "message": f"no upload {job.source.file!r}"})
+        elif job.source.file and (refused := await claim(store, who, job.source.file)):
+            missing.append({"field": f"{at}source.file", "message": refused})
         if job.options.webhook:
             targets.append((f"{at}options.webhook", job.options.webhook, False))
     if batch_webhook:

@@ -50,6 +50,12 @@ class Metrics:
             ["tenant"],
             registry=self.registry,
         )
+        self.direct_uploads = Counter(
+            "audio_extract_api_direct_uploads_total",
+            "Direct uploads offered (presigned PUTs handed out; their bytes go to the store), by tenant.",
+            ["tenant"],
+            registry=self.registry,
+        )
         self.uploads_refused = Counter(
             "audio_extract_api_uploads_refused_total",
             "Uploads refused, by error code and tenant.",

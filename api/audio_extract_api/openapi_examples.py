@@ -67,9 +67,34 @@ REQUESTS: dict[str, dict[str, dict[str, Any]]] = {
         "from-an-upload": {"summary": "(extension) An uploaded file as the source", "value": UPLOADED_BATCH},
     },
     "post_extract": {"one-job": {"summary": "One mp3 at 192k, with a webhook", "value": ONE_JOB}},
+    "post_upload": {
+        "direct": {
+            "summary": "(extension) Where to PUT a file (an object store)",
+            "value": {"filename": "talk.mp4", "size": 48213504, "contentType": "video/mp4"},
+        }
+    },
 }
 
-PARAMETERS = {"jobId": JOB_ID, "batchId": BATCH_ID, "Idempotency-Key": "4f8d2c1e-7b3a-4e9f-a6d5-0c1b2a3f4e5d"}
+PARAMETERS = {
+    "jobId": JOB_ID,
+    "batchId": BATCH_ID,
+    "Idempotency-Key": "4f8d2c1e-7b3a-4e9f-a6d5-0c1b2a3f4e5d",
+    "redirect": True,
+}
+
+STORE = "https://s3.eu-west-1.amazonaws.com/audio-extract"
+_SIGNATURE = (
+    "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20260121%2Feu-west-1"
+    "%2Fs3%2Faws4_request&X-Amz-Date=20260121T124000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders={signed}"
+    "&X-Amz-Signature=5d3a8c0f1e2b4a6978c1d0e3f5a7b9c2d4e6f8a0b1c3d5e7f9a2b4c6d8e0f1a3"
+)
+DIRECT_UPLOAD = {
+    "fileId": UPLOAD_ID,
+    "uploadUrl": f"{STORE}/uploads/{UPLOAD_ID}?{_SIGNATURE.format(signed='content-type%3Bhost')}",
+    "method": "PUT",
+    "headers": {"Content-Type": "video/mp4", "Content-Length": "48213504"},
+    "expiresAt": "2026-01-21T13:40:00Z",
+}
 
 # --- responses: views of a sample batch ------------------------------------------------------
 
@@ -179,7 +204,11 @@ def _responses() -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
             "requested": _named("Cancellation requested", ok(batch, "Cancellation requested"))
         },
         ("post_upload", "201"): {
-            "stored": _named("Stored", ok({"fileId": UPLOAD_ID, "size": 48213504}, "Upload stored"))
+            "stored": _named("Stored", ok({"fileId": UPLOAD_ID, "size": 48213504}, "Upload stored")),
+            "direct": _named(
+                "(extension) Where to PUT the bytes (an object store)",
+                ok(DIRECT_UPLOAD, "PUT the file's bytes to uploadUrl"),
+            ),
         },
         ("healthz", "200"): {"ok": _named("Alive", ok({"status": "ok"}))},
         ("readyz", "200"): {"ready": _named("Ready", ok({"status": "ready"}))},

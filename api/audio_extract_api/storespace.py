@@ -7,10 +7,11 @@ already accepted, and clients retry once retention has freed space. Reads (statu
 go on.
 
 Free space is the store's statvfs (what an unprivileged writer may still use), measured in a
-worker thread: on network storage a statvfs can take long and must not hold the event loop. A
-measurement is reused for ``REUSE_SECONDS``, so a burst of submissions costs one, and one is
-taken every ``GAUGE_SECONDS`` in the background, so the free-space gauge stays current when
-nobody submits (scrapes of /metrics themselves never wait on the store).
+worker thread: on network storage a statvfs can take long and must not hold the event loop. An
+object store has no free space to tell (a bucket has no fixed size): nothing is refused there,
+and the gauge is not set. A measurement is reused for ``REUSE_SECONDS``, so a burst of
+submissions costs one, and one is taken every ``GAUGE_SECONDS`` in the background, so the
+free-space gauge stays current when nobody submits (scrapes of /metrics never wait on the store).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ import logging
 import math
 import time
 
-import anyio.to_thread
-
-from audio_extract_common.store import FilesystemStore
+from audio_extract_common.storage import Storage
 
 from .errors import StoreFull
 from .metrics import Metrics
@@ -37,29 +36,30 @@ GAUGE_SECONDS = 15.0
 
 
 class StoreSpace:
-    def __init__(self, store: FilesystemStore, min_free: int, retry_after: int, metrics: Metrics) -> None:
+    def __init__(self, store: Storage, min_free: int, retry_after: int, metrics: Metrics) -> None:
         self.store = store
         self.min_free = min_free
         self.retry_after = retry_after
         self.metrics = metrics
-        self._free = 0
+        self._free: int | None = 0
         self._measured_at = -math.inf
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
-    async def free(self, max_age: float = REUSE_SECONDS) -> int:
-        """Free bytes, measured at most ``max_age`` seconds ago."""
+    async def free(self, max_age: float = REUSE_SECONDS) -> int | None:
+        """Free bytes, measured at most ``max_age`` seconds ago; None: the store has no known limit."""
         async with self._lock:  # one measurement at a time; the others reuse it
             if time.monotonic() - self._measured_at >= max_age:
-                self._free = await anyio.to_thread.run_sync(self.store.free_bytes)
+                self._free = await self.store.free_bytes()
                 self._measured_at = time.monotonic()
-                self.metrics.store_free.set(self._free)
+                if self._free is not None:
+                    self.metrics.store_free.set(self._free)
         return self._free
 
     async def check(self, operation: str, incoming: int = 0) -> None:
         """Raise STORE_FULL unless ``incoming`` more bytes leave the margin free."""
         free = await self.free()
-        if free - incoming < self.min_free:
+        if free is not None and free - incoming < self.min_free:
             log.warning(
                 "%s refused: the store has %d bytes free, %d more asked, %d kept free",
                 operation,
@@ -77,7 +77,8 @@ class StoreSpace:
     async def _refresh(self) -> None:
         while True:
             try:
-                await self.free(max_age=0)
+                if await self.free(max_age=0) is None:
+                    return  # nothing to measure, now or later
             except OSError as e:  # a store briefly unavailable: the next round tries again
                 log.warning("cannot measure the store's free space: %s", e)
             await asyncio.sleep(GAUGE_SECONDS)

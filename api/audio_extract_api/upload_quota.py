@@ -1,34 +1,43 @@
 """Uploads per tenant: whose each upload is, and the quota a tenant's uploads count against
 (docs/contract.md §7: 413 QUOTA_EXCEEDED).
 
-An upload belongs to the tenant of the key that sent it, recorded as an empty marker file
-``upload-owners/<tenant>/<uploadId>`` written once the upload is in place (``store`` holds the
-layout). A tenant's usage is then one listing of its own directory: a marker counts while its
-upload exists, so an upload the operator expired stops counting at once, and the operator removes
-the marker too.
+An upload belongs to the tenant of the key that sent it, recorded as a marker object
+``upload-owners/<tenant>/<uploadId>`` (``store`` holds the layout). A streamed upload's marker is
+empty and written once the upload is in place. A direct upload's marker is written before its URL
+is handed out and holds what was declared (size, and until when the URL may be used): its bytes
+reach the store without the API. A tenant's usage is then one listing of its own markers: a marker
+counts while its upload exists (its stored size), or, for a direct upload whose bytes have not
+arrived, its declared size until its URL expires. An upload the operator expired stops counting at
+once, and the operator removes the marker too.
 
 The quota is exact within one process: the usage is read from the store when the first of a
 tenant's uploads in this process begins, and from then on every byte received and every upload
 finished is counted in memory until the last one ends. Several replicas each count their own
 uploads in flight, so together they can go over by what the others are receiving at that moment
 (each upload is still capped at ``max_upload_bytes``); what is stored is always counted.
-
-Store calls block (network storage): they run in a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
-import anyio.to_thread
+import anyio
 
-from audio_extract_common.store import UPLOAD_OWNERS, FilesystemStore, upload_key, upload_owner_key
+from audio_extract_common import timefmt
+from audio_extract_common.objectstore import ObjectInfo, ObjectNotFound
+from audio_extract_common.storage import Storage
+from audio_extract_common.store import UPLOAD_OWNERS, upload_key, upload_owner_key
 
 from .auth import Principal
 from .errors import QuotaExceeded
+
+LOOKUPS_AT_ONCE = 16
+"""Store requests one usage reading makes at once (one per marker): 100 uploads on an object store
+are then a few round trips deep, not a hundred."""
 
 
 @dataclass
@@ -37,34 +46,106 @@ class Usage:
     bytes: int = 0
 
 
-def stored_usage(store: FilesystemStore, tenant: str) -> Usage:
-    """The tenant's uploads in the store (blocking)."""
-    usage = Usage()
-    owners = store.root / UPLOAD_OWNERS / tenant
+@dataclass(frozen=True)
+class Declared:
+    """What a direct upload declared: its size, and until when its URL takes the bytes."""
+
+    size: int
+    url_expires_at: datetime
+
+    def encode(self) -> bytes:
+        return json.dumps({"size": self.size, "urlExpiresAt": timefmt.iso(self.url_expires_at)}).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Declared | None:
+        """None for a streamed upload's (empty) marker, or one this code cannot read."""
+        try:
+            fields = json.loads(data)
+            return cls(int(fields["size"]), timefmt.parse(fields["urlExpiresAt"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def arriving(self, now: datetime) -> bool:
+        """Its bytes may still come (an upload begun before the URL expired may end a little later:
+        its bytes then count as stored)."""
+        return now < self.url_expires_at
+
+
+@dataclass(frozen=True)
+class Marker:
+    declared: Declared | None  # None: a streamed upload
+
+
+async def _read(store: Storage, key: str) -> bytes | None:
     try:
-        names = os.listdir(owners)
-    except FileNotFoundError:
-        return usage
-    for name in names:
-        size = store.size(upload_key(name))
+        return b"".join([chunk async for chunk in store.stream(key)])
+    except ObjectNotFound:
+        return None
+
+
+async def read_marker(store: Storage, tenant: str, upload_id: str) -> Marker | None:
+    """``tenant``'s marker of ``upload_id``; None when the upload is not the tenant's."""
+    data = await _read(store, upload_owner_key(tenant, upload_id))
+    return None if data is None else Marker(Declared.decode(data) if data else None)
+
+
+async def stored_usage(store: Storage, tenant: str) -> Usage:
+    """The tenant's uploads in the store, and its direct uploads still arriving."""
+    usage = Usage()
+    now = timefmt.now()
+    markers = [marker async for marker in store.list(f"{UPLOAD_OWNERS}/{tenant}/")]
+    limiter = anyio.CapacityLimiter(LOOKUPS_AT_ONCE)
+    failed: list[Exception] = []
+
+    async def count(marker: ObjectInfo) -> None:
+        upload_id = marker.key.rpartition("/")[2]
+        try:
+            async with limiter:
+                size = await store.size(upload_key(upload_id))
+                if size is None and marker.size:  # a direct upload: its bytes may be on their way
+                    declared = Declared.decode(await _read(store, marker.key) or b"")
+                    if declared is not None and declared.arriving(now):
+                        size = declared.size
+        except Exception as e:  # raised below as itself, not in a task group's ExceptionGroup
+            failed.append(e)
+            return
         if size is not None:
             usage.count += 1
             usage.bytes += size
+
+    async with anyio.create_task_group() as tg:
+        for marker in markers:
+            tg.start_soon(count, marker)
+    if failed:
+        raise failed[0]
     return usage
 
 
-def record_owner(store: FilesystemStore, tenant: str, upload_id: str) -> None:
-    """Mark ``upload_id`` as ``tenant``'s (blocking)."""
-    path = store.root / upload_owner_key(tenant, upload_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch()
+async def record_owner(store: Storage, tenant: str, upload_id: str, declared: Declared | None = None) -> None:
+    """Mark ``upload_id`` as ``tenant``'s (with what a direct upload declared)."""
+    await store.put_bytes(upload_owner_key(tenant, upload_id), declared.encode() if declared else b"")
 
 
-def claim(store: FilesystemStore, who: Principal, upload_id: str) -> bool:
-    """Whether ``who`` may use the upload as a source (its tenant's, or any for an admin); a usable
-    upload is marked as used now, which its expiry counts from (blocking)."""
-    owned = who.admin or (store.root / upload_owner_key(who.tenant, upload_id)).exists()
-    return owned and store.touch(upload_key(upload_id)) is not None
+async def claim(store: Storage, who: Principal, upload_id: str) -> str | None:
+    """Why ``who`` may not use the upload as a source, or None when it may (its tenant's, or any for
+    an admin, with its bytes in place). A usable upload is marked as used now, which its expiry
+    counts from."""
+    unknown = f"no upload {upload_id!r}"
+    marker = await read_marker(store, who.tenant, upload_id)
+    if marker is None and not who.admin:
+        return unknown
+    declared = marker.declared if marker else None
+    if declared is not None:
+        size = await store.size(upload_key(upload_id))
+        if size is None:
+            if declared.arriving(timefmt.now()):
+                return f"upload not complete: {upload_id!r} has no bytes yet"
+            return unknown
+        if size > declared.size:
+            return f"upload {upload_id!r} holds {size} bytes, more than the {declared.size} declared"
+    if await store.touch(upload_key(upload_id)) is None:
+        return unknown
+    return None
 
 
 @dataclass
@@ -78,7 +159,7 @@ class _InFlight:
 
 
 class UploadQuota:
-    def __init__(self, store: FilesystemStore, max_bytes: int, max_count: int) -> None:
+    def __init__(self, store: Storage, max_bytes: int, max_count: int) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self.max_count = max_count
@@ -99,7 +180,7 @@ class UploadQuota:
         bytes: it refuses bytes past the quota. The upload counts as stored when the block ends
         without error."""
         if tenant not in self._tenants:
-            stored = await anyio.to_thread.run_sync(stored_usage, self.store, tenant)
+            stored = await stored_usage(self.store, tenant)
             self._tenants.setdefault(tenant, _InFlight(stored))  # another request may have won
         t = self._tenants[tenant]
         reserved = declared or 0

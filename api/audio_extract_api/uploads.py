@@ -1,10 +1,11 @@
-"""Uploads streamed into the store: a raw body, or the ``file`` part of a multipart form.
+"""Uploads streamed into the store through the API: a raw body, or the ``file`` part of a multipart
+form (a direct upload, whose bytes go straight to an object store, is ``direct_uploads``).
 
-Bytes go from the socket to a temporary file next to their final place chunk by chunk (never
-held whole in memory) and are renamed into place only when complete and under the cap, so a
-partial or oversized upload leaves nothing behind. Every file operation runs in a worker thread:
-the store's final fsync flushes up to 5 GB and took the event loop (every request and probe of
-the process) with it.
+Bytes go from the socket to the store chunk by chunk (never held whole in memory) and the upload
+appears only when complete and under the cap (``Storage.put_stream`` writes atomically), so a
+partial or oversized upload leaves nothing behind. On a volume every file operation runs in a
+worker thread: the final fsync flushes up to 5 GB and would take the event loop (every request
+and probe of the process) with it.
 
 An upload is refused before a byte is read when the store is short of space (503 STORE_FULL) or
 the tenant's quota is used up (413 QUOTA_EXCEEDED), and cut off when the bytes that arrive reach
@@ -13,19 +14,16 @@ either; a store that fills up while it arrives is STORE_FULL too, not an interna
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import secrets
-import sys
 from collections.abc import AsyncIterator, Callable
-from typing import BinaryIO
 
-import anyio
-import anyio.to_thread
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from audio_extract_common.store import FilesystemStore, upload_key
+from audio_extract_common.api_models import MEDIA_TYPE_RE
+from audio_extract_common.storage import Storage
+from audio_extract_common.store import upload_key
 
 from .auth import Principal
 from .errors import InvalidRequest, PayloadTooLarge
@@ -35,24 +33,27 @@ from .upload_quota import UploadQuota, record_owner
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
+def media_type(value: bytes) -> str | None:
+    """``type/subtype``, or None for anything else (it becomes a header of store requests)."""
+    text = value.decode("latin-1")
+    return text if MEDIA_TYPE_RE.fullmatch(text) else None
+
+
 def new_upload_id() -> str:
     return f"upl_{secrets.token_hex(8)}"
 
 
-class _Sink:
-    """Counts and writes bytes, refusing past ``limit`` or what ``take`` (the quota) refuses."""
+class _Counter:
+    """Counts bytes, refusing past ``limit`` or what ``take`` (the quota) refuses."""
 
-    def __init__(self, f: BinaryIO, limit: int, take: Callable[[int], None]) -> None:
-        self.f, self.limit, self.take, self.size = f, limit, take, 0
+    def __init__(self, limit: int, take: Callable[[int], None]) -> None:
+        self.limit, self.take, self.size = limit, take, 0
 
-    async def write(self, data: bytes) -> None:
-        if not data:
-            return
+    def count(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.limit:
             raise PayloadTooLarge(f"Upload is over the limit of {self.limit} bytes")
         self.take(len(data))
-        await anyio.to_thread.run_sync(self.f.write, data)
 
 
 class _FilePart:
@@ -96,23 +97,8 @@ class _FilePart:
         self.is_file = False
 
 
-@contextlib.asynccontextmanager
-async def _writer(store: FilesystemStore, key: str) -> AsyncIterator[BinaryIO]:
-    """``store.writer(key)`` with its opening and its closing (fsync, rename or removal) in a thread."""
-    writing = store.writer(key)
-    f = await anyio.to_thread.run_sync(writing.__enter__)
-    try:
-        yield f
-    except BaseException:
-        # Shielded: a cancelled request must still remove its partial file.
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(writing.__exit__, *sys.exc_info())
-        raise
-    await anyio.to_thread.run_sync(writing.__exit__, None, None, None)
-
-
 async def receive_upload(
-    store: FilesystemStore,
+    store: Storage,
     space: StoreSpace,
     quota: UploadQuota,
     who: Principal,
@@ -122,53 +108,56 @@ async def receive_upload(
     limit: int,
 ) -> tuple[str, int]:
     """Check room and quota, store the upload as ``who``'s tenant's; returns ``(fileId, size)``."""
-    multipart = parse_options_header(content_type)[0] == b"multipart/form-data"
+    media = parse_options_header(content_type)[0]
+    multipart = media == b"multipart/form-data"
     await space.check("upload", declared or 0)
     # A multipart body's length includes boundaries and headers: its file part is counted as it comes.
     async with quota.reserve(who.tenant, None if multipart else declared) as take:
+        upload_id = new_upload_id()
+        counter = _Counter(limit, take)
+        # the raw body's own type goes with it; a multipart body's is the form's, not the file's
+        stored_type = None if multipart else media_type(media)
         try:
-            upload_id, size = await save_upload(store, content_type, stream, limit, take)
+            size = await store.put_stream(
+                upload_key(upload_id), file_bytes(content_type, stream, counter), content_type=stored_type
+            )
         except OSError as e:
             if e.errno not in NO_SPACE:
                 raise
             raise space.refusal("upload") from None
         # Inside the reservation: the next one that reads the store finds the owner recorded.
-        await anyio.to_thread.run_sync(record_owner, store, who.tenant, upload_id)
+        await record_owner(store, who.tenant, upload_id)
     return upload_id, size
 
 
-async def save_upload(
-    store: FilesystemStore,
-    content_type: str | None,
-    stream: AsyncIterator[bytes],
-    limit: int,
-    take: Callable[[int], None],
-) -> tuple[str, int]:
-    """Store the upload and return ``(fileId, size)``."""
+async def file_bytes(
+    content_type: str | None, stream: AsyncIterator[bytes], counter: _Counter
+) -> AsyncIterator[bytes]:
+    """The upload's bytes from the request body, counted; raising ends the write with nothing stored."""
     media, params = parse_options_header(content_type)
-    upload_id = new_upload_id()
-    async with _writer(store, upload_key(upload_id)) as f:
-        sink = _Sink(f, limit, take)
-        if media == b"multipart/form-data":
-            boundary = params.get(b"boundary")
-            if not boundary:
-                raise InvalidRequest("multipart/form-data without a boundary")
-            part = _FilePart()
-            parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
-            try:
-                async for chunk in stream:
-                    parser.write(chunk)
-                    for data in part.pending:
-                        await sink.write(data)
-                    part.pending.clear()
-                parser.finalize()
-            except FormParserError as e:
-                raise InvalidRequest("Malformed multipart body", str(e)[:200]) from None
-            if not part.done:
-                raise InvalidRequest("multipart body has no complete part named 'file'")
-        else:
+    if media == b"multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise InvalidRequest("multipart/form-data without a boundary")
+        part = _FilePart()
+        parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
+        try:
             async for chunk in stream:
-                await sink.write(chunk)
-        if sink.size == 0:
-            raise InvalidRequest("Upload is empty")
-    return upload_id, sink.size
+                parser.write(chunk)
+                for data in part.pending:
+                    if data:
+                        counter.count(data)
+                        yield data
+                part.pending.clear()
+            parser.finalize()
+        except FormParserError as e:
+            raise InvalidRequest("Malformed multipart body", str(e)[:200]) from None
+        if not part.done:
+            raise InvalidRequest("multipart body has no complete part named 'file'")
+    else:
+        async for chunk in stream:
+            if chunk:
+                counter.count(chunk)
+                yield chunk
+    if counter.size == 0:
+        raise InvalidRequest("Upload is empty")

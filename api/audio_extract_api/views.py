@@ -7,6 +7,7 @@ object's uid) and otherwise from the object's name through ``ids``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +67,15 @@ def status_url(prefix: str, job_id: str) -> str:
     return f"{prefix}/status/{job_id}"
 
 
-def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None = None) -> dict[str, Any]:
+def job_view(
+    obj: dict[str, Any],
+    index: int,
+    prefix: str,
+    now: datetime | None = None,
+    links: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """The contract's job view; ``links`` holds the outputs' own URLs (an object store's presigned
+    GETs, by job index) where ``outputFile.url`` is not the download path."""
     spec = obj.get("spec") or {}
     spec_job = spec["jobs"][index]
     st = job_status(obj, index)
@@ -92,7 +101,7 @@ def job_view(obj: dict[str, Any], index: int, prefix: str, now: datetime | None 
         if out is None
         else {
             "filename": out.get("filename"),
-            "url": url,
+            "url": (links or {}).get(index, url),
             "size": out.get("size"),
             "duration": out.get("duration"),
             "format": out.get("format"),
@@ -131,8 +140,10 @@ def _pick(d: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any] | N
     return None if d is None else {k: d.get(k) for k in keys}
 
 
-def batch_view(obj: dict[str, Any], prefix: str, now: datetime | None = None) -> dict[str, Any]:
-    jobs = [job_view(obj, i, prefix, now) for i in range(job_count(obj))]
+def batch_view(
+    obj: dict[str, Any], prefix: str, now: datetime | None = None, links: Mapping[int, str] | None = None
+) -> dict[str, Any]:
+    jobs = [job_view(obj, i, prefix, now, links) for i in range(job_count(obj))]
     status = obj.get("status") or {}
     counts = {s.value: 0 for s in JobState}
     for j in jobs:

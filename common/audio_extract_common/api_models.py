@@ -8,10 +8,11 @@ needs no web framework.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .api_errors import ApiErrorCode
 from .resource import MAX_JOBS, ErrorCode, ExtractionJob, HttpUrl, _Model
@@ -100,7 +101,10 @@ class InputFileView(BaseModel):
 
 class OutputFileView(BaseModel):
     filename: str | None
-    url: str | None
+    url: str | None = Field(
+        description="The download path; (extension) with an object store, an absolute presigned URL of "
+        "the file in the store, valid for a configured time (default 1 h) from the response."
+    )
     size: int | None
     duration: float | None
     format: str | None
@@ -184,22 +188,37 @@ class Health(BaseModel):
     status: str
 
 
+MEDIA_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$"
+"""A media type without parameters (``video/mp4``): it becomes a header of requests to the store."""
+MEDIA_TYPE_RE = re.compile(MEDIA_TYPE_PATTERN)
+
+
 class DirectUploadRequest(BaseModel):
     """(extension, docs/contract.md §7) Body of POST /v1/uploads asking where to PUT the bytes."""
 
-    filename: str
-    size: int = Field(ge=1)
-    contentType: str = "application/octet-stream"
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255, description="The file's name (informative).")
+    size: int = Field(ge=1, description="Bytes the PUT will send: exactly these count against the quota.")
+    contentType: str = Field(
+        default="application/octet-stream",
+        pattern=MEDIA_TYPE_PATTERN,
+        description="The file's media type, without parameters; the PUT must send it as Content-Type.",
+    )
 
 
 class DirectUploadTicket(BaseModel):
     """(extension, docs/contract.md §7) Where to PUT an upload's bytes when the store is an object store."""
 
-    fileId: str
-    uploadUrl: str
+    fileId: str = Field(description="The upload's id, usable as a source once its bytes have arrived.")
+    uploadUrl: str = Field(description="An absolute presigned URL of the store; needs no API key.")
     method: Literal["PUT"] = "PUT"
-    headers: dict[str, str] = Field(default_factory=dict)
-    expiresAt: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers the PUT must send, exactly (Content-Type, Content-Length)."
+    )
+    expiresAt: str | None = Field(
+        default=None, description="When uploadUrl stops taking the bytes (ISO 8601 UTC)."
+    )
 
 
 # --- webhook events (docs/contract.md §5): job events reuse the status view's shapes ---------------

@@ -78,4 +78,4 @@ async def post_batch(
 )
 async def get_batch(svc: Svc, who: Reader, batchId: BatchIdParam) -> JSONResponse:
     obj = await find_batch(svc.kube, batchId, who)
-    return ok(views.batch_view(obj, svc.settings.public_prefix))
+    return ok(views.batch_view(obj, svc.settings.public_prefix, links=await svc.links.of(obj)))

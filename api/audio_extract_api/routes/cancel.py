@@ -56,7 +56,8 @@ async def cancel_job(svc: Svc, who: Writer, jobId: JobIdParam) -> JSONResponse:
     obj, index = await find_job(svc.kube, jobId, who)
     prefix = svc.settings.public_prefix
     if views.job_view(obj, index, prefix)["status"] in TERMINAL_STATES:
-        return ok(views.job_view(obj, index, prefix), 200, "Job already finished; nothing to cancel")
+        view = views.job_view(obj, index, prefix, links=await svc.links.of(obj, [index]))
+        return ok(view, 200, "Job already finished; nothing to cancel")
     await request_job_cancel(svc.kube, obj["metadata"]["name"], index)
     fresh = await svc.kube.get(obj["metadata"]["name"]) or obj
     return ok(views.job_view(fresh, index, prefix), 202, "Cancellation requested")
@@ -74,4 +75,5 @@ async def cancel_batch(svc: Svc, who: Writer, batchId: BatchIdParam) -> JSONResp
     patched = await svc.kube.patch(obj["metadata"]["name"], {"spec": {"cancel": True}})
     if patched is None:
         raise JobNotFound("No such batch")
-    return ok(views.batch_view(patched, svc.settings.public_prefix), 202, "Cancellation requested")
+    view = views.batch_view(patched, svc.settings.public_prefix, links=await svc.links.of(patched))
+    return ok(view, 202, "Cancellation requested")

@@ -1,19 +1,18 @@
-"""GET /v1/download/{jobId}: the audio file, streamed from the store."""
+"""GET /v1/download/{jobId}: the audio file, streamed from the store, or (extension) a redirect to
+the store itself."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
-from starlette.responses import StreamingResponse
+from fastapi import APIRouter, Header, Query
+from starlette.responses import Response, StreamingResponse
 
 from audio_extract_common.api_models import JobFailedEnvelope
 from audio_extract_common.formats import FORMATS
-from audio_extract_common.store import output_key
 
 from ..deps import Reader, Svc, find_job
-from ..downloads import completed_output, file_response
-from ..errors import FileExpired
+from ..downloads import completed_output, download_response, redirect_response
 from ..openapi import errors
 from ..views import job_status
 from .status import JobIdParam
@@ -38,6 +37,11 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "Content-Range": {"description": "`bytes <first>-<last>/<size>`", "schema": {"type": "string"}},
         },
     },
+    307: {
+        "description": "(extension) With `redirect=true` and an object store: a short-lived presigned "
+        "URL of the file in the store (no API key needed there; it names the file as this route does)",
+        "headers": {"Location": {"description": "The presigned URL.", "schema": {"type": "string"}}},
+    },
     409: {
         "model": JobFailedEnvelope,
         "description": "The job failed or was cancelled: `code` is the job's own",
@@ -57,10 +61,17 @@ async def get_download(
     who: Reader,
     jobId: JobIdParam,
     range_: Annotated[str | None, Header(alias="Range", include_in_schema=False)] = None,
-) -> StreamingResponse:
+    redirect: Annotated[
+        bool,
+        Query(
+            description="(extension) `true`: answer 307 to a presigned URL of the file in the store "
+            "when the store is an object store (otherwise the bytes, as without it)."
+        ),
+    ] = False,
+) -> Response:
     obj, index = await find_job(svc.kube, jobId, who)
     out = completed_output(job_status(obj, index))
-    path = svc.store.local_path(out.get("path") or output_key(jobId, out.get("filename", "")))
-    if path is None or not path.is_file():
-        raise FileExpired()
-    return file_response(path, out, range_)
+    seconds = svc.settings.download_url_seconds
+    if redirect and (moved := await redirect_response(svc.store, jobId, out, seconds)):
+        return moved
+    return await download_response(svc.store, jobId, out, range_)

@@ -29,4 +29,4 @@ JobIdParam = Annotated[
 )
 async def get_status(svc: Svc, who: Reader, jobId: JobIdParam) -> JSONResponse:
     obj, index = await find_job(svc.kube, jobId, who)
-    return ok(views.job_view(obj, index, svc.settings.public_prefix))
+    return ok(views.job_view(obj, index, svc.settings.public_prefix, links=await svc.links.of(obj, [index])))
