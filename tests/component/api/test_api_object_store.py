@@ -24,11 +24,11 @@ import httpx
 import pytest
 from api_fakekube import FakeKube
 from botocore.config import Config
-from conftest import OTHER_KEY
 
 from audio_extract_common import ids
 from audio_extract_common.store import is_partial
 
+OTHER_KEY = "axk_second-key"  # tenant other (conftest)
 JOB = {"source": {"type": "url", "url": "http://127.0.0.1/a.mp4"}, "output": {"format": "mp3"}}
 AUDIO = os.urandom(300_000)  # an output: over one 256 KiB chunk
 
