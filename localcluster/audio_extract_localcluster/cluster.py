@@ -181,7 +181,10 @@ class LocalCluster:
             self.supervisor.stop_one(kubelet)  # or it would start the pods again
         if self.supervisor.find("containerd") is not None:
             self.crictl("rmp", "--all", "--force", check=False)
+        store = self.supervisor.find("objectstore")
         self.supervisor.stop_all()
+        if store is not None:  # a killed weed leaves a unix socket per gRPC port in /tmp
+            objectstore.remove_sockets(store.spec.extra["ports"])
         if self._claim is not None:
             self._claim.release()
             self._claim = None

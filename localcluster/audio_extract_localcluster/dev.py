@@ -154,7 +154,9 @@ def run(local: Path) -> int:
         archive = images.project_image(cluster.bin_dir, REPO)  # cached: built by start()
         tag = release.tag_image(cluster.bin_dir, cluster.workdir, archive)
         helm = release.Helm(cluster.bin_dir, cluster.kubeconfig)
-        took = helm.install(release.dev_values(tag, keys))
+        assert cluster.s3 is not None  # started with the cluster
+        cluster.kubectl("apply", "-f", "-", input=release.store_secret(cluster.s3, release.NAMESPACE))
+        took = helm.install(release.dev_values(tag, keys, s3=cluster.s3))
         say(
             f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
             f"rolled out in {took:.1f} s"

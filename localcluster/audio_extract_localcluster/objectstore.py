@@ -180,6 +180,6 @@ def component(bin_dir: Path, root: Path) -> Component:
         "objectstore",
         mini_argv(bin_dir / "weed", data, config, ports, host.HOST_IP, volume_mb=1024),
         ready=lambda: writable(found),
-        stop_timeout=5.0,  # TERM takes about 1.5 s
+        stop_timeout=10.0,  # TERM takes 1.5 s idle, over 5 s after a busy test session
         extra={"url": found.endpoint_url, "ports": ports},
     )

@@ -7,7 +7,9 @@ registry to pull from), generated secrets (two API keys of two tenants, `dev` an
 store on the cluster's default StorageClass, this machine's node address (`host.HOST_IP`) allowed
 as a source and webhook target, and the API Service as a NodePort on that address (kube-proxy
 serves NodePorts only there), so
-`http://<HOST_IP>:<API_NODE_PORT>` reaches the API from this machine and from pods.
+`http://<HOST_IP>:<API_NODE_PORT>` reaches the API from this machine and from pods. The store is the
+cluster's S3 server (`objectstore`), its key in a Secret the chart names (`store_secret`), a key
+prefix per release; or, with `s3=None`, a volume on the cluster's default StorageClass.
 
 `python -m audio_extract_localcluster.release reload` (`make dev-reload`) rebuilds the image and
 rolls it out into the cluster `make dev` runs.
@@ -30,7 +32,8 @@ from typing import Any
 
 import yaml
 
-from . import host, images, node
+from . import host, images, node, objectstore
+from .objectstore import S3_PORT, S3Access
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "audio-extract"
@@ -38,6 +41,7 @@ RELEASE = "audio-extract"
 NAMESPACE = "audio-extract"
 API_NODE_PORT = 30080
 IMAGE_REPOSITORY = images.PROJECT_IMAGE.rsplit(":", 1)[0]
+STORE_SECRET = "audio-extract-store-keys"
 
 
 OTHER_TENANT = "other"
@@ -84,9 +88,53 @@ def api_url(node_port: int = API_NODE_PORT) -> str:
     return f"http://{host.HOST_IP}:{node_port}"
 
 
-def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_PORT) -> dict[str, Any]:
+def store_values(s3: S3Access | None, prefix: str) -> dict[str, Any]:
+    if s3 is None:
+        return {"type": "volume", "size": "10Gi"}
+    return {
+        "type": "s3",
+        "s3": {
+            "endpoint": s3.endpoint_url,
+            "region": s3.region,
+            "bucket": s3.bucket,
+            "prefix": prefix,
+            "addressingStyle": "path",
+            "existingSecret": STORE_SECRET,
+            "networkPolicyPeers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}],
+            "port": S3_PORT,
+        },
+    }
+
+
+def store_secret(s3: S3Access, namespace: str) -> str:
+    """The namespace and the Secret with the store's key that `store.s3.existingSecret` names, for
+    `kubectl apply` before the chart (helm's --create-namespace would come too late for it)."""
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": STORE_SECRET, "namespace": namespace},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": s3.access_key_id,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_access_key,
+            },
+        },
+    ]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+
+
+def dev_values(
+    tag: str,
+    keys: DevSecrets,
+    *,
+    node_port: int | None = API_NODE_PORT,
+    s3: S3Access | None = None,
+    store_prefix: str = NAMESPACE,
+) -> dict[str, Any]:
     """Values for this machine's one-node cluster (see the module's docstring); `node_port=None`
-    lets Kubernetes choose the API's NodePort (several releases at once)."""
+    lets Kubernetes choose the API's NodePort (several releases at once); `s3`: the cluster's S3
+    store, under `store_prefix` (one per release), else a volume."""
     service: dict[str, Any] = {"type": "NodePort"} | ({"nodePort": node_port} if node_port else {})
     return {
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
@@ -103,7 +151,7 @@ def dev_values(tag: str, keys: DevSecrets, *, node_port: int | None = API_NODE_P
         "networkPolicy": {
             "kubeAPIServer": {"peers": [{"ipBlock": {"cidr": f"{host.HOST_IP}/32"}}], "ports": [6443]}
         },
-        "store": {"size": "10Gi"},
+        "store": store_values(s3, store_prefix),
         "api": {"service": service},
         # Two cores: the chart's defaults (0.5 core requested per extraction) would leave most
         # of maxRunning Pending beside the API and operator; the limits stay as shipped.
@@ -201,7 +249,7 @@ def reload(local: Path) -> int:
     images.import_images(bin_dir, node.NodePaths.of(workdir).containerd_socket, [archive])
     tag = tag_image(bin_dir, workdir, archive)
     helm = Helm(bin_dir, workdir / "admin.kubeconfig")
-    helm.install(dev_values(tag, DevSecrets.of(local)))
+    helm.install(dev_values(tag, DevSecrets.of(local), s3=objectstore.access(local / "objectstore")))
     print(
         f"[reload] {IMAGE_REPOSITORY}:{tag} serving in {time.monotonic() - started:.1f} s "
         f"(image {built - started:.1f} s, load and rollout {time.monotonic() - built:.1f} s)",

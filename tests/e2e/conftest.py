@@ -1,5 +1,6 @@
 """Fixtures of the end-to-end tier (see system.py): `system`, one release per test module in its
-own namespace (a module may set `SYSTEM_VALUES`, merged over the development values), `media`
+own namespace (a module may set `SYSTEM_VALUES`, merged over the development values, and `STORE`:
+`s3`, the cluster's S3 store under a prefix per release, the default, or `volume`), `media`
 (generated sources on the node's address) and `receiver` (a webhook receiver there)."""
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ def system(
     namespace = f"e2e-{uuid.uuid4().hex[:6]}"
     keys = release.DevSecrets.of(tmp_path_factory.mktemp("secrets"))
     helm = release.Helm(cluster.bin_dir, cluster.kubeconfig, namespace=namespace)
+    s3 = cluster.s3 if getattr(request.module, "STORE", "s3") == "s3" else None
+    if s3 is not None:
+        cluster.kubectl("apply", "-f", "-", input=release.store_secret(s3, namespace))
     values = merged(
-        release.dev_values(project_tag(cluster), keys, node_port=None),
+        release.dev_values(project_tag(cluster), keys, node_port=None, s3=s3, store_prefix=namespace),
         getattr(request.module, "SYSTEM_VALUES", {}),
     )
     helm.install(values)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import httpx
 
 from audio_extract_localcluster import host, images, release
@@ -52,6 +53,30 @@ class System:
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+    def stored(self, prefix: str = "") -> list[str]:
+        """The keys under `prefix` in the release's store: objects under its prefix in the bucket,
+        or files on its volume (seen from this machine, as an operator of the store would)."""
+        store = self.values["store"]
+        if store["type"] == "s3":
+            s3 = self.cluster.s3
+            assert s3 is not None
+            client = botocore.session.get_session().create_client(
+                "s3",
+                endpoint_url=s3.endpoint_url,
+                region_name=s3.region,
+                aws_access_key_id=s3.access_key_id,
+                aws_secret_access_key=s3.secret_access_key,
+            )
+            root = store["s3"]["prefix"] + "/"
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=root + prefix)
+            return sorted(o["Key"][len(root) :] for page in pages for o in page.get("Contents", []))
+        volume = self.cluster.volumes_root / self.namespace / "audio-extract-store"
+        return sorted(
+            p.relative_to(volume).as_posix()
+            for p in volume.rglob("*")
+            if p.is_file() and p.relative_to(volume).as_posix().startswith(prefix)
+        )
 
     def upgrade(self, values: dict[str, Any]) -> float:
         self.values = merged(self.values, values)

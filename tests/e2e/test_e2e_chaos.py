@@ -25,6 +25,9 @@ from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
+# partial uploads and store-full faults are a volume's (an object store's partial writes: tests/component)
+STORE = "volume"
+
 QUEUE_CAPACITY = 10
 SYSTEM_VALUES = {
     "api": {"queueCapacity": QUEUE_CAPACITY},

@@ -19,6 +19,9 @@ from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
+# the store's size and free space are a volume's gauges (an object store's usage: tests/component)
+STORE = "volume"
+
 SYSTEM_VALUES = {"worker": {"maxRunning": 2}}
 PROGRESS_PORT = 8081
 TENANT = "dev"  # the development key's tenant (release.dev_values)

@@ -17,6 +17,9 @@ from support.waiting import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster, pytest.mark.slow]
 
+# what an uninstall keeps includes the store's claim: a volume release
+STORE = "volume"
+
 # Kept by `helm uninstall`, as the README says; everything else the release made goes.
 KEPT = {"persistentvolumeclaim/audio-extract-store"}
 NAMESPACE_DEFAULTS = {"serviceaccount/default", "configmap/kube-root-ca.crt"}

@@ -28,6 +28,7 @@ def test_outputs_expire_then_the_record_goes(system: System, media: MediaServer)
     (job_id,) = [j["jobId"] for j in reply.json()["data"]["jobs"]]
     assert system.follow([job_id])[job_id]["status"] == "completed"
     assert system.api.get(f"/v1/download/{job_id}").status_code == 200
+    assert system.stored(f"{job_id}/") == [f"{job_id}/audio.mp3"]  # in the release's bucket prefix
 
     def expired() -> bool:
         return system.api.get(f"/v1/download/{job_id}").status_code == 410
@@ -36,13 +37,8 @@ def test_outputs_expire_then_the_record_goes(system: System, media: MediaServer)
     gone = system.api.get(f"/v1/download/{job_id}").json()
     assert gone["error"]["code"] == "FILE_EXPIRED"
     assert system.api.get(f"/v1/status/{job_id}").json()["data"]["expired"] is True
-    # the API answers 410 from expiresAt on; the operator's retention pass removes the file
-    store = system.cluster.volumes_root / system.namespace / "audio-extract-store"
-    wait_for(
-        lambda: not (store / job_id).exists() or not any((store / job_id).iterdir()),
-        30,
-        "the output removed from the store",
-    )
+    # the API answers 410 from expiresAt on; the operator's retention pass removes the object
+    wait_for(lambda: not system.stored(f"{job_id}/"), 30, "the output removed from the store")
     # then the record itself: the batch answers like any unknown one
     wait_for(lambda: system.api.get(f"/v1/batch/{batch}").status_code == 404, 60, "the record to go")
     assert system.api.get(f"/v1/status/{job_id}").json()["error"]["code"] == "JOB_NOT_FOUND"
