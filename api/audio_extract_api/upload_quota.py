@@ -20,10 +20,8 @@ uploads in flight, so together they can go over by what the others are receiving
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import anyio
 
@@ -31,6 +29,7 @@ from audio_extract_common import timefmt
 from audio_extract_common.objectstore import ObjectInfo, ObjectNotFound
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import UPLOAD_OWNERS, upload_key, upload_owner_key
+from audio_extract_common.upload_owners import Declared
 
 from .auth import Principal
 from .errors import QuotaExceeded
@@ -44,31 +43,6 @@ are then a few round trips deep, not a hundred."""
 class Usage:
     count: int = 0
     bytes: int = 0
-
-
-@dataclass(frozen=True)
-class Declared:
-    """What a direct upload declared: its size, and until when its URL takes the bytes."""
-
-    size: int
-    url_expires_at: datetime
-
-    def encode(self) -> bytes:
-        return json.dumps({"size": self.size, "urlExpiresAt": timefmt.iso(self.url_expires_at)}).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> Declared | None:
-        """None for a streamed upload's (empty) marker, or one this code cannot read."""
-        try:
-            fields = json.loads(data)
-            return cls(int(fields["size"]), timefmt.parse(fields["urlExpiresAt"]))
-        except (ValueError, TypeError, KeyError):
-            return None
-
-    def arriving(self, now: datetime) -> bool:
-        """Its bytes may still come (an upload begun before the URL expired may end a little later:
-        its bytes then count as stored)."""
-        return now < self.url_expires_at
 
 
 @dataclass(frozen=True)

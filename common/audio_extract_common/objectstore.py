@@ -340,13 +340,17 @@ class S3Store:
             )
 
     async def presign_put(
-        self, key: str, expires_in: int, *, content_type: str | None = None
+        self, key: str, expires_in: int, *, content_type: str | None = None, content_length: int | None = None
     ) -> PresignedPut:
-        """A single PUT (up to 5 GiB, S3's limit) that stores the object without credentials."""
+        """A single PUT (up to 5 GiB, S3's limit) that stores the object without credentials; with
+        ``content_length`` the store refuses a body of any other length."""
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         headers = {}
         if content_type:  # signed: the PUT must carry exactly this type
             params["ContentType"] = headers["Content-Type"] = content_type
+        if content_length is not None:  # signed too: the holder of the URL cannot store more
+            params["ContentLength"] = content_length
+            headers["Content-Length"] = str(content_length)
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
         with _translated(key):
             url = await self._signer.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)

@@ -44,7 +44,7 @@ class Storage(Protocol):
         self, key: str, expires_in: int, *, filename: str | None = None, content_type: str | None = None
     ) -> str | None: ...
     async def presign_put(
-        self, key: str, expires_in: int, *, content_type: str | None = None
+        self, key: str, expires_in: int, *, content_type: str | None = None, content_length: int | None = None
     ) -> PresignedPut | None: ...
     async def abort_stale_uploads(self, older_than: timedelta) -> int: ...
     async def free_bytes(self) -> int | None: ...
@@ -155,7 +155,7 @@ class VolumeStorage:
         return None  # a volume has no URL of its own: the API streams it
 
     async def presign_put(
-        self, key: str, expires_in: int, *, content_type: str | None = None
+        self, key: str, expires_in: int, *, content_type: str | None = None, content_length: int | None = None
     ) -> PresignedPut | None:
         return None
 

@@ -3,12 +3,12 @@ ReadWriteMany volume shared by the workers and the API); an S3-compatible store 
 the same small interface.
 
 Layout under the root: ``<jobId>/<filename>.<ext>`` for outputs, ``uploads/<uploadId>`` for
-uploads, and ``upload-owners/<tenant>/<uploadId>`` (empty) for the tenant each upload belongs to:
-a tenant's uploads are then one directory listing away (its quota), and the upload's own path,
-which the workers mount, stays independent of tenants. Writes go to a temporary file in the same
-directory (``.<name>.<random>.part``) and are renamed into place, so a reader never sees a partial
-file and a pod that runs twice leaves one correct file; a killed writer leaves its ``.part`` file
-behind for the operator's retention pass to remove.
+uploads, and ``upload-owners/<tenant>/<uploadId>`` (what it holds: ``upload_owners``) for the
+tenant each upload belongs to: a tenant's uploads are then one directory listing away (its
+quota), and the upload's own path, which the workers mount, stays independent of tenants. Writes
+go to a temporary file in the same directory (``.<name>.<random>.part``) and are renamed into
+place, so a reader never sees a partial file and a pod that runs twice leaves one correct file; a
+killed writer leaves its ``.part`` file behind for the operator's retention pass to remove.
 """
 
 from __future__ import annotations

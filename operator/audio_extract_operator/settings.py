@@ -206,7 +206,8 @@ class Settings(WebhookSettings):
         "multipart upload: a writer killed mid-write) must be untouched before a retention pass "
         "removes it: an upload still arriving writes all the time, and one stalled this long has "
         "been given up by its client. Also how old an owner marker of an absent upload must be "
-        "before it goes (a direct upload arrives after its marker).",
+        "before it goes (a direct upload arrives after its marker), and for a direct upload how "
+        "long past its URL's expiry (a PUT begun in time ends a little later).",
     )
     list_page_size: int = Field(
         default=500,

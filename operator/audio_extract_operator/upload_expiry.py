@@ -17,7 +17,11 @@ abort_stale_uploads``: a volume's ``.part`` files, an object store's incomplete 
 uploads); an upload still arriving writes all the time. An owner marker
 (``upload-owners/<tenant>/<id>``, the API's record of whose upload it is) goes when its upload is
 gone and the marker is as old as that grace: an upload sent straight to an object store may
-arrive after its marker was written.
+arrive after its marker was written. Such a direct upload's URL may be valid for longer than the
+grace (the API's ``upload_url_seconds``), so its marker, which says until when
+(``upload_owners.Declared``), also waits for the grace to pass after that time: a PUT begun just
+before it ends a little later. Only a candidate marker (its upload absent, the marker older than
+the grace) is read, so a pass reads few.
 
 The store is the ``Storage`` of either backend, so the same code serves both.
 """
@@ -30,10 +34,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from audio_extract_common.ids import UPLOAD_ID_RE
+from audio_extract_common.objectstore import ObjectInfo, ObjectNotFound
 from audio_extract_common.resource import TERMINAL_STATES
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import UPLOAD_OWNERS, UPLOADS, upload_key
 from audio_extract_common.timefmt import parse
+from audio_extract_common.upload_owners import Declared
 
 IN_USE = math.inf
 
@@ -112,9 +118,22 @@ async def remove_partials(storage: Storage, grace: float) -> int:
     return await storage.abort_stale_uploads(timedelta(seconds=grace))
 
 
+async def _url_in_use(storage: Storage, marker: ObjectInfo, now: datetime, grace: float) -> bool:
+    """Whether a direct upload's URL, as ``marker`` declares it, may still be bringing bytes."""
+    if not marker.size:  # a streamed upload's marker is empty: nothing to read
+        return False
+    try:
+        data = b"".join([chunk async for chunk in storage.stream(marker.key)])
+    except ObjectNotFound:
+        return False
+    declared = Declared.decode(data)
+    return declared is not None and (now - declared.url_expires_at).total_seconds() < grace
+
+
 async def remove_stale_owners(storage: Storage, now: datetime, grace: float) -> int:
-    """Remove the owner markers whose upload is gone, once ``grace`` seconds old; returns how many.
-    (On a volume the tenants' directories stay: the API may be about to write a marker into one.)"""
+    """Remove the owner markers whose upload is gone, once ``grace`` seconds old and, for a direct
+    upload, ``grace`` seconds past its URL's expiry; returns how many. (On a volume the tenants'
+    directories stay: the API may be about to write a marker into one.)"""
     markers = [info async for info in storage.list(f"{UPLOAD_OWNERS}/")]
     if not markers:
         return 0
@@ -125,6 +144,8 @@ async def remove_stale_owners(storage: Storage, now: datetime, grace: float) -> 
         if len(parts) != 3 or parts[2] in present:
             continue
         if (now - info.last_modified).total_seconds() < grace:
+            continue
+        if await _url_in_use(storage, info, now, grace):
             continue
         await storage.delete(info.key)
         removed += 1

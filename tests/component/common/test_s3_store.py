@@ -269,6 +269,23 @@ async def test_a_presigned_put_stores_the_bytes_with_the_headers_it_returns(stor
     assert head["ContentType"] == "video/mp4"
 
 
+async def test_a_presigned_put_with_a_length_takes_exactly_that_many_bytes(store, bucket, s3_server, prefix):
+    data = os.urandom(1000)
+    put = await store.presign_put("uploads/u1", 60, content_type="video/mp4", content_length=len(data))
+    assert put.headers == {"Content-Type": "video/mp4", "Content-Length": "1000"}
+
+    async with httpx.AsyncClient() as http:
+        for wrong in (data + b"more", data[:-1]):  # the length is signed: neither more nor less
+            headers = {**put.headers, "Content-Length": str(len(wrong))}
+            refused = await http.request(put.method, put.url, content=wrong, headers=headers)
+            assert refused.status_code == 403, refused.text
+        listed = await bucket.list_objects_v2(Bucket=s3_server.bucket, Prefix=f"{prefix}/")
+        assert listed.get("Contents", []) == []
+        done = await http.request(put.method, put.url, content=data, headers=put.headers)
+    assert done.status_code == 200, done.text
+    assert await read(store, "uploads/u1") == data
+
+
 async def test_an_expired_presigned_url_is_refused(store):
     await store.put_bytes("soon-gone", b"bytes")
     get_url = await store.presign_get("soon-gone", 1)

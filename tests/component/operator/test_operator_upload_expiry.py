@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from operator_fakeapi import NS, FakeApi
 from operator_store import StoreUnderTest, next_second
@@ -212,6 +215,43 @@ async def test_a_fresh_owner_marker_stays_while_its_upload_may_still_arrive(stor
     ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR)
     await retention(ctx)
     assert await store.keys() == set()
+
+
+async def test_a_direct_upload_marker_stays_while_its_url_may_still_be_used(
+    store: StoreUnderTest, monkeypatch
+) -> None:
+    """A direct upload's URL may be valid for longer than the grace (the API's
+    ``upload_url_seconds``): its marker stays until the grace has passed since the URL expired too
+    (a PUT begun in time ends a little later), or the bytes would arrive ownerless. Only markers
+    that could go are read."""
+    direct, streamed, arrived, fresh = (f"upload-owners/acme/{upload_id(n)}" for n in (1, 2, 3, 4))
+    url_expires = now() + timedelta(seconds=2 * HOUR)
+    declared = json.dumps({"size": 5, "urlExpiresAt": iso(url_expires)}).encode()
+    for marker in (direct, arrived):
+        await store.storage.put_bytes(marker, declared)
+    await store.storage.put_bytes(streamed, b"")
+    await store.storage.put_bytes(f"uploads/{upload_id(3)}", b"video")
+    old = await store.newest(direct, streamed, arrived)
+    await next_second()
+    await store.storage.put_bytes(fresh, declared)
+    read = []
+    stream = store.storage.stream
+
+    def reading(key: str, *args: Any) -> AsyncIterator[bytes]:
+        read.append(key)
+        return stream(key, *args)
+
+    monkeypatch.setattr(store.storage, "stream", reading)
+    ctx = store.context(FakeApi(), partial_upload_grace_seconds=HOUR)
+    ctx.reconciler.clock = store.clock_at(old, HOUR)
+    await retention(ctx)
+    # past the grace, the streamed marker goes; the direct one's URL still takes the bytes
+    assert await store.keys() == {direct, arrived, fresh, f"uploads/{upload_id(3)}"}
+    assert read == [direct]
+    for after_expiry, gone in ((HOUR - 60, set()), (HOUR + 1, {direct, fresh})):
+        ctx.reconciler.clock = lambda at=url_expires + timedelta(seconds=after_expiry): at
+        await retention(ctx)
+        assert await store.keys() == {direct, arrived, fresh, f"uploads/{upload_id(3)}"} - gone
 
 
 async def test_partial_writes_are_removed_from_either_store_after_the_grace(store: StoreUnderTest) -> None:
