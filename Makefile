@@ -98,7 +98,7 @@ kind-deploy: ## Kind cluster + image build/load + helm install (needs docker, ki
 	helm upgrade --install audio-extract charts/audio-extract --kube-context 'kind-$(KIND_CLUSTER)' \
 	  --namespace audio-extract --create-namespace --wait \
 	  --set image.repository='$(IMAGE_REPO)' --set image.tag='$(IMAGE_TAG)' --set image.pullPolicy=Never \
-	  --set 'store.accessModes={ReadWriteOnce}' --set store.size=5Gi \
+	  --set store.type=volume --set 'store.accessModes={ReadWriteOnce}' --set store.size=5Gi \
 	  --set secrets.apiKeys.dev=$$(printf %s '$(API_KEY)' | sha256sum | cut -d' ' -f1)
 	helm test audio-extract --kube-context 'kind-$(KIND_CLUSTER)' --namespace audio-extract
 	@echo "API: kubectl --context kind-$(KIND_CLUSTER) -n audio-extract port-forward svc/audio-extract-api 8000:80"

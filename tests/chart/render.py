@@ -72,6 +72,21 @@ def _helm_home(kind: str) -> str:
     return str(_HOME[0] / kind)
 
 
+REQUIRED = {"store": {"s3": {"bucket": "audio-extract"}}}
+"""The one value an install must give (the default store is S3, and its bucket has no default)."""
+
+
+def with_required(values: dict[str, Any] | None) -> dict[str, Any]:
+    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in over.items():
+            nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+            out[key] = merged(out[key], value) if nested else value
+        return out
+
+    return merged(REQUIRED, values or {})
+
+
 def template(
     values: dict[str, Any] | None = None,
     *,
@@ -80,8 +95,11 @@ def template(
     include_crds: bool = False,
     show_only: str | None = None,
     check: bool = True,
+    required: bool = True,
 ) -> subprocess.CompletedProcess[str]:
-    """``helm template`` of the chart; ``values`` are passed as a values file."""
+    """``helm template`` of the chart; ``values`` are passed as a values file, over ``REQUIRED``
+    unless ``required=False`` (the chart's defaults alone)."""
+    values = with_required(values) if required else values
     args = ["template", release, str(CHART), "--namespace", namespace]
     if include_crds:
         args.append("--include-crds")
@@ -176,6 +194,19 @@ def assert_settings_exist(objects: list[dict[str, Any]], release: str = RELEASE)
                 model = next(a for a in getattr(annotation, "__args__", (annotation,)) if a is not type(None))
                 assert issubclass(model, BaseModel), name
             assert field in model.model_fields, name
+
+
+def worker_job(settings: Any, batch: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """The Job the operator builds with ``settings``: with an S3 store it needs the URLs it would
+    presign (placeholders here)."""
+    from datetime import UTC, datetime
+
+    from audio_extract_operator.jobs import WorkerUrls, build_job
+
+    urls = None
+    if settings.store_type == "s3":
+        urls = WorkerUrls("https://store.example.com/put", f"job_{index}/audio.mp3", datetime.now(UTC))
+    return build_job(batch, index, settings, urls)
 
 
 def operator_settings(

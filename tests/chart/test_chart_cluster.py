@@ -443,7 +443,15 @@ def test_helm_install_upgrade_uninstall(cluster: Any, namespace: str, k8s_api: A
     def release(verb: str, *values: str) -> str:
         args = [verb, "audio-extract", "--namespace", namespace]
         if verb != "uninstall":
-            args += [str(CHART), "--set", "api.replicas=0", "--set", "operator.replicas=0"]
+            args += [
+                str(CHART),
+                "--set",
+                "api.replicas=0",
+                "--set",
+                "operator.replicas=0",
+                "--set",
+                "store.type=volume",
+            ]
             args += [a for v in values for a in ("--set", v)]
         out = helm(*args, kubeconfig=cluster.kubeconfig, check=False)
         assert out.returncode == 0, out.stderr

@@ -28,6 +28,7 @@ from render import (
     helm,
     operator_settings,
     render,
+    worker_job,
     sample_batch,
     template,
 )
@@ -88,11 +89,14 @@ def pod_specs(objects: Objects) -> dict[str, dict[str, Any]]:
 # --- lint and schema ------------------------------------------------------------------------------
 
 
-def test_lint_passes_with_default_and_ci_values() -> None:
-    for extra in ([], ["--values", str(CHART / "ci" / "ci-values.yaml")]):
+def test_lint_passes_with_the_required_value_and_ci_values() -> None:
+    for extra in (["--set", "store.s3.bucket=media"], ["--values", str(CHART / "ci" / "ci-values.yaml")]):
         out = helm("lint", "--strict", str(CHART), *extra, check=False)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "0 chart(s) failed" in out.stdout
+    # the default store is S3, and which bucket is the one thing an install must say
+    out = helm("lint", "--strict", str(CHART), check=False)
+    assert "store.s3.bucket is required with store.type s3" in out.stdout + out.stderr
 
 
 KUBE_SCORE = "github.com/zegl/kube-score/cmd/kube-score@v1.20.0"
@@ -131,7 +135,7 @@ def test_kube_score_production_checks_pass(
     values = yaml.safe_load(values_file.read_text()) if values_file else {}
     rendered = template(values).stdout
     objects = [o for o in yaml.safe_load_all(rendered) if o]
-    job = build_job(sample_batch(), 0, operator_settings(objects, monkeypatch))
+    job = worker_job(operator_settings(objects, monkeypatch), sample_batch())
     ignores = [arg for check in KUBE_SCORE_EXCEPTIONS for arg in ("--ignore-test", check)]
     out = subprocess.run(
         [str(kube_score_binary()), "score", "-", "--output-format", "ci", "--exit-one-on-warning", *ignores],
@@ -228,7 +232,6 @@ def test_default_render_has_the_expected_objects(default: Objects) -> None:
             "Secret/audio-extract-operator",
             "Secret/audio-extract-api-keys",
             "Secret/audio-extract-api",
-            "PersistentVolumeClaim/audio-extract-store",
             "NetworkPolicy/audio-extract-api",
             "NetworkPolicy/audio-extract-operator",
             "NetworkPolicy/audio-extract-worker",
@@ -342,7 +345,7 @@ def test_disk_limits_hold_the_emptydirs_and_room_for_logs(
     of its containers' ephemeral-storage limits: a full scratch or /tmp must not get there first."""
     from audio_extract_operator.jobs import build_job
 
-    job = build_job(sample_batch(), 0, operator_settings(default, monkeypatch))
+    job = worker_job(operator_settings(default, monkeypatch), sample_batch())
     specs = {**pod_specs(default), "worker": job["spec"]["template"]["spec"]}
     for name, spec in specs.items():
         containers = [c["resources"] for c in spec["containers"]]
@@ -502,7 +505,8 @@ def test_worker_egress_is_dns_progress_and_public_addresses_only(default: Object
     assert not policy.get("ingress")
     egress = policy["egress"]
     assert all(rule.get("to") for rule in egress)  # a rule without `to` would allow every destination
-    dns, progress, public = egress
+    dns, progress, store, public = egress
+    assert store == {"to": public["to"], "ports": [{"protocol": "TCP", "port": 443}]}  # the S3 store
     assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
     assert progress["to"] == [
         {
@@ -539,15 +543,18 @@ KUBE_API_ANY = {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", 
 def test_api_egress_is_dns_and_the_kubernetes_api_only(default: Objects) -> None:
     worker_dns = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["egress"][0]
     egress = find(default, "NetworkPolicy", "audio-extract-api")["spec"]["egress"]
-    assert egress == [worker_dns, KUBE_API_ANY]  # no `to`: any address, on the API server's ports only
+    dns, kube_api, store = egress
+    assert (dns, kube_api) == (worker_dns, KUBE_API_ANY)  # no `to`: any address, on the API server's ports
+    assert store["ports"] == [{"protocol": "TCP", "port": 443}]  # the S3 store (public addresses by default)
 
 
 def test_operator_egress_is_dns_the_kubernetes_api_and_webhook_targets(default: Objects) -> None:
     worker = find(default, "NetworkPolicy", "audio-extract-worker")["spec"]["egress"]
     egress = find(default, "NetworkPolicy", "audio-extract-operator")["spec"]["egress"]
-    dns, kube_api, public = egress
+    dns, kube_api, store, public = egress
     assert dns == worker[0]
     assert kube_api == KUBE_API_ANY
+    assert store == worker[2]  # the S3 store, on its port
     assert public == {
         "to": [
             {"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_V4}},
@@ -567,7 +574,8 @@ def test_helm_test_pod_egress_is_dns_and_the_api_pods(default: Objects) -> None:
     assert api == {"to": [{"podSelector": api_pods}], "ports": [{"protocol": "TCP", "port": 8000}]}
 
 
-def test_store_claim_is_shared_read_write_many(default: Objects) -> None:
+def test_store_claim_is_shared_read_write_many() -> None:
+    default = render({"store": {"type": "volume"}})
     pvc = find(default, "PersistentVolumeClaim", "audio-extract-store")
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     assert pvc["spec"]["resources"]["requests"]["storage"] == "100Gi"
@@ -592,7 +600,10 @@ def test_helm_test_hook_calls_healthz(default: Objects) -> None:
 
 
 def test_notes_render_with_warnings_for_missing_keys() -> None:
-    out = helm("install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE).stdout
+    bucket = ("--set", "store.s3.bucket=media")  # the one value an install must give
+    out = helm(
+        "install", "audio-extract", str(CHART), "--dry-run=client", "--namespace", NAMESPACE, *bucket
+    ).stdout
     assert "kubectl -n audio-extract port-forward svc/audio-extract-api 8000:80" in out
     assert "secrets.apiKeys is empty" in out
     assert "networkPolicy.kubeAPIServer.peers is empty" in out
@@ -606,6 +617,7 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
         NAMESPACE,
         "--set-json",
         peers,
+        *bucket,
     ).stdout
     assert "kubeAPIServer.peers is empty" not in narrowed
 
@@ -613,9 +625,11 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
 # --- the operator's Job, built from the chart's settings ------------------------------------------------
 
 
-def test_worker_jobs_follow_the_chart(default: Objects, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_worker_jobs_follow_the_chart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a volume release (tests/chart/test_chart_store.py: the S3 one)."""
     from audio_extract_operator.jobs import build_job
 
+    default = render({"store": {"type": "volume"}})
     settings = operator_settings(default, monkeypatch)
     assert settings.namespaces == [NAMESPACE]
     job = build_job(sample_batch(), 0, settings)
@@ -674,7 +688,7 @@ CUSTOM = {
         "existingSecret": "ax-operator-secrets",
     },
     "allowCIDRs": ["10.20.0.0/16"],
-    "store": {"claimName": "shared-media", "storageClassName": "nfs", "size": "2Ti"},
+    "store": {"type": "volume", "claimName": "shared-media", "storageClassName": "nfs", "size": "2Ti"},
     "api": {
         "replicas": 3,
         "ingress": {
@@ -803,7 +817,7 @@ def test_custom_store(custom: Objects) -> None:
     assert pvc["resources"]["requests"]["storage"] == "2Ti"
     env = env_of(find(custom, "Deployment", "ax-operator"))
     assert env[OPERATOR_PREFIX + "STORE_CLAIM"] == "shared-media"
-    own = render({"store": {"create": False, "claimName": "byo"}})
+    own = render({"store": {"type": "volume", "create": False, "claimName": "byo"}})
     assert not [o for o in own if o["kind"] == "PersistentVolumeClaim"]
     volumes = find(own, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["volumes"]
     assert {"name": "store", "persistentVolumeClaim": {"claimName": "byo"}} in volumes
@@ -820,7 +834,7 @@ def test_custom_worker_settings_reach_the_jobs(
     assert settings.max_running == 32
     batch = sample_batch("media")
     batch["spec"]["jobs"][0]["options"] = {"priority": "high"}
-    high, low = build_job(batch, 0, settings), build_job(batch, 1, settings)
+    high, low = worker_job(settings, batch, 0), worker_job(settings, batch, 1)
     assert high["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "media"
     assert high["spec"]["template"]["spec"]["priorityClassName"] == "ax-high"
     assert "priorityClassName" not in low["spec"]["template"]["spec"]
