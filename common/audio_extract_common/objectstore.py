@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
 PART_SIZE = 8 << 20  # bytes per multipart part: ≥ 5 MiB (S3's minimum), 10,000 parts ≈ 78 GiB
-READ_CHUNK = 64 << 10  # bytes per chunk a read yields
+READ_CHUNK = 1 << 20  # bytes per chunk a read yields (the API sends each as one body part)
 DELETE_BATCH = 1000  # keys per DeleteObjects request, S3's maximum
 COPY_LIMIT = 5 << 30  # bytes: the largest object one CopyObject copies
 ABORT_TIMEOUT = 30.0  # seconds an abort may take after a failure, even when cancelled
