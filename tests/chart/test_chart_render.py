@@ -28,9 +28,9 @@ from render import (
     helm,
     operator_settings,
     render,
-    worker_job,
     sample_batch,
     template,
+    worker_job,
 )
 
 pytestmark = pytest.mark.chart
@@ -130,7 +130,6 @@ def test_kube_score_production_checks_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """kube-score's default checks on the chart and on a worker Job the operator builds from it."""
-    from audio_extract_operator.jobs import build_job
 
     values = yaml.safe_load(values_file.read_text()) if values_file else {}
     rendered = template(values).stdout
@@ -343,7 +342,6 @@ def test_disk_limits_hold_the_emptydirs_and_room_for_logs(
 ) -> None:
     """The kubelet evicts a pod whose local disk use (emptyDirs, logs, writable layers) passes the sum
     of its containers' ephemeral-storage limits: a full scratch or /tmp must not get there first."""
-    from audio_extract_operator.jobs import build_job
 
     job = worker_job(operator_settings(default, monkeypatch), sample_batch())
     specs = {**pod_specs(default), "worker": job["spec"]["template"]["spec"]}
@@ -827,7 +825,6 @@ def test_custom_worker_settings_reach_the_jobs(
     custom: Objects,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from audio_extract_operator.jobs import build_job
 
     settings = operator_settings(custom, monkeypatch, "ax-operator")
     assert settings.namespaces == ["media"]
