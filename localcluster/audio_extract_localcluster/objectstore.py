@@ -19,6 +19,7 @@ import secrets
 import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from . import host
 from .processes import Component
@@ -37,6 +38,20 @@ class S3Access:
     bucket: str
     access_key_id: str
     secret_access_key: str
+
+    def client(self, **config: Any) -> Any:
+        """A botocore S3 client with this key (`config`: botocore Config options)."""
+        import botocore.session
+        from botocore.config import Config
+
+        return botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            config=Config(**config),
+        )
 
     def env(self) -> dict[str, str]:
         return {
@@ -144,18 +159,9 @@ def remove_sockets(ports: dict[str, int]) -> None:
 def writable(found: S3Access) -> bool:
     """The bucket exists (created here, idempotently) and takes a write: the first write waits
     for the filer to join the master, a few seconds after the S3 port answers."""
-    import botocore.session
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=found.endpoint_url,
-        region_name=found.region,
-        aws_access_key_id=found.access_key_id,
-        aws_secret_access_key=found.secret_access_key,
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20),
-    )
+    client = found.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20)
     try:
         with contextlib.suppress(ClientError):  # BucketAlreadyOwnedByYou (kept by make dev)
             client.create_bucket(Bucket=found.bucket)

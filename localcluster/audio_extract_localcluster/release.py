@@ -88,6 +88,15 @@ def api_url(node_port: int = API_NODE_PORT) -> str:
     return f"http://{host.HOST_IP}:{node_port}"
 
 
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, maps merged key by key, as helm layers values files."""
+    out = dict(base)
+    for key, value in over.items():
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if nested else value
+    return out
+
+
 def store_values(s3: S3Access | None, prefix: str) -> dict[str, Any]:
     if s3 is None:
         return {"type": "volume", "size": "10Gi"}

@@ -77,12 +77,7 @@ REQUIRED = {"store": {"s3": {"bucket": "audio-extract"}}}
 
 
 def with_required(values: dict[str, Any] | None) -> dict[str, Any]:
-    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = dict(base)
-        for key, value in over.items():
-            nested = isinstance(value, dict) and isinstance(out.get(key), dict)
-            out[key] = merged(out[key], value) if nested else value
-        return out
+    from audio_extract_localcluster.release import merged
 
     return merged(REQUIRED, values or {})
 

@@ -4,7 +4,8 @@ through a presigned URL (how workers reach their objects)."""
 
 from __future__ import annotations
 
-import botocore.session
+import dataclasses
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -12,13 +13,7 @@ pytestmark = pytest.mark.cluster
 
 
 def _client(s3, secret: str | None = None):  # type: ignore[no-untyped-def]
-    return botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=s3.endpoint_url,
-        region_name=s3.region,
-        aws_access_key_id=s3.access_key_id,
-        aws_secret_access_key=secret or s3.secret_access_key,
-    )
+    return dataclasses.replace(s3, secret_access_key=secret or s3.secret_access_key).client()
 
 
 def test_the_bucket_takes_signed_writes_and_refuses_a_wrong_key(cluster):

@@ -14,20 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import httpx
 
 from audio_extract_localcluster import host, images, release
 from audio_extract_localcluster.cluster import REPO, LocalCluster
+from audio_extract_localcluster.release import merged
 from support.waiting import wait_for
-
-
-def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = merged(out[key], value) if nested else value
-    return out
 
 
 @dataclass
@@ -61,13 +53,7 @@ class System:
         if store["type"] == "s3":
             s3 = self.cluster.s3
             assert s3 is not None
-            client = botocore.session.get_session().create_client(
-                "s3",
-                endpoint_url=s3.endpoint_url,
-                region_name=s3.region,
-                aws_access_key_id=s3.access_key_id,
-                aws_secret_access_key=s3.secret_access_key,
-            )
+            client = s3.client()
             root = store["s3"]["prefix"] + "/"
             pages = client.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket, Prefix=root + prefix)
             return sorted(o["Key"][len(root) :] for page in pages for o in page.get("Contents", []))
