@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from audio_extract_common.api_models import BatchRequest, DirectUploadRequest
 from audio_extract_common.resource import MAX_JOBS, ExtractionJob
 
 from .errors import ApiError, InvalidOutput, InvalidRequest, InvalidSource, TooManyJobs
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -99,40 +101,33 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def parse_batch(body: Any) -> BatchRequest:
+def _validated(model: type[M], body: Any) -> M:
+    """``body`` as ``model``, or the API's 400 for the first problem found."""
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
-    jobs = body.get("jobs")
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise_validation(e.errors(include_url=False))
+    raise AssertionError("unreachable")
+
+
+def parse_batch(body: Any) -> BatchRequest:
+    jobs = body.get("jobs") if isinstance(body, dict) else None
     if isinstance(jobs, list) and len(jobs) > MAX_JOBS:
         raise TooManyJobs(
             f"A batch holds at most {MAX_JOBS} jobs, got {len(jobs)}",
             [{"field": "jobs", "message": f"at most {MAX_JOBS} jobs"}],
         )
-    try:
-        return BatchRequest.model_validate(body)
-    except ValidationError as e:
-        raise_validation(e.errors(include_url=False))
-    raise AssertionError("unreachable")
+    return _validated(BatchRequest, body)
 
 
 def parse_job(body: Any) -> ExtractionJob:
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object")
-    try:
-        return ExtractionJob.model_validate(body)
-    except ValidationError as e:
-        raise_validation(e.errors(include_url=False))
-    raise AssertionError("unreachable")
+    return _validated(ExtractionJob, body)
 
 
 def parse_direct_upload(body: Any) -> DirectUploadRequest:
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object")
-    try:
-        return DirectUploadRequest.model_validate(body)
-    except ValidationError as e:
-        raise_validation(e.errors(include_url=False))
-    raise AssertionError("unreachable")
+    return _validated(DirectUploadRequest, body)
 
 
 def canonical_hash(body: Any) -> str:
