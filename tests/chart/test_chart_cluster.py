@@ -14,7 +14,7 @@ import kubernetes
 import pytest
 import yaml
 from kubernetes.client import ApiException
-from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch
+from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch, worker_job
 
 from support import waiting
 
@@ -122,9 +122,7 @@ def worker_pod(
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
     """The pod the operator's Job for a sample batch would run, with the chart's settings."""
-    from audio_extract_operator.jobs import build_job
-
-    job = build_job(sample_batch(namespace), 1, operator_settings(objects, monkeypatch))
+    job = worker_job(operator_settings(objects, monkeypatch), sample_batch(namespace), 1)
     return pod_from(job["spec"]["template"], job["metadata"]["name"])
 
 
@@ -319,7 +317,8 @@ def test_api_and_operator_work_under_the_chart_rbac(
     import httpx
     from render import env_of
 
-    objects = render({"allowCIDRs": ["127.0.0.0/8"]}, namespace=namespace)
+    # a volume release: its store moves to a directory here (test_chart_store.py renders the S3 one)
+    objects = render({"allowCIDRs": ["127.0.0.0/8"], "store": {"type": "volume"}}, namespace=namespace)
     apply(cluster, [o for o in objects if o["kind"] == "ServiceAccount"])
     api_id, operator_id = act_as(cluster, namespace, "api"), act_as(cluster, namespace, "operator")
     key = "axk_chart-test"

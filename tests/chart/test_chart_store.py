@@ -95,7 +95,7 @@ def test_network_policies_open_the_store_on_its_port(s3: Objects) -> None:
 
 
 def test_without_peers_the_store_is_a_public_address_on_its_port() -> None:
-    objects = render({"store": {"type": "s3", "s3": {"bucket": "media"}}})
+    objects = render({"store": {"type": "s3", "s3": {"bucket": "media"}}}, required=False)
     [rule] = [
         r
         for r in find(objects, "NetworkPolicy", "audio-extract-api")["spec"]["egress"]
