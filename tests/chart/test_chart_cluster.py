@@ -163,8 +163,6 @@ def test_worker_job_runs_its_pod_under_restricted(
     cluster: Any, namespace: str, k8s_api: Any, monkeypatch: pytest.MonkeyPatch, crd: None
 ) -> None:
     """The Job controller (not a test) creates the worker's pod in the enforcing namespace."""
-    from audio_extract_operator.jobs import build_job
-
     objects = render(namespace=namespace)
     apply(cluster, [o for o in objects if o["kind"] == "ServiceAccount"])
     restricted_namespace(cluster, namespace)
@@ -172,9 +170,9 @@ def test_worker_job_runs_its_pod_under_restricted(
     batch = kubernetes.client.CustomObjectsApi(k8s_api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, batch
     )
-    job = build_job(batch, 0, operator_settings(objects, monkeypatch))
+    job = worker_job(operator_settings(objects, monkeypatch), batch)
     job["spec"]["suspend"] = False
-    # a pod that is admitted and then fails fast is enough: no store volume exists here
+    # a pod that is admitted and then fails fast is enough: its URLs lead nowhere
     job["spec"]["template"]["spec"]["containers"][0]["command"] = ["python", "-c", "raise SystemExit(3)"]
     job["spec"]["backoffLimit"] = 0
     kubernetes.client.BatchV1Api(k8s_api).create_namespaced_job(namespace, job)
@@ -191,8 +189,6 @@ def test_worker_job_runs_its_pod_under_restricted(
 def test_identities_can_do_exactly_what_their_roles_say(
     cluster: Any, namespace: str, k8s_api: Any, monkeypatch: pytest.MonkeyPatch, crd: None
 ) -> None:
-    from audio_extract_operator.jobs import build_job
-
     operator = act_as(cluster, namespace, "operator")
     api = act_as(cluster, namespace, "api")
     assert operator.username == f"system:serviceaccount:{namespace}:audio-extract-operator"
@@ -226,7 +222,7 @@ def test_identities_can_do_exactly_what_their_roles_say(
         custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": {"observedGeneration": 1}}
         )
-        job = build_job(batch, 0, operator_settings(objects, monkeypatch))
+        job = worker_job(operator_settings(objects, monkeypatch), batch)
         created = kubernetes.client.BatchV1Api(client).create_namespaced_job(namespace, job, dry_run="All")
         assert created.metadata.name == job["metadata"]["name"]
         core.list_namespaced_pod(namespace)
