@@ -55,6 +55,7 @@ class AsyncClient:
         self._http = http or httpx.AsyncClient(timeout=timeout)
         self._http.base_url = httpx.URL(base_url.rstrip("/"))
         self._http.headers["X-API-Key"] = api_key
+        self._uploads = calls.UploadRoute()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -118,25 +119,29 @@ class AsyncClient:
         return await self.call(calls.cancel_batch(batch_id))
 
     async def upload(
-        self, path: str | Path, *, on_progress: Progress | None = None, direct: bool = False
+        self, path: str | Path, *, on_progress: Progress | None = None, direct: bool | None = None
     ) -> UploadResult:
-        """As ``Client.upload``."""
+        """As ``Client.upload``: by default straight to an object store, else streamed."""
         path = Path(path)
         size = path.stat().st_size
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if direct:
+        if self._uploads.asks_direct(direct, size):
             try:
                 ticket = await self.call(calls.direct_upload(path.name, size, content_type))
-            except errors.InvalidRequest:
-                pass
+            except errors.ApiError as e:
+                if not self._uploads.streams_after(direct, e):
+                    raise
             else:
                 async with httpx.AsyncClient(timeout=self._http.timeout) as store:
-                    reply = await store.request(
-                        ticket.method,
-                        ticket.uploadUrl,
-                        headers=ticket.headers,
-                        content=_file_chunks(path, on_progress, size),
-                    )
+                    try:
+                        reply = await store.request(
+                            ticket.method,
+                            ticket.uploadUrl,
+                            headers=ticket.headers,
+                            content=_file_chunks(path, on_progress, size),
+                        )
+                    except httpx.TransportError as e:
+                        raise errors.TransportError(f"{ticket.method} to the store: {e!r}") from e
                     calls.check_store(reply)
                 return UploadResult(fileId=ticket.fileId, size=size)
         call = calls.upload(size, content_type)

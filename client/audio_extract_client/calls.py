@@ -129,6 +129,35 @@ def direct_upload(filename: str, size: int, content_type: str) -> Call[DirectUpl
     return Call("POST", "/v1/uploads", DirectUploadTicket, json=body.model_dump(), resend_unanswered=False)
 
 
+class UploadRoute:
+    """Which way an upload's bytes go, decided alike for both clients (docs/contract.md §7).
+
+    ``direct`` per upload: ``True`` straight to the object store only (a refusal is raised),
+    ``False`` streamed through the API only, ``None`` straight to the store where the service
+    presigns, else streamed. A service on a volume answers the JSON form 400 ``INVALID_REQUEST``;
+    the answer holds for the service, so one client asks it once.
+    """
+
+    def __init__(self) -> None:
+        self.presigns = True  # until the service answers otherwise
+
+    def asks_direct(self, direct: bool | None, size: int) -> bool:
+        """Whether to ask for a presigned URL before sending the bytes."""
+        if direct is not None:
+            return direct
+        # An empty file cannot be declared (the JSON form wants size >= 1): the streamed form gets
+        # the API's own answer to it.
+        return self.presigns and size > 0
+
+    def streams_after(self, direct: bool | None, error: errors.ApiError) -> bool:
+        """The JSON form was refused with ``error``: whether to send the bytes streamed instead
+        (otherwise the error is the caller's)."""
+        cannot_presign = isinstance(error, errors.InvalidRequest)
+        if cannot_presign:
+            self.presigns = False
+        return cannot_presign and direct is None
+
+
 def download(job_id: str, offset: int = 0) -> Call[Any]:
     """GET /v1/download/{jobId}, from byte ``offset`` on (a ``Range`` request) when it is not 0."""
     headers = {"Range": f"bytes={offset}-"} if offset else {}

@@ -74,6 +74,7 @@ class Client:
         self._http = http or httpx.Client(timeout=timeout)
         self._http.base_url = httpx.URL(base_url.rstrip("/"))
         self._http.headers["X-API-Key"] = api_key
+        self._uploads = calls.UploadRoute()
 
     def __enter__(self) -> Client:
         return self
@@ -152,31 +153,37 @@ class Client:
         return self.call(calls.cancel_batch(batch_id))
 
     def upload(
-        self, path: str | Path, *, on_progress: Progress | None = None, direct: bool = False
+        self, path: str | Path, *, on_progress: Progress | None = None, direct: bool | None = None
     ) -> UploadResult:
-        """POST /v1/uploads: the file's bytes, streamed (never read whole). Use the result's
-        ``fileId`` as ``{"type": "upload", "file": fileId}``.
+        """POST /v1/uploads: the file's bytes, streamed from the file (never read whole). Use the
+        result's ``fileId`` as ``{"type": "upload", "file": fileId}``.
 
-        ``direct=True`` first asks for a presigned URL (docs/contract.md §7, object stores) and PUTs the
-        bytes there; a service that cannot presign answers 400 and the bytes are streamed to the
-        API instead. Only ask for it of a service that knows the JSON form: one that predates it
-        would store the JSON request itself as an upload."""
+        ``direct=None`` (the default) asks for a presigned URL first (docs/contract.md §7: an object
+        store) and PUTs the bytes there; a service that cannot presign (a volume store) answers 400
+        ``INVALID_REQUEST``, and then the bytes are streamed to the API, by this call and every later
+        one of this client without asking again. ``direct=True``: only the presigned PUT (that 400
+        is raised); ``direct=False``: only through the API. A service that predates the JSON form
+        would store the JSON request itself as an upload: use ``direct=False`` with one."""
         path = Path(path)
         size = path.stat().st_size
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if direct:
+        if self._uploads.asks_direct(direct, size):
             try:
                 ticket = self.call(calls.direct_upload(path.name, size, content_type))
-            except errors.InvalidRequest:
-                pass
+            except errors.ApiError as e:
+                if not self._uploads.streams_after(direct, e):
+                    raise
             else:
                 with httpx.Client(timeout=self._http.timeout) as store:
-                    reply = store.request(
-                        ticket.method,
-                        ticket.uploadUrl,
-                        headers=ticket.headers,
-                        content=_file_chunks(path, on_progress, size),
-                    )
+                    try:
+                        reply = store.request(
+                            ticket.method,
+                            ticket.uploadUrl,
+                            headers=ticket.headers,
+                            content=_file_chunks(path, on_progress, size),
+                        )
+                    except httpx.TransportError as e:
+                        raise errors.TransportError(f"{ticket.method} to the store: {e!r}") from e
                     calls.check_store(reply)
                 return UploadResult(fileId=ticket.fileId, size=size)
         call = calls.upload(size, content_type)

@@ -67,6 +67,27 @@ DownloadDir = Annotated[
 Interval = Annotated[float, typer.Option("--poll-interval", help="Seconds between status polls.", min=0.05)]
 
 
+class UploadMode(StrEnum):
+    auto = "auto"
+    direct = "direct"
+    streamed = "streamed"
+
+    @property
+    def direct_arg(self) -> bool | None:
+        """``Client.upload``'s ``direct`` for this mode."""
+        return {"auto": None, "direct": True, "streamed": False}[self.value]
+
+
+UploadModeFlag = Annotated[
+    UploadMode,
+    typer.Option(
+        "--upload-mode",
+        help="How local files go up: straight to the object store (direct), through the API "
+        "(streamed), or direct where the service offers it (auto).",
+    ),
+]
+
+
 @app.callback()
 def main(
     ctx: typer.Context,
@@ -107,7 +128,8 @@ def _api_errors() -> Iterator[None]:
             err.print(f"  {e.details}")
         raise typer.Exit(1) from None
     except errors.TransportError as e:
-        err.print(f"[red]error:[/] the API did not answer: {e}")
+        # The API, or the object store a direct upload goes to: the message names the request.
+        err.print(f"[red]error:[/] no answer: {e}")
         raise typer.Exit(1) from None
     except (ValueError, ValidationError) as e:
         err.print(f"[red]error:[/] {e}")
@@ -209,6 +231,7 @@ def submit(
     wait: WaitFlag = False,
     download: DownloadDir = None,
     poll_interval: Interval = 1.0,
+    upload_mode: UploadModeFlag = UploadMode.auto,
     as_json: JsonFlag = False,
 ) -> None:
     """Submit sources as batches of at most 10 jobs; with --wait, follow them and show a summary."""
@@ -218,7 +241,9 @@ def submit(
             format.value, quality.value, bitrate, normalize, preserve_metadata, sample_rate, channels
         )
         with ctx.obj.client() as api:
-            uploads = upload_all(api, [i.path for i in items if i.path], err, quiet=as_json)
+            uploads = upload_all(
+                api, [i.path for i in items if i.path], err, quiet=as_json, direct=upload_mode.direct_arg
+            )
             jobs = [
                 plan.job_of(
                     i,

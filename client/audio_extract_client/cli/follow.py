@@ -92,8 +92,14 @@ def follow(
             bars.stop()
 
 
-def upload_all(api: Client, paths: Sequence[Path], console: Console, quiet: bool = False) -> dict[Path, str]:
-    """Upload each local file (streamed, one bar each); ``path → upload id``."""
+def upload_all(
+    api: Client,
+    paths: Sequence[Path],
+    console: Console,
+    quiet: bool = False,
+    direct: bool | None = None,
+) -> dict[Path, str]:
+    """Upload each local file (one bar each; ``direct`` as ``Client.upload``); ``path → upload id``."""
     ids: dict[Path, str] = {}
     bars = _transfer_bars(console) if console.is_terminal and not quiet else None
     if bars:
@@ -106,9 +112,9 @@ def upload_all(api: Client, paths: Sequence[Path], console: Console, quiet: bool
                 def moved(done: int, total: int | None, task: int = task) -> None:
                     bars.update(task, completed=done, total=total)
 
-                result = api.upload(path, on_progress=moved)
+                result = api.upload(path, on_progress=moved, direct=direct)
             else:
-                result = api.upload(path)
+                result = api.upload(path, direct=direct)
                 if not quiet:
                     console.print(
                         f"uploaded {path} as {result.fileId} ({result.size} bytes)", highlight=False

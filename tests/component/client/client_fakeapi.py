@@ -1,7 +1,8 @@
 """A scripted stand-in of the API on a real local HTTP server, for the client's and the command's
 component tests: it answers 429/503 when told to (which the real API does only under real load),
-cuts a download off midway, and moves each job one step per poll. The real API is the e2e tier's
-(tests/e2e/test_e2e_cli.py)."""
+cuts a download off midway, and moves each job one step per poll. It takes uploads as the API on a
+volume store does (no presigned URLs). The real API: ``client_realapi`` (uploads on both stores)
+and the e2e tier (tests/e2e/test_e2e_cli.py)."""
 
 from __future__ import annotations
 
@@ -173,6 +174,9 @@ def serve(api: FakeApi) -> tuple[ThreadingHTTPServer, str]:
             with api.lock:
                 api.log.append(("POST", self.path, dict(self.headers.items())))
                 if self.path == "/v1/uploads":
+                    if self.headers.get("Content-Type", "").startswith("application/json"):
+                        # As the real API on a volume store: no presigned URL, stream the bytes.
+                        return self.fail(400, "INVALID_REQUEST", message="cannot take direct uploads")
                     if api.refuse_uploads:
                         return self.fail(*api.refuse_uploads.pop(0))
                     file_id = f"upl_{secrets.token_hex(8)}"

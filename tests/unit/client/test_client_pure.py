@@ -1,5 +1,6 @@
 """The client's pure parts: retry decisions, the error classes made from the API's table, resuming
-downloads, the command's configuration and its batches; and that the client needs no server code."""
+downloads, which way an upload goes, the command's configuration and its batches; and that the
+client needs no server code."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from audio_extract_client import errors
+from audio_extract_client import calls, errors
 from audio_extract_client.cli import config, plan
+from audio_extract_client.cli.app import UploadMode
 from audio_extract_client.downloads import resume
 from audio_extract_client.retry import RetryPolicy, new_idempotency_key
 from audio_extract_common.api_errors import API_ERROR_SPECS
@@ -34,6 +36,20 @@ def test_the_policy_honours_retry_after_and_stops_at_its_bounds() -> None:
     assert policy.delay(1, 0, 30) == 30  # never sooner than asked
     assert policy.delay(1, 0, 61) is None  # longer than max_delay: give up rather than come early
     assert policy.delay(2, 80, 30) is None  # over the budget
+
+
+def test_an_upload_goes_direct_where_the_service_presigns_and_else_streamed() -> None:
+    cannot_presign = errors.InvalidRequest("no presigned URLs here")
+    route = calls.UploadRoute()
+    assert route.asks_direct(None, 10) and route.asks_direct(True, 10) and not route.asks_direct(False, 10)
+    assert not route.asks_direct(None, 0)  # an empty file cannot be declared: the API answers it streamed
+    assert not route.streams_after(None, errors.QuotaExceeded("full"))  # any other refusal is raised
+    assert route.asks_direct(None, 10)
+    assert not route.streams_after(True, cannot_presign)  # direct only: raised
+    assert not route.asks_direct(None, 10) and route.asks_direct(True, 10)  # but learnt
+    other = calls.UploadRoute()
+    assert other.streams_after(None, cannot_presign) and not other.asks_direct(None, 10)
+    assert [m.direct_arg for m in UploadMode] == [None, True, False]
 
 
 def test_idempotency_keys_are_new_per_submission_and_valid_header_values() -> None:
