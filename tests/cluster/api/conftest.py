@@ -31,7 +31,16 @@ def api_role_rules(cluster) -> list[dict[str, Any]]:
     """The API's RBAC rules exactly as the Helm chart renders them (the one place they live)."""
     helm = str(Path(cluster.bin_dir) / "helm")
     chart = str(REPO / "charts" / "audio-extract")
-    argv = [helm, "template", "t", chart, "--show-only", "templates/api-role.yaml"]
+    argv = [
+        helm,
+        "template",
+        "t",
+        chart,
+        "--show-only",
+        "templates/api-role.yaml",
+        "--set",
+        "store.s3.bucket=b",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return yaml.safe_load(out.stdout)["rules"]
 
