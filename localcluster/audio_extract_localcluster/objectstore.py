@@ -39,8 +39,9 @@ class S3Access:
     access_key_id: str
     secret_access_key: str
 
-    def client(self, **config: Any) -> Any:
-        """A botocore S3 client with this key (`config`: botocore Config options)."""
+    def client(self, verify: str | None = None, **config: Any) -> Any:
+        """A botocore S3 client with this key (`verify`: a PEM file of the CAs to trust over
+        https, None: the system's; `config`: botocore Config options)."""
         import botocore.session
         from botocore.config import Config
 
@@ -50,6 +51,7 @@ class S3Access:
             region_name=self.region,
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.secret_access_key,
+            verify=verify,
             config=Config(**config),
         )
 
@@ -156,12 +158,13 @@ def remove_sockets(ports: dict[str, int]) -> None:
                 path.unlink(missing_ok=True)
 
 
-def writable(found: S3Access) -> bool:
+def writable(found: S3Access, verify: str | None = None) -> bool:
     """The bucket exists (created here, idempotently) and takes a write: the first write waits
-    for the filer to join the master, a few seconds after the S3 port answers."""
+    for the filer to join the master, a few seconds after the S3 port answers (`verify`: as
+    for `S3Access.client`)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = found.client(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20)
+    client = found.client(verify, retries={"max_attempts": 1}, connect_timeout=2, read_timeout=20)
     try:
         with contextlib.suppress(ClientError):  # BucketAlreadyOwnedByYou (kept by make dev)
             client.create_bucket(Bucket=found.bucket)

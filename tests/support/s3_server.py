@@ -6,6 +6,9 @@ keys every request is signed and checked with.
         async with S3Store(s3.settings(prefix="t1")) as store: ...
     s3.env                    # AWS_* variables for a child process or any S3 client
 
+    with seaweedfs(tls=ServerTLS(cert, key, ca)) as s3:   # the S3 port serves HTTPS only
+        s3.endpoint_url           # https://127.0.0.1:<port>; settings() and env name the CA
+
 The binary is ``$AUDIO_EXTRACT_WEED`` or ``weed`` in the local cluster's binary cache (built there
 on first use). Every port, HTTP and gRPC, is chosen here (weed's own gRPC default, port + 10000,
 would clash between runs side by side). Ready about 5 s after launch (the first write waits for
@@ -49,6 +52,7 @@ class S3Server:
     log: Path
     started_in: float  # seconds from launch until the bucket took a write
     ports: dict[str, int] = dataclasses.field(default_factory=dict)
+    ca_bundle: Path | None = None  # with TLS: the CA that signed the server's certificate
 
     def settings(self, **overrides: Any) -> S3Settings:
         """Store settings for this server's bucket (``prefix=...`` keeps tests apart)."""
@@ -60,18 +64,33 @@ class S3Server:
             "access_key_id": self.access_key_id,
             "secret_access_key": self.secret_access_key,
         }
+        if self.ca_bundle is not None:
+            values["ca_bundle"] = self.ca_bundle
         return S3Settings(**(values | overrides))
 
     @property
     def env(self) -> dict[str, str]:
         """What any S3 client (aws CLI, boto3, a child process's credential chain) reads."""
-        return {
+        env = {
             "AWS_ENDPOINT_URL": self.endpoint_url,
             "AWS_REGION": self.region,
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
             "AUDIO_EXTRACT_BUCKET": self.bucket,
         }
+        if self.ca_bundle is not None:
+            env["AWS_CA_BUNDLE"] = str(self.ca_bundle)
+        return env
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """HTTPS on the S3 port (weed's ``-s3.cert.file``/``-s3.key.file``; no plain HTTP then):
+    PEM files of the server's certificate and key, and of the CA that signed it."""
+
+    cert: Path
+    key: Path
+    ca: Path
 
 
 def weed_binary() -> Path:
@@ -83,7 +102,8 @@ def _ready(server: S3Server) -> bool:
     return objectstore.writable(
         objectstore.S3Access(
             server.endpoint_url, server.region, server.bucket, server.access_key_id, server.secret_access_key
-        )
+        ),
+        verify=str(server.ca_bundle) if server.ca_bundle else None,
     )
 
 
@@ -91,7 +111,7 @@ class _PortTaken(Exception):
     pass
 
 
-def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
+def _start(weed: Path, tmp: Path, tls: ServerTLS | None) -> tuple[S3Server, ManagedProcess]:
     data = tmp / "data"
     shutil.rmtree(data, ignore_errors=True)  # a previous attempt's
     data.mkdir()
@@ -105,7 +125,7 @@ def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
     config.write_text(json.dumps({"identities": [identity]}))
     ports = objectstore.free_ports((*objectstore.PORTS, "s3"))
     server = S3Server(
-        endpoint_url=f"http://127.0.0.1:{ports['s3']}",
+        endpoint_url=f"{'https' if tls else 'http'}://127.0.0.1:{ports['s3']}",
         region=REGION,
         access_key_id=access_key,
         secret_access_key=secret,
@@ -114,10 +134,14 @@ def _start(weed: Path, tmp: Path) -> tuple[S3Server, ManagedProcess]:
         log=tmp / "weed.log",
         started_in=0.0,
         ports=ports,
+        ca_bundle=tls.ca if tls else None,
     )
+    argv = objectstore.mini_argv(weed, data, config, ports, "127.0.0.1", volume_mb=64)
+    if tls:
+        argv += [f"-s3.cert.file={tls.cert}", f"-s3.key.file={tls.key}"]
     spec = Component(
         "weed",
-        objectstore.mini_argv(weed, data, config, ports, "127.0.0.1", volume_mb=64),
+        argv,
         ready=lambda: _ready(server),
         ready_timeout=READY_TIMEOUT,
         stop_timeout=5.0,  # TERM takes about 1.5 s
@@ -139,14 +163,15 @@ def _stop(proc: ManagedProcess, server: S3Server) -> None:
 
 
 @contextlib.contextmanager
-def seaweedfs(weed: Path | None = None) -> Iterator[S3Server]:
-    """A running S3 server with the bucket ``audio-extract``, stopped and removed at exit."""
+def seaweedfs(weed: Path | None = None, *, tls: ServerTLS | None = None) -> Iterator[S3Server]:
+    """A running S3 server with the bucket ``audio-extract``, stopped and removed at exit; with
+    ``tls`` its S3 port serves HTTPS with that certificate."""
     weed = weed or weed_binary()
     tmp = Path(tempfile.mkdtemp(prefix="s3-server-"))
     try:
         for attempt in range(3):
             try:
-                server, proc = _start(weed, tmp)
+                server, proc = _start(weed, tmp, tls)
                 break
             except _PortTaken:
                 if attempt == 2:
