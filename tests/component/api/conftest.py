@@ -18,21 +18,13 @@ import pytest
 
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
+from support.kubeconfigs import UNREACHABLE_KUBECONFIG
 
 KEY = "axk_component-test-key"
 READ_ONLY_KEY = "axk_read-only-key"
 OTHER_KEY = "axk_second-key"
 SIBLING_KEY = "axk_main-tenant-ci-key"
 ADMIN_KEY = "axk_admin-key"
-
-UNREACHABLE_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: gone, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: not-a-real-token}}]
-contexts: [{name: c, context: {cluster: gone, user: u}}]
-current-context: c
-"""
 
 
 def sha(key: str) -> str:

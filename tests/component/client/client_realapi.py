@@ -25,19 +25,11 @@ from fastapi import FastAPI
 
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
+from support.kubeconfigs import UNREACHABLE_KUBECONFIG
 from support.s3_server import S3Server
 
 KEY = "axk_client-component-key"
 TENANT = "main"
-
-UNREACHABLE_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: gone, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: not-a-real-token}}]
-contexts: [{name: c, context: {cluster: gone, user: u}}]
-current-context: c
-"""
 
 
 @dataclass
