@@ -73,7 +73,7 @@ _URL_CEL: list[JsonValue] = [
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def _one_of(allowed: tuple[int, ...]) -> AfterValidator:
@@ -257,9 +257,9 @@ class Output(_Model):
     @model_validator(mode="after")
     def _fits_the_format(self) -> Output:
         if self.bitrate is not None:
-            check_bitrate(Format(self.format), self.bitrate)
+            check_bitrate(self.format, self.bitrate)
         if self.sampleRate is not None:
-            check_sample_rate(Format(self.format), self.sampleRate)
+            check_sample_rate(self.format, self.sampleRate)
         return self
 
 
@@ -383,7 +383,7 @@ class Phase(StrEnum):
 
 
 class _Status(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_enum_values=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class InputFile(_Status):

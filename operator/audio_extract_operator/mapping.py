@@ -293,7 +293,7 @@ def set_condition(
 
 def summarize(status: BatchStatus, now: str, generation: int | None) -> BatchStatus:
     """Counts, phase and the Accepted/Running/Complete/Failed conditions from the job entries."""
-    states = [JobState(j.status) for j in status.jobs]
+    states = [j.status for j in status.jobs]
     count = {s: states.count(s) for s in JobState}
     total = len(states)
     done = total > 0 and all(s in TERMINAL_STATES for s in states)
