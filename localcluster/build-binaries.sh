@@ -2,7 +2,8 @@
 # Builds the local cluster's binaries from Go modules (no release downloads are possible here):
 # the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl),
 # the node (kubelet, kube-proxy, containerd and its runc shim, runc, CNI plugins, crictl,
-# CoreDNS, kube-router's NetworkPolicy firewall), BuildKit, helm and SeaweedFS (the S3 store), into a per-version cache
+# CoreDNS, kube-router's NetworkPolicy firewall), BuildKit, helm, SeaweedFS (the S3 store) and Kueue
+# (with its CRDs, for the operator's Kueue mode), into a per-version cache
 # outside the repository. Idempotent: binaries already present are kept.
 # Prints the binary directory as the last line of its output.
 #
@@ -20,6 +21,7 @@ BUILDKIT_VERSION=v0.34.2
 COREDNS_VERSION=v1.15.0
 KUBE_ROUTER_VERSION=v2.1.0 # the only version served; its old pins are raised below
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # served as a pseudo-version only
+KUEUE_VERSION=v0.17.0
 GO_MIN=1.26.0
 
 # kube-router v2.1.0 pins dependencies with published flaws; raised as distributions that ship it do.
@@ -30,7 +32,7 @@ K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet 
 CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
 CNI_BINS=(bridge host-local loopback portmap)
 ALL_BINS=(etcd "${K8S_BINS[@]}" helm "${CONTAINERD_BINS[@]}" runc "${CNI_BINS[@]}" crictl
-  buildkitd buildctl coredns kube-router weed)
+  buildkitd buildctl coredns kube-router weed kueue)
 
 say() { echo "[binaries] $*" >&2; }
 
@@ -180,6 +182,22 @@ seaweedfs() {
   quiet build-seaweedfs go build -trimpath -ldflags "-s -w" -o "$BIN/weed" github.com/seaweedfs/seaweedfs/weed
 }
 
+kueue() {
+  mod "kueue-$KUEUE_VERSION"
+  quiet go-get-kueue go get -tool "sigs.k8s.io/kueue/cmd/kueue@$KUEUE_VERSION"
+  quiet build-kueue go build -trimpath -ldflags "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=$KUEUE_VERSION" \
+    -o "$BIN/kueue.tmp" sigs.k8s.io/kueue/cmd/kueue
+  # its CRDs and its manager's ClusterRole ship in the module, beside the code: keep them with
+  # the binary (the binary last: it marks the step done)
+  local src
+  src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)/config/components
+  rm -rf "$BIN/kueue-config" && mkdir -p "$BIN/kueue-config/crds" "$BIN/kueue-config/rbac"
+  cp "$src"/crd/bases/*.yaml "$BIN/kueue-config/crds/"
+  cp "$src"/rbac/{role,manager_secrets_role}.yaml "$BIN/kueue-config/rbac/"
+  chmod -R u+w "$BIN/kueue-config"
+  mv "$BIN/kueue.tmp" "$BIN/kueue"
+}
+
 steps=()
 wanted "${K8S_BINS[@]}" && steps+=(kubernetes)
 wanted etcd && steps+=(etcd)
@@ -192,6 +210,7 @@ wanted buildkitd buildctl && steps+=(buildkit)
 wanted coredns && steps+=(coredns)
 wanted kube-router && steps+=(kube_router)
 wanted weed && steps+=(seaweedfs)
+wanted kueue && steps+=(kueue)
 
 say "building ${need[*]} into $BIN (about 21 minutes on 2 cores the first time; logs in $CACHE/logs)"
 # Two lanes: one go build already uses every core, but linking is single-threaded and module

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from . import addons, certs, host, images, node, objectstore, registry
+from . import addons, certs, host, images, kueue, node, objectstore, registry
 from .processes import Component, ComponentFailed, Supervisor
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
@@ -88,7 +88,8 @@ class LocalCluster:
     S3 store's endpoint, bucket and key: `objectstore.S3Access`).
 
     `project_image`: build the project's image (`images.project_image`, cached) and load it into
-    the node; `images`: further OCI archives to load besides the pause, busybox and CoreDNS ones."""
+    the node; `images`: further OCI archives to load besides the pause, busybox and CoreDNS ones;
+    `kueue`: start Kueue too (`start_kueue`), with its CRDs and no queue."""
 
     def __init__(
         self,
@@ -102,6 +103,7 @@ class LocalCluster:
         images: Sequence[Path] = (),
         volumes_root: Path | None = None,
         objectstore_root: Path | None = None,
+        kueue: bool = False,
     ) -> None:
         self._own_workdir = workdir is None
         # short and absolute: containerd's socket path must fit in a unix socket address
@@ -120,6 +122,7 @@ class LocalCluster:
         self.project_image = project_image
         self.server = f"https://{host.HOST_IP}:{APISERVER_PORT}"
         self.ready_seconds: float | None = None
+        self.kueue = kueue
         self._claim: host.HostClaim | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -167,6 +170,8 @@ class LocalCluster:
             self.report(f"{'images':<24} imported in {took:5.1f} s")
             self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(addons.coredns(images.COREDNS_IMAGE)))
             self._wait_dns()
+            if self.kueue:
+                self.start_kueue()
         except BaseException:
             self.stop()
             raise
@@ -194,6 +199,31 @@ class LocalCluster:
             else:
                 shutil.rmtree(self.workdir / "etcd", ignore_errors=True)
                 shutil.rmtree(self.workdir / "node", ignore_errors=True)
+
+    def start_kueue(self) -> None:
+        """Start Kueue (idempotent): its CRDs (established), its RBAC and its controller, ready."""
+        if self.supervisor.find("kueue") is not None:
+            return
+        started = time.monotonic()
+        b = Path(self.bin_dir)
+        self.kubectl("apply", "--server-side", "-f", "-", input=kueue.crds(b))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *kueue.crd_names(b))
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kueue.rbac(b)))
+        work = self.workdir / "kueue"
+        work.mkdir(mode=0o700, exist_ok=True)
+        serving = self._ca.issue("kueue", server_hosts=("127.0.0.1",))
+        kueue.METRICS_CERT_DIR.mkdir(parents=True, exist_ok=True)
+        serving.write(kueue.METRICS_CERT_DIR, "tls")
+        serving.write(work, "tls")  # the webhook server's, unused: no webhook is registered
+        kubeconfig = work / "kueue.kubeconfig"
+        _write_private(
+            kubeconfig, certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(kueue.USER), "kueue")
+        )
+        health, webhook = free_port(), free_port()
+        config = work / "config.yaml"
+        config.write_text(yaml.safe_dump(kueue.config(health, webhook, work)))
+        self.supervisor.start(kueue.component(b, config, kubeconfig, health))
+        self.report(f"{'kueue':<24} ready in {time.monotonic() - started:5.1f} s")
 
     def run(self, spec: Component) -> None:
         """Start one more managed process (the operator, the API, ...): it is waited for with

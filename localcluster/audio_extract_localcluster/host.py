@@ -55,6 +55,7 @@ FIXED_DIRS = (
     "/run/containerd",
     "/etc/cni",
     "/opt/cni",
+    "/etc/kueue",  # Kueue's metrics certificate has a fixed path (`kueue.METRICS_CERT_DIR`)
 )
 OUR_CHAIN = re.compile(r"^(KUBE-|CNI-)")  # kubelet, kube-proxy, kube-router, portmap
 OUR_IPSET = re.compile(r"^(KUBE-|kube-router-)")
