@@ -160,7 +160,7 @@ def main() -> int:
             pods = trivial_pods(core, args.pods)
             install_crd(cluster)
             server = MediaServer(media).start()
-            op = OperatorProcess(cluster, NS, max_running=1).start()
+            op = OperatorProcess(cluster, NS, admission__max_running=1).start()
             try:
                 baseline = [raw_ffmpeg(media / "five.mp4", work) for _ in range(args.jobs)]
                 jobs = extraction_jobs(api, f"{server.url}/five.mp4", args.jobs)

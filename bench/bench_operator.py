@@ -146,7 +146,7 @@ def latency_phase(
 ) -> dict[str, Any]:
     ns = "bench-latency"
     cluster.kubectl("create", "namespace", ns)
-    op = OperatorProcess(cluster, ns, rbac=True, max_running=running).start()
+    op = OperatorProcess(cluster, ns, rbac=True, admission__max_running=running).start()
     watcher = Watcher(api, ns)
     watcher.start()
     time.sleep(1)
@@ -180,7 +180,7 @@ def latency_phase(
 def rss_phase(cluster: LocalCluster, api: Any, media: MediaServer, tracked: int) -> dict[str, Any]:
     ns = "bench-rss"
     cluster.kubectl("create", "namespace", ns)
-    op = OperatorProcess(cluster, ns, rbac=True, kueue_queue="bench-none").start()
+    op = OperatorProcess(cluster, ns, rbac=True, admission__kueue_queue="bench-none").start()
     time.sleep(2)
     base = rss_mib(op.proc.pid)  # type: ignore[union-attr]
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -278,7 +278,7 @@ def retained_phase(cluster: LocalCluster, api: Any, retained: int) -> dict[str, 
             if not token:
                 return seen == retained
 
-    settings = {"retention_interval": 5.0}
+    settings = {"retention__interval": 5.0}
     first = OperatorProcess(cluster, ns, rbac=True, **settings).start()
     t1 = time.monotonic()
     while not handled():  # each check lists every batch: not every 0.2 s

@@ -229,8 +229,8 @@ def start_delivery_process(kubeconfig: Path, trace_path: Path, jobs: int) -> sub
         "KUBECONFIG": str(kubeconfig),
         "AUDIO_EXTRACT_OPERATOR_NAMESPACES": f'["{NS}"]',
         "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(kubeconfig),
-        "AUDIO_EXTRACT_OPERATOR_WEBHOOK_SECRET": SECRET,
-        "AUDIO_EXTRACT_OPERATOR_WEBHOOK_ALLOW_CIDRS": "127.0.0.1/32",
+        "AUDIO_EXTRACT_OPERATOR_WEBHOOK__SECRET": SECRET,
+        "AUDIO_EXTRACT_OPERATOR_WEBHOOK__ALLOW_CIDRS": "127.0.0.1/32",
     }
     profile = os.environ.get("BENCH_PROFILE")  # a cProfile output path, to see where time goes
     argv = [
@@ -436,13 +436,13 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     from audio_extract_dev.media import make_media
     from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster
-    from audio_extract_operator.settings import Settings
+    from audio_extract_operator.webhooks.config import WebhookSettings
     from support.cluster_objects import install_crd
     from support.media_server import MediaServer
     from support.operator_process import OperatorProcess
 
     total, expected = batches * jobs, batches * (jobs + 1)
-    defaults = Settings.model_fields  # the operator's webhook defaults, which this run keeps
+    defaults = WebhookSettings.model_fields  # the operator's webhook defaults, which this run keeps
     load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory(prefix="bench-webhooks-real-") as tmp,
@@ -463,10 +463,10 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
             cluster,
             NS,
             rbac=True,
-            max_running=max_running,
-            cpu_request="50m",
-            webhook_secret=SECRET,
-            webhook_allow_cidrs="127.0.0.1/32",
+            admission__max_running=max_running,
+            worker__cpu_request="50m",
+            webhook__secret=SECRET,
+            webhook__allow_cidrs="127.0.0.1/32",
         )
         pool = ThreadPoolExecutor(WRITERS)
         watcher = None
@@ -584,8 +584,8 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
         "batches": batches,
         "jobs": jobs,
         "max_running": max_running,
-        "webhook_concurrency": defaults["webhook_concurrency"].default,
-        "webhook_poll_interval": defaults["webhook_poll_interval"].default,
+        "webhook_concurrency": defaults["concurrency"].default,
+        "webhook_poll_interval": defaults["poll_interval"].default,
         "all_delivered": got_all,
         "jobs_finished": len(done),
         "jobs_failed": sum(

@@ -66,7 +66,9 @@ async def _run(identity: str) -> None:
     from .leader import LeaderElection
 
     settings = handlers.SETTINGS
-    liveness = f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    liveness = (
+        f"http://0.0.0.0:{settings.kopf.liveness_port}/healthz" if settings.kopf.liveness_port else None
+    )
 
     def operate() -> asyncio.Future[None]:
         return kopf.operator(
@@ -78,19 +80,21 @@ async def _run(identity: str) -> None:
             identity=identity,
         )
 
-    if not settings.leader_election_lease:
+    if not settings.leader.lease:
         metrics.LEADER.set(1)
         await operate()
         return
-    namespace, name = settings.leader_election_lease.split("/", 1)
+    namespace, name = settings.leader.lease.split("/", 1)
     kube = await Kube.connect(settings.kubeconfig)
     # one candidate per process: a restarted container (same pod, same host name) is a new
     # candidate, which waits for the dead process's lease to lapse like any other
     election = LeaderElection(kube, namespace, name, f"{identity}_{secrets.token_hex(4)}")
     try:
         # a restarted container keeps its pod's labels: first say this one is not the leader
-        await _label_pod(kube, namespace, settings.pod_name, "standby")
-        standby = await _standby_server([p for p in (settings.liveness_port, settings.progress_port) if p])
+        await _label_pod(kube, namespace, settings.leader.pod_name, "standby")
+        standby = await _standby_server(
+            [p for p in (settings.kopf.liveness_port, settings.progress.port) if p]
+        )
         # PID 1 ignores SIGTERM without a handler: a standby stops at once when asked
         waiting = asyncio.ensure_future(election.acquire())
         loop = asyncio.get_running_loop()
@@ -104,7 +108,7 @@ async def _run(identity: str) -> None:
             await standby.cleanup()  # kopf and the progress endpoint take these ports over
         holding = asyncio.create_task(election.hold())
         metrics.LEADER.set(1)
-        await _label_pod(kube, namespace, settings.pod_name, "leader")
+        await _label_pod(kube, namespace, settings.leader.pod_name, "leader")
         try:
             await operate()
         finally:
@@ -119,7 +123,7 @@ def main() -> None:
     from . import handlers, logs
 
     settings = handlers.SETTINGS
-    logs.configure(settings.log_level, settings.kopf_log_level, settings.log_format)
+    logs.configure(settings.log_level, settings.kopf.log_level, settings.log_format)
     # kopf's default identity asks the password database for the user's name, which a numeric
     # non-root user of an image (65532, or an arbitrary UID on OpenShift) lacks
     asyncio.run(_run(f"audio-extract-operator@{socket.gethostname()}"))

@@ -46,7 +46,7 @@ class Context:
     def __init__(self, settings: Settings, kube: Kube, storage: Storage | None = None) -> None:
         self.settings = settings
         self.kube = kube
-        root = settings.volume_root
+        root = settings.store.volume_root
         self.storage = storage if storage is not None or root is None else VolumeStorage(root)
         self.registry = Registry()
         self.writer = StatusWriter(kube, settings, self.registry)
@@ -58,20 +58,20 @@ class Context:
 
 @contextlib.asynccontextmanager
 async def open_store(s: Settings) -> AsyncIterator[Storage | None]:
-    """The store the settings name, open for the block; None: a volume without ``store_root`` (the
+    """The store the settings name, open for the block; None: a volume without ``store.root`` (the
     operator then keeps every file)."""
-    if s.store_type == "volume" and s.store_root is None:
+    if s.store.type == "volume" and s.store.root is None:
         yield None
         return
-    async with open_storage(s.store_type, root=s.store_root, s3=s.s3) as storage:
+    async with open_storage(s.store.type, root=s.store.root, s3=s.store.s3) as storage:
         yield storage
 
 
 def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
     """kopf's settings for this operator."""
     # Stale watches are the most reported kopf failure: bound them on both sides.
-    settings.watching.server_timeout = s.watch_server_timeout
-    settings.watching.client_timeout = s.watch_server_timeout + 30
+    settings.watching.server_timeout = s.kopf.watch_server_timeout
+    settings.watching.client_timeout = s.kopf.watch_server_timeout + 30
     settings.watching.connect_timeout = 30
     # Our Jobs only, filtered by the API server rather than in this process.
     settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
@@ -122,7 +122,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
         asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
     ]
-    if _S.store_type == "s3" and _S.store_usage_interval:
+    if _S.store.type == "s3" and _S.store.usage_interval:
         ctx.tasks.append(
             asyncio.create_task(loops.store_usage_loop(ctx.kube, _S, ctx.registry, ctx.reconciler))
         )
@@ -146,10 +146,18 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 # --- ExtractionBatch ---------------------------------------------------------------------------
 
 
-@kopf.on.resume(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
-@kopf.on.create(*BATCH, timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff)
+@kopf.on.resume(
+    *BATCH, timeout=_S.kopf.handler_timeout, retries=_S.kopf.handler_retries, backoff=_S.kopf.handler_backoff
+)
+@kopf.on.create(
+    *BATCH, timeout=_S.kopf.handler_timeout, retries=_S.kopf.handler_retries, backoff=_S.kopf.handler_backoff
+)
 @kopf.on.update(
-    *BATCH, field="spec", timeout=_S.handler_timeout, retries=_S.handler_retries, backoff=_S.handler_backoff
+    *BATCH,
+    field="spec",
+    timeout=_S.kopf.handler_timeout,
+    retries=_S.kopf.handler_retries,
+    backoff=_S.kopf.handler_backoff,
 )
 async def reconcile_batch(
     body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
@@ -167,13 +175,13 @@ async def reconcile_batch(
         raise kopf.PermanentError(str(e)) from None
     except Transient as e:
         metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(str(e), delay=_S.handler_backoff) from None
+        raise kopf.TemporaryError(str(e), delay=_S.kopf.handler_backoff) from None
     except KubeError as e:  # Forbidden, Conflict, ...: retried a bounded number of times
         metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(str(e), delay=_S.handler_backoff * 2) from None
+        raise kopf.TemporaryError(str(e), delay=_S.kopf.handler_backoff * 2) from None
     except StoreError as e:  # presigning a Job's URLs (credentials not there yet, ...)
         metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(f"the store: {e}", delay=_S.handler_backoff * 2) from None
+        raise kopf.TemporaryError(f"the store: {e}", delay=_S.kopf.handler_backoff * 2) from None
 
 
 @kopf.on.event(*BATCH)

@@ -87,27 +87,27 @@ def worker_env(
     values: dict[str, str | None] = {
         "JOB": json.dumps({"jobId": job_id, "batchId": ids.batch_id(key), **job}, separators=(",", ":")),
         # a volume's mount, or the two objects this job may touch in an object store
-        "STORE_ROOT": settings.store_mount_path if urls is None else None,
+        "STORE_ROOT": settings.store.mount_path if urls is None else None,
         "OUTPUT_URL": urls.output_url if urls else None,
         "OUTPUT_KEY": urls.output_key if urls else None,
         "SOURCE_URL": urls.source_url if urls else None,
-        "SCRATCH_DIR": settings.scratch_mount_path,
+        "SCRATCH_DIR": settings.worker.scratch_mount_path,
         "RESULT_PATH": TERMINATION_MESSAGE_PATH,
-        "ALLOW_CIDRS": settings.worker_allow_cidrs or None,
-        "CONNECT_TIMEOUT": _opt(settings.worker_connect_timeout),
-        "READ_TIMEOUT": _opt(settings.worker_read_timeout),
-        "MAX_SOURCE_BYTES": _opt(settings.worker_max_source_bytes),
+        "ALLOW_CIDRS": settings.worker.allow_cidrs or None,
+        "CONNECT_TIMEOUT": _opt(settings.worker.connect_timeout),
+        "READ_TIMEOUT": _opt(settings.worker.read_timeout),
+        "MAX_SOURCE_BYTES": _opt(settings.worker.max_source_bytes),
         # its log lines as the operator's, naming the batch's tenant
         "LOG_FORMAT": settings.log_format,
         "TENANT": tenant,
     }
-    secret = settings.progress_secret.get_secret_value()
-    if settings.progress_url and secret:
-        values["PROGRESS_URL"] = settings.progress_url
+    secret = settings.progress.secret.get_secret_value()
+    if settings.progress.url and secret:
+        values["PROGRESS_URL"] = settings.progress.url
         values["PROGRESS_TOKEN"] = progress_token(secret, job_id)
     env = [{"name": WORKER_ENV_PREFIX + k, "value": v} for k, v in values.items() if v is not None]
     # Python and ffmpeg write temporary files; the root filesystem is read-only.
-    env.append({"name": "TMPDIR", "value": settings.scratch_mount_path})
+    env.append({"name": "TMPDIR", "value": settings.worker.scratch_mount_path})
     return env
 
 
@@ -130,8 +130,8 @@ def build_job(
     batch: Mapping[str, Any], index: int, settings: Settings, urls: WorkerUrls | None = None
 ) -> dict[str, Any]:
     """The Job for ``batch.spec.jobs[index]``; with an object store (``urls``) it mounts no store."""
-    if (settings.store_type == "s3") != (urls is not None):
-        raise ValueError(f"a {settings.store_type} store's Job takes {'its' if urls is None else 'no'} URLs")
+    if (settings.store.type == "s3") != (urls is not None):
+        raise ValueError(f"a {settings.store.type} store's Job takes {'its' if urls is None else 'no'} URLs")
     meta = batch["metadata"]
     spec = BatchSpec.model_validate(batch["spec"])
     key = batch_key_of(batch)
@@ -139,12 +139,12 @@ def build_job(
     priority = str(spec.jobs[index].options.priority)
     labels = job_labels(key, index)
     job_labels_ = dict(labels)
-    if settings.kueue_queue:
-        job_labels_[KUEUE_QUEUE_LABEL] = settings.kueue_queue
+    if settings.admission.kueue_queue:
+        job_labels_[KUEUE_QUEUE_LABEL] = settings.admission.kueue_queue
 
     # an object store's worker has only its URLs: no volume, nothing of other jobs to see
-    mounts = [] if urls else store_mounts(spec.jobs[index].source, job_id, settings.store_mount_path)
-    claim = {"claimName": settings.store_claim}
+    mounts = [] if urls else store_mounts(spec.jobs[index].source, job_id, settings.store.mount_path)
+    claim = {"claimName": settings.store.claim}
     volumes = [] if urls else [{"name": "store", "persistentVolumeClaim": claim}]
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
@@ -160,22 +160,22 @@ def build_job(
         "containers": [
             {
                 "name": CONTAINER,
-                "image": settings.worker_image,
-                "imagePullPolicy": settings.image_pull_policy,
+                "image": settings.worker.image,
+                "imagePullPolicy": settings.worker.image_pull_policy,
                 "command": list(WORKER_COMMAND),
                 "env": worker_env(
                     spec, key, index, settings, (meta.get("labels") or {}).get(ids.TENANT_LABEL), urls
                 ),
                 "resources": {
                     "requests": {
-                        "cpu": settings.cpu_request,
-                        "memory": settings.memory_request,
-                        "ephemeral-storage": settings.ephemeral_storage_request,
+                        "cpu": settings.worker.cpu_request,
+                        "memory": settings.worker.memory_request,
+                        "ephemeral-storage": settings.worker.ephemeral_storage_request,
                     },
                     "limits": {
-                        "cpu": settings.cpu_limit,
-                        "memory": settings.memory_limit,
-                        "ephemeral-storage": settings.ephemeral_storage_limit,
+                        "cpu": settings.worker.cpu_limit,
+                        "memory": settings.worker.memory_limit,
+                        "ephemeral-storage": settings.worker.ephemeral_storage_limit,
                     },
                 },
                 "securityContext": {
@@ -188,13 +188,13 @@ def build_job(
                 "terminationMessagePolicy": "File",
                 "volumeMounts": [
                     *mounts,
-                    {"name": "scratch", "mountPath": settings.scratch_mount_path},
+                    {"name": "scratch", "mountPath": settings.worker.scratch_mount_path},
                 ],
             }
         ],
         "volumes": [
             *volumes,
-            {"name": "scratch", "emptyDir": {"sizeLimit": settings.scratch_size_limit}},
+            {"name": "scratch", "emptyDir": {"sizeLimit": settings.worker.scratch_size_limit}},
         ],
     }
     annotations = {
@@ -203,11 +203,11 @@ def build_job(
         BATCH_CREATED_ANNOTATION: meta.get("creationTimestamp") or "",
     }
     if urls is not None:
-        admit_by = urls.expires_at - timedelta(seconds=settings.active_deadline_seconds)
+        admit_by = urls.expires_at - timedelta(seconds=settings.worker.active_deadline_seconds)
         annotations[ADMIT_BY_ANNOTATION] = iso(admit_by)
-    if settings.worker_service_account:
-        pod_spec["serviceAccountName"] = settings.worker_service_account
-    priority_class = settings.priority_class(priority)
+    if settings.worker.service_account:
+        pod_spec["serviceAccountName"] = settings.worker.service_account
+    priority_class = settings.worker.priority_class(priority)
     if priority_class:
         pod_spec["priorityClassName"] = priority_class
 
@@ -232,9 +232,9 @@ def build_job(
         },
         "spec": {
             "suspend": True,
-            "backoffLimit": settings.backoff_limit,
-            "activeDeadlineSeconds": settings.active_deadline_seconds,
-            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            "backoffLimit": settings.worker.backoff_limit,
+            "activeDeadlineSeconds": settings.worker.active_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.worker.ttl_seconds_after_finished,
             "podReplacementPolicy": "Failed",
             "podFailurePolicy": {
                 "rules": [

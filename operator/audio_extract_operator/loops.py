@@ -55,7 +55,7 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
     """Unsuspend queued Jobs up to the running limit; returns how many were admitted."""
     if registry.creating:
         return 0  # the Job creations in flight end with a wake-up
-    chosen = to_admit(registry.queued(), registry.running_count(), settings.max_running)
+    chosen = to_admit(registry.queued(), registry.running_count(), settings.admission.max_running)
     for c in chosen:
         ref = (c.namespace, c.name)
         info = registry.jobs.get(ref)
@@ -116,7 +116,7 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
             if not registry.jobs_synced:
                 await sync_jobs(kube, settings, registry)
             registry.wake.clear()
-            if not settings.kueue_queue:
+            if not settings.admission.kueue_queue:
                 await admission_pass(kube, settings, registry, reconciler)
         except asyncio.CancelledError:
             raise
@@ -124,7 +124,7 @@ async def admission_loop(kube: Kube, settings: Settings, registry: Registry, rec
             metrics.reconcile_error("admission")
             log.warning("admission pass failed: %s", e)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission_interval)
+            await asyncio.wait_for(registry.wake.wait(), timeout=settings.admission.interval)
 
 
 async def retention_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> None:
@@ -188,7 +188,7 @@ async def _upload_use(
     if storage is None:
         return None
     try:
-        found = await upload_expiry.candidates(storage, at.timestamp(), settings.upload_retention_seconds)
+        found = await upload_expiry.candidates(storage, at.timestamp(), settings.retention.upload_seconds)
     except (OSError, StoreError) as e:
         log.warning("listing the uploads failed: %s", e)
         return None
@@ -202,13 +202,13 @@ async def _expire_uploads(
     writes, and owner markers of uploads gone; ``at``: now, by the reconciler's clock."""
     if storage is None:
         return
-    grace = settings.partial_upload_grace_seconds
+    grace = settings.retention.partial_upload_grace_seconds
     partial = await upload_expiry.remove_partials(storage, grace)
     expired = (
         []
         if uploads is None
         else await upload_expiry.remove_expired(
-            storage, uploads, at.timestamp(), settings.upload_retention_seconds
+            storage, uploads, at.timestamp(), settings.retention.upload_seconds
         )
     )
     owners = await upload_expiry.remove_stale_owners(storage, at, grace)
@@ -245,13 +245,13 @@ async def retention_loop(kube: Kube, settings: Settings, registry: Registry, rec
         except Exception as e:
             metrics.reconcile_error("retention")
             log.warning("retention pass failed: %s", e)
-        await asyncio.sleep(settings.retention_interval)
+        await asyncio.sleep(settings.retention.interval)
 
 
 async def store_usage_loop(
     kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler
 ) -> None:
-    """An object store's usage for the metrics, every ``store_usage_interval``: it is measured by
+    """An object store's usage for the metrics, every ``store.usage_interval``: it is measured by
     listing every object, too slow and too costly for each scrape."""
     while True:
         if reconciler.storage is not None:
@@ -265,4 +265,4 @@ async def store_usage_loop(
             else:
                 took = time.monotonic() - started
                 log.debug("the store holds %d object(s), %d bytes (listed in %.1f s)", objects, size, took)
-        await asyncio.sleep(settings.store_usage_interval)
+        await asyncio.sleep(settings.store.usage_interval)

@@ -112,12 +112,12 @@ STORE_SIZE = Gauge(PREFIX + "store_size_bytes", "Size of the store volume.", reg
 STORE_USED = Gauge(
     PREFIX + "store_used_bytes",
     "Bytes used on the store volume, or held under an object store's prefix (measured every "
-    "store_usage_interval).",
+    "store.usage_interval).",
     registry=REGISTRY,
 )
 STORE_OBJECTS = Gauge(
     PREFIX + "store_objects",
-    "Objects under an object store's prefix (measured every store_usage_interval; not for a volume).",
+    "Objects under an object store's prefix (measured every store.usage_interval; not for a volume).",
     registry=REGISTRY,
 )
 STORE_FREE = Gauge(

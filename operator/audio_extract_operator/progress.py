@@ -2,7 +2,7 @@
 
 ``POST /progress`` with a ``ProgressReport`` body and ``Authorization: Bearer <token>``, where
 the token is the job's own HMAC (``tokens.progress_token``): a pod can report only for its job.
-Reports are kept per batch and written at most once per ``status_flush_interval`` (≈1 s), so a
+Reports are kept per batch and written at most once per ``progress.flush_interval`` (≈1 s), so a
 chatty worker costs the API server one status write a second per batch, not one per post.
 """
 
@@ -109,18 +109,18 @@ class Progress:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/progress", self.handle)
         app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/metrics", metrics.handler(self.settings.volume_root))
+        app.router.add_get("/metrics", metrics.handler(self.settings.store.volume_root))
         if self.readiness is not None:
             app.router.add_get("/readyz", self.readiness.handle)
         return app
 
     async def start(self) -> None:
-        if not self.settings.progress_port:
+        if not self.settings.progress.port:
             return
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.progress_host, self.settings.progress_port).start()
-        log.info("progress endpoint on %s:%d", self.settings.progress_host, self.settings.progress_port)
+        await web.TCPSite(self._runner, self.settings.progress.host, self.settings.progress.port).start()
+        log.info("progress endpoint on %s:%d", self.settings.progress.host, self.settings.progress.port)
 
     async def stop(self) -> None:
         for t in list(self._tasks):
@@ -138,7 +138,7 @@ class Progress:
             return web.json_response({"error": "invalid progress report"}, status=422)
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
-        if not token_matches(self.settings.progress_secret.get_secret_value(), report.jobId, token):
+        if not token_matches(self.settings.progress.secret.get_secret_value(), report.jobId, token):
             return web.json_response({"error": "bad token"}, status=401)
         parsed = ids.parse_job_id(report.jobId)
         ref = self.registry.keys.get(parsed[0]) if parsed else None
@@ -171,6 +171,6 @@ class Progress:
                 except Exception as e:  # progress is advisory: the outcome comes from the Job
                     metrics.reconcile_error("progress")
                     log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)
-                await asyncio.sleep(self.settings.status_flush_interval)
+                await asyncio.sleep(self.settings.progress.flush_interval)
         finally:
             self._flushing.discard(ref)

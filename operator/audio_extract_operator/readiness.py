@@ -23,7 +23,7 @@ LIVENESS_TIMEOUT = 2.0
 
 def liveness_url(settings: Settings) -> str | None:
     """kopf's liveness endpoint as this process reaches it (kopf binds every address)."""
-    return f"http://127.0.0.1:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    return f"http://127.0.0.1:{settings.kopf.liveness_port}/healthz" if settings.kopf.liveness_port else None
 
 
 class Readiness:

@@ -93,7 +93,7 @@ class Reconciler:
         self.writer = writer
         self.storage = storage
         """The store, for presigning (object store) and for expiring outputs and uploads; None: a
-        volume whose files the operator keeps (no ``store_root``)."""
+        volume whose files the operator keeps (no ``store.root``)."""
         self.clock: Callable[[], datetime] = wall_clock
         """What the ages of the store's objects are judged against (tests move it on)."""
 
@@ -180,7 +180,7 @@ class Reconciler:
         if known is not None and known.batch_uid == uid:
             return "ok"
         urls = None
-        if self.settings.store_type == "s3":
+        if self.settings.store.type == "s3":
             if self.storage is None:
                 raise RuntimeError("the object store is not open")
             # signed locally, so cheap enough to throw away when the Job turns out to exist: an
@@ -398,7 +398,7 @@ class Reconciler:
         if (
             status.completedAt
             and (current - parse(status.completedAt)).total_seconds()
-            >= self.settings.record_retention_seconds
+            >= self.settings.retention.record_seconds
         ):
             log.info(
                 "deleting %s/%s: finished at %s, past record retention",
@@ -443,9 +443,9 @@ class Reconciler:
     async def sweep_outputs(self, live_keys: set[str]) -> None:
         """Remove outputs whose batch is gone (``outputs.orphaned``); ``live_keys`` must come from
         a complete listing of every batch the operator watches."""
-        if self.storage is None or not self.settings.sweep_orphan_outputs:
+        if self.storage is None or not self.settings.retention.sweep_orphan_outputs:
             return
-        grace = self.settings.orphan_grace_seconds
+        grace = self.settings.retention.orphan_grace_seconds
         gone = await outputs.sweep(self.storage, live_keys, self.clock(), grace)
         if gone:
             log.info("removed %d output(s) of batches gone: %s", len(gone), ", ".join(gone[:10]))

@@ -1,7 +1,10 @@
 """The operator's one settings object: environment variables prefixed ``AUDIO_EXTRACT_OPERATOR_``.
 
-Built once at start-up (``Settings()``) and kept in kopf's memo; pure builders take it as an
-argument, so tests construct it directly. Every tunable says its unit and why it exists.
+Built once at start-up (``Settings()``) and kept in the operator's state; pure builders take it as an
+argument, so tests construct it directly. The tunables are grouped by concern, like kopf's own
+settings: a group's field comes from ``AUDIO_EXTRACT_OPERATOR_<GROUP>__<FIELD>`` (e.g.
+``AUDIO_EXTRACT_OPERATOR_ADMISSION__MAX_RUNNING``, ``..._STORE__S3__BUCKET``), the few process-wide
+ones from ``AUDIO_EXTRACT_OPERATOR_<FIELD>``. Every tunable says its unit and why it exists.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audio_extract_common.jsonlog import LogFormat
 from audio_extract_common.objectstore import S3Settings
@@ -18,26 +21,15 @@ from audio_extract_common.objectstore import S3Settings
 from .webhooks.config import WebhookSettings
 
 ENV_PREFIX = "AUDIO_EXTRACT_OPERATOR_"
+NESTED = "__"
 SIGV4_MAX_SECONDS = 7 * 86400
 """The longest a SigV4 presigned URL may be valid: S3 refuses a longer one outright."""
 
 
-class Settings(WebhookSettings):
-    """Operator settings; the ``webhook_*`` fields come from the webhooks package's mixin."""
+class LeaderSettings(BaseModel):
+    """Which replica operates: ``AUDIO_EXTRACT_OPERATOR_LEADER__*``."""
 
-    # nested settings from `<PREFIX>S3__BUCKET`-style variables
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_nested_delimiter="__")
-
-    # --- where it runs -----------------------------------------------------------------------
-    namespaces: list[str] = Field(
-        default_factory=list,
-        description="Namespaces to watch (JSON list); empty = cluster-wide (needs a ClusterRole).",
-    )
-    kubeconfig: str | None = Field(
-        default=None,
-        description="Kubeconfig file for the operator's own clients; unset = in-cluster or KUBECONFIG.",
-    )
-    leader_election_lease: str = Field(
+    lease: str = Field(
         default="",
         description="`<namespace>/<name>` of the Lease replicas elect a leader on (only the holder "
         "operates, the others stand by); empty = no election: run one replica.",
@@ -48,18 +40,15 @@ class Settings(WebhookSettings):
         "Service sends workers to the leader only.",
     )
 
-    # --- the Job each extraction runs ----------------------------------------------------------
-    worker_image: str = Field(
-        default="audio-extract:latest", description="Image with the worker (and ffmpeg)."
-    )
+
+class WorkerJobSettings(BaseModel):
+    """The Job each extraction runs: ``AUDIO_EXTRACT_OPERATOR_WORKER__*``."""
+
+    image: str = Field(default="audio-extract:latest", description="Image with the worker (and ffmpeg).")
     image_pull_policy: str = Field(default="IfNotPresent", description="The worker container's pull policy.")
-    worker_service_account: str | None = Field(
+    service_account: str | None = Field(
         default=None, description="ServiceAccount of job pods (its token is never mounted); unset = default."
     )
-    store_claim: str = Field(
-        default="audio-extract-store", description="PersistentVolumeClaim (ReadWriteMany) holding the store."
-    )
-    store_mount_path: str = Field(default="/data", description="Where job pods mount the store.")
     scratch_mount_path: str = Field(
         default="/scratch", description="Where job pods mount their scratch emptyDir."
     )
@@ -90,92 +79,116 @@ class Settings(WebhookSettings):
         ge=0,
         description="Seconds a finished Job (and its pods) is kept; its outcome is already in status.",
     )
-    worker_allow_cidrs: str = Field(
+    allow_cidrs: str = Field(
         default="",
         description="Passed to the worker's ALLOW_CIDRS (private source addresses it may fetch; dev/tests).",
     )
-    worker_connect_timeout: float | None = Field(default=None, description="Worker CONNECT_TIMEOUT, seconds.")
-    worker_read_timeout: float | None = Field(default=None, description="Worker READ_TIMEOUT, seconds.")
-    worker_max_source_bytes: int | None = Field(default=None, description="Worker MAX_SOURCE_BYTES.")
+    connect_timeout: float | None = Field(default=None, description="Worker CONNECT_TIMEOUT, seconds.")
+    read_timeout: float | None = Field(default=None, description="Worker READ_TIMEOUT, seconds.")
+    max_source_bytes: int | None = Field(default=None, description="Worker MAX_SOURCE_BYTES.")
     priority_classes: dict[str, str] = Field(
         default_factory=dict,
         description='PriorityClass name per job priority (JSON, e.g. {"high": "audio-extract-high"}); '
         "a priority without an entry gets none.",
     )
 
-    # --- admission ----------------------------------------------------------------------------
+    def priority_class(self, priority: str) -> str | None:
+        return self.priority_classes.get(priority)
+
+
+class AdmissionSettings(BaseModel):
+    """How many extractions run, and who admits them: ``AUDIO_EXTRACT_OPERATOR_ADMISSION__*``."""
+
     max_running: int = Field(default=4, ge=1, description="Extractions running at once, cluster-wide.")
     kueue_queue: str | None = Field(
         default=None, description="Kueue LocalQueue name: set it and Kueue, not the operator, admits Jobs."
     )
-    admission_interval: float = Field(
+    interval: float = Field(
         default=1.0, gt=0, description="Seconds between admission passes (changes also wake it at once)."
     )
 
-    # --- progress -----------------------------------------------------------------------------
-    progress_secret: SecretStr = Field(
+
+class ProgressSettings(BaseModel):
+    """The endpoint workers report progress to: ``AUDIO_EXTRACT_OPERATOR_PROGRESS__*``."""
+
+    secret: SecretStr = Field(
         default=SecretStr(""),
         description="HMAC key of per-job progress tokens; must survive restarts (tokens are in the Jobs). "
         "Empty disables progress reporting.",
     )
-    progress_url: str | None = Field(
+    url: str | None = Field(
         default=None, description="URL job pods post progress to (the operator's Service); unset disables it."
     )
-    progress_host: str = Field(default="0.0.0.0", description="Bind address of the progress endpoint.")
-    progress_port: int = Field(default=8081, description="Port of the progress endpoint; 0 = none.")
-    status_flush_interval: float = Field(
+    host: str = Field(default="0.0.0.0", description="Bind address of the progress endpoint.")
+    port: int = Field(default=8081, description="Port of the progress endpoint; 0 = none.")
+    flush_interval: float = Field(
         default=1.0, gt=0, description="Seconds: progress is written to a batch's status at most this often."
     )
 
-    # --- the store ----------------------------------------------------------------------------
-    store_type: Literal["volume", "s3"] = Field(
+
+class StoreSettings(BaseModel):
+    """Where inputs and outputs live: ``AUDIO_EXTRACT_OPERATOR_STORE__*``."""
+
+    type: Literal["volume", "s3"] = Field(
         default="volume",
-        description="`volume`: a directory (a ReadWriteMany claim, `store_claim`) every worker mounts "
+        description="`volume`: a directory (a ReadWriteMany claim, `claim`) every worker mounts "
         "its own part of; `s3`: an S3-compatible object store (`s3`), which workers reach through "
         "URLs the operator presigns for each Job, with no credentials and no volume.",
     )
     s3: S3Settings | None = Field(
         default=None,
-        description="The object store when `store_type` is `s3`, from `AUDIO_EXTRACT_OPERATOR_S3__BUCKET`, "
+        description="The object store when `type` is `s3`, from `AUDIO_EXTRACT_OPERATOR_STORE__S3__BUCKET`, "
         "`..._S3__ENDPOINT_URL`, `..._S3__PRESIGN_ENDPOINT_URL` (the address workers reach), "
         "`..._S3__REGION`, `..._S3__PREFIX`, `..._S3__ADDRESSING_STYLE`, `..._S3__CA_BUNDLE`. "
         "Credentials come from the standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, web "
         "identity, instance metadata) unless `..._S3__ACCESS_KEY_ID` and `..._S3__SECRET_ACCESS_KEY` "
         "are set.",
     )
+    claim: str = Field(
+        default="audio-extract-store", description="PersistentVolumeClaim (ReadWriteMany) holding the store."
+    )
+    mount_path: str = Field(default="/data", description="Where job pods mount the store.")
+    root: Path | None = Field(
+        default=None,
+        description="The volume store as the operator sees it (`type` volume; for expiring "
+        "outputs and uploads); unset = keep files.",
+    )
     presign_queue_allowance_seconds: int = Field(
         default=6 * 3600,
         ge=300,
         description="Seconds a Job may wait suspended for admission and still run with the URLs it "
-        "was created with (`store_type` s3): its URLs are valid for `active_deadline_seconds` plus "
-        "this, at most 7 days (SigV4's limit). Longer: fewer Jobs are made again, but whoever reads "
+        "was created with (`type` s3): its URLs are valid for the worker's `active_deadline_seconds` "
+        "plus this, at most 7 days (SigV4's limit). Longer: fewer Jobs are made again, but whoever reads "
         "a Job (its env holds the URLs) can write that output or read that upload for longer. "
         "Shorter: a Job that waited longer is deleted and created again with fresh URLs when the "
         "operator admits it (its place in the queue is kept); with Kueue, which admits by itself, "
         "a Job admitted after its URLs expired fails, so set this above the longest queueing "
         "expected. At least 300: a Job waits that long between its creation and an admission pass.",
     )
-    store_usage_interval: float = Field(
+    usage_interval: float = Field(
         default=300.0,
         ge=0,
         description="Seconds between measurements of an object store's usage (objects and bytes under "
         "the prefix, by listing them: one request per 1,000 objects, so not at every scrape); 0 = "
         "never. A volume is measured at each scrape instead (statvfs, cheap).",
     )
-    store_root: Path | None = Field(
-        default=None,
-        description="The volume store as the operator sees it (`store_type` volume; for expiring "
-        "outputs and uploads); unset = keep files.",
-    )
 
-    # --- retention ----------------------------------------------------------------------------
-    output_retention_seconds: int = Field(
+    @property
+    def volume_root(self) -> Path | None:
+        """The volume store's directory; None for an object store, or a volume whose files stay."""
+        return self.root if self.type == "volume" else None
+
+
+class RetentionSettings(BaseModel):
+    """What is kept how long: ``AUDIO_EXTRACT_OPERATOR_RETENTION__*``."""
+
+    output_seconds: int = Field(
         default=86400, ge=0, description="Seconds after completion an output is kept (contract: 24 h)."
     )
-    record_retention_seconds: int = Field(
+    record_seconds: int = Field(
         default=7 * 86400, ge=0, description="Seconds after a batch finished before the resource is deleted."
     )
-    retention_interval: float = Field(
+    interval: float = Field(
         default=60.0,
         gt=0,
         description="Seconds between retention passes (they also resync unfinished batches with their Jobs).",
@@ -192,7 +205,7 @@ class Settings(WebhookSettings):
         description="Seconds an output must be untouched before a retention pass may remove it as "
         "orphaned: a batch created after the pass listed the batches is not mistaken for a gone one.",
     )
-    upload_retention_seconds: int = Field(
+    upload_seconds: int = Field(
         default=86400,
         ge=0,
         description="Seconds an upload is kept after it was uploaded (or last named by a submission) "
@@ -209,14 +222,11 @@ class Settings(WebhookSettings):
         "before it goes (a direct upload arrives after its marker), and for a direct upload how "
         "long past its URL's expiry (a PUT begun in time ends a little later).",
     )
-    list_page_size: int = Field(
-        default=500,
-        ge=1,
-        description="Objects per page when listing batches or Jobs (kopf's listings too): memory "
-        "holds one page, not every retained batch at once.",
-    )
 
-    # --- robustness ---------------------------------------------------------------------------
+
+class KopfSettings(BaseModel):
+    """How kopf runs the handlers and watches: ``AUDIO_EXTRACT_OPERATOR_KOPF__*``."""
+
     handler_timeout: float = Field(default=60.0, gt=0, description="Seconds a kopf handler may take.")
     handler_retries: int = Field(
         default=8, ge=0, description="Retries of a failing handler before giving up."
@@ -225,6 +235,32 @@ class Settings(WebhookSettings):
     watch_server_timeout: int = Field(
         default=300, description="Seconds the API server keeps a watch open (stale watches get restarted)."
     )
+    log_level: str = Field(
+        default="WARNING", description="Level of kopf's per-event lines (INFO logs every handler call)."
+    )
+    liveness_port: int = Field(default=0, description="Port of kopf's /healthz liveness endpoint; 0 = none.")
+
+
+class Settings(BaseSettings):
+    """Operator settings, one group per concern."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_nested_delimiter=NESTED)
+
+    # --- where it runs, and how it logs ---------------------------------------------------------
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="Namespaces to watch (JSON list); empty = cluster-wide (needs a ClusterRole).",
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig file for the operator's own clients; unset = in-cluster or KUBECONFIG.",
+    )
+    list_page_size: int = Field(
+        default=500,
+        ge=1,
+        description="Objects per page when listing batches or Jobs (kopf's listings too): memory "
+        "holds one page, not every retained batch at once.",
+    )
     log_level: str = Field(default="INFO", description="Level of the operator's own log lines.")
     log_format: LogFormat = Field(
         default="text",
@@ -232,35 +268,35 @@ class Settings(WebhookSettings):
         "about them (for a log system; the chart's default); `text`: for people (`make dev`). The "
         "workers it starts log the same way.",
     )
-    kopf_log_level: str = Field(
-        default="WARNING", description="Level of kopf's per-event lines (INFO logs every handler call)."
-    )
-    liveness_port: int = Field(default=0, description="Port of kopf's /healthz liveness endpoint; 0 = none.")
+
+    # --- the groups ---------------------------------------------------------------------------
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
+    worker: WorkerJobSettings = Field(default_factory=WorkerJobSettings)
+    admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    progress: ProgressSettings = Field(default_factory=ProgressSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    kopf: KopfSettings = Field(default_factory=KopfSettings)
 
     @model_validator(mode="after")
     def _store_complete(self) -> Settings:
-        if self.store_type == "s3":
-            if self.s3 is None:
+        if self.store.type == "s3":
+            if self.store.s3 is None:
+                prefix = f"{ENV_PREFIX}STORE{NESTED}S3{NESTED}"
                 raise ValueError(
-                    "store_type is s3 but the object store is not set: give at least "
-                    f"{ENV_PREFIX}S3__BUCKET (and {ENV_PREFIX}S3__ENDPOINT_URL for a store other than AWS S3)"
+                    "the store's type is s3 but the object store is not set: give at least "
+                    f"{prefix}BUCKET (and {prefix}ENDPOINT_URL for a store other than AWS S3)"
                 )
-            if self.active_deadline_seconds > SIGV4_MAX_SECONDS:
+            if self.worker.active_deadline_seconds > SIGV4_MAX_SECONDS:
                 raise ValueError(
-                    f"active_deadline_seconds is above {SIGV4_MAX_SECONDS} (7 days): no presigned URL "
-                    "for a worker can stay valid that long"
+                    f"the worker's active_deadline_seconds is above {SIGV4_MAX_SECONDS} (7 days): no "
+                    "presigned URL for a worker can stay valid that long"
                 )
         return self
 
     @property
-    def volume_root(self) -> Path | None:
-        """The volume store's directory; None for an object store, or a volume whose files stay."""
-        return self.store_root if self.store_type == "volume" else None
-
-    @property
     def worker_url_seconds(self) -> int:
         """How long the URLs presigned for a Job stay valid (``presign_queue_allowance_seconds``)."""
-        return min(self.active_deadline_seconds + self.presign_queue_allowance_seconds, SIGV4_MAX_SECONDS)
-
-    def priority_class(self, priority: str) -> str | None:
-        return self.priority_classes.get(priority)
+        allowance = self.store.presign_queue_allowance_seconds
+        return min(self.worker.active_deadline_seconds + allowance, SIGV4_MAX_SECONDS)

@@ -111,7 +111,7 @@ class StatusWriter:
                     return current
                 at = iso(now())
                 new = summarize(changed, at, body["metadata"].get("generation"))
-                new = stamp_expiry(new, self.settings.output_retention_seconds)
+                new = stamp_expiry(new, self.settings.retention.output_seconds)
                 if new == current:
                     return current
                 try:

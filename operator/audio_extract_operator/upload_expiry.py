@@ -1,7 +1,7 @@
 """Uploads in the store: which have expired, and removing them, partial uploads and stale owner
 markers (docs/contract.md §7).
 
-An upload expires ``upload_retention_seconds`` after the later of two times: its object's
+An upload expires ``retention.upload_seconds`` after the later of two times: its object's
 last-modified time (when it was uploaded, moved on by the API each time a submission names it,
 ``Storage.touch``) and the end of the last job that used it; never while a job using it is
 unfinished. Which jobs use which upload comes from the retention pass's listing of every batch,
@@ -12,7 +12,7 @@ does not grow with the batches kept. Just before they are removed the uploads ar
 submission that named one after the batches' listing began (its batch is not in the listing) has
 made it fresh.
 
-A partial upload goes once untouched for ``partial_upload_grace_seconds`` (``Storage.
+A partial upload goes once untouched for ``retention.partial_upload_grace_seconds`` (``Storage.
 abort_stale_uploads``: a volume's ``.part`` files, an object store's incomplete multipart
 uploads); an upload still arriving writes all the time. An owner marker
 (``upload-owners/<tenant>/<id>``, the API's record of whose upload it is) goes when its upload is

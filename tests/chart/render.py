@@ -201,7 +201,7 @@ def worker_job(settings: Any, batch: dict[str, Any], index: int = 0) -> dict[str
     from audio_extract_operator.jobs import WorkerUrls, build_job
 
     urls = None
-    if settings.store_type == "s3":
+    if settings.store.type == "s3":
         urls = WorkerUrls("https://store.example.com/put", f"job_{index}/audio.mp3", datetime.now(UTC))
     return build_job(batch, index, settings, urls)
 

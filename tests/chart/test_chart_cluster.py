@@ -346,9 +346,9 @@ def test_api_and_operator_work_under_the_chart_rbac(
         "audio-extract-operator",
         operator_id,
         {
-            "AUDIO_EXTRACT_OPERATOR_STORE_ROOT": str(store),
-            "AUDIO_EXTRACT_OPERATOR_LIVENESS_PORT": str(liveness_port),
-            "AUDIO_EXTRACT_OPERATOR_PROGRESS_PORT": str(free_port()),
+            "AUDIO_EXTRACT_OPERATOR_STORE__ROOT": str(store),
+            "AUDIO_EXTRACT_OPERATOR_KOPF__LIVENESS_PORT": str(liveness_port),
+            "AUDIO_EXTRACT_OPERATOR_PROGRESS__PORT": str(free_port()),
             "AUDIO_EXTRACT_OPERATOR_KUBECONFIG": str(operator_id.kubeconfig),
         },
     )
@@ -461,7 +461,7 @@ def test_helm_install_upgrade_uninstall(cluster: Any, namespace: str, k8s_api: A
     assert secret() == generated
     operator = apps.read_namespaced_deployment("audio-extract-operator", namespace)
     env = {e.name: e.value for e in operator.spec.template.spec.containers[0].env}
-    assert env["AUDIO_EXTRACT_OPERATOR_MAX_RUNNING"] == "8"
+    assert env["AUDIO_EXTRACT_OPERATOR_ADMISSION__MAX_RUNNING"] == "8"
     whsec = "whsec_" + "B" * 44
     release("upgrade", f"secrets.webhookSigningSecret={whsec}")
     assert base64.b64decode(secret()["webhook-signing-secret"]).decode() == whsec

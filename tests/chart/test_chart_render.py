@@ -443,9 +443,11 @@ def test_operator_replicas_elect_a_leader_and_only_it_gets_progress(default: Obj
     assert find(default, "PodDisruptionBudget", "audio-extract-operator")["spec"]["maxUnavailable"] == 1
     spec = op["spec"]["template"]["spec"]
     env = {e["name"]: e for e in spec["containers"][0]["env"]}
-    lease = env["AUDIO_EXTRACT_OPERATOR_LEADER_ELECTION_LEASE"]["value"]
+    lease = env["AUDIO_EXTRACT_OPERATOR_LEADER__LEASE"]["value"]
     assert lease == "audio-extract/audio-extract-operator"
-    assert env["AUDIO_EXTRACT_OPERATOR_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["AUDIO_EXTRACT_OPERATOR_LEADER__POD_NAME"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.name"}
+    }
     assert spec["serviceAccountName"] == "audio-extract-operator"
     container = spec["containers"][0]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
@@ -583,7 +585,7 @@ def test_store_claim_is_shared_read_write_many() -> None:
         volumes = find(default, "Deployment", name)["spec"]["template"]["spec"]["volumes"]
         assert {"name": "store", "persistentVolumeClaim": {"claimName": "audio-extract-store"}} in volumes
     assert (
-        env_of(find(default, "Deployment", "audio-extract-operator"))[OPERATOR_PREFIX + "STORE_CLAIM"]
+        env_of(find(default, "Deployment", "audio-extract-operator"))[OPERATOR_PREFIX + "STORE__CLAIM"]
         == "audio-extract-store"
     )
 
@@ -742,12 +744,12 @@ def test_custom_secrets(custom: Objects) -> None:
         "ops": f"{'d' * 64} admin",
     }
     env = env_of(find(custom, "Deployment", "ax-operator"))
-    assert env[OPERATOR_PREFIX + "WEBHOOK_SECRET"] == (
+    assert env[OPERATOR_PREFIX + "WEBHOOK__SECRET"] == (
         "secret",
         "ax-operator-secrets",
         "webhook-signing-secret",
     )
-    assert env[OPERATOR_PREFIX + "PROGRESS_SECRET"] == ("secret", "ax-operator-secrets", "progress-secret")
+    assert env[OPERATOR_PREFIX + "PROGRESS__SECRET"] == ("secret", "ax-operator-secrets", "progress-secret")
     existing = render(
         {
             "secrets": {
@@ -776,7 +778,7 @@ def test_store_limits_reach_the_api_and_the_operator(default: Objects) -> None:
     ) == ("20000000000", "100", "2147483648")
     assert (
         env_of(find(default, "Deployment", "audio-extract-operator"))[
-            OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"
+            OPERATOR_PREFIX + "RETENTION__UPLOAD_SECONDS"
         ]
         == "86400"
     )
@@ -794,7 +796,7 @@ def test_store_limits_reach_the_api_and_the_operator(default: Objects) -> None:
     ) == ("0", "5", "10000000000")
     assert (
         env_of(find(custom, "Deployment", "audio-extract-operator"))[
-            OPERATOR_PREFIX + "UPLOAD_RETENTION_SECONDS"
+            OPERATOR_PREFIX + "RETENTION__UPLOAD_SECONDS"
         ]
         == "3600"
     )
@@ -814,7 +816,7 @@ def test_custom_store(custom: Objects) -> None:
     assert pvc["storageClassName"] == "nfs"
     assert pvc["resources"]["requests"]["storage"] == "2Ti"
     env = env_of(find(custom, "Deployment", "ax-operator"))
-    assert env[OPERATOR_PREFIX + "STORE_CLAIM"] == "shared-media"
+    assert env[OPERATOR_PREFIX + "STORE__CLAIM"] == "shared-media"
     own = render({"store": {"type": "volume", "create": False, "claimName": "byo"}})
     assert not [o for o in own if o["kind"] == "PersistentVolumeClaim"]
     volumes = find(own, "Deployment", "audio-extract-api")["spec"]["template"]["spec"]["volumes"]
@@ -828,7 +830,7 @@ def test_custom_worker_settings_reach_the_jobs(
 
     settings = operator_settings(custom, monkeypatch, "ax-operator")
     assert settings.namespaces == ["media"]
-    assert settings.max_running == 32
+    assert settings.admission.max_running == 32
     batch = sample_batch("media")
     batch["spec"]["jobs"][0]["options"] = {"priority": "high"}
     high, low = worker_job(settings, batch, 0), worker_job(settings, batch, 1)
@@ -852,9 +854,9 @@ def test_custom_worker_settings_reach_the_jobs(
     assert api_env[API_PREFIX + "RATE_LIMIT_BURST"] == "20"
     # no kueue label unless asked
     default_env = env_of(find(render(), "Deployment", "audio-extract-operator"))
-    assert OPERATOR_PREFIX + "KUEUE_QUEUE" not in default_env
+    assert OPERATOR_PREFIX + "ADMISSION__KUEUE_QUEUE" not in default_env
     custom_env = env_of(find(custom, "Deployment", "ax-operator"))
-    assert json.loads(custom_env[OPERATOR_PREFIX + "PRIORITY_CLASSES"]) == {"high": "ax-high"}
+    assert json.loads(custom_env[OPERATOR_PREFIX + "WORKER__PRIORITY_CLASSES"]) == {"high": "ax-high"}
 
 
 def test_custom_network_policies(custom: Objects) -> None:

@@ -52,14 +52,23 @@ def test_no_claim_and_no_store_volume(s3: Objects) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "prefix"),
-    [("audio-extract-api", "AUDIO_EXTRACT_API_"), ("audio-extract-operator", "AUDIO_EXTRACT_OPERATOR_")],
+    ("name", "type_var", "s3_prefix"),
+    [
+        ("audio-extract-api", "AUDIO_EXTRACT_API_STORE_TYPE", "AUDIO_EXTRACT_API_S3__"),
+        # the operator's store settings are a group: STORE__TYPE, STORE__S3__BUCKET
+        (
+            "audio-extract-operator",
+            "AUDIO_EXTRACT_OPERATOR_STORE__TYPE",
+            "AUDIO_EXTRACT_OPERATOR_STORE__S3__",
+        ),
+    ],
 )
 def test_bucket_settings_and_credentials_reach_the_api_and_the_operator(
-    s3: Objects, name: str, prefix: str
+    s3: Objects, name: str, type_var: str, s3_prefix: str
 ) -> None:
     env = env_of(find(s3, "Deployment", name))
-    assert {k.removeprefix(prefix): v for k, v in env.items() if "S3__" in k or k.endswith("STORE_TYPE")} == {
+    store = {"S3__" + k.removeprefix(s3_prefix): v for k, v in env.items() if k.startswith(s3_prefix)}
+    assert {"STORE_TYPE": env[type_var], **store} == {
         "STORE_TYPE": "s3",
         "S3__BUCKET": "media",
         "S3__REGION": "us-east-1",
@@ -71,7 +80,9 @@ def test_bucket_settings_and_credentials_reach_the_api_and_the_operator(
     }
     assert env["AWS_ACCESS_KEY_ID"] == ("secret", "store-keys", "AWS_ACCESS_KEY_ID")
     assert env["AWS_SECRET_ACCESS_KEY"] == ("secret", "store-keys", "AWS_SECRET_ACCESS_KEY")
-    assert not [k for k in env if k.endswith(("STORE_ROOT", "STORE_CLAIM", "STORE_MOUNT_PATH"))]
+    assert not [
+        k for k in env if k.endswith(("STORE_ROOT", "STORE__ROOT", "STORE__CLAIM", "STORE__MOUNT_PATH"))
+    ]
 
 
 def test_every_store_variable_names_a_setting(s3: Objects) -> None:
@@ -132,8 +143,8 @@ def test_worker_jobs_get_urls_and_no_store(s3: Objects, monkeypatch: pytest.Monk
     from audio_extract_operator.jobs import WorkerUrls, build_job
 
     settings = operator_settings(s3, monkeypatch)
-    assert settings.store_type == "s3"
-    assert settings.s3 is not None and settings.s3.bucket == "media"
+    assert settings.store.type == "s3"
+    assert settings.store.s3 is not None and settings.store.s3.bucket == "media"
     urls = WorkerUrls("https://media-store.example.com/put", "job_x/audio.mp3", datetime.now(UTC))
     spec = build_job(sample_batch(), 0, settings, urls)["spec"]["template"]["spec"]
     assert [v["name"] for v in spec["volumes"]] == ["scratch"]

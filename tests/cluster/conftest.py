@@ -33,7 +33,7 @@ def start_operator(
     operator_defaults: dict[str, Any],
     request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """``start_operator(max_running=2, ...)``: operator settings as keyword arguments (see the
+    """``start_operator(admission__max_running=2, ...)``: operator settings as keyword arguments (see the
     operator's Settings), on top of ``operator_defaults``. Logs are printed when the test failed."""
     started: list[OperatorProcess] = []
 

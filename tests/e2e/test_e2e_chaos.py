@@ -34,8 +34,8 @@ SYSTEM_VALUES = {
     # partial uploads go once untouched for 5 s; retention passes every 2 s
     "operator": {
         "env": {
-            "AUDIO_EXTRACT_OPERATOR_PARTIAL_UPLOAD_GRACE_SECONDS": "5",
-            "AUDIO_EXTRACT_OPERATOR_RETENTION_INTERVAL": "2",
+            "AUDIO_EXTRACT_OPERATOR_RETENTION__PARTIAL_UPLOAD_GRACE_SECONDS": "5",
+            "AUDIO_EXTRACT_OPERATOR_RETENTION__INTERVAL": "2",
         }
     },
 }

@@ -15,7 +15,7 @@ SYSTEM_VALUES = {
     "operator": {
         "outputRetentionSeconds": 3,
         "recordRetentionSeconds": 15,
-        "env": {"AUDIO_EXTRACT_OPERATOR_RETENTION_INTERVAL": "1"},
+        "env": {"AUDIO_EXTRACT_OPERATOR_RETENTION__INTERVAL": "1"},
     }
 }
 

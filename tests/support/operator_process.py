@@ -1,7 +1,7 @@
 """The operator as a killable subprocess for the cluster tests (operator, API and webhook tests)
 and the benchmarks.
 
-    op = OperatorProcess(cluster, namespace, max_running=2).start()   # store = the claim's PVC dir
+    op = OperatorProcess(cluster, namespace, admission__max_running=2).start()   # store = the claim's PVC dir
     ...
     op.stop()
 
@@ -9,13 +9,13 @@ and the benchmarks.
 operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly
 ``operator_rbac.RULES`` (authenticated with a real token of that ServiceAccount). Its workers run
 the project's image on the node; they reach the operator's progress endpoint and the media server
-on the node's address ``HOST_IP``. ``crash_after_send=<marker file>`` runs it through
-``support.faults`` instead, which injects a fault into the webhook driver.
+on the node's address ``HOST_IP``. Settings are keyword arguments named as in
+``support.operator_settings`` (``admission__max_running=2``). ``crash_after_send=<marker file>``
+runs it through ``support.faults`` instead, which injects a fault into the webhook driver.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -33,6 +33,7 @@ from audio_extract_operator.settings import ENV_PREFIX
 
 from . import operator_rbac as rbac
 from .cluster_objects import DEFAULT_CLAIM, apply_objects, ensure_store_claim
+from .operator_settings import environment
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -78,24 +79,20 @@ class OperatorProcess:
         values: dict[str, Any] = {
             "namespaces": [namespace],
             "kubeconfig": str(self.kubeconfig),
-            "store_claim": claim,
-            "store_root": str(self.store_root),
-            "worker_image": PROJECT_IMAGE,
-            "worker_allow_cidrs": f"{HOST_IP}/32",
-            "progress_secret": self.secret,
-            "progress_host": HOST_IP,
-            "progress_port": self.port,
-            "progress_url": f"http://{HOST_IP}:{self.port}/progress",
-            "webhook_allow_cidrs": "127.0.0.0/8",
+            "store__claim": claim,
+            "store__root": str(self.store_root),
+            "worker__image": PROJECT_IMAGE,
+            "worker__allow_cidrs": f"{HOST_IP}/32",
+            "progress__secret": self.secret,
+            "progress__host": HOST_IP,
+            "progress__port": self.port,
+            "progress__url": f"http://{HOST_IP}:{self.port}/progress",
+            "webhook__allow_cidrs": "127.0.0.0/8",
         }
         values.update(settings)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         self.env["KUBECONFIG"] = str(self.kubeconfig)
-        for key, value in values.items():
-            if value is None:
-                continue
-            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
-            self.env[ENV_PREFIX + key.upper()] = text
+        self.env.update(environment(values))
         self.argv = [sys.executable, "-m", "audio_extract_operator"]
         if crash_after_send is not None:
             self.argv = [sys.executable, "-m", "support.faults", "crash-after-send", str(crash_after_send)]

@@ -181,33 +181,35 @@ audio-extract.kubeAPIServerEgress: the egress rule to the Kubernetes API server
 {{- end }}
 
 {{/*
-audio-extract.storeEnv: the store settings of the API or the operator (dict "ctx" $ "prefix"
-"AUDIO_EXTRACT_API_"): the type, and with s3 the bucket's settings and, from store.s3.existingSecret,
-the standard AWS credential variables (no Secret: the standard chain, e.g. the pod's cloud identity).
+audio-extract.storeEnv: the store settings of the API or the operator (dict "ctx" $ "typeVar"
+"AUDIO_EXTRACT_API_STORE_TYPE" "s3Prefix" "AUDIO_EXTRACT_API_S3__": the type's variable and the
+prefix of the bucket's, which differ between the two processes' settings): the type, and with s3 the
+bucket's settings and, from store.s3.existingSecret, the standard AWS credential variables (no
+Secret: the standard chain, e.g. the pod's cloud identity).
 */}}
 {{- define "audio-extract.storeEnv" -}}
 {{- $s3 := .ctx.Values.store.s3 -}}
-- name: {{ .prefix }}STORE_TYPE
+- name: {{ .typeVar }}
   value: {{ .ctx.Values.store.type | quote }}
 {{- if eq .ctx.Values.store.type "s3" }}
-- name: {{ .prefix }}S3__BUCKET
+- name: {{ .s3Prefix }}BUCKET
   value: {{ required "store.s3.bucket is required with store.type s3" $s3.bucket | quote }}
-- name: {{ .prefix }}S3__REGION
+- name: {{ .s3Prefix }}REGION
   value: {{ $s3.region | quote }}
-- name: {{ .prefix }}S3__PREFIX
+- name: {{ .s3Prefix }}PREFIX
   value: {{ $s3.prefix | quote }}
-- name: {{ .prefix }}S3__ADDRESSING_STYLE
+- name: {{ .s3Prefix }}ADDRESSING_STYLE
   value: {{ $s3.addressingStyle | quote }}
 {{- with $s3.endpoint }}
-- name: {{ $.prefix }}S3__ENDPOINT_URL
+- name: {{ $.s3Prefix }}ENDPOINT_URL
   value: {{ . | quote }}
 {{- end }}
 {{- with $s3.presignEndpoint }}
-- name: {{ $.prefix }}S3__PRESIGN_ENDPOINT_URL
+- name: {{ $.s3Prefix }}PRESIGN_ENDPOINT_URL
   value: {{ . | quote }}
 {{- end }}
 {{- if $s3.caConfigMap }}
-- name: {{ .prefix }}S3__CA_BUNDLE
+- name: {{ .s3Prefix }}CA_BUNDLE
   value: /etc/audio-extract/store-ca/ca.crt
 {{- end }}
 {{- with $s3.existingSecret }}

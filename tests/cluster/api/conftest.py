@@ -187,4 +187,4 @@ def api_media(cluster, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def operator_defaults() -> dict[str, Any]:
-    return {"retention_interval": 1.0, "status_flush_interval": 0.2}
+    return {"retention__interval": 1.0, "progress__flush_interval": 0.2}

@@ -54,7 +54,7 @@ def assert_progress_story(observations: list[dict]) -> None:
 async def test_contract_example_batches_complete(
     make_api, start_operator, api_media, tmp_path, expect_error_cluster
 ):
-    op = start_operator(max_running=4)
+    op = start_operator(admission__max_running=4)
     async with make_api(store_root=op.store_root) as api:
         long_src = {"type": "url", "url": f"{api_media.url}/long.mp4"}
         src = {"type": "url", "url": f"{api_media.url}/av.mp4"}
@@ -115,7 +115,7 @@ async def test_contract_example_batches_complete(
 
 
 async def test_upload_source_and_retention(make_api, start_operator, api_media, expect_error_cluster):
-    op = start_operator(output_retention_seconds=3)
+    op = start_operator(retention__output_seconds=3)
     async with make_api(store_root=op.store_root) as api:
         video = (api_media.directory / "av.mp4").read_bytes()
         up = await api.post("/v1/uploads", files={"file": ("av.mp4", video, "video/mp4")})

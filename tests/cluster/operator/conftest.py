@@ -23,4 +23,4 @@ def media(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Me
 
 @pytest.fixture
 def operator_defaults() -> dict[str, Any]:
-    return {"retention_interval": 2.0}
+    return {"retention__interval": 2.0}

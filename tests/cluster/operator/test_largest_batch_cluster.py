@@ -33,7 +33,7 @@ def test_the_largest_valid_batch_is_watched_processed_and_read_back_whole(
     k8s_api: Any,
     start_operator: Callable[..., OperatorProcess],
 ) -> None:
-    op = start_operator(max_running=4)
+    op = start_operator(admission__max_running=4)
     spec = largest_spec(source_prefix=f"{media.url}/av.mp4", webhook_prefix=f"{media.url}/hook")
     del spec["cancelJobs"]  # 30 bytes of the line, and it would cancel every job
     body = {

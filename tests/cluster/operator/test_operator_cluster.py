@@ -107,7 +107,7 @@ def test_valid_samples_run_to_completion(
     k8s_api: Any,
     start_operator: Callable[..., OperatorProcess],
 ) -> None:
-    op = start_operator(max_running=4)
+    op = start_operator(admission__max_running=4)
     names = []
     for path in sorted(SAMPLES.glob("*.yaml")):
         text = path.read_text().replace("http://host.audio-extract.internal:8080/videos", media.url)
@@ -200,7 +200,7 @@ def test_running_limit_and_priority_order(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     time.sleep(0.5)
-    start_operator(max_running=2)
+    start_operator(admission__max_running=2)
     batch = create_batch(
         k8s_api, namespace, "mixed", [url_job(f"{media.url}/tone.wav", priority=p) for p in priorities]
     )
@@ -326,7 +326,7 @@ def test_a_worker_over_its_memory_limit_fails_with_out_of_memory(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
     # too little for the worker's Python and ffmpeg: the kernel kills it, every retry too
-    start_operator(memory_limit="24Mi", memory_request="24Mi", backoff_limit=1)
+    start_operator(worker__memory_limit="24Mi", worker__memory_request="24Mi", worker__backoff_limit=1)
     create_batch(k8s_api, namespace, "starved", [url_job(f"{media.url}/av.mp4", "mp3")])
     (entry,) = wait_finished(k8s_api, namespace, "starved", timeout=120)["status"]["jobs"]
     assert entry["status"] == "failed", entry
@@ -338,7 +338,7 @@ def test_a_worker_over_its_memory_limit_fails_with_out_of_memory(
 def test_deadline_is_timeout(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    start_operator(active_deadline_seconds=3)
+    start_operator(worker__active_deadline_seconds=3)
     create_batch(k8s_api, namespace, "slow", [url_job(f"{media.url}/slow/av.mp4", "mp3")])
     (entry,) = wait_finished(k8s_api, namespace, "slow", timeout=60)["status"]["jobs"]
     assert entry["status"] == "failed" and entry["error"]["code"] == "TIMEOUT", entry
@@ -347,7 +347,7 @@ def test_deadline_is_timeout(
 def test_cancel_stops_running_and_queued(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    start_operator(max_running=1)
+    start_operator(admission__max_running=1)
     create_batch(
         k8s_api,
         namespace,
@@ -375,7 +375,7 @@ def test_cancel_stops_running_and_queued(
 def test_cancel_single_job(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    start_operator(max_running=1)
+    start_operator(admission__max_running=1)
     create_batch(
         k8s_api,
         namespace,
@@ -408,7 +408,7 @@ def test_deleting_a_batch_deletes_its_jobs_and_pods(
 
 
 def _running_and_queued(k8s_api: Any, namespace: str, name: str) -> list[str]:
-    """Job names once the first job runs and the second waits (max_running=1)."""
+    """Job names once the first job runs and the second waits (admission__max_running=1)."""
 
     def ready() -> list[str] | None:
         entries = (get_batch(k8s_api, namespace, name).get("status") or {}).get("jobs") or []
@@ -432,7 +432,7 @@ def test_a_job_deleted_by_hand_runs_again_or_ends_its_entry(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
     """A queued job's Job deleted by hand is made again; a running one's ends its entry failed."""
-    start_operator(max_running=1)
+    start_operator(admission__max_running=1)
     create_batch(
         k8s_api,
         namespace,
@@ -462,7 +462,7 @@ def test_jobs_deleted_while_the_operator_was_down_are_noticed(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
     """No DELETED event ever reaches the operator: its resync of unfinished batches finds them."""
-    op = start_operator(max_running=1)
+    op = start_operator(admission__max_running=1)
     create_batch(
         k8s_api,
         namespace,
@@ -490,7 +490,7 @@ def test_sigkill_at_random_moments(
     # 20 in every test run (about 2 minutes); AUDIO_EXTRACT_CHAOS_RUNS=100 for the longer soak
     runs, jobs_per_batch = int(os.environ.get("AUDIO_EXTRACT_CHAOS_RUNS", "20")), 3
     rng = random.Random(20260121)
-    op = start_operator(max_running=4)
+    op = start_operator(admission__max_running=4)
     for run in range(runs):
         name = f"chaos-{run}"
         create_batch(k8s_api, namespace, name, [url_job(f"{media.url}/tone.wav")] * jobs_per_batch)
@@ -517,7 +517,7 @@ def test_sigkill_at_random_moments(
 def test_outputs_expire_then_the_record_goes(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    op = start_operator(output_retention_seconds=1, record_retention_seconds=6, retention_interval=0.5)
+    op = start_operator(retention__output_seconds=1, retention__record_seconds=6, retention__interval=0.5)
     create_batch(k8s_api, namespace, "shortlived", [url_job(f"{media.url}/tone.wav")])
     (entry,) = wait_finished(k8s_api, namespace, "shortlived")["status"]["jobs"]
     output = op.store_root / entry["outputFile"]["path"]
@@ -582,7 +582,7 @@ def test_foreign_job_holding_a_name_is_a_permanent_condition(
 def test_kueue_mode_leaves_admission_to_the_queue(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
 ) -> None:
-    start_operator(kueue_queue="media-queue", max_running=1)
+    start_operator(admission__kueue_queue="media-queue", admission__max_running=1)
     create_batch(k8s_api, namespace, "queued", [url_job(f"{media.url}/tone.wav")] * 2)
     batch_api = kubernetes.client.BatchV1Api(k8s_api)
     jobs = wait_for(lambda: len(j := jobs_in(k8s_api, namespace)) == 2 and j, 30, "two Jobs")

@@ -11,8 +11,8 @@ import pytest
 
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.jobs import build_job
-from audio_extract_operator.settings import Settings
 from support.cluster_objects import ensure_store_claim
+from support.operator_settings import operator_settings
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -51,7 +51,9 @@ def test_a_worker_sees_only_its_output_and_its_upload(cluster: Any, namespace: s
         "metadata": {"name": "iso", "namespace": namespace, "uid": "0123456789abcdef0123456789abcdef"},
         "spec": {"jobs": [{"source": {"type": "upload", "file": MINE}, "output": {"format": "mp3"}}]},
     }
-    settings = Settings(worker_image=PROJECT_IMAGE, image_pull_policy="Never", progress_secret="s")
+    settings = operator_settings(
+        worker__image=PROJECT_IMAGE, worker__image_pull_policy="Never", progress__secret="s"
+    )
     job = build_job(batch, 0, settings)
     job["metadata"].pop("ownerReferences", None)  # no batch object here
     job["spec"]["suspend"] = False

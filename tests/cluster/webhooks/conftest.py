@@ -31,4 +31,4 @@ def secret() -> str:
 def operator_defaults(secret: str) -> dict[str, Any]:
     """Webhooks signed with ``secret``, no jitter, a short poll (loopback is allowlisted by
     OperatorProcess)."""
-    return {"webhook_secret": secret, "webhook_jitter": 0.0, "webhook_poll_interval": 0.2}
+    return {"webhook__secret": secret, "webhook__jitter": 0.0, "webhook__poll_interval": 0.2}

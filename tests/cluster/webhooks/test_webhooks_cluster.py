@@ -75,7 +75,7 @@ def api_get(cluster: Any, namespace: str, tmp_path: Path, path: str) -> dict[str
         namespace=namespace,
         kubeconfig=cluster.kubeconfig,
         api_keys_path=keys,
-        store_root=tmp_path / "store",
+        store__root=tmp_path / "store",
         allow_cidrs=f"127.0.0.0/8,{HOST_IP}/32",
     )
 
@@ -154,7 +154,7 @@ def test_each_event_arrives_once_signed_and_recorded(
 def test_500_three_times_then_200_is_four_attempts_with_one_id(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str
 ) -> None:
-    start_operator(webhook_schedule=[1, 1, 1, 1, 1])
+    start_operator(webhook__schedule=[1, 1, 1, 1, 1])
     with Receiver(secret, lambda _r, n: Reply(500 if n < 3 else 200)) as rx:
         create_batch(k8s_api, namespace, "flaky", [job(f"{media.url}/noaudio.mp4", webhook=rx.url)])
         st = wait_for(settled(k8s_api, namespace, "flaky", 1), 120, "delivery settled")
@@ -176,7 +176,7 @@ def test_receiver_down_for_the_whole_schedule_ends_failed_without_further_attemp
     secret: str,
     tmp_path: Path,
 ) -> None:
-    start_operator(webhook_schedule=[1, 1, 1])
+    start_operator(webhook__schedule=[1, 1, 1])
     with Receiver(secret, lambda _r, _n: Reply(503)) as rx:
         create_batch(k8s_api, namespace, "down", [job(f"{media.url}/noaudio.mp4")], webhook=rx.url)
         st = wait_for(settled(k8s_api, namespace, "down", 2), 120, "deliveries given up")
@@ -223,7 +223,7 @@ def test_sigkill_between_sending_and_recording_resends_once_with_the_same_id(
 def test_blocked_target_is_never_contacted_and_recorded_failed(
     namespace: str, media: MediaServer, k8s_api: Any, start_operator: Start, secret: str
 ) -> None:
-    start_operator(webhook_allow_cidrs="")  # loopback is not allowlisted for webhooks now
+    start_operator(webhook__allow_cidrs="")  # loopback is not allowlisted for webhooks now
     with Receiver(secret) as rx:
         create_batch(
             k8s_api,

@@ -15,9 +15,9 @@ from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERS
 from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator.kube import Kube
 from audio_extract_operator.registry import Registry
-from audio_extract_operator.settings import Settings
 from audio_extract_operator.statuswriter import StatusWriter
 from audio_extract_operator.webhooks.pump import Pump
+from support.operator_settings import operator_settings
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -66,7 +66,9 @@ async def test_a_status_write_is_delivered_without_a_watch(
                 },
             },
         )
-        settings = Settings(webhook_secret=secret, webhook_allow_cidrs="127.0.0.1/32", webhook_jitter=0.0)
+        settings = operator_settings(
+            webhook__secret=secret, webhook__allow_cidrs="127.0.0.1/32", webhook__jitter=0.0
+        )
         kube = await Kube.connect(str(cluster.kubeconfig))
 
         async def patch(ns: str, n: str, ops: list[dict[str, Any]]) -> Any:
@@ -79,7 +81,7 @@ async def test_a_status_write_is_delivered_without_a_watch(
 
         registry = Registry()
         writer = StatusWriter(kube, settings, registry)
-        pump = Pump(settings.webhook_config(), patch)
+        pump = Pump(settings.webhook.config(), patch)
         writer.listeners.append(pump.observe)
 
         def recorded() -> dict[str, Any] | None:

@@ -3,7 +3,7 @@
 
     async def test_x(store: StoreUnderTest) -> None:      # the `store` fixture (conftest.py)
         await store.put("job_…/a.mp3")
-        ctx = store.context(FakeApi(), orphan_grace_seconds=3600)
+        ctx = store.context(FakeApi(), retention__orphan_grace_seconds=3600)
         ctx.reconciler.clock = store.clock_at(await store.newest(...), 3600)
 
 An object store keeps last-modified times the server sets, in whole seconds, so a test cannot
@@ -29,7 +29,7 @@ from audio_extract_common.storage import Storage
 from audio_extract_common.store import PARTIAL_SUFFIX
 from audio_extract_operator import handlers
 from audio_extract_operator.kube import Kube
-from audio_extract_operator.settings import Settings
+from support.operator_settings import operator_settings
 from support.s3_server import S3Server
 
 MARGIN = 0.5
@@ -47,8 +47,8 @@ class StoreUnderTest:
     prefix: str = ""
 
     def context(self, api: Kube, **settings: Any) -> handlers.Context:
-        values = {"progress_port": 0, **self.settings, **settings}
-        return handlers.Context(Settings(**values), api, self.storage)
+        values = {"progress__port": 0, **self.settings, **settings}
+        return handlers.Context(operator_settings(**values), api, self.storage)
 
     async def put(self, *keys: str, data: bytes = b"x") -> None:
         for key in keys:

@@ -16,7 +16,7 @@ from operator_fakeapi import NS, FakeApi, job_name
 from audio_extract_common.resource import JobError, OutputFile
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator import handlers, loops
-from audio_extract_operator.settings import Settings
+from support.operator_settings import operator_settings
 
 OUT = OutputFile(filename="a.wav", path="job_x/a.wav", size=10, format="wav")
 
@@ -26,7 +26,7 @@ class Operator:
 
     def __init__(self, api: FakeApi, **settings: Any) -> None:
         self.api = api
-        self.settings = Settings(**{"max_running": 1, "progress_port": 0, **settings})
+        self.settings = operator_settings(**{"admission__max_running": 1, "progress__port": 0, **settings})
         self.memo = kopf.Memo()
         self.ctx = handlers.Context(self.settings, api)
         self.memo.ctx = self.ctx
@@ -68,7 +68,7 @@ async def test_a_started_jobs_job_deleted_by_hand_ends_its_entry_with_an_error()
     api = FakeApi()
     op = Operator(api)
     body = await op.create("b", jobs=2)
-    await op.admit()  # job 0 runs (max_running=1)
+    await op.admit()  # job 0 runs (admission__max_running=1)
     assert [e["status"] for e in op.entries("b")] == ["processing", "queued"]
     await op.job_event("DELETED", api.delete_by_hand("jobs", NS, job_name(body, 0)))
     entry = op.entries("b")[0]
@@ -87,7 +87,7 @@ async def test_a_started_jobs_job_deleted_by_hand_ends_its_entry_with_an_error()
 
 async def test_a_finished_job_deleted_before_its_outcome_was_recorded_keeps_a_readable_outcome() -> None:
     api = FakeApi()
-    op = Operator(api, max_running=2)
+    op = Operator(api, admission__max_running=2)
     body = await op.create("b", jobs=2)
     await op.admit()
     # both finish while nobody maps them; the TTL controller deletes the Jobs (pods of the first

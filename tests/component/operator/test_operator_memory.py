@@ -22,8 +22,8 @@ from audio_extract_operator import handlers, loops
 from audio_extract_operator.progress import Progress
 from audio_extract_operator.reconcile import Reconciler
 from audio_extract_operator.registry import Registry
-from audio_extract_operator.settings import Settings
 from audio_extract_operator.statuswriter import StatusWriter
+from support.operator_settings import operator_settings
 
 
 def batch_json(i: int) -> str:
@@ -77,7 +77,7 @@ def test_the_registry_keeps_a_few_hundred_bytes_per_retained_batch() -> None:
 
 async def test_lists_are_read_in_pages() -> None:
     api = FakeApi()
-    settings = Settings(list_page_size=50, record_retention_seconds=0, progress_port=0)
+    settings = operator_settings(list_page_size=50, retention__record_seconds=0, progress__port=0)
     for i in range(120):
         body = api.add_batch(f"b{i:03d}", jobs=1)
         key = ids.batch_key(body["metadata"]["name"], body["metadata"]["uid"])
@@ -96,7 +96,7 @@ async def test_lists_are_read_in_pages() -> None:
 def test_kopf_lists_in_pages_too() -> None:
     """kopf's own initial listing (every batch at start-up) is one response unless told otherwise."""
     settings = kopf.OperatorSettings()
-    handlers.configure(settings, Settings(list_page_size=250))
+    handlers.configure(settings, operator_settings(list_page_size=250))
     assert settings.watching.chunk_size == 250
 
 
@@ -105,7 +105,7 @@ def test_kopf_workers_let_go_of_a_body_soon() -> None:
     body until ``idle_timeout``: with kopf's 5 s, a start-up listing of 20,000 batches held
     thousands of bodies at once (``bench/bench_kopf_listing.py``: 373 MiB peak, 122 MiB at 0.5 s)."""
     settings = kopf.OperatorSettings()
-    handlers.configure(settings, Settings())
+    handlers.configure(settings, operator_settings())
     assert settings.queueing.idle_timeout <= 1.0
 
 
@@ -118,7 +118,7 @@ async def test_progress_forgets_a_batch_once_its_reports_are_written() -> None:
         async def update(self, _ns: str, _name: str, change: Any) -> None:
             change({}, BatchStatus(jobs=[JobStatus(index=0, jobId="j", jobName="j", status="processing")]))
 
-    progress = Progress(Settings(status_flush_interval=0.05), Registry(), Writer())  # type: ignore[arg-type]
+    progress = Progress(operator_settings(progress__flush_interval=0.05), Registry(), Writer())  # type: ignore[arg-type]
     for i in range(50):
         progress.submit(
             (NS, f"b{i}"),
@@ -135,7 +135,7 @@ async def test_progress_forgets_a_batch_once_its_reports_are_written() -> None:
 
 async def test_the_status_writer_keeps_nothing_for_a_batch_it_is_not_writing() -> None:
     api = FakeApi()
-    settings = Settings(progress_port=0)
+    settings = operator_settings(progress__port=0)
     writer = StatusWriter(api, settings, Registry())
     for i in range(20):
         api.add_batch(f"b{i}")
@@ -148,7 +148,7 @@ async def test_the_status_writer_keeps_nothing_for_a_batch_it_is_not_writing() -
 async def test_resuming_a_finished_batch_costs_no_request() -> None:
     """At start-up kopf resumes every batch: 20,000 retained ones must not mean 20,000 reads."""
     api = FakeApi()
-    settings = Settings(progress_port=0)
+    settings = operator_settings(progress__port=0)
     body = api.add_batch("done", jobs=2)
     key = ids.batch_key(body["metadata"]["name"], body["metadata"]["uid"])
     body = api.edit("extractionbatches", NS, "done", {"status": terminal_status(key, 2)})
@@ -163,7 +163,7 @@ async def test_cancelling_jobs_that_never_had_a_job_leaves_nothing_behind() -> N
     """Cancellation marks each Job not to admit before deleting it; a Job that never existed has no
     DELETED event to clear the mark: the next pass does."""
     api = FakeApi()
-    settings = Settings(progress_port=0)
+    settings = operator_settings(progress__port=0)
     registry = Registry()
     reconciler = Reconciler(api, settings, registry, StatusWriter(api, settings, registry))
     await reconciler.batch(api.add_batch("cancelled", jobs=3, cancel=True))

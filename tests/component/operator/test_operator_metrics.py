@@ -62,7 +62,7 @@ def finished(api: FakeApi, body: dict, index: int, condition: str, result: Worke
 
 async def test_gauges_outcomes_timings_and_latencies_follow_a_batch(watched) -> None:
     api = FakeApi()
-    op = Operator(api, max_running=1)
+    op = Operator(api, admission__max_running=1)
     metrics.watch(op.ctx.registry, None)
     completed = value("audio_extract_operator_job_outcomes_total", status="completed", code="", tenant=TENANT)
     no_audio = value(
@@ -78,7 +78,7 @@ async def test_gauges_outcomes_timings_and_latencies_follow_a_batch(watched) -> 
     body = await create(op, api, "b", jobs=3)
     assert (jobs_gauge("queued"), jobs_gauge("admitted"), jobs_gauge("running")) == (3, 0, 0)
 
-    await op.admit()  # max_running=1
+    await op.admit()  # admission__max_running=1
     assert (jobs_gauge("queued"), jobs_gauge("admitted"), jobs_gauge("running")) == (2, 1, 0)
     assert (
         value("audio_extract_operator_jobs_admitted_total", priority="normal", tenant=TENANT) == admitted + 1
@@ -133,7 +133,7 @@ async def test_gauges_outcomes_timings_and_latencies_follow_a_batch(watched) -> 
 
 async def test_cancelled_jobs_count_with_their_code_and_leave_the_queue(watched) -> None:
     api = FakeApi()
-    op = Operator(api, max_running=1)
+    op = Operator(api, admission__max_running=1)
     metrics.watch(op.ctx.registry, None)
     before = value(
         "audio_extract_operator_job_outcomes_total", status="cancelled", code="CANCELLED", tenant=TENANT
@@ -151,7 +151,7 @@ async def test_cancelled_jobs_count_with_their_code_and_leave_the_queue(watched)
 
 async def test_priorities_are_gauged_apart(watched) -> None:
     api = FakeApi()
-    op = Operator(api, max_running=1)
+    op = Operator(api, admission__max_running=1)
     metrics.watch(op.ctx.registry, None)
     high = {"source": {"type": "url", "url": "https://m.example.com/v.mp4"}, "output": {"format": "flac"}}
     high["options"] = {"priority": "high"}
@@ -180,7 +180,7 @@ async def test_a_failing_step_counts_as_a_reconcile_error(watched) -> None:
 
 async def test_the_endpoint_serves_the_registry_with_the_store_measured(tmp_path, watched) -> None:
     api = FakeApi()
-    op = Operator(api, store_root=tmp_path)
+    op = Operator(api, store__root=tmp_path)
     metrics.watch(op.ctx.registry, None)
     await create(op, api, "m", jobs=2)
     progress = Progress(op.settings, op.ctx.registry, op.ctx.writer)

@@ -11,8 +11,8 @@ from audio_extract_common import ids
 from audio_extract_common.resource import BatchStatus, JobStatus, Step
 from audio_extract_operator.progress import Progress, apply_reports, job_progress
 from audio_extract_operator.registry import Registry
-from audio_extract_operator.settings import Settings
 from audio_extract_operator.tokens import progress_token
+from support.operator_settings import operator_settings
 
 KEY = "0123456789abcd"
 SECRET = "progress-secret"
@@ -50,7 +50,9 @@ async def make(interval: float = 0.3) -> tuple[TestClient, FakeWriter, Progress]
     registry = Registry()
     registry.keys[KEY] = ("ns", "batch-x")
     writer = FakeWriter()
-    progress = Progress(Settings(progress_secret=SECRET, status_flush_interval=interval), registry, writer)  # type: ignore[arg-type]
+    progress = Progress(
+        operator_settings(progress__secret=SECRET, progress__flush_interval=interval), registry, writer
+    )  # type: ignore[arg-type]
     client = TestClient(TestServer(progress.app()))
     await client.start_server()
     return client, writer, progress

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from audio_extract_operator.progress import Progress
 from audio_extract_operator.readiness import Readiness
 from audio_extract_operator.registry import Registry
-from audio_extract_operator.settings import Settings
+from support.operator_settings import operator_settings
 
 
 async def liveness_server(status: int = 200, delay: float = 0.0) -> TestServer:
@@ -74,7 +74,7 @@ async def test_without_a_liveness_endpoint_started_is_ready() -> None:
 async def test_readyz_is_served_by_the_progress_endpoint() -> None:
     live = await liveness_server()
     readiness = Readiness(str(live.make_url("/healthz")))
-    progress = Progress(Settings(), Registry(), writer=None, readiness=readiness)  # type: ignore[arg-type]
+    progress = Progress(operator_settings(), Registry(), writer=None, readiness=readiness)  # type: ignore[arg-type]
     client = TestClient(TestServer(progress.app()))
     await client.start_server()
     try:

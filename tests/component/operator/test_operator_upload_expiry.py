@@ -1,7 +1,7 @@
 """Uploads expire (docs/contract.md §7): a retention pass removes an upload once
-``upload_retention_seconds`` have passed since it was uploaded (or last named by a submission)
+``retention.upload_seconds`` have passed since it was uploaded (or last named by a submission)
 and since the last job using it ended, never while a job using it is unfinished; partial uploads
-a killed API process left behind go after ``partial_upload_grace_seconds``; owner markers go with
+a killed API process left behind go after ``retention.partial_upload_grace_seconds``; owner markers go with
 their uploads. A real temporary-directory store, the batches in the in-memory API server; the
 tests at the end run on both stores, a temporary directory and a real S3 server."""
 
@@ -23,7 +23,7 @@ from operator_store import StoreUnderTest, next_second
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
 from audio_extract_operator.kube import KubeError
-from audio_extract_operator.settings import Settings
+from support.operator_settings import operator_settings
 
 HOUR = 3600.0
 
@@ -73,13 +73,13 @@ def remaining(root: Path) -> set[str]:
 
 def context(api: FakeApi, root: Path, **settings: object) -> handlers.Context:
     values = {
-        "progress_port": 0,
-        "store_root": root,
-        "upload_retention_seconds": 24 * HOUR,
-        "partial_upload_grace_seconds": HOUR,
+        "progress__port": 0,
+        "store__root": root,
+        "retention__upload_seconds": 24 * HOUR,
+        "retention__partial_upload_grace_seconds": HOUR,
         **settings,
     }
-    return handlers.Context(Settings(**values), api)  # type: ignore[arg-type]
+    return handlers.Context(operator_settings(**values), api)  # type: ignore[arg-type]
 
 
 async def retention(ctx: handlers.Context) -> None:
@@ -190,7 +190,9 @@ async def test_uploads_expire_from_either_store_after_their_upload_and_their_las
     await store.storage.put_bytes("uploads/README", b"not an upload: not ours to remove")
     await next_second()
     await upload_in(store, 2)  # recent: kept
-    ctx = store.context(api, upload_retention_seconds=retention_, partial_upload_grace_seconds=HOUR)
+    ctx = store.context(
+        api, retention__upload_seconds=retention_, retention__partial_upload_grace_seconds=HOUR
+    )
     ctx.reconciler.clock = store.clock_at(await store.newest(*old), retention_)
     at = ctx.reconciler.clock()
     using_at(api, "queued", 3, at)  # its job has not even started: kept
@@ -208,7 +210,7 @@ async def test_a_fresh_owner_marker_stays_while_its_upload_may_still_arrive(stor
     """Sent straight to the store, an upload may arrive after the API recorded whose it is."""
     marker = f"upload-owners/acme/{upload_id(1)}"
     await store.storage.put_bytes(marker, b"")
-    ctx = store.context(FakeApi(), partial_upload_grace_seconds=HOUR)
+    ctx = store.context(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
     ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR - 60)
     await retention(ctx)
     assert await store.keys() == {marker}
@@ -242,7 +244,7 @@ async def test_a_direct_upload_marker_stays_while_its_url_may_still_be_used(
         return stream(key, *args)
 
     monkeypatch.setattr(store.storage, "stream", reading)
-    ctx = store.context(FakeApi(), partial_upload_grace_seconds=HOUR)
+    ctx = store.context(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
     ctx.reconciler.clock = store.clock_at(old, HOUR)
     await retention(ctx)
     # past the grace, the streamed marker goes; the direct one's URL still takes the bytes
@@ -262,7 +264,7 @@ async def test_partial_writes_are_removed_from_either_store_after_the_grace(stor
     await store.start_partial("job_0123456789abcd01/audio")
     await asyncio.sleep(grace + 0.1)
     await store.start_partial(f"uploads/{upload_id(2)}")  # still arriving
-    await retention(store.context(FakeApi(), partial_upload_grace_seconds=grace))
+    await retention(store.context(FakeApi(), retention__partial_upload_grace_seconds=grace))
     assert store.partials() == {f"uploads/{upload_id(2)}"}
 
 

@@ -20,7 +20,7 @@ from audio_extract_common.objectstore import S3Store
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_operator import handlers, loops, metrics
 from audio_extract_operator.jobs import ADMIT_BY_ANNOTATION
-from audio_extract_operator.settings import Settings
+from support.operator_settings import operator_settings
 from support.s3_server import S3Server
 
 UPLOAD = "upl_00112233445566ff"
@@ -33,16 +33,16 @@ JOBS = [
 class Operator:
     def __init__(self, api: FakeApi, storage: S3Store, **settings: Any) -> None:
         values = {
-            "progress_port": 0,
-            "store_type": "s3",
-            "s3": storage.settings,
-            "max_running": 4,
-            "active_deadline_seconds": 1800,
-            "presign_queue_allowance_seconds": 3600,
+            "progress__port": 0,
+            "store__type": "s3",
+            "store__s3": storage.settings,
+            "admission__max_running": 4,
+            "worker__active_deadline_seconds": 1800,
+            "store__presign_queue_allowance_seconds": 3600,
             **settings,
         }
         self.api = api
-        self.settings = Settings(**values)
+        self.settings = operator_settings(**values)
         self.ctx = handlers.Context(self.settings, api, storage)
         self.memo = kopf.Memo()
         self.memo.ctx = self.ctx
@@ -110,7 +110,9 @@ async def test_a_job_created_again_keeps_the_urls_it_was_made_with(storage: S3St
 
 
 async def test_the_urls_last_the_deadline_plus_the_queue_allowance(storage: S3Store) -> None:
-    op = Operator(FakeApi(), storage, active_deadline_seconds=1800, presign_queue_allowance_seconds=3600)
+    op = Operator(
+        FakeApi(), storage, worker__active_deadline_seconds=1800, store__presign_queue_allowance_seconds=3600
+    )
     made = datetime.now(UTC)
     body = await op.create("b")
     job = op.api.get("jobs", NS, job_name(body, 0))
@@ -124,7 +126,7 @@ async def test_a_job_that_waited_past_its_urls_allowance_is_made_again_before_it
     storage: S3Store,
 ) -> None:
     api = FakeApi()
-    op = Operator(api, storage, max_running=1)
+    op = Operator(api, storage, admission__max_running=1)
     body = await op.create("b")
     name = job_name(body, 1)
     old = api.get("jobs", NS, name)

@@ -14,6 +14,7 @@ from audio_extract_common.results import EXIT_PERMANENT
 from audio_extract_operator.jobs import build_job, owned_by
 from audio_extract_operator.settings import Settings
 from audio_extract_operator.tokens import progress_token, token_matches
+from support.operator_settings import operator_settings
 
 GOLDEN = Path(__file__).parent / "golden"
 UID = "0f3c2a1b-9d8e-4c7b-a6f5-e4d3c2b1a098"
@@ -48,12 +49,12 @@ def batch(name: str = "batch-0123456789abcd00") -> dict:
 
 def settings(**kw) -> Settings:
     base = dict(
-        worker_image="registry.example.org/audio-extract:1.0",
-        progress_secret="s3cret",
-        progress_url="http://audio-extract-operator.media.svc:8081/progress",
+        worker__image="registry.example.org/audio-extract:1.0",
+        progress__secret="s3cret",
+        progress__url="http://audio-extract-operator.media.svc:8081/progress",
     )
     base.update(kw)
-    return Settings(**base)
+    return operator_settings(**base)
 
 
 def check_golden(name: str, obj: dict) -> None:
@@ -70,11 +71,11 @@ def test_job_golden_plain() -> None:
 
 def test_job_golden_kueue_and_priority_class() -> None:
     s = settings(
-        kueue_queue="media-queue",
-        priority_classes={"normal": "ae-normal"},
-        progress_url=None,
-        worker_allow_cidrs="127.0.0.0/8",
-        worker_service_account="audio-extract-worker",
+        admission__kueue_queue="media-queue",
+        worker__priority_classes={"normal": "ae-normal"},
+        progress__url=None,
+        worker__allow_cidrs="127.0.0.0/8",
+        worker__service_account="audio-extract-worker",
     )
     check_golden("job-kueue.yaml", build_job(batch(), 1, s))
 
@@ -126,13 +127,13 @@ def test_worker_contract_env() -> None:
 
 
 def test_progress_needs_both_url_and_secret() -> None:
-    job = build_job(batch(), 0, settings(progress_secret=""))
+    job = build_job(batch(), 0, settings(progress__secret=""))
     names = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert "AUDIO_EXTRACT_WORKER_PROGRESS_URL" not in names
 
 
 def test_restricted_and_bounded() -> None:
-    job = build_job(batch(), 0, settings(active_deadline_seconds=77, store_claim="claim-x"))
+    job = build_job(batch(), 0, settings(worker__active_deadline_seconds=77, store__claim="claim-x"))
     spec = job["spec"]
     assert spec["suspend"] is True
     assert spec["activeDeadlineSeconds"] == 77

@@ -19,7 +19,7 @@ SOURCE_URL = "https://s3.example.org/media/uploads/upl_00112233445566ff?X-Amz-Si
 
 
 def s3_settings(**kw: object) -> object:
-    return settings(store_type="s3", s3=S3Settings(bucket="media"), **kw)
+    return settings(store__type="s3", store__s3=S3Settings(bucket="media"), **kw)
 
 
 def urls(source: bool = True) -> WorkerUrls:
@@ -65,7 +65,7 @@ def test_a_url_source_gets_no_source_url() -> None:
 
 def test_the_job_records_when_it_must_be_admitted_by() -> None:
     """Its URLs expire at EXPIRES: admitted later than its deadline before that, it could outlive them."""
-    job = build_job(batch(), 1, s3_settings(active_deadline_seconds=1800), urls())
+    job = build_job(batch(), 1, s3_settings(worker__active_deadline_seconds=1800), urls())
     assert job["metadata"]["annotations"][ADMIT_BY_ANNOTATION] == "2026-01-21T19:30:00Z"
     info = JobInfo.of({**job, "metadata": {**job["metadata"], "uid": "u"}})
     assert info is not None and info.admit_by == "2026-01-21T19:30:00Z"
