@@ -25,7 +25,7 @@ from .guard import HostChecks
 from .kube import Kube
 from .metrics import Metrics
 from .middleware import Edge
-from .queue import QueueView
+from .queue_capacity import QueueView
 from .routes import health, public_router
 from .settings import Settings
 from .storespace import StoreSpace

@@ -26,7 +26,7 @@ from .guard import HostChecks
 from .kube import Kube
 from .logs import tenant
 from .metrics import Metrics
-from .queue import QueueView
+from .queue_capacity import QueueView
 from .settings import Settings
 from .storespace import StoreSpace
 from .upload_quota import UploadQuota

@@ -29,7 +29,7 @@ from . import logs
 from .auth import Principal
 from .errors import IdempotencyConflict, InternalError, InvalidRequest, ServiceUnavailable
 from .kube import AlreadyExists, Kube
-from .queue import QueueView
+from .queue_capacity import QueueView
 from .views import KEY_ID_ANNOTATION, REQUEST_HASH_ANNOTATION, tenant_of
 
 log = logging.getLogger(__name__)

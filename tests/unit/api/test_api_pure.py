@@ -23,7 +23,7 @@ from audio_extract_api.errors import (
     RateLimited,
     Unauthorized,
 )
-from audio_extract_api.queue import QueueView, queued_jobs
+from audio_extract_api.queue_capacity import QueueView, queued_jobs
 from audio_extract_api.routes.extract import estimated_time
 from audio_extract_api.submit import check_idempotency_key, idempotent_batch_key
 from audio_extract_common import ids
