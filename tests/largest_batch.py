@@ -17,20 +17,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.resource import (
-    API_VERSION,
-    KIND,
-    MAX_JOBS,
-    MAX_URL_LENGTH,
-    BatchSpec,
-    BatchStatus,
-    Delivery,
-    ErrorCode,
-    InputFile,
-    JobError,
-    Options,
-)
+from audio_extract_common.batch_resource import API_VERSION, KIND
+from audio_extract_common.batch_spec import BatchSpec, Options
+from audio_extract_common.batch_status import BatchStatus, Delivery, ErrorCode, InputFile, JobError
+from audio_extract_common.ids import MAX_JOBS
 from audio_extract_common.results import WorkerResult
+from audio_extract_common.spec_rules import MAX_URL_LENGTH
 from audio_extract_operator.webhooks.policy import MAX_ERROR_CHARS
 
 WIDE = "&"

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from audio_extract_common.api_models import BatchRequest, DirectUploadRequest
-from audio_extract_common.resource import MAX_JOBS, ExtractionJob
+from audio_extract_common.batch_spec import ExtractionJob
+from audio_extract_common.ids import MAX_JOBS
 
 from .errors import ApiError, InvalidOutput, InvalidRequest, InvalidSource, TooManyJobs
 

@@ -18,10 +18,10 @@ from typing import Any
 import anyio
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from audio_extract_common.batch_status import JobState
 from audio_extract_common.filenames import content_disposition
 from audio_extract_common.formats import FORMATS, Format
 from audio_extract_common.objectstore import ObjectNotFound
-from audio_extract_common.resource import JobState
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import output_key
 

@@ -6,7 +6,7 @@ bytes have not arrived is "not complete". A use marks the upload as used now, wh
 counts from.
 
 Every source and webhook URL is resolved and each answer checked with the shared address guard
-(``audio_extract_common.netguard``): loopback, private, link-local, metadata and other special
+(``audio_extract_common.address_policy``): loopback, private, link-local, metadata and other special
 addresses are refused unless the configured allowlist names them. A name that does not resolve
 is refused too (the job could only fail). This is a early courtesy check; the worker and the
 webhook sender check again at connect time, with no second lookup, because DNS can change.
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from audio_extract_common import netguard
+from audio_extract_common import address_policy
+from audio_extract_common.batch_spec import ExtractionJob
 from audio_extract_common.resolver import BoundedResolver, LookupTimeout
-from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.storage import Storage
 
 from .auth import Principal
@@ -41,7 +41,7 @@ class HostChecks:
     """How submissions check hosts: the process's resolver and allowlist, each request's budget."""
 
     resolver: BoundedResolver
-    allow: netguard.AllowList
+    allow: address_policy.AllowList
     per_request: int
     deadline: float
 
@@ -49,7 +49,7 @@ class HostChecks:
     def from_settings(cls, s: Settings) -> HostChecks:
         return cls(
             BoundedResolver(threads=s.resolve_threads, timeout=s.resolve_timeout_seconds),
-            netguard.AllowList.parse(s.allow_cidrs),
+            address_policy.AllowList.parse(s.allow_cidrs),
             s.resolve_per_request,
             s.resolve_deadline_seconds,
         )
@@ -62,10 +62,10 @@ class _Late:
 
 async def _check(url: str, hosts: HostChecks, timeout: float) -> str | _Late | None:
     try:
-        await hosts.resolver.check_url(url, hosts.allow, timeout)
+        await hosts.resolver.resolve_url_checked(url, hosts.allow, timeout)
     except LookupTimeout as e:
         return _Late(str(e))
-    except netguard.NetguardError as e:
+    except address_policy.NetguardError as e:
         return str(e)
     return None
 

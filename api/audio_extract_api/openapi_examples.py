@@ -12,7 +12,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 
 from . import views
 from .errors import API_ERRORS, ROUTING_ERRORS, ApiError

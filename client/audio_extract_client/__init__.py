@@ -19,7 +19,7 @@ from audio_extract_common.api_models import (
     JobView,
     UploadResult,
 )
-from audio_extract_common.resource import ExtractionJob, Options, Output, Source
+from audio_extract_common.batch_spec import ExtractionJob, Options, Output, Source
 
 from .aio import AsyncClient
 from .client import Client

@@ -25,7 +25,7 @@ from audio_extract_common.api_models import (
     JobView,
     UploadResult,
 )
-from audio_extract_common.resource import ExtractionJob
+from audio_extract_common.batch_spec import ExtractionJob
 
 from . import errors
 from .retry import new_idempotency_key

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from .api_errors import ApiErrorCode
-from .resource import MAX_JOBS, ErrorCode, ExtractionJob, HttpUrl, _Model
+from .batch_spec import ExtractionJob
+from .batch_status import ErrorCode, JobState, Step
+from .ids import MAX_JOBS
+from .spec_rules import HttpUrl, SpecModel
 
 T = TypeVar("T")
 
@@ -23,8 +26,10 @@ T = TypeVar("T")
 JobErrorCode = StrEnum("JobErrorCode", {c.value: c.value for c in ErrorCode})  # type: ignore[misc]
 JobErrorCode.__doc__ = "A job-level error code (docs/contract.md §4): why a job failed."
 
-JobStateName = Literal["queued", "processing", "completed", "failed", "cancelled"]
-StepName = Literal["downloading_video", "analyzing_video", "extracting_audio", "finalizing"]
+# The status enums, each shown inline in the OpenAPI document as a list of strings, as the views
+# have always been described (no schema of their own for clients to generate a type from).
+JobStateName = Annotated[JobState, WithJsonSchema({"enum": [s.value for s in JobState], "type": "string"})]
+StepName = Annotated[Step, WithJsonSchema({"enum": [s.value for s in Step], "type": "string"})]
 
 
 class FieldError(BaseModel):
@@ -56,7 +61,7 @@ class JobFailedEnvelope(BaseModel):
     error: JobFailedBody
 
 
-class BatchRequest(_Model):
+class BatchRequest(SpecModel):
     """Body of POST /v1/batch."""
 
     jobs: list[ExtractionJob] = Field(min_length=1, max_length=MAX_JOBS, description="1 to 10 extractions.")

@@ -34,22 +34,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from . import netguard
+from . import address_policy as policy
+from . import httpx_guard
 
 T = TypeVar("T")
 
 
-_Key = tuple[str, int, netguard.AllowList]
+_Key = tuple[str, int, policy.AllowList]
 """(ASCII host, port, allowlist): lookups with the same key have the same outcome."""
 
 
-class LookupTimeout(netguard.ResolveError):
+class LookupTimeout(policy.ResolveError):
     """The name was not resolved in time (a slow resolver, or every lookup slot busy)."""
 
 
 @dataclass
 class _Flight:
-    task: asyncio.Task[list[netguard.IPAddress]]
+    task: asyncio.Task[list[policy.IPAddress]]
     ends: float
     """Loop time past which nobody waits for it any more."""
     waiters: int = 0
@@ -69,35 +70,35 @@ class BoundedResolver:
     """Threads alive now (metrics, tests)."""
 
     async def resolve_checked(
-        self, host: str, port: int, allow: netguard.AllowList, timeout: float | None = None
-    ) -> list[netguard.IPAddress]:
-        """:func:`netguard.resolve_checked` within ``min(timeout, self.timeout)`` seconds."""
+        self, host: str, port: int, allow: policy.AllowList, timeout: float | None = None
+    ) -> list[policy.IPAddress]:
+        """:func:`policy.resolve_checked` within ``min(timeout, self.timeout)`` seconds."""
         if _is_literal(host):  # parsed, never looked up: no thread needed
-            return netguard.resolve_checked(host, port, allow)
-        return await self._share((host, port, allow), netguard.resolve_checked, (host, port, allow), timeout)
+            return policy.resolve_checked(host, port, allow)
+        return await self._share((host, port, allow), policy.resolve_checked, (host, port, allow), timeout)
 
-    async def check_url(
-        self, url: str, allow: netguard.AllowList, timeout: float | None = None
-    ) -> list[netguard.IPAddress]:
-        """:func:`netguard.check_url` within ``min(timeout, self.timeout)`` seconds."""
-        parsed = netguard.parse_url(url)
+    async def resolve_url_checked(
+        self, url: str, allow: policy.AllowList, timeout: float | None = None
+    ) -> list[policy.IPAddress]:
+        """:func:`httpx_guard.resolve_url_checked` within ``min(timeout, self.timeout)`` seconds."""
+        parsed = httpx_guard.parse_url(url)
         host = parsed.raw_host.decode("ascii")  # the name the guard looks up and clients send
         if _is_literal(host):
-            return netguard.check_url(url, allow)
-        key = (host, netguard.default_port(parsed), allow)
-        return await self._share(key, netguard.check_url, (url, allow), timeout)
+            return httpx_guard.resolve_url_checked(url, allow)
+        key = (host, httpx_guard.default_port(parsed), allow)
+        return await self._share(key, httpx_guard.resolve_url_checked, (url, allow), timeout)
 
-    async def lookup(self, host: str, port: int, allow: netguard.AllowList) -> list[netguard.IPAddress]:
-        """For :func:`netguard.guarded_session`'s ``lookup``."""
+    async def lookup(self, host: str, port: int, allow: policy.AllowList) -> list[policy.IPAddress]:
+        """For :func:`aiohttp_guard.guarded_session`'s ``lookup``."""
         return await self.resolve_checked(host, port, allow)
 
     async def _share(
         self,
         key: _Key,
-        fn: Callable[..., list[netguard.IPAddress]],
+        fn: Callable[..., list[policy.IPAddress]],
         args: tuple[object, ...],
         timeout: float | None,
-    ) -> list[netguard.IPAddress]:
+    ) -> list[policy.IPAddress]:
         """Join the lookup of ``key`` in progress, or start one running ``fn(*args)``."""
         now = asyncio.get_running_loop().time()
         flight = self._flights.get(key)
@@ -126,8 +127,8 @@ class BoundedResolver:
                     del self._flights[key]
 
     async def _fly(
-        self, key: _Key, fn: Callable[..., list[netguard.IPAddress]], args: tuple[object, ...]
-    ) -> list[netguard.IPAddress]:
+        self, key: _Key, fn: Callable[..., list[policy.IPAddress]], args: tuple[object, ...]
+    ) -> list[policy.IPAddress]:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.threads)
         flight = self._flights[key]

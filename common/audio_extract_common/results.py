@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .resource import ErrorCode, InputFile, JobError, OutputFile, Step, StepTimings
+from .batch_status import ErrorCode, InputFile, JobError, OutputFile, Step, StepTimings
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1

@@ -26,7 +26,9 @@ from typing import Any
 
 import yaml
 
-from audio_extract_common import resource as r
+from audio_extract_common import batch_resource as r
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import BatchStatus
 from audio_extract_common.formats import FORMATS, SAMPLE_RATES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -168,7 +170,7 @@ def _sample_rate_rules() -> list[dict[str, str]]:
 
 
 def spec_schema() -> dict[str, Any]:
-    js = r.BatchSpec.model_json_schema(mode="validation")
+    js = BatchSpec.model_json_schema(mode="validation")
     schema = structural(js, js.get("$defs", {}), nullable=False)
     output = schema["properties"]["jobs"]["items"]["properties"]["output"]
     output["x-kubernetes-validations"] = (
@@ -178,7 +180,7 @@ def spec_schema() -> dict[str, Any]:
 
 
 def status_schema() -> dict[str, Any]:
-    js = r.BatchStatus.model_json_schema(mode="validation")
+    js = BatchStatus.model_json_schema(mode="validation")
     schema = structural(js, js.get("$defs", {}), nullable=True)
     conditions = schema["properties"]["conditions"]
     conditions["x-kubernetes-list-type"] = "map"

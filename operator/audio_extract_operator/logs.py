@@ -32,8 +32,8 @@ from contextvars import ContextVar
 from typing import Any, Protocol
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import KIND
 from audio_extract_common.jsonlog import JsonFormatter, LogFormat
-from audio_extract_common.resource import KIND
 
 NONE = "-"
 FORMAT = "%(asctime)s %(levelname)s %(name)s tenant=%(tenant)s: %(message)s"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from audio_extract_common import ids
-from audio_extract_common.resource import API_VERSION, KIND
+from audio_extract_common.batch_resource import API_VERSION, KIND
 
 from .admission import Candidate
 from .jobs import ADMIT_BY_ANNOTATION, BATCH_CREATED_ANNOTATION, INDEX_ANNOTATION, PRIORITY_ANNOTATION

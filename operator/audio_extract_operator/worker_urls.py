@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audio_extract_common import ids
+from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.formats import FORMATS
-from audio_extract_common.resource import BatchSpec
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import output_key, upload_key
 from audio_extract_common.timefmt import parse

@@ -22,7 +22,7 @@ from types import FrameType
 
 from pydantic import ValidationError
 
-from audio_extract_common.resource import ErrorCode, JobError
+from audio_extract_common.batch_status import ErrorCode, JobError
 from audio_extract_common.results import (
     EXIT_INTERNAL,
     EXIT_OK,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from audio_extract_common.resource import ErrorCode, JobError
+from audio_extract_common.batch_status import ErrorCode, JobError
 from audio_extract_common.results import PERMANENT_CODES
 
 

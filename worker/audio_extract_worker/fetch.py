@@ -1,6 +1,6 @@
 """Download the source to a scratch file: address-checked, redirect-capped, size- and time-capped.
 
-Every connection goes through :class:`~audio_extract_common.netguard.GuardedTransport`, so the
+Every connection goes through :class:`~audio_extract_common.httpx_guard.GuardedTransport`, so the
 host of the URL and of every redirect hop is resolved once, checked, and connected to by IP,
 with the hop's name in ``Host`` and SNI. A ``Location`` is joined onto the URL that was asked
 for (absolute, relative or protocol-relative), never onto the address it was sent to.
@@ -26,8 +26,9 @@ from urllib.parse import unquote
 
 import httpx
 
-from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_client, parse_url
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.address_policy import AllowList, BlockedAddress, NetguardError
+from audio_extract_common.batch_status import ErrorCode
+from audio_extract_common.httpx_guard import guarded_client, parse_url
 
 from .errors import JobFailure
 

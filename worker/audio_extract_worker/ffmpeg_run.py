@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 
 from .errors import OUT_OF_SPACE_TEXTS, JobFailure, out_of_space
 

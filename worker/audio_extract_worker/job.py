@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from audio_extract_common.batch_status import ErrorCode, InputFile, OutputFile, Step, StepTimings
 from audio_extract_common.formats import Format
-from audio_extract_common.resource import ErrorCode, InputFile, OutputFile, Step, StepTimings
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.store import Store, output_key, upload_key
 

@@ -37,8 +37,8 @@ from typing import BinaryIO, TypeVar
 
 import httpx
 
+from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.formats import FORMATS
-from audio_extract_common.resource import ErrorCode
 from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.store import UPLOADS
 

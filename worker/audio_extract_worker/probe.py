@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 
 from .errors import JobFailure
 

@@ -7,8 +7,8 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import Field
 
+from audio_extract_common.batch_spec import ExtractionJob
 from audio_extract_common.filenames import sanitize
-from audio_extract_common.resource import ExtractionJob
 
 
 class WorkerJob(ExtractionJob):

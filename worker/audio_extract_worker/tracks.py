@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from audio_extract_common.resource import ErrorCode, TrackLanguage
+from audio_extract_common.batch_spec import TrackLanguage
+from audio_extract_common.batch_status import ErrorCode
 
 from .errors import JobFailure
 from .probe import AudioStream, ProbeFacts

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import BatchAccepted, BatchView, Envelope
-from audio_extract_common.resource import BatchSpec
+from audio_extract_common.batch_spec import BatchSpec
 
 from .. import bodies, guard, views
 from ..deps import BATCH_ID_PATTERN, Reader, Svc, Writer, find_batch, read_json_body

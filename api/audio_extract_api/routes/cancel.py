@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import BatchView, Envelope, JobView
-from audio_extract_common.resource import TERMINAL_STATES
+from audio_extract_common.batch_status import TERMINAL_STATES
 
 from .. import views
 from ..deps import Svc, Writer, find_batch, find_job

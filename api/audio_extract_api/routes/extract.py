@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import Envelope, ExtractAccepted
-from audio_extract_common.resource import BatchSpec, ExtractionJob
+from audio_extract_common.batch_spec import BatchSpec, ExtractionJob
 
 from .. import bodies, guard, views
 from ..deps import Svc, Writer, read_json_body

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from audio_extract_common.resource import MAX_JOBS
+from audio_extract_common.ids import MAX_JOBS
 
 T = TypeVar("T")
 

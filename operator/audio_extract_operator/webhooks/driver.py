@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from audio_extract_common.resource import TERMINAL_STATES, BatchSpec, BatchStatus, Delivery
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, Delivery
 from audio_extract_common.timefmt import iso
 
 from .. import logs, metrics

@@ -15,14 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from audio_extract_common.resource import (
-    TERMINAL_STATES,
-    BatchSpec,
-    BatchStatus,
-    Delivery,
-    JobState,
-    JobStatus,
-)
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, Delivery, JobState, JobStatus
 
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"

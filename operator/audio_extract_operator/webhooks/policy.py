@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from audio_extract_common.resource import Delivery
+from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso, parse
 
 from .config import DEFAULT_SCHEDULE, WebhookConfig

@@ -21,7 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from audio_extract_common.resource import BatchSpec, BatchStatus
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import BatchStatus
 from audio_extract_common.timefmt import iso
 
 from .. import logs, metrics

@@ -1,6 +1,6 @@
 """One delivery attempt: a signed POST through the address guard, bounded in time and in bytes read.
 
-The session (:func:`audio_extract_common.netguard.guarded_session`, aiohttp) never follows
+The session (:func:`audio_extract_common.aiohttp_guard.guarded_session`, aiohttp) never follows
 redirects (a 3xx is reported as it is) and connects only to addresses the guard checked. Its
 lookups run in a :class:`~audio_extract_common.resolver.BoundedResolver`: a target whose name
 does not answer fails its attempt after ``config.resolve_timeout`` (retried on the schedule) and
@@ -19,9 +19,10 @@ import time
 
 import aiohttp
 
-from audio_extract_common.netguard import AllowList, BlockedAddress, NetguardError, guarded_session
+from audio_extract_common.address_policy import AllowList, BlockedAddress, NetguardError
+from audio_extract_common.aiohttp_guard import guarded_session
+from audio_extract_common.batch_status import Delivery
 from audio_extract_common.resolver import BoundedResolver
-from audio_extract_common.resource import Delivery
 from audio_extract_common.retry_after import retry_after_seconds
 
 from .config import WebhookConfig

@@ -20,7 +20,7 @@ from conftest import KEY
 
 from audio_extract_api import bodies
 from audio_extract_api.errors import API_ERRORS, ROUTING_ERRORS, ApiError, JobFailed
-from audio_extract_common.resource import BatchStatus, ErrorCode, JobStatus
+from audio_extract_common.batch_status import BatchStatus, ErrorCode, JobStatus
 from audio_extract_operator.webhooks import events
 
 CONTRACT_API_CODES = {  # docs/contract.md §4 and §7

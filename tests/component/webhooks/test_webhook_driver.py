@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import jsonpatch
 import pytest
 
-from audio_extract_common.resource import BatchSpec, BatchStatus
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import BatchStatus
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookConfig
 from audio_extract_operator.webhooks.driver import BatchRef, Driver, needs_work, patch_ops
@@ -239,7 +240,7 @@ async def test_no_secret_means_disabled(driver_for):
 def test_patch_ops_are_guarded_and_targeted():
     store = make_store(2, "https://h.example.com/")
     _, _, status = store.view()
-    from audio_extract_common.resource import Delivery
+    from audio_extract_common.batch_status import Delivery
 
     d = Delivery(event="job.completed", url="u", id="msg_1", timestamp="t")
     ops = patch_ops(UID, status, {1: d, None: d})

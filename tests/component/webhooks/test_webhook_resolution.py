@@ -10,7 +10,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from audio_extract_common.resource import Delivery
+from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso
 from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator.webhooks.config import WebhookConfig

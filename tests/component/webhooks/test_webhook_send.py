@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from audio_extract_common.resource import Delivery
+from audio_extract_common.batch_status import Delivery
 from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_dev.webhook_receiver import Receiver, Reply

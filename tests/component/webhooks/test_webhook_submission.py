@@ -8,9 +8,9 @@ import pytest
 from audio_extract_api.auth import Principal
 from audio_extract_api.errors import InvalidRequest
 from audio_extract_api.guard import HostChecks, check_jobs
-from audio_extract_common import netguard
+from audio_extract_common import address_policy
+from audio_extract_common.batch_spec import ExtractionJob
 from audio_extract_common.resolver import BoundedResolver
-from audio_extract_common.resource import ExtractionJob
 from audio_extract_common.store import FilesystemStore
 
 WHO = Principal("ci", frozenset({"read", "write"}), "ci")
@@ -30,7 +30,7 @@ REFUSED = [
 
 
 def hosts(allow: str = "") -> HostChecks:
-    return HostChecks(BoundedResolver(), netguard.AllowList.parse(allow), per_request=4, deadline=5.0)
+    return HostChecks(BoundedResolver(), address_policy.AllowList.parse(allow), per_request=4, deadline=5.0)
 
 
 def job(webhook: str | None = None) -> ExtractionJob:

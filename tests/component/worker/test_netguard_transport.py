@@ -15,14 +15,9 @@ import aiohttp
 import pytest
 from conftest import Server, fake_dns
 
-from audio_extract_common.netguard import (
-    AllowList,
-    BlockedAddress,
-    UnsupportedURL,
-    guarded_async_client,
-    guarded_client,
-    guarded_session,
-)
+from audio_extract_common.address_policy import AllowList, BlockedAddress, UnsupportedURL
+from audio_extract_common.aiohttp_guard import guarded_session
+from audio_extract_common.httpx_guard import guarded_async_client, guarded_client
 
 
 def answer(h: BaseHTTPRequestHandler, text: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import InProcess, Media, Run, Server, job_spec
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_PERMANENT
 
 LOOPBACK = "127.0.0.0/8"

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import InProcess, Run, decoded_seconds, ffmpeg, ffprobe_json, job_spec
 
+from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.formats import OPUS_SAMPLE_RATES, SAMPLE_RATES, Format
-from audio_extract_common.resource import ErrorCode
 
 SECONDS = 3.0
 TRIM_TOLERANCE = 0.05

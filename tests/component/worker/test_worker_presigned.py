@@ -25,7 +25,7 @@ import pytest
 from botocore.config import Config
 from conftest import JOB_ID, SOURCE_SECONDS, Media, Server, ffprobe_json, job_spec
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, WorkerResult
 from audio_extract_worker.job import run_job
 from audio_extract_worker.presigned import PresignedStore, Retry

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import JOB_ID, Media, Server, job_spec
 
-from audio_extract_common.resource import ErrorCode, Step
+from audio_extract_common.batch_status import ErrorCode, Step
 from audio_extract_common.results import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, ProgressReport
 
 LOOPBACK = "127.0.0.0/8"

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from conftest import InProcess, Media, TestCA, fake_dns, job_spec
 
-from audio_extract_common.resource import ErrorCode
+from audio_extract_common.batch_status import ErrorCode
 
 ONLY_FIRST = "127.0.0.1/32"
 

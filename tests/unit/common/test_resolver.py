@@ -15,22 +15,22 @@ from collections import Counter
 
 import pytest
 
-from audio_extract_common import netguard
+from audio_extract_common import address_policy
 from audio_extract_common.resolver import BoundedResolver, LookupTimeout
 
-ALLOW = netguard.AllowList()
+ALLOW = address_policy.AllowList()
 ANSWER = [ipaddress.ip_address("93.184.215.14")]
 
 
 class Blocking:
-    """Stands in for netguard.resolve_checked: blocks each call until ``release``."""
+    """Stands in for address_policy.resolve_checked: blocks each call until ``release``."""
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.gate = threading.Event()
         self.blocked_error: Exception | None = None
 
-    def __call__(self, host: str, port: int, allow: netguard.AllowList | None = None) -> list:
+    def __call__(self, host: str, port: int, allow: address_policy.AllowList | None = None) -> list:
         self.calls[host] += 1
         self.gate.wait(10)
         if self.blocked_error is not None:
@@ -44,7 +44,7 @@ class Blocking:
 @pytest.fixture
 def system(monkeypatch) -> Blocking:
     fake = Blocking()
-    monkeypatch.setattr(netguard, "resolve_checked", fake)
+    monkeypatch.setattr(address_policy, "resolve_checked", fake)
     yield fake
     fake.release()
 
@@ -103,11 +103,11 @@ async def test_threads_are_capped_and_a_lookup_nobody_waits_for_never_starts(sys
 
 async def test_refusals_reach_every_caller(system):
     r = BoundedResolver(threads=2, timeout=2.0)
-    system.blocked_error = netguard.BlockedAddress("host 'x' is not a public address")
+    system.blocked_error = address_policy.BlockedAddress("host 'x' is not a public address")
     calls = [asyncio.create_task(r.resolve_checked("x.example", 80, ALLOW)) for _ in range(3)]
     system.release()
     for outcome in await asyncio.gather(*calls, return_exceptions=True):
-        assert isinstance(outcome, netguard.BlockedAddress)
+        assert isinstance(outcome, address_policy.BlockedAddress)
 
 
 async def test_literal_addresses_need_no_thread(monkeypatch: pytest.MonkeyPatch):
@@ -120,18 +120,20 @@ async def test_literal_addresses_need_no_thread(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(threading, "Thread", Counted)
     r = BoundedResolver(threads=1, timeout=0.5)
-    assert await r.check_url("http://93.184.215.14/v.mp4", ALLOW) == ANSWER
-    assert await r.check_url("http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", ALLOW)
-    with pytest.raises(netguard.BlockedAddress):
-        await r.check_url("http://127.0.0.1/", ALLOW)
+    assert await r.resolve_url_checked("http://93.184.215.14/v.mp4", ALLOW) == ANSWER
+    assert await r.resolve_url_checked("http://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/", ALLOW)
+    with pytest.raises(address_policy.BlockedAddress):
+        await r.resolve_url_checked("http://127.0.0.1/", ALLOW)
     assert r.busy == 0 and started == []
-    await r.check_url("http://localhost/", netguard.AllowList.parse("127.0.0.0/8"))  # a name starts one
+    await r.resolve_url_checked(
+        "http://localhost/", address_policy.AllowList.parse("127.0.0.0/8")
+    )  # a name starts one
     assert started == ["lookup"]
 
 
-async def test_check_url_applies_the_url_rules_before_any_lookup(system):
+async def test_resolve_url_checked_applies_the_url_rules_before_any_lookup(system):
     r = BoundedResolver(threads=1, timeout=0.5)
     for url in ("ftp://a.example/", "http://user:pw@a.example/"):
-        with pytest.raises(netguard.UnsupportedURL):
-            await r.check_url(url, ALLOW)
+        with pytest.raises(address_policy.UnsupportedURL):
+            await r.resolve_url_checked(url, ALLOW)
     assert system.calls == Counter()

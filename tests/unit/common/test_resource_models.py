@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from audio_extract_common.resource import BatchSpec, ExtractionJob
+from audio_extract_common.batch_spec import BatchSpec, ExtractionJob
 
 
 def job(**over):

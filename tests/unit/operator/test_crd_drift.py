@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from audio_extract_common.resource import BatchSpec
+from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_dev import crdgen
 
 SAMPLES = crdgen.REPO_ROOT / "crds" / "samples"

@@ -3,7 +3,8 @@ expiry stamping and which transitions post Events."""
 
 from __future__ import annotations
 
-from audio_extract_common.resource import BatchSpec, BatchStatus, JobStatus
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import BatchStatus, JobStatus
 from audio_extract_operator.jobs import build_job
 from audio_extract_operator.reconcile import Reconciler, cancel_indexes, initial_entries
 from audio_extract_operator.registry import JobInfo, Registry

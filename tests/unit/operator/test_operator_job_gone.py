@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from test_operator_mapping import NOW, OUT, entry, job, pod
 
-from audio_extract_common.resource import JobError
+from audio_extract_common.batch_status import JobError
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator.mapping import cancelled, gone_entry
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from audio_extract_common.resource import BatchStatus, JobError, JobState, JobStatus, OutputFile
+from audio_extract_common.batch_status import BatchStatus, JobError, JobState, JobStatus, OutputFile
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator.admission import Candidate, to_admit
 from audio_extract_operator.mapping import cancelled, job_entry, summarize

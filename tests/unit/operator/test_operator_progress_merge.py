@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from audio_extract_common.resource import BatchStatus, InputFile, JobState, JobStatus, Step
+from audio_extract_common.batch_status import BatchStatus, InputFile, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 from audio_extract_operator.progress import apply_reports, job_progress
 

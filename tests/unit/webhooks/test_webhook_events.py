@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from audio_extract_common.resource import BatchSpec, BatchStatus, JobStatus
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import BatchStatus, JobStatus
 from audio_extract_operator.webhooks import events
 
 KEY = "0123456789abcd"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from audio_extract_common.resource import Delivery
+from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_operator.webhooks.config import DEFAULT_SCHEDULE, WebhookConfig
 from audio_extract_operator.webhooks.policy import Outcome, Schedule, is_due, next_state

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audio_extract_common.resource import ErrorCode, TrackLanguage
+from audio_extract_common.batch_spec import TrackLanguage
+from audio_extract_common.batch_status import ErrorCode
 from audio_extract_worker.errors import JobFailure
 from audio_extract_worker.probe import parse_probe
 from audio_extract_worker.tracks import select_track

@@ -8,17 +8,16 @@ import socket
 import httpx
 import pytest
 
-from audio_extract_common import netguard
-from audio_extract_common.netguard import (
+from audio_extract_common import address_policy
+from audio_extract_common.address_policy import (
     AllowList,
     BlockedAddress,
-    GuardedTransport,
     ResolveError,
     UnsupportedURL,
-    check_url,
     is_public_address,
     resolve_checked,
 )
+from audio_extract_common.httpx_guard import GuardedTransport, guarded_async_client, resolve_url_checked
 
 # Reference §8 item 1: every literal must be refused.
 BLOCKED_LITERALS = [
@@ -91,10 +90,10 @@ def test_zone_id_is_ignored_for_classification() -> None:
 
 
 @pytest.mark.parametrize("ip", BLOCKED_LITERALS)
-def test_literal_urls_refused_by_check_url(ip: str) -> None:
+def test_literal_urls_refused_by_resolve_url_checked(ip: str) -> None:
     host = f"[{ip}]" if ":" in ip else ip
     with pytest.raises(BlockedAddress, match="not a public address"):
-        check_url(f"http://{host}:8080/video.mp4")
+        resolve_url_checked(f"http://{host}:8080/video.mp4")
 
 
 # Reference §8 item 2: getaddrinfo decodes these to loopback; ipaddress would reject the strings.
@@ -119,8 +118,8 @@ def test_encoded_loopback_forms_refused(host: str) -> None:
 
 def test_trailing_dot_name_never_connects() -> None:
     # Depending on the resolver, "LOCALHOST." is loopback (refused) or unknown (refused too).
-    with pytest.raises(netguard.NetguardError):
-        check_url("http://LOCALHOST./")
+    with pytest.raises(address_policy.NetguardError):
+        resolve_url_checked("http://LOCALHOST./")
 
 
 @pytest.mark.parametrize(
@@ -136,7 +135,7 @@ def test_trailing_dot_name_never_connects() -> None:
 )
 def test_encoded_urls_refused(url: str) -> None:
     with pytest.raises(BlockedAddress):
-        check_url(url)
+        resolve_url_checked(url)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +154,7 @@ def test_encoded_urls_refused(url: str) -> None:
 )
 def test_unsupported_urls(url: str) -> None:
     with pytest.raises(UnsupportedURL):
-        check_url(url)
+        resolve_url_checked(url)
 
 
 def test_allowlist_parse_and_membership() -> None:
@@ -186,9 +185,9 @@ def test_allowlist_parse_and_membership() -> None:
 def test_metadata_embedded_in_ipv6_is_refused_even_when_the_prefix_is_allowlisted(metadata: str) -> None:
     allow = AllowList.parse("64:ff9b::/96,64:ff9b:1::/48,2002::/16,::/96,2001::/32")
     assert metadata in allow
-    assert not netguard.is_allowed(metadata, allow)
-    assert not netguard.is_allowed(metadata, AllowList.parse("::/0"))
-    assert netguard.is_allowed("64:ff9b::a9fe:a901", allow)  # 169.254.169.1: link-local, not metadata
+    assert not address_policy.is_allowed(metadata, allow)
+    assert not address_policy.is_allowed(metadata, AllowList.parse("::/0"))
+    assert address_policy.is_allowed("64:ff9b::a9fe:a901", allow)  # 169.254.169.1: link-local, not metadata
 
 
 def test_allowlist_permits_private_but_never_metadata() -> None:
@@ -198,8 +197,8 @@ def test_allowlist_permits_private_but_never_metadata() -> None:
     for metadata in ("169.254.169.254", "[fd00:ec2::254]"):
         with pytest.raises(BlockedAddress):
             resolve_checked(metadata, 80, allow)
-    assert netguard.is_allowed("169.254.1.1", allow)
-    assert not netguard.is_allowed("::ffff:169.254.169.254", AllowList.parse("::/0,0.0.0.0/0"))
+    assert address_policy.is_allowed("169.254.1.1", allow)
+    assert not address_policy.is_allowed("::ffff:169.254.169.254", AllowList.parse("::/0,0.0.0.0/0"))
 
 
 def test_unresolvable_name() -> None:
@@ -231,12 +230,12 @@ def test_name_resolving_to_private_is_refused_without_saying_where(monkeypatch: 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
     for name, address in (("internal.example.com", "10.1.2.3"), ("meta.example.com", "169.254.169.254")):
         with pytest.raises(BlockedAddress, match=rf"'{name}' resolves to a private address") as refused:
-            check_url(f"https://{name}/v.mp4")
+            resolve_url_checked(f"https://{name}/v.mp4")
         assert address not in str(refused.value)
         allowed = AllowList.parse("0.0.0.0/0")
         if address == "169.254.169.254":  # refused even when allowlisted, still without the address
             with pytest.raises(BlockedAddress) as refused:
-                check_url(f"https://{name}/v.mp4", allowed)
+                resolve_url_checked(f"https://{name}/v.mp4", allowed)
             assert address not in str(refused.value)
 
 
@@ -296,7 +295,7 @@ def test_transport_pins_checked_address_and_keeps_name(monkeypatch: pytest.Monke
 async def test_async_transport_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
     fake, _ = _fake_getaddrinfo({"meta.example.com": ["169.254.169.254"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    async with netguard.guarded_async_client() as client:
+    async with guarded_async_client() as client:
         with pytest.raises(BlockedAddress, match=r"'meta\.example\.com' resolves to a private address"):
             await client.post("http://meta.example.com/hook", content=b"{}")
 
@@ -307,7 +306,7 @@ def test_idn_host_is_resolved_as_the_ascii_name_httpx_sends(monkeypatch: pytest.
     must look up the name the request is for."""
     fake, calls = _fake_getaddrinfo({"xn--strae-oqa.example": ["93.184.216.34"]})
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    assert check_url("https://straße.example/v.mp4") == [ipaddress.ip_address("93.184.216.34")]
+    assert resolve_url_checked("https://straße.example/v.mp4") == [ipaddress.ip_address("93.184.216.34")]
     assert calls == ["xn--strae-oqa.example"]
 
 
