@@ -15,8 +15,8 @@ import hashlib
 import ipaddress
 import socket
 from collections import Counter
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import schemathesis
