@@ -12,15 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from audio_extract_common import ids, timefmt
-from audio_extract_common.resource import JobState
+from audio_extract_common.batch_status import JobState
 
 KEY_ID_ANNOTATION = "audioextract.io/api-key-id"
 REQUEST_HASH_ANNOTATION = "audioextract.io/request-sha256"
-
-
-def batch_key_of(obj: dict[str, Any]) -> str:
-    meta = obj["metadata"]
-    return (meta.get("labels") or {}).get(ids.KEY_LABEL) or ids.batch_key(meta["name"], meta.get("uid", ""))
 
 
 def tenant_of(obj: dict[str, Any]) -> str | None:
@@ -29,7 +24,7 @@ def tenant_of(obj: dict[str, Any]) -> str | None:
 
 
 def batch_id_of(obj: dict[str, Any]) -> str:
-    return (obj.get("status") or {}).get("batchId") or ids.batch_id(batch_key_of(obj))
+    return (obj.get("status") or {}).get("batchId") or ids.batch_id(ids.recorded_batch_key(obj))
 
 
 def job_status(obj: dict[str, Any], index: int) -> dict[str, Any]:
@@ -40,7 +35,7 @@ def job_status(obj: dict[str, Any], index: int) -> dict[str, Any]:
 
 
 def job_id_of(obj: dict[str, Any], index: int) -> str:
-    return job_status(obj, index).get("jobId") or ids.job_id(batch_key_of(obj), index)
+    return job_status(obj, index).get("jobId") or ids.job_id(ids.recorded_batch_key(obj), index)
 
 
 def job_count(obj: dict[str, Any]) -> int:
@@ -79,7 +74,7 @@ def job_view(
     spec = obj.get("spec") or {}
     spec_job = spec["jobs"][index]
     st = job_status(obj, index)
-    job_id = st.get("jobId") or ids.job_id(batch_key_of(obj), index)
+    job_id = st.get("jobId") or ids.job_id(ids.recorded_batch_key(obj), index)
     state = st.get("status") or JobState.queued.value
     opts = spec_job.get("options") or {}
     asked = spec_job.get("output") or {}

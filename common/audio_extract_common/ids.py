@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 KEY_HEX = 14
 MAX_JOBS = 10
@@ -46,6 +48,19 @@ def batch_key(name: str, uid: str) -> str:
     """The key of an ExtractionBatch: from its name when the API named it, else from its uid."""
     m = _KEY_NAME_RE.match(name)
     return m.group(1) if m else key_from_uid(uid)
+
+
+def derived_batch_key(batch: Mapping[str, Any]) -> str:
+    """The key of an ExtractionBatch object, made from its name and uid (``batch_key``): what the
+    operator acts on and records in ``KEY_LABEL``, whatever label the object came with."""
+    meta = batch["metadata"]
+    return batch_key(meta["name"], meta.get("uid", ""))
+
+
+def recorded_batch_key(batch: Mapping[str, Any]) -> str:
+    """The key an ExtractionBatch object carries in ``KEY_LABEL`` (the label the API finds it by),
+    else ``derived_batch_key``: the key of a kubectl-applied batch the operator has not seen yet."""
+    return (batch["metadata"].get("labels") or {}).get(KEY_LABEL) or derived_batch_key(batch)
 
 
 def batch_id(key: str) -> str:

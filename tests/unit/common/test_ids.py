@@ -32,3 +32,13 @@ def test_well_formed_but_foreign_job_ids_do_not_parse(job):
 def test_index_out_of_range_is_refused():
     with pytest.raises(ValueError):
         ids.job_id(ids.new_key(), 10)
+
+
+def test_the_derived_key_ignores_the_label_the_recorded_key_prefers_it():
+    named = {"metadata": {"name": "batch-0123456789abcd00", "uid": "ffffffff-ffff"}}
+    assert ids.derived_batch_key(named) == ids.recorded_batch_key(named) == "0123456789abcd"
+    applied = {"metadata": {"name": "hand-made", "uid": "FEDCBA98-7654-3210", "labels": {}}}
+    assert ids.derived_batch_key(applied) == ids.recorded_batch_key(applied) == "fedcba98765432"
+    applied["metadata"]["labels"] = {ids.KEY_LABEL: "00112233445566"}
+    assert ids.derived_batch_key(applied) == "fedcba98765432"
+    assert ids.recorded_batch_key(applied) == "00112233445566"
