@@ -76,19 +76,8 @@ class FilesystemStore:
     @contextlib.contextmanager
     def writer(self, key: str) -> Iterator[BinaryIO]:
         """Write ``key`` atomically: the file appears whole when the block exits without error."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _temporary(path)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                yield f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with self.staged(key) as tmp, open(tmp, "wb") as f:
+            yield f
 
     @contextlib.contextmanager
     def staged(self, key: str) -> Iterator[Path]:
