@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,8 +39,10 @@ from kubernetes_asyncio import client as kclient  # noqa: E402
 from kubernetes_asyncio import config as kconfig  # noqa: E402
 
 from audio_extract_common import ids  # noqa: E402
-from audio_extract_common.resource import GROUP, PLURAL, VERSION, BatchSpec, manifest  # noqa: E402
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION, manifest  # noqa: E402
+from audio_extract_common.batch_spec import BatchSpec  # noqa: E402
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
+from audio_extract_localcluster.localnet import free_port  # noqa: E402
 
 NAMESPACE = "bench-api"
 KEY = "axk_bench-key"
@@ -93,12 +94,6 @@ async def closed_loop(send, clients: int, total: int, warmup: int) -> dict[str, 
         "p99_ms": round(pct(lat, 99) * 1000, 1),
         "rps": round(len(lat) / elapsed, 1),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_api(cluster: LocalCluster, work: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 from . import host, images, release
-from .cluster import REPO, LocalCluster, http_ok
+from .cluster import REPO, LocalCluster
+from .localnet import http_ok
 from .processes import Component, ComponentFailed
 
 

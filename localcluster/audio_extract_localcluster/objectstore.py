@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import secrets
-import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from . import host
+from .localnet import free_ports
 from .processes import Component
 
 S3_PORT = 8333
@@ -97,23 +96,6 @@ def identities(found: S3Access) -> dict:
 
 
 PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3_grpc", "admin_grpc")
-
-
-def free_ports(names: tuple[str, ...], bind: str = "127.0.0.1") -> dict[str, int]:
-    """Ports free now, below Linux's ephemeral range (32768+), where an outgoing connection could
-    take one between this choice and weed's bind. gRPC ports too: weed's default, port + 10000,
-    would clash between servers side by side."""
-    ports: dict[str, int] = {}
-    while len(ports) < len(names):
-        port = random.randrange(10000, 32768)
-        with socket.socket() as s:
-            try:
-                s.bind((bind, port))
-            except OSError:
-                continue
-        if port not in ports.values():
-            ports[names[len(ports)]] = port
-    return ports
 
 
 def mini_argv(

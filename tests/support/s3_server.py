@@ -34,6 +34,7 @@ from typing import Any
 from audio_extract_common.objectstore import S3Settings
 from audio_extract_localcluster import objectstore
 from audio_extract_localcluster.cluster import ensure_binaries
+from audio_extract_localcluster.localnet import free_ports
 from audio_extract_localcluster.processes import Component, ComponentFailed, ManagedProcess
 
 REGION = "us-east-1"
@@ -123,7 +124,7 @@ def _start(weed: Path, tmp: Path, tls: ServerTLS | None) -> tuple[S3Server, Mana
     }
     config = tmp / "s3.json"
     config.write_text(json.dumps({"identities": [identity]}))
-    ports = objectstore.free_ports((*objectstore.PORTS, "s3"))
+    ports = free_ports((*objectstore.PORTS, "s3"))
     server = S3Server(
         endpoint_url=f"{'https' if tls else 'http'}://127.0.0.1:{ports['s3']}",
         region=REGION,
