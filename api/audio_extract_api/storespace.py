@@ -24,7 +24,7 @@ import time
 
 from audio_extract_common.storage import Storage
 
-from .errors import StoreFull
+from .errors import ApiError, StoreFull
 from .metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class StoreSpace:
             )
             raise self.refusal(operation)
 
-    def refusal(self, operation: str) -> StoreFull:
+    def refusal(self, operation: str) -> ApiError:
         """STORE_FULL for ``operation``, counted (also for a store that filled up under a write)."""
         self.metrics.store_full.labels(operation).inc()
         return StoreFull(headers={"Retry-After": str(self.retry_after)})

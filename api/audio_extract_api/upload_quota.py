@@ -32,7 +32,7 @@ from audio_extract_common.store import UPLOAD_OWNERS, upload_key, upload_owner_k
 from audio_extract_common.upload_owners import Declared
 
 from .auth import Principal
-from .errors import QuotaExceeded
+from .errors import ApiError, QuotaExceeded
 
 LOOKUPS_AT_ONCE = 16
 """Store requests one usage reading makes at once (one per marker): 100 uploads on an object store
@@ -139,7 +139,7 @@ class UploadQuota:
         self.max_count = max_count
         self._tenants: dict[str, _InFlight] = {}
 
-    def _refuse(self, what: str) -> QuotaExceeded:
+    def _refuse(self, what: str) -> ApiError:
         return QuotaExceeded(
             f"The tenant's upload quota ({self.max_count or 'any number of'} uploads, "
             f"{self.max_bytes or 'any number of'} bytes) would be exceeded",

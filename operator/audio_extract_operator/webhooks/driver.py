@@ -166,7 +166,7 @@ class Driver:
         writes: dict[Slot, Delivery] = {}
         memory = self._memory.setdefault(ref.uid, {})
         for slot, seen in recorded(status).items():
-            best = fresher(seen, memory.get(slot))
+            best = fresher(seen, memory.get(slot)) or seen  # never None: seen is a delivery
             if best is seen:
                 memory.pop(slot, None)  # the view caught up with what was written
             else:
