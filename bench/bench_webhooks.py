@@ -221,7 +221,7 @@ def pods_cpu_seconds() -> float:
 
 
 def start_delivery_process(kubeconfig: Path, trace_path: Path, jobs: int) -> subprocess.Popen[bytes]:
-    from audio_extract_localcluster.cluster import free_port, http_ok
+    from audio_extract_localcluster.localnet import free_port, http_ok
 
     port = free_port()
     env = {

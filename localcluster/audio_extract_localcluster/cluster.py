@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from . import addons, certs, host, images, kueue, node, objectstore, registry
+from .localnet import free_port, http_ok
 from .processes import Component, ComponentFailed, Supervisor
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "build-binaries.sh"
@@ -60,25 +60,11 @@ def ensure_binaries(report: Callable[[str], None] | None = None) -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _write_private(path: Path, text: str) -> None:
     """Writes a file only its owner can read, whatever the umask, before the secret is in it."""
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
     path.write_text(text)
-
-
-def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 class LocalCluster:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .localnet import http_ok
 from .processes import Component
 
 API = "kueue.x-k8s.io/v1beta2"
@@ -51,8 +52,6 @@ def config(health_port: int, webhook_port: int, cert_dir: Path) -> dict[str, Any
 
 
 def component(bin_dir: Path, config_file: Path, kubeconfig: Path, health_port: int) -> Component:
-    from .cluster import http_ok
-
     return Component(
         "kueue",
         [
