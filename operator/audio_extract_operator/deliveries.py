@@ -37,7 +37,7 @@ def install(memo: kopf.Memo, settings: Settings, kube: Kube) -> Pump:
     async def patch_status(namespace: str, name: str, ops: list[dict[str, Any]]) -> Mapping[str, Any]:
         return await kube.call("PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH)
 
-    pump = Pump(settings.webhook.config(), patch_status)
+    pump = Pump(settings.webhook, patch_status)
     memo[MEMO_KEY] = pump
     memo[TASK_KEY] = asyncio.create_task(pump.run(), name="webhook deliveries")
     return pump

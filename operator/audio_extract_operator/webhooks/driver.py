@@ -32,7 +32,7 @@ from audio_extract_common.timefmt import iso
 
 from .. import logs, metrics
 from . import events
-from .config import WebhookConfig
+from .config import WebhookSettings
 from .policy import Schedule, is_due, next_state
 from .send import Sender
 
@@ -120,14 +120,14 @@ class Driver:
 
     def __init__(
         self,
-        config: WebhookConfig,
+        config: WebhookSettings,
         patch: PatchStatus,
         sender: Sender | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_attempts: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
-        self.enabled = bool(config.secret)
+        self.enabled = bool(config.secret.get_secret_value())
         self.patch = patch
         self.sender = sender if sender is not None else (Sender(config) if self.enabled else None)
         self.schedule = Schedule.from_config(config)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso, parse
 
-from .config import DEFAULT_SCHEDULE, WebhookConfig
+from .config import DEFAULT_SCHEDULE, WebhookSettings
 
 MAX_ERROR_CHARS = 200
 
@@ -45,8 +45,8 @@ class Schedule:
     rng: random.Random = field(default_factory=random.Random, compare=False)
 
     @classmethod
-    def from_config(cls, config: WebhookConfig) -> Schedule:
-        return cls(tuple(config.schedule), config.schedule_scale, config.jitter, config.max_retry_after)
+    def from_config(cls, config: WebhookSettings) -> Schedule:
+        return cls(tuple(config.schedule), config.schedule_scale, config.jitter)
 
     @property
     def max_attempts(self) -> int:

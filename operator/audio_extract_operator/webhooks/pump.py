@@ -26,7 +26,7 @@ from audio_extract_common.batch_status import BatchStatus
 from audio_extract_common.timefmt import iso
 
 from .. import logs, metrics
-from .config import WebhookConfig
+from .config import WebhookSettings
 from .driver import BatchRef, Driver, needs_work
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _rv(body: Mapping[str, Any]) -> int:
 
 
 class Pump:
-    def __init__(self, config: WebhookConfig, patch: PatchReturning, driver: Driver | None = None) -> None:
+    def __init__(self, config: WebhookSettings, patch: PatchReturning, driver: Driver | None = None) -> None:
         self._patch_raw = patch
         self.driver = driver or Driver(config, self._patch)
         self.config = config

@@ -8,7 +8,7 @@ holds one lookup thread however many deliveries wait for it, so other receivers 
 connections alive per receiver: a burst of deliveries to one receiver reuses a few connections
 instead of opening one per event. The whole attempt, connect to the last byte read, is bounded by
 ``config.timeout``; a status line that arrived before the deadline still counts. At most
-``max_response_bytes`` of the body are read; a connection whose body was not read to its end is
+``MAX_RESPONSE_BYTES`` of the body are read; a connection whose body was not read to its end is
 closed, never reused.
 """
 
@@ -25,17 +25,20 @@ from audio_extract_common.batch_status import Delivery
 from audio_extract_common.resolver import BoundedResolver
 from audio_extract_common.retry_after import retry_after_seconds
 
-from .config import WebhookConfig
+from .config import WebhookSettings
 from .policy import Outcome
 from .signing import Signer
+
+MAX_RESPONSE_BYTES = 64 * 1024
+"""At most this much of an answer is read: its status is what counts."""
 
 
 class Sender:
     """Holds the process's one guarded session and signer; ``attempt`` makes one delivery attempt."""
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookSettings) -> None:
         self.config = config
-        self.signer = Signer(config.secret)
+        self.signer = Signer(config.secret.get_secret_value())
         self.allow = AllowList.parse(config.allow_cidrs)
         self.resolver = BoundedResolver(threads=config.resolve_threads, timeout=config.resolve_timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -84,9 +87,9 @@ class Sender:
         )
 
     async def _drain(self, response: aiohttp.ClientResponse, deadline: float) -> tuple[int, bool]:
-        """Read at most ``max_response_bytes`` before the deadline; the status is what matters.
+        """Read at most ``MAX_RESPONSE_BYTES`` before the deadline; the status is what matters.
         Returns the bytes read and whether the body was read to its end."""
-        limit = self.config.max_response_bytes
+        limit = MAX_RESPONSE_BYTES
         read = 0
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):

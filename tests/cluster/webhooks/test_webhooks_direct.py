@@ -81,7 +81,7 @@ async def test_a_status_write_is_delivered_without_a_watch(
 
         registry = Registry()
         writer = StatusWriter(kube, settings, registry)
-        pump = Pump(settings.webhook.config(), patch)
+        pump = Pump(settings.webhook, patch)
         writer.listeners.append(pump.observe)
 
         def recorded() -> dict[str, Any] | None:

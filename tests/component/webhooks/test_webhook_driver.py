@@ -14,7 +14,7 @@ import pytest
 from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.batch_status import BatchStatus
 from audio_extract_dev.webhook_receiver import Receiver, Reply
-from audio_extract_operator.webhooks.config import WebhookConfig
+from audio_extract_operator.webhooks.config import WebhookSettings
 from audio_extract_operator.webhooks.driver import BatchRef, Driver, needs_work, patch_ops
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
@@ -75,7 +75,7 @@ def make_store(n: int, url: str, states: list[str] | None = None, own: dict[int,
     )
 
 
-def config(**kw) -> WebhookConfig:
+def config(**kw) -> WebhookSettings:
     base = {
         "secret": SECRET,
         "allow_cidrs": "127.0.0.1/32",
@@ -83,7 +83,7 @@ def config(**kw) -> WebhookConfig:
         "schedule": (0.0,) * 3,
         "jitter": 0.0,
     }
-    return WebhookConfig(**{**base, **kw})
+    return WebhookSettings(**{**base, **kw})
 
 
 @pytest.fixture

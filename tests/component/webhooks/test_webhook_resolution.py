@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso
 from audio_extract_dev.webhook_receiver import Receiver
-from audio_extract_operator.webhooks.config import WebhookConfig
+from audio_extract_operator.webhooks.config import WebhookSettings
 from audio_extract_operator.webhooks.policy import Outcome
 from audio_extract_operator.webhooks.send import Sender
 
@@ -27,8 +27,8 @@ def delivery(url: str, n: int = 0) -> Delivery:
     )
 
 
-def config(resolve_timeout: float) -> WebhookConfig:
-    return WebhookConfig(
+def config(resolve_timeout: float) -> WebhookSettings:
+    return WebhookSettings(
         secret=SECRET, allow_cidrs="127.0.0.1/32", timeout=3.0, resolve_timeout=resolve_timeout
     )
 

@@ -14,7 +14,7 @@ from audio_extract_common.batch_status import Delivery
 from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_dev.webhook_receiver import Receiver, Reply
-from audio_extract_operator.webhooks.config import WebhookConfig
+from audio_extract_operator.webhooks.config import WebhookSettings
 from audio_extract_operator.webhooks.policy import Schedule, next_state
 from audio_extract_operator.webhooks.send import Sender
 
@@ -23,8 +23,8 @@ BODY = b'{"event":"job.completed","jobId":"job_0123456789abcd01","status":"compl
 INSTANT = Schedule(delays=(0.0,) * 7, jitter=0.0)
 
 
-def config(allow: str = "127.0.0.1/32", timeout: float = 3.0) -> WebhookConfig:
-    return WebhookConfig(secret=SECRET, allow_cidrs=allow, timeout=timeout)
+def config(allow: str = "127.0.0.1/32", timeout: float = 3.0) -> WebhookSettings:
+    return WebhookSettings(secret=SECRET, allow_cidrs=allow, timeout=timeout)
 
 
 def delivery(url: str, id_: str = "msg_component0001") -> Delivery:

@@ -87,4 +87,4 @@ def test_a_group_comes_from_variables_named_group_and_field(monkeypatch: pytest.
     s = Settings()
     assert (s.admission.max_running, s.admission.interval) == (7, 1.0)  # the group's other defaults stay
     assert s.worker.priority_class("high") == "ae-high" and s.worker.priority_class("low") is None
-    assert s.webhook.config().schedule == (1.0, 2.0) and s.namespaces == ["media"]
+    assert s.webhook.schedule == [1.0, 2.0] and s.namespaces == ["media"]

@@ -9,7 +9,7 @@ import pytest
 
 from audio_extract_common.batch_status import Delivery
 from audio_extract_common.timefmt import iso, parse
-from audio_extract_operator.webhooks.config import DEFAULT_SCHEDULE, WebhookConfig
+from audio_extract_operator.webhooks.config import DEFAULT_SCHEDULE, WebhookSettings
 from audio_extract_operator.webhooks.policy import Outcome, Schedule, is_due, next_state
 
 NOW = datetime(2026, 1, 21, 12, 0, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ def test_jitter_stays_within_its_fraction_and_varies():
 
 
 def test_scale_shrinks_the_schedule_for_tests():
-    s = Schedule.from_config(WebhookConfig(secret="whsec_AAAA", schedule_scale=0.001, jitter=0))
+    s = Schedule.from_config(WebhookSettings(secret="whsec_AAAA", schedule_scale=0.001, jitter=0))
     assert s.delays == DEFAULT_SCHEDULE
     assert s.delay_after(2) == pytest.approx(0.3)
 
