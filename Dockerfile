@@ -81,6 +81,11 @@ FROM ${PYTHON_IMAGE}
 COPY --from=ffmpeg /out/ /
 # refresh the loader's cache, and fail the build here if ffmpeg lacks a library
 RUN ldconfig && ffmpeg -loglevel error -version >/dev/null && ffprobe -loglevel error -version >/dev/null
+# The python image's standard library carries no bytecode, and nothing can write it at run time
+# (read-only root filesystem, PYTHONDONTWRITEBYTECODE): compiled once here, or every worker pod
+# compiles the modules it imports before its first ffprobe. pip compiles /opt/venv's itself.
+RUN python -m compileall -q -j 0 -x '/(idlelib|tkinter|turtledemo|lib2to3|ensurepip)/' \
+      "$(python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')"
 COPY --from=deps /opt/venv /opt/venv
 RUN --mount=type=bind,from=tools,source=/opt/tools,target=/opt/tools \
     --mount=type=bind,from=wheel,source=/wheels,target=/wheels \

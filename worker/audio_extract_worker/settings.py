@@ -14,24 +14,37 @@ shows stars), checked without echoing them, and logged by the object key only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from audio_extract_common.address_policy import AllowList  # the rules alone: no HTTP client
 from audio_extract_common.jsonlog import LogFormat
-
-if TYPE_CHECKING:
-    from audio_extract_common.netguard import AllowList
 
 
 def is_http_url(url: str) -> bool:
     return url.lower().startswith(("http://", "https://"))
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AUDIO_EXTRACT_WORKER_", extra="ignore")
+ENV_PREFIX = "AUDIO_EXTRACT_WORKER_"
+
+
+class WorkerSettings(BaseModel):
+    """pydantic-settings' rule for these flat fields: values given, else ``AUDIO_EXTRACT_WORKER_<FIELD>``
+    (any case), else the default; read here because importing pydantic-settings would cost the
+    worker's start-up more than everything else in its settings."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        environment = {
+            name[len(ENV_PREFIX) :].lower(): value
+            for name, value in os.environ.items()
+            if name.upper().startswith(ENV_PREFIX)
+        }
+        super().__init__(**{**environment, **values})
 
     job: str | None = Field(default=None, description="Job spec: ExtractionJob JSON + jobId, batchId.")
     job_file: Path | None = Field(default=None, description="Alternative to JOB: a file holding that JSON.")
@@ -80,15 +93,11 @@ class WorkerSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _parse_allowlist(self) -> WorkerSettings:
-        from audio_extract_common.netguard import AllowList  # httpx only loads for URL sources
-
         AllowList.parse(self.allow_cidrs)  # fail at start-up on a bad CIDR, not at the first request
         return self
 
     @property
     def allow(self) -> AllowList:
-        from audio_extract_common.netguard import AllowList
-
         return AllowList.parse(self.allow_cidrs)
 
     @property
