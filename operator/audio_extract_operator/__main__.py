@@ -43,7 +43,9 @@ async def _standby_server(ports: list[int]) -> web.AppRunner:
 
 
 async def _label_pod(kube, namespace: str, pod: str, role: str) -> None:  # type: ignore[no-untyped-def]
-    from .kube import MERGE_PATCH, KubeError
+    from audio_extract_common.kube import KubeError
+
+    from .kube import MERGE_PATCH
 
     if not pod:
         return

@@ -17,13 +17,14 @@ from typing import Any
 import kopf
 
 from audio_extract_common import ids
+from audio_extract_common.kube import KubeError, Transient
 from audio_extract_common.objectstore import StoreError
 from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
 from audio_extract_common.storage import Storage, VolumeStorage, open_storage
 
 from . import deliveries, logs, loops, metrics
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
-from .kube import Kube, KubeError, Transient
+from .kube import Kube
 from .progress import Progress
 from .readiness import Readiness, liveness_url
 from .reconcile import PermanentProblem, Reconciler
@@ -146,6 +147,17 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 # --- ExtractionBatch ---------------------------------------------------------------------------
 
 
+def kopf_error(e: KubeError, backoff: float) -> kopf.TemporaryError:
+    """What kopf does after a handler's call of the Kubernetes API failed, ``backoff`` being the
+    handlers' own. ``Transient`` is retried after it; the rest of the tree (Forbidden, Invalid,
+    Conflict, ...) after twice that, since a Role, an admission webhook or the object may change
+    meanwhile, until kopf's retry limit gives up. What can never succeed is the reconciler's
+    ``PermanentProblem``, not a Kubernetes error."""
+    if isinstance(e, Transient):
+        return kopf.TemporaryError(str(e), delay=backoff)
+    return kopf.TemporaryError(str(e), delay=backoff * 2)
+
+
 @kopf.on.resume(
     *BATCH, timeout=_S.kopf.handler_timeout, retries=_S.kopf.handler_retries, backoff=_S.kopf.handler_backoff
 )
@@ -173,12 +185,9 @@ async def reconcile_batch(
     except PermanentProblem as e:
         metrics.reconcile_error("batch")
         raise kopf.PermanentError(str(e)) from None
-    except Transient as e:
+    except KubeError as e:
         metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(str(e), delay=_S.kopf.handler_backoff) from None
-    except KubeError as e:  # Forbidden, Conflict, ...: retried a bounded number of times
-        metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(str(e), delay=_S.kopf.handler_backoff * 2) from None
+        raise kopf_error(e, _S.kopf.handler_backoff) from None
     except StoreError as e:  # presigning a Job's URLs (credentials not there yet, ...)
         metrics.reconcile_error("batch")
         raise kopf.TemporaryError(f"the store: {e}", delay=_S.kopf.handler_backoff * 2) from None

@@ -11,9 +11,10 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
+from audio_extract_common.kube import KubeError
 from audio_extract_common.timefmt import iso, now
 
-from .kube import Kube, KubeError
+from .kube import Kube
 
 log = logging.getLogger(__name__)
 COMPONENT = "audio-extract-operator"

@@ -1,74 +1,24 @@
-"""The operator's one thin Kubernetes client: plain-dict REST calls, client exceptions converted here.
+"""The operator's calls of the Kubernetes API: plain-dict REST calls on the common client.
 
-Handlers never see ``kubernetes_asyncio`` exceptions: a call raises ``NotFound``, ``AlreadyExists``,
-``Conflict`` (a stale resourceVersion), ``Invalid``/``Forbidden`` (permanent: retrying the same
-request cannot help) or ``Transient`` (network, 5xx, 429: retry later). Objects are plain dicts,
-like kopf's bodies, so the pure builders and mappings work on either.
+A call raises the tree of ``audio_extract_common.kube`` (``NotFound``, ``Conflict``, ``Transient``,
+...), never a client exception. Objects are plain dicts, like kopf's bodies, so the pure builders
+and mappings work on either.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import config as k8s_config
 
+from audio_extract_common.kube import NotFound, connect, converted
 from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0
 """Seconds for one API request; a hung connection must not hold a handler past its timeout."""
-
-
-class KubeError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status, self.reason, self.message = status, reason, message
-
-
-class NotFound(KubeError):
-    pass
-
-
-class AlreadyExists(KubeError):
-    pass
-
-
-class Conflict(KubeError):
-    """The object changed since it was read (resourceVersion precondition failed)."""
-
-
-class Invalid(KubeError):
-    """The request itself is wrong (422/400): permanent."""
-
-
-class Forbidden(KubeError):
-    """RBAC refused it: permanent until someone changes the Role."""
-
-
-class Transient(KubeError):
-    """Network trouble, 5xx, 429: worth retrying after a delay."""
-
-
-def _convert(e: k8s.ApiException) -> KubeError:
-    try:
-        body = json.loads(e.body or "{}")
-    except (TypeError, ValueError):
-        body = {}
-    status, reason, message = e.status or 0, body.get("reason") or e.reason or "", body.get("message") or ""
-    if status == 404:
-        return NotFound(status, reason, message)
-    if status == 409:
-        return (AlreadyExists if reason == "AlreadyExists" else Conflict)(status, reason, message)
-    if status in (400, 422):
-        return Invalid(status, reason, message)
-    if status in (401, 403):
-        return Forbidden(status, reason, message)
-    return Transient(status, reason, message)
 
 
 def batch_path(namespace: str, name: str | None = None, sub: str = "") -> str:
@@ -98,12 +48,7 @@ class Kube:
 
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
-        configuration = k8s.Configuration()
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException:
-            await k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-        return cls(k8s.ApiClient(configuration))
+        return cls(await connect(kubeconfig))
 
     async def close(self) -> None:
         await self.api.close()
@@ -117,7 +62,7 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        try:
+        with converted():
             return await self.api.call_api(
                 path,
                 method,
@@ -129,10 +74,6 @@ class Kube:
                 _return_http_data_only=True,
                 _request_timeout=REQUEST_TIMEOUT,
             )
-        except k8s.ApiException as e:
-            raise _convert(e) from None
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise Transient(0, type(e).__name__, str(e)) from None
 
     async def pages(
         self, path: str, limit: int, query: Mapping[str, str] | None = None
@@ -140,7 +81,7 @@ class Kube:
         """A list in pages of ``limit`` items: ``(items, resourceVersion)``, where every page has the
         first page's resourceVersion (the server answers a consistent snapshot across pages), so a
         caller can tell what was created after it. A continue token that expired (410, after about
-        five minutes) raises Transient: the caller's next pass starts over."""
+        five minutes) raises WatchExpired: the caller's next pass starts over."""
         token = ""
         while True:
             q = {**(query or {}), "limit": str(limit)}

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .kube import AlreadyExists, Conflict, Kube, KubeError, NotFound
+from audio_extract_common.kube import AlreadyExists, Conflict, KubeError, NotFound
+
+from .kube import Kube
 
 log = logging.getLogger(__name__)
 

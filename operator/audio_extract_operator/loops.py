@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from audio_extract_common.kube import KubeError, NotFound
 from audio_extract_common.objectstore import StoreError
 from audio_extract_common.timefmt import iso, now
 
 from . import logs, metrics, upload_expiry, worker_urls
 from .admission import Candidate, to_admit
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
-from .kube import Kube, KubeError, NotFound, batches_path, jobs_path
+from .kube import Kube, batches_path, jobs_path
 from .reconcile import Reconciler
 from .registry import JobInfo, Ref, Registry
 from .settings import Settings

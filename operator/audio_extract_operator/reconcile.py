@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio_extract_common import ids
+from audio_extract_common.kube import AlreadyExists, Invalid, NotFound
 from audio_extract_common.resource import (
     TERMINAL_STATES,
     BatchSpec,
@@ -28,7 +29,7 @@ from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents, metrics, outputs, worker_urls
 from .jobs import batch_key_of, build_job, owned_by
-from .kube import AlreadyExists, Invalid, Kube, NotFound
+from .kube import Kube
 from .mapping import (
     cancelled,
     failed_permanently,

@@ -15,9 +15,9 @@ from operator_fakeapi import NS, FakeApi, job_name, terminal_status
 from operator_store import StoreUnderTest, next_second
 
 from audio_extract_common import ids
+from audio_extract_common.kube import Forbidden, KubeError
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
-from audio_extract_operator.kube import Forbidden, KubeError
 from support.operator_settings import operator_settings
 
 

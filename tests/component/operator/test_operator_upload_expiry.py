@@ -20,9 +20,9 @@ from typing import Any
 from operator_fakeapi import NS, FakeApi
 from operator_store import StoreUnderTest, next_second
 
+from audio_extract_common.kube import KubeError
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
-from audio_extract_operator.kube import KubeError
 from support.operator_settings import operator_settings
 
 HOUR = 3600.0
