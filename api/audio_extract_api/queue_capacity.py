@@ -27,8 +27,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from audio_extract_common.kube import WatchExpired
+
 from .errors import ApiError, QueueFull, ServiceUnavailable
-from .kube import Kube, WatchExpired
+from .kube import Kube
 
 log = logging.getLogger(__name__)
 

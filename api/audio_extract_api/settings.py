@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     # --- where batches live -----------------------------------------------------------------
     namespace: str = Field(default="default", description="Namespace of the ExtractionBatch objects.")
     kubeconfig: Path | None = Field(
-        default=None, description="Kubeconfig file; unset = in-cluster service account."
+        default=None,
+        description="Kubeconfig file; unset = the pod's service account, outside a pod KUBECONFIG or "
+        "~/.kube/config.",
     )
     kube_context: str | None = Field(default=None, description="Kubeconfig context; unset = current.")
     kube_timeout_seconds: float = Field(

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from audio_extract_common import ids
+from audio_extract_common.kube import AlreadyExists
 from audio_extract_common.resource import BatchSpec, manifest
 
 from . import logs
 from .auth import Principal
 from .errors import IdempotencyConflict, InternalError, InvalidRequest, ServiceUnavailable
-from .kube import AlreadyExists, Kube
+from .kube import Kube
 from .queue_capacity import QueueView
 from .views import KEY_ID_ANNOTATION, REQUEST_HASH_ANNOTATION, tenant_of
 

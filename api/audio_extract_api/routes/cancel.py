@@ -7,12 +7,13 @@ from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import BatchView, Envelope, JobView
 from audio_extract_common.batch_status import TERMINAL_STATES
+from audio_extract_common.kube import Conflict
 
 from .. import views
 from ..deps import Svc, Writer, find_batch, find_job
 from ..envelope import ok
 from ..errors import JobNotFound, ServiceUnavailable
-from ..kube import Conflict, Kube
+from ..kube import Kube
 from ..openapi import errors
 from .batch import BatchIdParam
 from .status import JobIdParam

@@ -19,8 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from audio_extract_api.kube import AlreadyExists, Conflict
 from audio_extract_common import ids
+from audio_extract_common.kube import AlreadyExists, Conflict
 from audio_extract_common.resource import API_VERSION, KIND
 
 JOB = {"source": {"type": "url", "url": "http://example.org/a.mp4"}, "output": {"format": "mp3"}}
@@ -71,7 +71,7 @@ class FakeKube:
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         if body["metadata"]["name"] in self.objects:
-            raise AlreadyExists()
+            raise AlreadyExists(409, "AlreadyExists", f"{body['metadata']['name']} already exists")
         return self._store(copy.deepcopy(body))
 
     async def get(self, name: str) -> dict[str, Any] | None:
@@ -90,7 +90,7 @@ class FakeKube:
             return None
         want = (patch.get("metadata") or {}).get("resourceVersion")
         if want is not None and want != obj["metadata"]["resourceVersion"]:
-            raise Conflict()
+            raise Conflict(409, "Conflict", "the object has been modified")
         _merge(obj, patch)
         obj["metadata"]["resourceVersion"] = str(next(self._rv))
         return copy.deepcopy(obj)
