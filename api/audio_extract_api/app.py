@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from audio_extract_common.api_models import DirectUploadRequest
-from audio_extract_common.resource import ExtractionJob
+from audio_extract_common.batch_spec import ExtractionJob
 from audio_extract_common.storage import Storage, open_storage
 
 from . import errors, openapi

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import manifest
+from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.kube import AlreadyExists
-from audio_extract_common.resource import BatchSpec, manifest
 
 from . import logs
 from .auth import Principal

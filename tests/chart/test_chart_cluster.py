@@ -16,6 +16,7 @@ import yaml
 from kubernetes.client import ApiException
 from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch, worker_job
 
+from audio_extract_localcluster.localnet import free_port
 from support import waiting
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
@@ -282,14 +283,6 @@ def forbidden(call: Any) -> None:
     with pytest.raises(ApiException) as refused:
         call()
     assert refused.value.status == 403, refused.value
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check: Any, timeout: float = 60, logs: tuple[Any, ...] = ()) -> Any:

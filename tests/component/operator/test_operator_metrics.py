@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_operator_job_deleted import Operator
 
 from audio_extract_common import ids
-from audio_extract_common.resource import ErrorCode, JobError, OutputFile, StepTimings
+from audio_extract_common.batch_status import ErrorCode, JobError, OutputFile, StepTimings
 from audio_extract_common.results import WorkerResult
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import metrics
