@@ -138,6 +138,11 @@ class JobStatus(StatusModel):
     estimatedTimeRemaining: int | None = Field(default=None, description="Seconds, when known.")
     createdAt: str | None = Field(default=None, description="When the job was accepted.")
     startedAt: str | None = Field(default=None, description="When its Job was admitted.")
+    queueReason: str | None = Field(
+        default=None,
+        description="While queued under Kueue: why its workload waits, in Kueue's words "
+        "(e.g. the quota it lacks).",
+    )
     completedAt: str | None = Field(default=None, description="When it became terminal.")
     expiresAt: str | None = Field(default=None, description="When the output is removed.")
     expired: bool = Field(default=False, description="True once the output was removed after retention.")

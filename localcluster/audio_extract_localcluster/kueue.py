@@ -119,25 +119,31 @@ def cluster_queue(
     cpu: str,
     *,
     memory: str = "64Gi",
+    ephemeral_storage: str = "1Ti",
     cohort: str | None = None,
     borrowing_limit: str | None = None,
     preempt: bool = False,
 ) -> dict[str, Any]:
     """A ClusterQueue of `cpu` CPUs on the default flavor; in `cohort` it lends what it does not
     use and borrows up to `borrowing_limit`; `preempt`: a higher-priority workload may preempt a
-    lower one in this queue (and reclaim its lent quota from the cohort)."""
+    lower one in this queue (and reclaim its lent quota from the cohort). It covers every resource
+    a worker requests (Kueue admits nothing that requests a resource its queue does not cover);
+    the memory and disk quotas are large, so CPU is what limits."""
     cpu_quota: dict[str, Any] = {"name": "cpu", "nominalQuota": cpu}
     if borrowing_limit is not None:
         cpu_quota["borrowingLimit"] = borrowing_limit
+    resources = [
+        cpu_quota,
+        {"name": "memory", "nominalQuota": memory},
+        {"name": "ephemeral-storage", "nominalQuota": ephemeral_storage},
+    ]
     spec: dict[str, Any] = {
         "namespaceSelector": {},
         "queueingStrategy": "BestEffortFIFO",
         "resourceGroups": [
             {
-                "coveredResources": ["cpu", "memory"],
-                "flavors": [
-                    {"name": FLAVOR, "resources": [cpu_quota, {"name": "memory", "nominalQuota": memory}]}
-                ],
+                "coveredResources": [r["name"] for r in resources],
+                "flavors": [{"name": FLAVOR, "resources": resources}],
             }
         ],
     }

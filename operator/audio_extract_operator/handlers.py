@@ -22,7 +22,7 @@ from audio_extract_common.objectstore import StoreError
 from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
 from audio_extract_common.storage import Storage, VolumeStorage, open_storage
 
-from . import deliveries, logs, loops, metrics
+from . import deliveries, kueue, logs, loops, metrics
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube
 from .progress import Progress
@@ -123,6 +123,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
         asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
     ]
+    if _S.admission.kueue_queue:
+        ctx.tasks.append(asyncio.create_task(kueue.kueue_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)))
     if _S.store.type == "s3" and _S.store.usage_interval:
         ctx.tasks.append(
             asyncio.create_task(loops.store_usage_loop(ctx.kube, _S, ctx.registry, ctx.reconciler))

@@ -39,6 +39,7 @@ ADMIT_BY_ANNOTATION = "audioextract.io/admit-by"
 """With an object store: admitted after this time, the Job's presigned URLs could expire before its
 deadline does, so the operator makes it again instead (``presign_queue_allowance_seconds``)."""
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"  # a WorkloadPriorityClass's name
 NONROOT_UID = 65532
 """The distroless "nonroot" user the image runs as."""
 
@@ -141,6 +142,8 @@ def build_job(
     job_labels_ = dict(labels)
     if settings.admission.kueue_queue:
         job_labels_[KUEUE_QUEUE_LABEL] = settings.admission.kueue_queue
+        if workload_priority := settings.admission.kueue_priority_classes.get(priority):
+            job_labels_[KUEUE_PRIORITY_LABEL] = workload_priority
 
     # an object store's worker has only its URLs: no volume, nothing of other jobs to see
     mounts = [] if urls else store_mounts(spec.jobs[index].source, job_id, settings.store.mount_path)

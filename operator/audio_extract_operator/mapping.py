@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from audio_extract_common.resource import (
+from audio_extract_common.batch_status import (
     TERMINAL_STATES,
     BatchStatus,
     Condition,
@@ -25,7 +25,7 @@ from audio_extract_common.resource import (
 )
 from audio_extract_common.results import WorkerResult
 
-from .jobs import CONTAINER
+from .jobs import CONTAINER, KUEUE_QUEUE_LABEL
 
 
 def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -61,6 +61,14 @@ def job_running(job: Mapping[str, Any]) -> bool:
 
 def job_suspended(job: Mapping[str, Any]) -> bool:
     return bool((job.get("spec") or {}).get("suspend"))
+
+
+PREEMPTED = "preempted by Kueue: waits to run again"
+
+
+def kueue_managed(job: Mapping[str, Any]) -> bool:
+    """Kueue, not the operator, admits the Job, and may suspend it again to preempt it."""
+    return KUEUE_QUEUE_LABEL in ((job.get("metadata") or {}).get("labels") or {})
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -110,12 +118,25 @@ def job_entry(
     finished = job_finished(job)
     if finished is None:
         if job_suspended(job):
+            if entry.status == JobState.processing and kueue_managed(job):
+                # Kueue took its quota back (preemption): the pod is gone, the job waits to run again
+                return entry.model_copy(
+                    update={
+                        "status": JobState.queued,
+                        "currentStep": None,
+                        "progress": 0,
+                        "estimatedTimeRemaining": None,
+                        "startedAt": None,
+                        "queueReason": PREEMPTED,
+                    }
+                )
             return entry
         if entry.status == JobState.queued:
             started = (job.get("status") or {}).get("startTime") or now
             return entry.model_copy(
                 update={
                     "status": JobState.processing,
+                    "queueReason": None,
                     "startedAt": entry.startedAt or started,
                     "currentStep": entry.currentStep or Step.downloading_video,
                 }
@@ -123,7 +144,12 @@ def job_entry(
         return entry
 
     pods = _latest_first(pods)
-    update: dict[str, Any] = {"completedAt": now, "estimatedTimeRemaining": None, "currentStep": None}
+    update: dict[str, Any] = {
+        "completedAt": now,
+        "estimatedTimeRemaining": None,
+        "currentStep": None,
+        "queueReason": None,
+    }
     results = [r for r in (pod_result(p) for p in pods) if r is not None]
     if finished == "Complete":
         ok = next((r for r in results if r.output is not None), None)
@@ -229,6 +255,7 @@ def cancelled(entry: JobStatus, now: str) -> JobStatus:
             "status": JobState.cancelled,
             "completedAt": now,
             "currentStep": None,
+            "queueReason": None,
             "estimatedTimeRemaining": None,
             "error": JobError(code=ErrorCode.CANCELLED, message="the job was cancelled"),
         }

@@ -23,6 +23,7 @@ from audio_extract_common.resource import (
     ErrorCode,
     JobState,
     JobStatus,
+    Step,
 )
 from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import iso, now, parse
@@ -255,7 +256,11 @@ class Reconciler:
             return info.finished is not None
         if state in TERMINAL_STATES:
             return False
-        return info.finished is not None or (not info.suspended and state == JobState.queued)
+        if info.finished is not None:
+            return True
+        if info.suspended:  # suspended again after it ran: preempted by Kueue
+            return state == JobState.processing
+        return state == JobState.queued
 
     async def job(self, job: Mapping[str, Any]) -> None:
         """Map one Job's state (and, once it finished, its pods' results) into its entry."""
@@ -288,13 +293,28 @@ class Reconciler:
         if await self.writer.update(info.namespace, info.batch, change) is not None and ended[0]:
             metrics.outcome_recorded(job_finished_at(job))
 
+    async def queue_reason(self, info: JobInfo, reason: str) -> None:
+        """Record why a queued job waits (Kueue's words for its Workload)."""
+
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            if b["metadata"]["uid"] != info.batch_uid:
+                return None
+            entry = next((j for j in s.jobs if j.index == info.index), None)
+            if entry is None or entry.status != JobState.queued or entry.queueReason == reason:
+                return None
+            s.jobs = [entry.model_copy(update={"queueReason": reason}) if j is entry else j for j in s.jobs]
+            return s
+
+        await self.writer.update(info.namespace, info.batch, change)
+
     async def admitted(self, info: JobInfo, started: str) -> None:
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
             if b["metadata"]["uid"] != info.batch_uid:
                 return None
             for j in s.jobs:
-                if j.index == info.index and j.status == "queued":
-                    j.status, j.startedAt, j.currentStep = "processing", started, "downloading_video"
+                if j.index == info.index and j.status == JobState.queued:
+                    j.status, j.startedAt = JobState.processing, started
+                    j.currentStep = Step.downloading_video
                     return s
             return None
 

@@ -103,6 +103,12 @@ class AdmissionSettings(BaseModel):
     kueue_queue: str | None = Field(
         default=None, description="Kueue LocalQueue name: set it and Kueue, not the operator, admits Jobs."
     )
+    kueue_priority_classes: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kueue WorkloadPriorityClass name per job priority (JSON, e.g. "
+        '{"high": "audio-extract-high"}), the order in which Kueue admits and preempts; '
+        "a priority without an entry gets Kueue's default.",
+    )
     interval: float = Field(
         default=1.0, gt=0, description="Seconds between admission passes (changes also wake it at once)."
     )

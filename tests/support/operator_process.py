@@ -44,12 +44,12 @@ def free_port(address: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def grant_operator_rbac(cluster: Any, namespace: str) -> Path:
-    """ServiceAccount + Role(rbac.RULES) + RoleBinding; returns a kubeconfig with a real token of that
-    ServiceAccount (TokenRequest), so the API server authorizes the operator exactly as in a pod."""
-    apply_objects(
-        cluster, [rbac.service_account(namespace), rbac.role(namespace), rbac.role_binding(namespace)]
-    )
+def grant_operator_rbac(cluster: Any, namespace: str, *, kueue: bool = False) -> Path:
+    """ServiceAccount + Role(rbac.RULES, and KUEUE_RULES in Kueue mode, as the chart grants) +
+    RoleBinding; returns a kubeconfig with a real token of that ServiceAccount (TokenRequest), so
+    the API server authorizes the operator exactly as in a pod."""
+    role = rbac.role(namespace, kueue=kueue)
+    apply_objects(cluster, [rbac.service_account(namespace), role, rbac.role_binding(namespace)])
     return cluster.service_account_kubeconfig(namespace, rbac.SERVICE_ACCOUNT)
 
 
@@ -75,7 +75,10 @@ class OperatorProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port(HOST_IP)
         self.secret = secrets.token_hex(16)
-        self.kubeconfig = grant_operator_rbac(cluster, namespace) if rbac else Path(cluster.kubeconfig)
+        kueue = bool(settings.get("admission__kueue_queue"))
+        self.kubeconfig = (
+            grant_operator_rbac(cluster, namespace, kueue=kueue) if rbac else Path(cluster.kubeconfig)
+        )
         values: dict[str, Any] = {
             "namespaces": [namespace],
             "kubeconfig": str(self.kubeconfig),

@@ -37,15 +37,19 @@ RULES: list[dict[str, Any]] = [
     # Events on the batch per transition (posted, never updated).
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
+# Kueue mode only: a queued job's status says why Kueue keeps its Workload waiting.
+KUEUE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads"], "verbs": ["list"]},
+]
 SERVICE_ACCOUNT = "audio-extract-operator"
 
 
-def role(namespace: str, name: str = SERVICE_ACCOUNT) -> dict[str, Any]:
+def role(namespace: str, name: str = SERVICE_ACCOUNT, *, kueue: bool = False) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": {"name": name, "namespace": namespace},
-        "rules": RULES,
+        "rules": RULES + (KUEUE_RULES if kueue else []),
     }
 
 

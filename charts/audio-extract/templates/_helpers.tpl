@@ -272,3 +272,20 @@ or public addresses) on store.s3.port; nothing for a volume.
       port: {{ .Values.store.s3.port }}
 {{- end }}
 {{- end }}
+
+{{/*
+The Kueue WorkloadPriorityClass of each job priority, as JSON: the names given in
+worker.kueuePriorityClassNames, else the chart's own classes when it creates them; a priority
+with neither is left out (Kueue's default priority).
+*/}}
+{{- define "audio-extract.kueuePriorityClasses" -}}
+{{- $out := dict }}
+{{- $created := .Values.worker.kueuePriorityClasses.create }}
+{{- range $priority := list "low" "normal" "high" }}
+{{- $name := get $.Values.worker.kueuePriorityClassNames $priority }}
+{{- if $name }}{{ $_ := set $out $priority $name }}
+{{- else if $created }}{{ $_ := set $out $priority (printf "%s-%s" (include "audio-extract.fullname" $) $priority) }}
+{{- end }}
+{{- end }}
+{{- $out | toJson }}
+{{- end }}

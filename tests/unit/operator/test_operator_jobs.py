@@ -80,6 +80,17 @@ def test_job_golden_kueue_and_priority_class() -> None:
     check_golden("job-kueue.yaml", build_job(batch(), 1, s))
 
 
+def test_kueue_jobs_name_the_workload_priority_class_of_their_priority() -> None:
+    s = settings(admission__kueue_queue="media-queue", admission__kueue_priority_classes={"high": "vip"})
+    b = batch()
+    b["spec"]["jobs"][0]["options"] = {"priority": "high"}
+    high, other = build_job(b, 0, s), build_job(b, 1, s)
+    assert high["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "vip"
+    assert "kueue.x-k8s.io/priority-class" not in other["metadata"]["labels"]  # Kueue's default
+    plain = build_job(b, 0, settings(admission__kueue_priority_classes={"high": "vip"}))
+    assert "kueue.x-k8s.io/priority-class" not in plain["metadata"]["labels"]  # only with a queue
+
+
 def test_name_ids_and_owner() -> None:
     job = build_job(batch(), 1, settings())
     assert job["metadata"]["name"] == "job-0123456789abcd02"
