@@ -40,8 +40,8 @@ image: root venv system-deps binaries ## Build the images (project image: .local
 	$(PY) -m audio_extract_localcluster.images
 
 .PHONY: dev
-dev: root venv system-deps binaries ## Run the local cluster (real node) with the chart installed from the image built here (Ctrl-C stops)
-	$(PY) -m audio_extract_localcluster.dev
+dev: root venv system-deps binaries ## Run the local cluster (real node) with the chart installed from the image built here (Ctrl-C stops; KUEUE=1: Kueue admits the Jobs)
+	$(PY) -m audio_extract_localcluster.dev $(if $(KUEUE),--kueue)
 
 .PHONY: dev-reload
 dev-reload: root venv system-deps binaries ## Rebuild the image and roll it out into the cluster `make dev` runs

@@ -28,7 +28,9 @@ import sys
 import time
 from pathlib import Path
 
-from . import host, images, release
+import yaml
+
+from . import host, images, kueue, release
 from .cluster import REPO, LocalCluster
 from .localnet import http_ok
 from .processes import Component, ComponentFailed
@@ -127,7 +129,7 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def run(local: Path) -> int:
+def run(local: Path, kueue_on: bool = False) -> int:
     try:
         host.require_root()
     except PermissionError as e:
@@ -144,6 +146,7 @@ def run(local: Path) -> int:
         project_image=True,
         volumes_root=local / "volumes",  # kept across runs, like a real volume
         objectstore_root=local / "objectstore",  # and the bucket
+        kueue=kueue_on,
     )
     # SIGTERM (e.g. from a process manager) stops as cleanly as Ctrl-C does; SIGINT is set
     # explicitly because Python leaves it ignored when started in the background
@@ -157,11 +160,19 @@ def run(local: Path) -> int:
         helm = release.Helm(cluster.bin_dir, cluster.kubeconfig)
         assert cluster.s3 is not None  # started with the cluster
         cluster.kubectl("apply", "-f", "-", input=release.store_secret(cluster.s3, release.NAMESPACE))
-        took = helm.install(release.dev_values(tag, keys, s3=cluster.s3))
+        queue = kueue.QUEUE_NAME if kueue_on else None
+        took = helm.install(release.dev_values(tag, keys, s3=cluster.s3, kueue_queue=queue))
         say(
             f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
             f"rolled out in {took:.1f} s"
         )
+        if kueue_on:
+            queues = kueue.dev_queues(release.NAMESPACE, cpu=release.DEV_KUEUE_CPU)
+            cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(queues))
+            say(
+                f"kueue: ClusterQueue and LocalQueue {kueue.QUEUE_NAME!r} of {release.DEV_KUEUE_CPU} CPU "
+                "admit the Jobs (kubectl get workloads)"
+            )
         started = time.monotonic()
         helm.test()
         say(f"helm test {release.RELEASE}: passed in {time.monotonic() - started:.1f} s")
@@ -197,8 +208,9 @@ def run(local: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run the local cluster with the chart installed.")
     parser.add_argument("--local-dir", type=Path, default=Path(".local"), help="state, logs and dev.env")
+    parser.add_argument("--kueue", action="store_true", help="start Kueue too; it admits the Jobs")
     args = parser.parse_args()
-    sys.exit(run(args.local_dir.resolve()))
+    sys.exit(run(args.local_dir.resolve(), kueue_on=args.kueue))
 
 
 if __name__ == "__main__":

@@ -133,6 +133,10 @@ def store_secret(s3: S3Access, namespace: str) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
 
 
+WORKER_CPU_REQUEST = "100m"
+DEV_KUEUE_CPU = "400m"  # the dev ClusterQueue's quota: four workers at once, like maxRunning's default
+
+
 def dev_values(
     tag: str,
     keys: DevSecrets,
@@ -140,11 +144,16 @@ def dev_values(
     node_port: int | None = API_NODE_PORT,
     s3: S3Access | None = None,
     store_prefix: str = NAMESPACE,
+    kueue_queue: str | None = None,
 ) -> dict[str, Any]:
     """Values for this machine's one-node cluster (see the module's docstring); `node_port=None`
     lets Kubernetes choose the API's NodePort (several releases at once); `s3`: the cluster's S3
-    store, under `store_prefix` (one per release), else a volume."""
+    store, under `store_prefix` (one per release), else a volume; `kueue_queue`: Kueue admits the
+    Jobs from this LocalQueue, by the chart's own WorkloadPriorityClasses."""
     service: dict[str, Any] = {"type": "NodePort"} | ({"nodePort": node_port} if node_port else {})
+    kueue: dict[str, Any] = {}
+    if kueue_queue:
+        kueue = {"kueueQueueName": kueue_queue, "kueuePriorityClasses": {"create": True}}
     return {
         "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
         "secrets": {
@@ -166,9 +175,10 @@ def dev_values(
         # of maxRunning Pending beside the API and operator; the limits stay as shipped.
         "worker": {
             "resources": {
-                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "requests": {"cpu": WORKER_CPU_REQUEST, "memory": "128Mi"},
                 "limits": {"cpu": "2", "memory": "1Gi"},
-            }
+            },
+            **kueue,
         },
     }
 

@@ -72,3 +72,18 @@ def test_only_kueue_mode_may_list_workloads() -> None:
     kueue_rules = find(render(KUEUE), "Role", "audio-extract-operator")["rules"]
     assert _grants(kueue_rules) == _grants(rbac.RULES) | _grants(rbac.KUEUE_RULES)
     assert ("kueue.x-k8s.io", "workloads", "list") not in _grants(role_rules("operator"))
+
+
+def test_make_dev_with_kueue_installs_a_kueue_mode_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    from audio_extract_localcluster import kueue
+    from audio_extract_localcluster.release import DevSecrets, dev_values
+
+    keys = DevSecrets(api_key="axk_a", webhook_secret="whsec_x", other_api_key="axk_b")
+    objects = render(dev_values("dev-x", keys, node_port=None, kueue_queue=kueue.QUEUE_NAME))
+    settings = operator_settings(objects, monkeypatch)
+    assert settings.admission.kueue_queue == kueue.QUEUE_NAME
+    made = {o["metadata"]["name"] for o in objects if o["kind"] == "WorkloadPriorityClass"}
+    assert made == set(settings.admission.kueue_priority_classes.values())
+    assert len(made) == 3
+    plain = render(dev_values("dev-x", keys, node_port=None))
+    assert not operator_settings(plain, monkeypatch).admission.kueue_queue
