@@ -78,7 +78,7 @@ def test_make_dev_with_kueue_installs_a_kueue_mode_release(monkeypatch: pytest.M
     from audio_extract_localcluster import kueue
     from audio_extract_localcluster.release import DevSecrets, dev_values
 
-    keys = DevSecrets(api_key="axk_a", webhook_secret="whsec_x", other_api_key="axk_b")
+    keys = DevSecrets(api_key="axk_a", webhook_secret="whsec_" + "A" * 44, other_api_key="axk_b")
     objects = render(dev_values("dev-x", keys, node_port=None, kueue_queue=kueue.QUEUE_NAME))
     settings = operator_settings(objects, monkeypatch)
     assert settings.admission.kueue_queue == kueue.QUEUE_NAME
