@@ -54,8 +54,6 @@ async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> set[R
 
 async def admission_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> int:
     """Unsuspend queued Jobs up to the running limit; returns how many were admitted."""
-    if registry.creating:
-        return 0  # the Job creations in flight end with a wake-up
     chosen = to_admit(registry.queued(), registry.running_count(), settings.admission.max_running)
     for c in chosen:
         ref = (c.namespace, c.name)

@@ -136,15 +136,15 @@ class Reconciler:
             s = initial_entries(b, spec, s) or s
             return _mark(s, cancel, lambda e: cancelled(e, at))
 
-        # Admission waits until the Jobs exist and their entries are in status.
-        self.registry.creating += 1
+        # This batch's Jobs wait for admission until all exist and their entries are in status.
+        self.registry.creating.add((ns, name))
         try:
             jobs = [self._ensure_job(body, i) for i in wanted]
             outcomes = await asyncio.gather(*jobs, return_exceptions=True)
             if await self.writer.update(ns, name, change) is None:
                 return  # deleted meanwhile
         finally:
-            self.registry.creating -= 1
+            self.registry.creating.discard((ns, name))
             self.registry.wake.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

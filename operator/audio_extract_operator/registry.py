@@ -129,9 +129,11 @@ class Registry:
         """batch key -> (namespace, name), for progress reports that name only a job id."""
         self.blocked: set[Ref] = set()
         """Jobs that must not be admitted (being cancelled or deleted)."""
-        self.creating = 0
-        """Batches whose Jobs are being created: admission waits, so a batch's jobs compete together
-        (a low-priority job created first must not take a slot its high-priority sibling needs)."""
+        self.creating: set[Ref] = set()
+        """Batches whose Jobs are being created: their Jobs wait until all exist and have entries,
+        so a batch's jobs compete together (a low-priority job created first must not take a slot
+        its high-priority sibling needs). Other batches' Jobs are admitted meanwhile: a burst of
+        batches does not hold back the first one's."""
         self.wake = asyncio.Event()
         self.jobs_synced = False
 
@@ -197,7 +199,10 @@ class Registry:
         return [
             j.candidate()
             for ref, j in self.jobs.items()
-            if j.suspended and j.finished is None and ref not in self.blocked
+            if j.suspended
+            and j.finished is None
+            and ref not in self.blocked
+            and (j.namespace, j.batch) not in self.creating
         ]
 
     def jobs_of(self, namespace: str, batch: str) -> list[JobInfo]:

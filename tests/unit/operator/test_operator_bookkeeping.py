@@ -53,6 +53,19 @@ def test_registry_counts_running_and_ignores_stale_events() -> None:
     assert ("ns", "job-0123456789abcd01") not in reg.jobs and not reg.blocked
 
 
+def test_a_batch_in_creation_holds_back_only_its_own_jobs() -> None:
+    reg = Registry()
+    first = build_job(batch(["normal"], name="batch-0123456789abcd00"), 0, Settings())
+    second = build_job(batch(["high"], name="batch-0123456789abcd10"), 0, Settings())
+    for i, job in enumerate((first, second)):
+        job["metadata"].update(uid=f"uid-{i}", resourceVersion=str(10 + i))
+        reg.observe_job(job)
+    reg.creating.add(("ns", "batch-0123456789abcd10"))  # its sibling Jobs are still being made
+    assert [c.name for c in reg.queued()] == [first["metadata"]["name"]]
+    reg.creating.discard(("ns", "batch-0123456789abcd10"))
+    assert len(reg.queued()) == 2
+
+
 def test_registry_maps_batch_keys_for_progress() -> None:
     reg = Registry()
     reg.observe_batch(batch(["normal"], name="my-batch"))
