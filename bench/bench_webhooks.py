@@ -142,16 +142,15 @@ async def finish_when_told(writer: Any, trace_path: Path, jobs: int) -> None:
 
 def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> None:
     """``--serve-operator``: the operator's delivery path as its own process, wired exactly as the
-    operator wires it (``deliveries.install`` / ``observe`` / ``close``, and its StatusWriter
+    operator wires it (an ``OperatorState``: ``deliveries.install`` / ``observe``, its StatusWriter
     feeding the pump). It notes when each batch's finished status first came back through the
     watch (watch lag), written to ``trace_path`` at exit, and writes the terminal statuses when
     told (``finish_when_told``)."""
     from audio_extract_common.resource import GROUP, PLURAL, VERSION
     from audio_extract_operator import deliveries
     from audio_extract_operator.kube import Kube
-    from audio_extract_operator.registry import Registry
     from audio_extract_operator.settings import Settings
-    from audio_extract_operator.statuswriter import StatusWriter
+    from audio_extract_operator.state import OperatorState
 
     operator_settings = Settings()
     registry = kopf.OperatorRegistry()
@@ -161,8 +160,8 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> No
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object) -> None:
         settings.posting.level = logging.WARNING  # as the operator does
         settings.scanning.disabled = True
-        memo.kube = await Kube.connect(kubeconfig)
-        pump = deliveries.install(memo, operator_settings, memo.kube)
+        memo.state = state = OperatorState(operator_settings, await Kube.connect(kubeconfig))
+        pump = deliveries.install(state)  # its status writer feeds the pump: not noted as watch-seen
         seen: dict[str, float] = {}
         observe = pump.observe
 
@@ -173,20 +172,17 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> No
 
         pump.observe = observe_noting  # type: ignore[method-assign]
         memo.seen = seen
-        writer = StatusWriter(memo.kube, operator_settings, Registry())
-        writer.listeners.append(observe)  # as the operator's start-up does; not noted as watch-seen
-        memo.finisher = asyncio.create_task(finish_when_told(writer, Path(trace_path), jobs))
+        memo.finisher = asyncio.create_task(finish_when_told(state.writer, Path(trace_path), jobs))
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: object) -> None:
-        deliveries.observe(memo, body, deleted=(type == "DELETED"))
+        deliveries.observe(memo.state, body, deleted=(type == "DELETED"))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: object) -> None:
         Path(trace_path).write_text(json.dumps(memo.seen))
         memo.finisher.cancel()
-        await deliveries.close(memo)
-        await memo.kube.close()
+        await memo.state.close()
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     asyncio.run(

@@ -5,12 +5,12 @@ ticks the ``Driver`` for every batch that owes or has a pending delivery (job te
 ``JobStatus.webhook``; batch finished → ``BatchStatus.webhook``), one task per batch at a time.
 The operator's part is only this wiring:
 
-- ``install(memo, settings, kube)`` at start-up: the one Pump (in ``memo.webhooks``) with
-  ``patch_status`` (a JSON patch on the status subresource through our client) as its writer,
-  and its loop started;
-- ``observe(memo, body, deleted)`` from the batch event handler: every batch event, including
+- ``install(state)`` at start-up: the one Pump (``state.webhooks``) with ``patch_status`` (a JSON
+  patch on the status subresource through our client) as its writer, fed by the operator's own
+  status writes, and its loop started (``state.webhooks_task``);
+- ``observe(state, body, deleted)`` from the batch event handler: every batch event, including
   kopf's initial listing after a restart (which is how pending deliveries resume);
-- ``close(memo)`` at clean-up.
+- ``OperatorState.close`` stops it at clean-up.
 
 The Driver's JSON patches touch only the ``webhook`` paths (guarded by ``test`` ops), while the
 operator's own status writes carry a resourceVersion precondition, so neither overwrites the other.
@@ -20,40 +20,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import kopf
-
-from .kube import Kube, batch_path
-from .settings import Settings
+from .kube import batch_path
 from .webhooks.pump import Pump
 
+if TYPE_CHECKING:
+    from .state import OperatorState
+
 JSON_PATCH = "application/json-patch+json"
-MEMO_KEY = "webhooks"
-TASK_KEY = "webhooks_task"
 
 
-def install(memo: kopf.Memo, settings: Settings, kube: Kube) -> Pump:
+def install(state: OperatorState) -> Pump:
+    kube = state.kube
+
     async def patch_status(namespace: str, name: str, ops: list[dict[str, Any]]) -> Mapping[str, Any]:
         return await kube.call("PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH)
 
-    pump = Pump(settings.webhook, patch_status)
-    memo[MEMO_KEY] = pump
-    memo[TASK_KEY] = asyncio.create_task(pump.run(), name="webhook deliveries")
+    pump = Pump(state.settings.webhook, patch_status)
+    state.webhooks = pump
+    state.writer.listeners.append(pump.observe)
+    state.webhooks_task = asyncio.create_task(pump.run(), name="webhook deliveries")
     return pump
 
 
-def observe(memo: kopf.Memo, body: Mapping[str, Any], deleted: bool = False) -> None:
-    pump: Pump | None = memo.get(MEMO_KEY)
-    if pump is not None:
-        pump.observe(body, deleted)
-
-
-async def close(memo: kopf.Memo) -> None:
-    task: asyncio.Task[None] | None = memo.get(TASK_KEY)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    pump: Pump | None = memo.get(MEMO_KEY)
-    if pump is not None:
-        await pump.aclose()
+def observe(state: OperatorState, body: Mapping[str, Any], deleted: bool = False) -> None:
+    if state.webhooks is not None:
+        state.webhooks.observe(body, deleted)

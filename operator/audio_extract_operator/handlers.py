@@ -20,17 +20,16 @@ from audio_extract_common import ids
 from audio_extract_common.kube import KubeError, Transient
 from audio_extract_common.objectstore import StoreError
 from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
-from audio_extract_common.storage import Storage, VolumeStorage, open_storage
+from audio_extract_common.storage import Storage, open_storage
 
 from . import deliveries, kueue, logs, loops, metrics
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
 from .kube import Kube
-from .progress import Progress
 from .readiness import Readiness, liveness_url
-from .reconcile import PermanentProblem, Reconciler
-from .registry import JobInfo, Registry
+from .reconcile import PermanentProblem
+from .registry import JobInfo
 from .settings import Settings
-from .statuswriter import StatusWriter
+from .state import OperatorState
 
 log = logging.getLogger(__name__)
 SETTINGS = Settings()  # one per process, read from the environment once
@@ -38,23 +37,6 @@ _S = SETTINGS
 READINESS = Readiness(liveness_url(_S))  # `python -m audio_extract_operator` hands kopf its flag
 BATCH = (GROUP, VERSION, PLURAL)
 JOB_EVENT_RETRIES = 3
-
-
-class Context:
-    """Everything the handlers share, kept in kopf's memo. ``storage``: the store opened at
-    start-up (``open_store``); without one, a volume's is made here (a directory needs no opening)."""
-
-    def __init__(self, settings: Settings, kube: Kube, storage: Storage | None = None) -> None:
-        self.settings = settings
-        self.kube = kube
-        root = settings.store.volume_root
-        self.storage = storage if storage is not None or root is None else VolumeStorage(root)
-        self.registry = Registry()
-        self.writer = StatusWriter(kube, settings, self.registry)
-        self.reconciler = Reconciler(kube, settings, self.registry, self.writer, self.storage)
-        self.progress = Progress(settings, self.registry, self.writer, READINESS)
-        self.tasks: list[asyncio.Task[None]] = []
-        self.closing = contextlib.AsyncExitStack()
 
 
 @contextlib.asynccontextmanager
@@ -111,39 +93,34 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     except BaseException:
         await closing.aclose()
         raise
-    ctx = Context(_S, kube, storage)
-    ctx.closing = closing
-    memo.ctx = ctx
-    logs.FILTER.book = ctx.registry  # kopf's lines about a batch or Job name its tenant
-    pump = deliveries.install(memo, _S, ctx.kube)
-    ctx.writer.listeners.append(pump.observe)
-    metrics.watch(ctx.registry, pump)  # the queue and backlog gauges read these at each scrape
-    await ctx.progress.start()
-    ctx.tasks = [
-        asyncio.create_task(loops.admission_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
-        asyncio.create_task(loops.retention_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)),
+    state = OperatorState(_S, kube, storage, READINESS)
+    state.closing = closing
+    memo.state = state
+    logs.FILTER.book = state.registry  # kopf's lines about a batch or Job name its tenant
+    pump = deliveries.install(state)
+    metrics.watch(state.registry, pump)  # the queue and backlog gauges read these at each scrape
+    await state.progress.start()
+    state.tasks = [
+        asyncio.create_task(loops.admission_loop(state.kube, _S, state.registry, state.reconciler)),
+        asyncio.create_task(loops.retention_loop(state.kube, _S, state.registry, state.reconciler)),
     ]
     if _S.admission.kueue_queue:
-        ctx.tasks.append(asyncio.create_task(kueue.kueue_loop(ctx.kube, _S, ctx.registry, ctx.reconciler)))
+        state.tasks.append(
+            asyncio.create_task(kueue.kueue_loop(state.kube, _S, state.registry, state.reconciler))
+        )
     if _S.store.type == "s3" and _S.store.usage_interval:
-        ctx.tasks.append(
-            asyncio.create_task(loops.store_usage_loop(ctx.kube, _S, ctx.registry, ctx.reconciler))
+        state.tasks.append(
+            asyncio.create_task(loops.store_usage_loop(state.kube, _S, state.registry, state.reconciler))
         )
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    ctx: Context | None = getattr(memo, "ctx", None)
-    if ctx is None:
+    state: OperatorState | None = getattr(memo, "state", None)
+    if state is None:
         return
     metrics.watch(None, None)
-    for t in ctx.tasks:
-        t.cancel()
-    await asyncio.gather(*ctx.tasks, return_exceptions=True)
-    await ctx.progress.stop()
-    await deliveries.close(memo)
-    await ctx.kube.close()
-    await ctx.closing.aclose()
+    await state.close()
 
 
 # --- ExtractionBatch ---------------------------------------------------------------------------
@@ -176,14 +153,14 @@ def kopf_error(e: KubeError, backoff: float) -> kopf.TemporaryError:
 async def reconcile_batch(
     body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    ctx: Context = memo.ctx
+    state: OperatorState = memo.state
     key = batch_key_of(body)
     if (meta.get("labels") or {}).get(ids.KEY_LABEL) != key:
         patch.metadata.setdefault("labels", {})[ids.KEY_LABEL] = key  # how the API finds kubectl batches
-    ctx.registry.observe_batch(body)
+    state.registry.observe_batch(body)
     try:
         with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
-            await ctx.reconciler.batch(body)
+            await state.reconciler.batch(body)
     except PermanentProblem as e:
         metrics.reconcile_error("batch")
         raise kopf.PermanentError(str(e)) from None
@@ -197,13 +174,13 @@ async def reconcile_batch(
 
 @kopf.on.event(*BATCH)
 async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    ctx: Context = memo.ctx
-    ctx.registry.observe_batch(body, deleted=(type == "DELETED"))
-    deliveries.observe(memo, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
+    state: OperatorState = memo.state
+    state.registry.observe_batch(body, deleted=(type == "DELETED"))
+    deliveries.observe(state, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
         with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
             try:
-                await ctx.reconciler.batch_deleted(body)
+                await state.reconciler.batch_deleted(body)
             except (OSError, StoreError) as e:  # the retention pass's sweep removes them later
                 log.warning("removing the outputs of %s failed: %s", body["metadata"]["name"], e)
 
@@ -213,31 +190,31 @@ async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: A
 
 @kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
 async def job_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    ctx: Context = memo.ctx
+    state: OperatorState = memo.state
     if type == "DELETED":
-        await _job_deleted(ctx, body)
+        await _job_deleted(state, body)
         return
-    info = ctx.registry.observe_job(body)
+    info = state.registry.observe_job(body)
     if info is None:
         return
-    tenant = ctx.registry.tenant_of("Job", info.namespace, info.name)
+    tenant = state.registry.tenant_of("Job", info.namespace, info.name)
     with logs.about(tenant, job=logs.job_id_of_job(info.name)):
-        await _retried(lambda: ctx.reconciler.job(body), "mapping", body)
+        await _retried(lambda: state.reconciler.job(body), "mapping", body)
 
 
-async def _job_deleted(ctx: Context, body: kopf.Body) -> None:
+async def _job_deleted(state: OperatorState, body: kopf.Body) -> None:
     info = JobInfo.of(body)
-    known = ctx.registry.jobs.get((info.namespace, info.name)) if info is not None else None
-    ctx.registry.observe_job(body, deleted=True)
+    known = state.registry.jobs.get((info.namespace, info.name)) if info is not None else None
+    state.registry.observe_job(body, deleted=True)
     if info is None or (known is not None and known.uid != info.uid):
         return  # not ours, or a predecessor's late event
-    entry = ctx.registry.entry_status(info.namespace, info.batch, info.batch_uid, info.index)
+    entry = state.registry.entry_status(info.namespace, info.batch, info.batch_uid, info.index)
     if entry in TERMINAL_STATES:
         return  # the usual case: the TTL of a Job whose outcome is in status
     where = (info.namespace, info.name, info.batch, info.batch_uid, info.index)
-    tenant = ctx.registry.tenant_of(KIND, info.namespace, info.batch)
+    tenant = state.registry.tenant_of(KIND, info.namespace, info.batch)
     with logs.about(tenant, job=logs.job_id_of_job(info.name)):
-        await _retried(lambda: ctx.reconciler.job_gone(*where, body), "handling the deletion of", body)
+        await _retried(lambda: state.reconciler.job_gone(*where, body), "handling the deletion of", body)
 
 
 async def _retried(step: Callable[[], Awaitable[None]], what: str, body: kopf.Body) -> None:

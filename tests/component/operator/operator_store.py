@@ -3,8 +3,8 @@
 
     async def test_x(store: StoreUnderTest) -> None:      # the `store` fixture (conftest.py)
         await store.put("job_…/a.mp3")
-        ctx = store.context(FakeApi(), retention__orphan_grace_seconds=3600)
-        ctx.reconciler.clock = store.clock_at(await store.newest(...), 3600)
+        state = store.operator_state(FakeApi(), retention__orphan_grace_seconds=3600)
+        state.reconciler.clock = store.clock_at(await store.newest(...), 3600)
 
 An object store keeps last-modified times the server sets, in whole seconds, so a test cannot
 date an object back as ``os.utime`` dates a file. Tests make ages instead: what must look old is
@@ -27,8 +27,8 @@ from botocore.session import get_session
 
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import PARTIAL_SUFFIX
-from audio_extract_operator import handlers
 from audio_extract_operator.kube import Kube
+from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 from support.s3_server import S3Server
 
@@ -46,9 +46,9 @@ class StoreUnderTest:
     s3: S3Server | None = None
     prefix: str = ""
 
-    def context(self, api: Kube, **settings: Any) -> handlers.Context:
+    def operator_state(self, api: Kube, **settings: Any) -> OperatorState:
         values = {"progress__port": 0, **self.settings, **settings}
-        return handlers.Context(operator_settings(**values), api, self.storage)
+        return OperatorState(operator_settings(**values), api, self.storage)
 
     async def put(self, *keys: str, data: bytes = b"x") -> None:
         for key in keys:

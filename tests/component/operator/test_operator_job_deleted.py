@@ -16,6 +16,7 @@ from operator_fakeapi import NS, FakeApi, job_name
 from audio_extract_common.resource import JobError, OutputFile
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator import handlers, loops
+from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
 OUT = OutputFile(filename="a.wav", path="job_x/a.wav", size=10, format="wav")
@@ -28,23 +29,23 @@ class Operator:
         self.api = api
         self.settings = operator_settings(**{"admission__max_running": 1, "progress__port": 0, **settings})
         self.memo = kopf.Memo()
-        self.ctx = handlers.Context(self.settings, api)
-        self.memo.ctx = self.ctx
+        self.state = OperatorState(self.settings, api)
+        self.memo.state = self.state
 
     async def create(self, name: str, jobs: int = 1, **spec: Any) -> dict[str, Any]:
         body = self.api.add_batch(name, jobs, **spec)
-        self.ctx.registry.observe_batch(body)
-        await self.ctx.reconciler.batch(body)
+        self.state.registry.observe_batch(body)
+        await self.state.reconciler.batch(body)
         return body
 
     async def admit(self) -> None:
-        await loops.admission_pass(self.api, self.settings, self.ctx.registry, self.ctx.reconciler)
+        await loops.admission_pass(self.api, self.settings, self.state.registry, self.state.reconciler)
 
     async def job_event(self, type_: str, body: dict[str, Any]) -> None:
         await handlers.job_event(type=type_, body=body, memo=self.memo)
 
     async def resync(self) -> None:
-        await loops.retention_pass(self.api, self.settings, self.ctx.registry, self.ctx.reconciler)
+        await loops.retention_pass(self.api, self.settings, self.state.registry, self.state.reconciler)
 
     def entries(self, name: str) -> list[dict[str, Any]]:
         return self.api.get("extractionbatches", NS, name)["status"]["jobs"]
@@ -61,7 +62,7 @@ async def test_a_queued_jobs_job_deleted_by_hand_is_created_again() -> None:
     assert again is not None, "the Job of a job that never started must be created again"
     assert again["metadata"]["uid"] != first["metadata"]["uid"] and again["spec"]["suspend"] is True
     assert [e["status"] for e in op.entries("b")] == ["queued", "queued"]
-    assert (NS, job_name(body, 1)) in op.ctx.registry.jobs  # admission counts it again
+    assert (NS, job_name(body, 1)) in op.state.registry.jobs  # admission counts it again
 
 
 async def test_a_started_jobs_job_deleted_by_hand_ends_its_entry_with_an_error() -> None:
@@ -119,7 +120,7 @@ async def test_the_resync_finds_jobs_deleted_while_the_operator_was_not_watching
     api.delete_by_hand("jobs", NS, job_name(body, 1))  # queued
     # a new process: its registry starts from the listing, no DELETED event ever comes
     restarted = Operator(api)
-    await loops.sync_jobs(api, restarted.settings, restarted.ctx.registry)
+    await loops.sync_jobs(api, restarted.settings, restarted.state.registry)
     await restarted.resync()
     first, second = restarted.entries("b")
     assert first["status"] == "failed" and first["error"]["code"] == "INTERNAL_ERROR"
@@ -134,9 +135,9 @@ async def test_the_resync_forgets_jobs_whose_deletion_event_was_missed() -> None
     body = await op.create("b", jobs=2)
     await op.admit()
     api.delete_by_hand("jobs", NS, job_name(body, 0))  # the DELETED event is lost
-    assert op.ctx.registry.running_count() == 1
+    assert op.state.registry.running_count() == 1
     await op.resync()
-    assert op.ctx.registry.running_count() == 0
+    assert op.state.registry.running_count() == 0
     assert op.entries("b")[0]["status"] == "failed"
     await op.admit()
     assert op.entries("b")[1]["status"] == "processing"
@@ -152,7 +153,7 @@ async def test_a_cancelled_jobs_deletion_is_left_to_the_cancellation() -> None:
     await op.resync()
     assert api.get("jobs", NS, job_name(body, 1)) is None
     assert op.entries("b")[1]["status"] == "queued"
-    await op.ctx.reconciler.batch(api.get("extractionbatches", NS, "b"))
+    await op.state.reconciler.batch(api.get("extractionbatches", NS, "b"))
     assert op.entries("b")[1]["status"] == "cancelled"
 
 
@@ -190,7 +191,7 @@ async def test_resuming_a_batch_never_runs_a_started_job_again() -> None:
     await op.admit()
     api.delete_by_hand("jobs", NS, job_name(body, 0))
     restarted = Operator(api)
-    await restarted.ctx.reconciler.batch(api.get("extractionbatches", NS, "b"))
+    await restarted.state.reconciler.batch(api.get("extractionbatches", NS, "b"))
     assert api.get("jobs", NS, job_name(body, 0)) is None
     await restarted.resync()
     assert restarted.entries("b")[0]["status"] == "failed"

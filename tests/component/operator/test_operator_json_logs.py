@@ -51,10 +51,10 @@ async def test_lines_about_a_job_name_it_its_batch_and_tenant(lines) -> None:
     stream, tenant_filter = lines
     api = FakeApi()
     op = Operator(api)
-    tenant_filter.book = op.ctx.registry
+    tenant_filter.book = op.state.registry
     body = labelled(api, "b", jobs=2)
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     await op.admit()  # "admitted ..."
     await op.job_event("DELETED", api.delete_by_hand("jobs", NS, job_name(body, 0)))  # "... is gone"
     job0 = "job_" + job_name(body, 0).removeprefix("job-")
@@ -69,12 +69,12 @@ async def test_kopf_lines_name_the_batch_or_the_job(lines) -> None:
     stream, tenant_filter = lines
     api = FakeApi()
     op = Operator(api)
-    tenant_filter.book = op.ctx.registry
+    tenant_filter.book = op.state.registry
     body = labelled(api, "b")
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     job = api.get("jobs", NS, job_name(body, 0))
-    op.ctx.registry.observe_job(job)
+    op.state.registry.observe_job(job)
     settings = kopf.OperatorSettings()
     ObjectLogger(body=body, settings=settings).warning("Handler 'reconcile_batch' failed temporarily")
     LocalObjectLogger(body=job, settings=settings).error("Handler 'job_event' failed with an exception")

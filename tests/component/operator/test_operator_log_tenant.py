@@ -64,12 +64,12 @@ async def test_kopf_lines_about_a_batch_and_about_its_jobs_name_the_tenant(lines
     captured, tenant_filter = lines
     api = FakeApi()
     op = Operator(api)
-    tenant_filter.book = op.ctx.registry
+    tenant_filter.book = op.state.registry
     body = labelled(api, "b")
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     job = api.get("jobs", NS, job_name(body, 0))
-    op.ctx.registry.observe_job(job)
+    op.state.registry.observe_job(job)
     settings = kopf.OperatorSettings()
     # what kopf logs through its per-object loggers: a handler's retry, a patch that failed
     ObjectLogger(body=body, settings=settings).warning("Handler 'reconcile_batch' failed temporarily")
@@ -86,8 +86,8 @@ async def test_the_operators_own_lines_while_working_on_a_batch_name_its_tenant(
     api = FakeApi()
     op = Operator(api)
     body = labelled(api, "b", jobs=2)
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     await op.admit()  # logs "admitted ..."
     await op.job_event("DELETED", api.delete_by_hand("jobs", NS, job_name(body, 0)))  # logs "... is gone"
     logging.getLogger("audio_extract_operator.loops").warning("listing our Jobs failed: %s", "refused")

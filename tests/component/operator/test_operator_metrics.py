@@ -47,8 +47,8 @@ async def create(op: Operator, api: FakeApi, name: str, jobs: int, **spec) -> di
     body = api.add_batch(name, jobs, **spec)
     api.objects[("extractionbatches", NS, name)]["metadata"]["labels"] = {ids.TENANT_LABEL: TENANT}
     body = api.get("extractionbatches", NS, name)
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     return body
 
 
@@ -63,7 +63,7 @@ def finished(api: FakeApi, body: dict, index: int, condition: str, result: Worke
 async def test_gauges_outcomes_timings_and_latencies_follow_a_batch(watched) -> None:
     api = FakeApi()
     op = Operator(api, admission__max_running=1)
-    metrics.watch(op.ctx.registry, None)
+    metrics.watch(op.state.registry, None)
     completed = value("audio_extract_operator_job_outcomes_total", status="completed", code="", tenant=TENANT)
     no_audio = value(
         "audio_extract_operator_job_outcomes_total", status="failed", code="NO_AUDIO_STREAM", tenant=TENANT
@@ -134,13 +134,13 @@ async def test_gauges_outcomes_timings_and_latencies_follow_a_batch(watched) -> 
 async def test_cancelled_jobs_count_with_their_code_and_leave_the_queue(watched) -> None:
     api = FakeApi()
     op = Operator(api, admission__max_running=1)
-    metrics.watch(op.ctx.registry, None)
+    metrics.watch(op.state.registry, None)
     before = value(
         "audio_extract_operator_job_outcomes_total", status="cancelled", code="CANCELLED", tenant=TENANT
     )
     body = await create(op, api, "c", jobs=2)
     assert jobs_gauge("queued") == 2
-    await op.ctx.reconciler.batch(api.edit("extractionbatches", NS, "c", {"spec": {"cancel": True}}))
+    await op.state.reconciler.batch(api.edit("extractionbatches", NS, "c", {"spec": {"cancel": True}}))
     after = value(
         "audio_extract_operator_job_outcomes_total", status="cancelled", code="CANCELLED", tenant=TENANT
     )
@@ -152,14 +152,14 @@ async def test_cancelled_jobs_count_with_their_code_and_leave_the_queue(watched)
 async def test_priorities_are_gauged_apart(watched) -> None:
     api = FakeApi()
     op = Operator(api, admission__max_running=1)
-    metrics.watch(op.ctx.registry, None)
+    metrics.watch(op.state.registry, None)
     high = {"source": {"type": "url", "url": "https://m.example.com/v.mp4"}, "output": {"format": "flac"}}
     high["options"] = {"priority": "high"}
     api.add_batch("p", 1)
     api.objects[("extractionbatches", NS, "p")]["spec"]["jobs"] = [high]
     body = api.get("extractionbatches", NS, "p")
-    op.ctx.registry.observe_batch(body)
-    await op.ctx.reconciler.batch(body)
+    op.state.registry.observe_batch(body)
+    await op.state.reconciler.batch(body)
     assert jobs_gauge("queued", "high") == 1 and jobs_gauge("queued", "normal") == 0
 
 
@@ -181,9 +181,9 @@ async def test_a_failing_step_counts_as_a_reconcile_error(watched) -> None:
 async def test_the_endpoint_serves_the_registry_with_the_store_measured(tmp_path, watched) -> None:
     api = FakeApi()
     op = Operator(api, store__root=tmp_path)
-    metrics.watch(op.ctx.registry, None)
+    metrics.watch(op.state.registry, None)
     await create(op, api, "m", jobs=2)
-    progress = Progress(op.settings, op.ctx.registry, op.ctx.writer)
+    progress = Progress(op.settings, op.state.registry, op.state.writer)
     async with TestClient(TestServer(progress.app())) as client:
         reply = await client.get("/metrics")
         assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/plain")

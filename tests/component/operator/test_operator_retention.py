@@ -18,6 +18,7 @@ from audio_extract_common import ids
 from audio_extract_common.kube import Forbidden, KubeError
 from audio_extract_common.timefmt import iso, now
 from audio_extract_operator import handlers, loops
+from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
 
@@ -35,12 +36,12 @@ def key_of(body: dict) -> str:
     return ids.batch_key(body["metadata"]["name"], body["metadata"]["uid"])
 
 
-def context(api: FakeApi, **settings: object) -> handlers.Context:
-    return handlers.Context(operator_settings(**{"progress__port": 0, **settings}), api)  # type: ignore[arg-type]
+def operator_state(api: FakeApi, **settings: object) -> OperatorState:
+    return OperatorState(operator_settings(**{"progress__port": 0, **settings}), api)  # type: ignore[arg-type]
 
 
-async def retention(ctx: handlers.Context) -> None:
-    await loops.retention_pass(ctx.kube, ctx.settings, ctx.registry, ctx.reconciler)
+async def retention(state: OperatorState) -> None:
+    await loops.retention_pass(state.kube, state.settings, state.registry, state.reconciler)
 
 
 async def test_one_failing_batch_does_not_stop_the_retention_pass() -> None:
@@ -53,15 +54,15 @@ async def test_one_failing_batch_does_not_stop_the_retention_pass() -> None:
         return Forbidden(403, "Forbidden", "no") if method == "DELETE" and path.endswith("/b2") else None
 
     api.fail = refuse_b2
-    await retention(context(api, retention__record_seconds=0))
+    await retention(operator_state(api, retention__record_seconds=0))
     assert api.names("extractionbatches") == ["b2"]
 
 
 async def test_deleting_a_batch_by_hand_removes_its_outputs(tmp_path: Path) -> None:
     api = FakeApi()
-    ctx = context(api, store__root=tmp_path)
+    state = operator_state(api, store__root=tmp_path)
     memo = kopf.Memo()
-    memo.ctx = ctx
+    memo.state = state
     doomed, kept = api.add_batch("doomed", jobs=2), api.add_batch("kept", jobs=1)
     outputs(tmp_path, *(ids.job_id(key_of(doomed), i) for i in (0, 1)), ids.job_id(key_of(kept), 0))
     (tmp_path / "uploads").mkdir()
@@ -83,7 +84,7 @@ async def test_the_retention_pass_removes_outputs_whose_batch_is_gone(tmp_path: 
     (tmp_path / "uploads").mkdir()
     (tmp_path / "notes").mkdir()
     os.utime(tmp_path / "uploads", (0, 0))
-    await retention(context(api, store__root=tmp_path, retention__orphan_grace_seconds=3600))
+    await retention(operator_state(api, store__root=tmp_path, retention__orphan_grace_seconds=3600))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [ids.job_id(key_of(live), 0), "job_fedcba9876543201", "uploads", "notes"]
     )
@@ -107,7 +108,7 @@ async def test_no_output_is_swept_after_an_incomplete_listing(tmp_path: Path) ->
     api.fail = second_page_fails
     with contextlib.suppress(KubeError):
         await retention(
-            context(api, store__root=tmp_path, list_page_size=1, retention__orphan_grace_seconds=0)
+            operator_state(api, store__root=tmp_path, list_page_size=1, retention__orphan_grace_seconds=0)
         )
     assert len(list(tmp_path.iterdir())) == 3
 
@@ -115,11 +116,11 @@ async def test_no_output_is_swept_after_an_incomplete_listing(tmp_path: Path) ->
 async def test_a_deleted_batchs_jobs_are_not_taken_for_lost_ones(tmp_path: Path) -> None:
     """Background deletion: the batch is gone, then the garbage collector deletes its Jobs."""
     api = FakeApi()
-    ctx = context(api, store__root=tmp_path)
+    state = operator_state(api, store__root=tmp_path)
     memo = kopf.Memo()
-    memo.ctx = ctx
+    memo.state = state
     body = api.add_batch("b", jobs=1)
-    await ctx.reconciler.batch(body)
+    await state.reconciler.batch(body)
     job = api.get("jobs", NS, job_name(body, 0))
     api.delete_by_hand("extractionbatches", NS, "b")
     api.delete_by_hand("jobs", NS, job_name(body, 0))
@@ -130,9 +131,9 @@ async def test_a_deleted_batchs_jobs_are_not_taken_for_lost_ones(tmp_path: Path)
 async def test_a_late_deletion_event_spares_a_successor_of_the_same_name(tmp_path: Path) -> None:
     """The API names batches by key: a batch deleted and made again has the same job ids."""
     api = FakeApi()
-    ctx = context(api, store__root=tmp_path)
+    state = operator_state(api, store__root=tmp_path)
     memo = kopf.Memo()
-    memo.ctx = ctx
+    memo.state = state
     name = "batch-0123456789abcd00"
     old = api.delete_by_hand("extractionbatches", NS, api.add_batch(name)["metadata"]["name"])
     new = api.add_batch(name)
@@ -140,7 +141,7 @@ async def test_a_late_deletion_event_spares_a_successor_of_the_same_name(tmp_pat
     outputs(tmp_path, "job_0123456789abcd01")  # the successor's
     await handlers.batch_event(type="DELETED", body=old, memo=memo)
     assert (tmp_path / "job_0123456789abcd01").exists()
-    assert ctx.registry.keys["0123456789abcd"] == (NS, name)
+    assert state.registry.keys["0123456789abcd"] == (NS, name)
 
 
 async def test_retention_goes_on_when_the_job_listing_fails() -> None:
@@ -153,7 +154,7 @@ async def test_retention_goes_on_when_the_job_listing_fails() -> None:
         return Forbidden(403, "Forbidden", "no") if method == "GET" and path.endswith("/jobs") else None
 
     api.fail = no_jobs
-    await retention(context(api, retention__record_seconds=0))
+    await retention(operator_state(api, retention__record_seconds=0))
     assert api.names("extractionbatches") == []
 
 
@@ -165,7 +166,7 @@ GRACE = 3600
 async def test_deleting_a_batch_removes_its_outputs_from_either_store(store: StoreUnderTest) -> None:
     api = FakeApi()
     memo = kopf.Memo()
-    memo.ctx = store.context(api)
+    memo.state = store.operator_state(api)
     doomed, kept = api.add_batch("doomed", jobs=2), api.add_batch("kept", jobs=1)
     d0, d1, k0 = ids.job_id(key_of(doomed), 0), ids.job_id(key_of(doomed), 1), ids.job_id(key_of(kept), 0)
     # job ids sharing a prefix: job_…01 must not take job_…010's (or a longer id's) objects along
@@ -188,17 +189,17 @@ async def test_outputs_of_gone_batches_are_swept_from_either_store_after_the_gra
     await next_second()
     # too recent to judge (its batch may be newer than the listing), though it has an old object
     await store.put("job_fedcba9876543201/a.mp3", "job_fedcba9876543201/b.mp3")
-    ctx = store.context(api, retention__orphan_grace_seconds=GRACE)
-    ctx.reconciler.clock = store.clock_at(await store.newest(*old), GRACE)
-    await retention(ctx)
+    state = store.operator_state(api, retention__orphan_grace_seconds=GRACE)
+    state.reconciler.clock = store.clock_at(await store.newest(*old), GRACE)
+    await retention(state)
     assert await store.keys() == {
         f"{live}/a.mp3",
         *others,
         "job_fedcba9876543201/a.mp3",
         "job_fedcba9876543201/b.mp3",
     }
-    ctx.reconciler.clock = store.clock_at(await store.newest("job_fedcba9876543201/b.mp3"), GRACE)
-    await retention(ctx)  # now old enough
+    state.reconciler.clock = store.clock_at(await store.newest("job_fedcba9876543201/b.mp3"), GRACE)
+    await retention(state)  # now old enough
     assert await store.keys() == {f"{live}/a.mp3", *others}
 
 
@@ -217,12 +218,12 @@ async def test_no_output_is_swept_from_either_store_after_an_incomplete_listing(
         return None
 
     api.fail = second_page_fails
-    ctx = store.context(api, list_page_size=1, retention__orphan_grace_seconds=0)
+    state = store.operator_state(api, list_page_size=1, retention__orphan_grace_seconds=0)
     with contextlib.suppress(KubeError):
-        await retention(ctx)
+        await retention(state)
     assert await store.keys() == outs
     api.fail = None
-    await retention(ctx)  # complete, and every batch is there
+    await retention(state)  # complete, and every batch is there
     assert await store.keys() == outs
 
 
@@ -239,12 +240,14 @@ async def test_expired_outputs_go_and_the_batch_with_its_outputs_after_record_re
     api.edit("extractionbatches", NS, "done", {"status": status})
     j0, j1 = ids.job_id(key, 0), ids.job_id(key, 1)
     await store.put(f"{j0}/talk.mp3", f"{j1}/talk.mp3", "job_0123456789abcd01/other.mp3")
-    ctx = store.context(api, retention__orphan_grace_seconds=10**9)
-    await retention(ctx)
+    state = store.operator_state(api, retention__orphan_grace_seconds=10**9)
+    await retention(state)
     assert await store.keys() == {f"{j1}/talk.mp3", "job_0123456789abcd01/other.mp3"}
     entries = api.get("extractionbatches", NS, "done")["status"]["jobs"]
     assert [j.get("expired") for j in entries] == [True, False]
-    await retention(store.context(api, retention__record_seconds=0, retention__orphan_grace_seconds=10**9))
+    await retention(
+        store.operator_state(api, retention__record_seconds=0, retention__orphan_grace_seconds=10**9)
+    )
     assert api.names("extractionbatches") == []
     assert await store.keys() == {"job_0123456789abcd01/other.mp3"}
 
@@ -255,5 +258,5 @@ async def test_an_empty_job_directory_of_a_gone_batch_is_swept_from_the_volume(t
     (tmp_path / "job_0123456789abcd01").mkdir()
     (tmp_path / "job_0123456789abcd02").mkdir()
     os.utime(tmp_path / "job_0123456789abcd01", (0, 0))
-    await retention(context(api, store__root=tmp_path, retention__orphan_grace_seconds=GRACE))
+    await retention(operator_state(api, store__root=tmp_path, retention__orphan_grace_seconds=GRACE))
     assert [p.name for p in tmp_path.iterdir()] == ["job_0123456789abcd02"]

@@ -22,7 +22,8 @@ from operator_store import StoreUnderTest, next_second
 
 from audio_extract_common.kube import KubeError
 from audio_extract_common.timefmt import iso, now
-from audio_extract_operator import handlers, loops
+from audio_extract_operator import loops
+from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
 HOUR = 3600.0
@@ -71,7 +72,7 @@ def remaining(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
 
 
-def context(api: FakeApi, root: Path, **settings: object) -> handlers.Context:
+def operator_state(api: FakeApi, root: Path, **settings: object) -> OperatorState:
     values = {
         "progress__port": 0,
         "store__root": root,
@@ -79,11 +80,11 @@ def context(api: FakeApi, root: Path, **settings: object) -> handlers.Context:
         "retention__partial_upload_grace_seconds": HOUR,
         **settings,
     }
-    return handlers.Context(operator_settings(**values), api)  # type: ignore[arg-type]
+    return OperatorState(operator_settings(**values), api)  # type: ignore[arg-type]
 
 
-async def retention(ctx: handlers.Context) -> None:
-    await loops.retention_pass(ctx.kube, ctx.settings, ctx.registry, ctx.reconciler)
+async def retention(state: OperatorState) -> None:
+    await loops.retention_pass(state.kube, state.settings, state.registry, state.reconciler)
 
 
 async def test_uploads_expire_after_their_upload_and_their_last_job(tmp_path: Path) -> None:
@@ -103,7 +104,7 @@ async def test_uploads_expire_after_their_upload_and_their_last_job(tmp_path: Pa
     using(api, "one-queued", 7, state="queued")  # another batch still needs it: kept
     put(tmp_path, "upload-owners/acme/" + upload_id(8), age=HOUR)  # its upload is gone: removed
     put(tmp_path, "uploads/README", age=99 * HOUR)  # not an upload: not ours to remove
-    await retention(context(api, tmp_path))
+    await retention(operator_state(api, tmp_path))
     kept = {f"{d}/{upload_id(n)}" for n in (2, 3, 4, 5, 7) for d in ("uploads", "upload-owners/acme")}
     assert remaining(tmp_path) == kept | {"uploads/README"}
 
@@ -112,7 +113,7 @@ async def test_partial_uploads_are_removed_after_the_grace(tmp_path: Path) -> No
     """What an API process killed mid-upload leaves: its temporary file, never renamed in."""
     stale = put(tmp_path, f"uploads/.{upload_id(1)}.k3j9x2.part", age=2 * HOUR)
     writing = put(tmp_path, f"uploads/.{upload_id(2)}.a8d0q1.part", age=60)  # still arriving
-    await retention(context(api := FakeApi(), tmp_path))
+    await retention(operator_state(api := FakeApi(), tmp_path))
     assert not stale.exists() and writing.exists()
     assert api.names("extractionbatches") == []
 
@@ -132,7 +133,7 @@ async def test_no_upload_expires_after_an_incomplete_listing(tmp_path: Path) -> 
 
     api.fail = second_page_fails
     with contextlib.suppress(KubeError):
-        await retention(context(api, tmp_path, list_page_size=1))
+        await retention(operator_state(api, tmp_path, list_page_size=1))
     assert (tmp_path / "uploads" / upload_id(1)).exists()
     assert not stale.exists()  # partial files need no listing
 
@@ -149,7 +150,7 @@ async def test_an_upload_named_again_after_the_listing_is_kept(tmp_path: Path, m
         return pages(*args, **kwargs)
 
     monkeypatch.setattr(api, "pages", touched_while_listing)
-    await retention(context(api, tmp_path))
+    await retention(operator_state(api, tmp_path))
     assert path.exists()
 
 
@@ -190,18 +191,18 @@ async def test_uploads_expire_from_either_store_after_their_upload_and_their_las
     await store.storage.put_bytes("uploads/README", b"not an upload: not ours to remove")
     await next_second()
     await upload_in(store, 2)  # recent: kept
-    ctx = store.context(
+    state = store.operator_state(
         api, retention__upload_seconds=retention_, retention__partial_upload_grace_seconds=HOUR
     )
-    ctx.reconciler.clock = store.clock_at(await store.newest(*old), retention_)
-    at = ctx.reconciler.clock()
+    state.reconciler.clock = store.clock_at(await store.newest(*old), retention_)
+    at = state.reconciler.clock()
     using_at(api, "queued", 3, at)  # its job has not even started: kept
     using_at(api, "running", 4, at, state="processing", ended_ago=30 * HOUR)  # running for long: kept
     using_at(api, "done-lately", 5, at, state="completed", ended_ago=1 * HOUR)  # ended lately: kept
     using_at(api, "done-long-ago", 6, at, state="failed", ended_ago=25 * HOUR)  # all past: expired
     using_at(api, "one-done", 7, at, state="cancelled", ended_ago=25 * HOUR)
     using_at(api, "one-queued", 7, at, state="queued")  # another batch still needs it: kept
-    await retention(ctx)
+    await retention(state)
     kept = {f"{d}/{upload_id(n)}" for n in (2, 3, 4, 5, 7) for d in ("uploads", "upload-owners/acme")}
     assert await store.keys() == kept | {"uploads/README"}
 
@@ -210,12 +211,12 @@ async def test_a_fresh_owner_marker_stays_while_its_upload_may_still_arrive(stor
     """Sent straight to the store, an upload may arrive after the API recorded whose it is."""
     marker = f"upload-owners/acme/{upload_id(1)}"
     await store.storage.put_bytes(marker, b"")
-    ctx = store.context(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
-    ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR - 60)
-    await retention(ctx)
+    state = store.operator_state(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
+    state.reconciler.clock = store.clock_at(await store.newest(marker), HOUR - 60)
+    await retention(state)
     assert await store.keys() == {marker}
-    ctx.reconciler.clock = store.clock_at(await store.newest(marker), HOUR)
-    await retention(ctx)
+    state.reconciler.clock = store.clock_at(await store.newest(marker), HOUR)
+    await retention(state)
     assert await store.keys() == set()
 
 
@@ -244,15 +245,15 @@ async def test_a_direct_upload_marker_stays_while_its_url_may_still_be_used(
         return stream(key, *args)
 
     monkeypatch.setattr(store.storage, "stream", reading)
-    ctx = store.context(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
-    ctx.reconciler.clock = store.clock_at(old, HOUR)
-    await retention(ctx)
+    state = store.operator_state(FakeApi(), retention__partial_upload_grace_seconds=HOUR)
+    state.reconciler.clock = store.clock_at(old, HOUR)
+    await retention(state)
     # past the grace, the streamed marker goes; the direct one's URL still takes the bytes
     assert await store.keys() == {direct, arrived, fresh, f"uploads/{upload_id(3)}"}
     assert read == [direct]
     for after_expiry, gone in ((HOUR - 60, set()), (HOUR + 1, {direct, fresh})):
-        ctx.reconciler.clock = lambda at=url_expires + timedelta(seconds=after_expiry): at
-        await retention(ctx)
+        state.reconciler.clock = lambda at=url_expires + timedelta(seconds=after_expiry): at
+        await retention(state)
         assert await store.keys() == {direct, arrived, fresh, f"uploads/{upload_id(3)}"} - gone
 
 
@@ -264,7 +265,7 @@ async def test_partial_writes_are_removed_from_either_store_after_the_grace(stor
     await store.start_partial("job_0123456789abcd01/audio")
     await asyncio.sleep(grace + 0.1)
     await store.start_partial(f"uploads/{upload_id(2)}")  # still arriving
-    await retention(store.context(FakeApi(), retention__partial_upload_grace_seconds=grace))
+    await retention(store.operator_state(FakeApi(), retention__partial_upload_grace_seconds=grace))
     assert store.partials() == {f"uploads/{upload_id(2)}"}
 
 
@@ -280,13 +281,13 @@ async def test_no_upload_expires_from_either_store_after_an_incomplete_listing(s
         return None
 
     api.fail = second_page_fails
-    ctx = store.context(api, list_page_size=1)
-    ctx.reconciler.clock = store.clock_at(await store.newest(*keys), 99 * HOUR)
+    state = store.operator_state(api, list_page_size=1)
+    state.reconciler.clock = store.clock_at(await store.newest(*keys), 99 * HOUR)
     with contextlib.suppress(KubeError):
-        await retention(ctx)
+        await retention(state)
     assert await store.keys() == set(keys)
     api.fail = None
-    await retention(ctx)  # a complete listing: expired
+    await retention(state)  # a complete listing: expired
     assert await store.keys() == set()
 
 
@@ -297,8 +298,8 @@ async def test_an_upload_named_again_during_the_listing_is_kept_in_either_store(
     created while the pass lists the others is not in the listing, but its upload is fresh."""
     api = FakeApi()
     keys = await upload_in(store, 1)
-    ctx = store.context(api)
-    ctx.reconciler.clock = store.clock_at(await store.newest(*keys), 24 * HOUR)
+    state = store.operator_state(api)
+    state.reconciler.clock = store.clock_at(await store.newest(*keys), 24 * HOUR)
     await next_second()
     pages = api.pages
 
@@ -308,5 +309,5 @@ async def test_an_upload_named_again_during_the_listing_is_kept_in_either_store(
             yield page
 
     monkeypatch.setattr(api, "pages", touched_while_listing)
-    await retention(ctx)
+    await retention(state)
     assert await store.keys() == set(keys)

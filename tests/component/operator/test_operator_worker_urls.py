@@ -20,6 +20,7 @@ from audio_extract_common.objectstore import S3Store
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_operator import handlers, loops, metrics
 from audio_extract_operator.jobs import ADMIT_BY_ANNOTATION
+from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 from support.s3_server import S3Server
 
@@ -43,20 +44,20 @@ class Operator:
         }
         self.api = api
         self.settings = operator_settings(**values)
-        self.ctx = handlers.Context(self.settings, api, storage)
+        self.state = OperatorState(self.settings, api, storage)
         self.memo = kopf.Memo()
-        self.memo.ctx = self.ctx
+        self.memo.state = self.state
 
     async def create(self, name: str) -> dict[str, Any]:
         body = self.api.add_batch(name, jobs=len(JOBS))
         self.api.edit("extractionbatches", NS, name, {"spec": {"jobs": JOBS}})
         body = self.api.get("extractionbatches", NS, name)
-        self.ctx.registry.observe_batch(body)
-        await self.ctx.reconciler.batch(body)
+        self.state.registry.observe_batch(body)
+        await self.state.reconciler.batch(body)
         return body
 
     async def admit(self) -> None:
-        await loops.admission_pass(self.api, self.settings, self.ctx.registry, self.ctx.reconciler)
+        await loops.admission_pass(self.api, self.settings, self.state.registry, self.state.reconciler)
 
 
 @pytest.fixture
@@ -101,12 +102,12 @@ async def test_a_job_created_again_keeps_the_urls_it_was_made_with(storage: S3St
     op = Operator(api, storage)
     body = await op.create("b")
     before = api.get("jobs", NS, job_name(body, 0))
-    await op.ctx.reconciler.batch(api.get("extractionbatches", NS, "b"))  # a resume, a retried handler
+    await op.state.reconciler.batch(api.get("extractionbatches", NS, "b"))  # a resume, a retried handler
     restarted = Operator(api, storage)  # a new process: nothing in its registry, "already exists"
-    await restarted.ctx.reconciler.batch(api.get("extractionbatches", NS, "b"))
+    await restarted.state.reconciler.batch(api.get("extractionbatches", NS, "b"))
     after = api.get("jobs", NS, job_name(body, 0))
     assert after["metadata"]["uid"] == before["metadata"]["uid"] and env(after) == env(before)
-    assert (NS, job_name(body, 0)) in restarted.ctx.registry.jobs
+    assert (NS, job_name(body, 0)) in restarted.state.registry.jobs
 
 
 async def test_the_urls_last_the_deadline_plus_the_queue_allowance(storage: S3Store) -> None:
@@ -137,7 +138,7 @@ async def test_a_job_that_waited_past_its_urls_allowance_is_made_again_before_it
         name,
         {"metadata": {"annotations": {ADMIT_BY_ANNOTATION: iso(datetime.now(UTC) - timedelta(seconds=5))}}},
     )
-    op.ctx.registry.observe_job(waited)
+    op.state.registry.observe_job(waited)
     await op.admit()  # job 0 (first in the queue) runs
     api.finish_job(NS, job_name(body, 0), "Complete", None)
     await handlers.job_event(type="MODIFIED", body=api.get("jobs", NS, job_name(body, 0)), memo=op.memo)
