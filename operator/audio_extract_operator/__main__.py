@@ -12,6 +12,8 @@ import logging
 import secrets
 import signal
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -62,6 +64,7 @@ async def _label_pod(kube, namespace: str, pod: str, role: str) -> None:  # type
 
 async def _run(identity: str) -> None:
     import kopf
+    from kopf._core.engines.peering import Identity  # what kopf.operator takes; kopf does not export it
 
     from . import handlers, metrics
     from .kube import Kube
@@ -72,14 +75,14 @@ async def _run(identity: str) -> None:
         f"http://0.0.0.0:{settings.kopf.liveness_port}/healthz" if settings.kopf.liveness_port else None
     )
 
-    def operate() -> asyncio.Future[None]:
+    def operate() -> Coroutine[Any, Any, None]:
         return kopf.operator(
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             liveness_endpoint=liveness,
             ready_flag=handlers.READINESS.started,  # /readyz answers 503 until kopf sets it
-            identity=identity,
+            identity=Identity(identity),
         )
 
     if not settings.leader.lease:

@@ -37,7 +37,7 @@ async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> set[R
     """List our Jobs (in pages) into the registry, so the first admission pass after a restart counts
     every running one, and drop the ones it remembers that no longer exist. Returns what was listed."""
     listed: set[Ref] = set()
-    for ns in settings.namespaces or [None]:
+    for ns in settings.listed_namespaces:
         listed_rv = ""
         pages = kube.pages(jobs_path(ns), settings.list_page_size, {"labelSelector": JOB_SELECTOR})
         async for items, listed_rv in pages:
@@ -140,7 +140,7 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
         log.warning("listing our Jobs failed: %s", e)
     live_keys: set[str] = set()
     complete = True
-    for ns in settings.namespaces or [None]:
+    for ns in settings.listed_namespaces:
         try:
             async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
                 for body in page:

@@ -8,7 +8,7 @@ late or repeated event cannot undo an outcome.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -285,7 +285,7 @@ def set_condition(
     generation: int | None,
 ) -> list[Condition]:
     """Upsert a condition; ``lastTransitionTime`` moves only when its status flips."""
-    value = "True" if status else "False"
+    value: Literal["True", "False"] = "True" if status else "False"
     out, found = [], False
     for c in conditions:
         if c.type != type_:

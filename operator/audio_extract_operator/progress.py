@@ -23,7 +23,7 @@ from . import logs, metrics
 from .readiness import Readiness
 from .registry import Ref, Registry
 from .settings import Settings
-from .statuswriter import StatusWriter
+from .statuswriter import Change, StatusWriter
 from .tokens import token_matches
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> Ba
                 setattr(job, k, v)
                 changed = True
     return status if changed else None
+
+
+def applying(reports: dict[int, ProgressReport]) -> Change:
+    """The status change that puts ``reports`` onto a batch's status (``apply_reports``)."""
+    return lambda _body, status: apply_reports(status, reports)
 
 
 class Progress:
@@ -167,7 +172,7 @@ class Progress:
         try:
             while reports := self._pending.pop(ref, None):
                 try:
-                    await self.writer.update(ref[0], ref[1], lambda _b, s, r=reports: apply_reports(s, r))
+                    await self.writer.update(ref[0], ref[1], applying(reports))
                 except Exception as e:  # progress is advisory: the outcome comes from the Job
                     metrics.reconcile_error("progress")
                     log.warning("progress write for %s/%s failed: %s", ref[0], ref[1], e)

@@ -302,6 +302,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def listed_namespaces(self) -> list[str | None]:
+        """Where the loops list batches and Jobs: each namespace watched, or every namespace (None)
+        when cluster-wide."""
+        return [*self.namespaces] if self.namespaces else [None]
+
+    @property
     def worker_url_seconds(self) -> int:
         """How long the URLs presigned for a Job stay valid (``presign_queue_allowance_seconds``)."""
         allowance = self.store.presign_queue_allowance_seconds
