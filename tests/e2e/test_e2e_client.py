@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from client_codegen import generate
 from system import System
 
+from support.client_codegen import generate
 from support.media_server import MediaServer
 from support.waiting import wait_for
 

@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from kopf._cogs.clients.api import iter_jsonlines
-from largest_batch import largest_batch, watch_line
 
 from audio_extract_api.kube import Kube
 from audio_extract_api.settings import Settings
+from support.largest_batch import largest_batch, watch_line
 
 NS = "n" * 63
 CHUNK = 8 * 1024

@@ -1,12 +1,9 @@
 """The client's pure parts: retry decisions, the error classes made from the API's table, resuming
-downloads, which way an upload goes, the command's configuration and its batches; and that the
-client needs no server code."""
+downloads, which way an upload goes, the command's configuration and its batches."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -140,29 +137,3 @@ def test_manifests_give_batch_bodies_from_spec() -> None:
     assert [len(p["jobs"]) for p in parts] == [10, 2] and all(p["webhook"] == many["webhook"] for p in parts)
     with pytest.raises(plan.ManifestError, match="cancel"):
         plan.batches_of_manifest("spec: {jobs: [{}], cancel: true}")
-
-
-def test_the_client_and_the_command_import_no_server_code() -> None:
-    blocked = [
-        "fastapi",
-        "starlette",
-        "kopf",
-        "kubernetes",
-        "kubernetes_asyncio",
-        "aiohttp",
-        "uvicorn",
-        "audio_extract_api",
-        "audio_extract_operator",
-        "audio_extract_worker",
-    ]
-    code = (
-        "import sys\n"
-        f"blocked = {blocked!r}\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in blocked: raise ImportError('server module ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "import audio_extract_client, audio_extract_client.cli.app\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
