@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
-from audio_extract_common.batch_status import JobState
+from audio_extract_common.batch_status import JobState, JobStatus, OutputFile
 from audio_extract_common.filenames import content_disposition
 from audio_extract_common.formats import FORMATS, Format
 from audio_extract_common.objectstore import ObjectNotFound
@@ -26,23 +26,25 @@ from audio_extract_common.storage import Storage
 from audio_extract_common.store import output_key
 
 from .errors import FileExpired, JobFailed, JobNotCompleted, RangeNotSatisfiable
-from .views import is_expired, job_count, job_id_of, job_status
+from .views import batch_status, is_expired, job_count, job_id_of, job_status
 
 CHUNK = 256 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def completed_output(st: dict[str, Any]) -> dict[str, Any]:
-    """The job's outputFile, or the ApiError its state calls for."""
-    state = st.get("status") or JobState.queued.value
-    if state in (JobState.queued.value, JobState.processing.value):
+def completed_output(st: JobStatus | None) -> OutputFile:
+    """The job's outputFile, or the ApiError its state calls for (None: not in status yet, queued)."""
+    if st is None or st.status in (JobState.queued, JobState.processing):
         raise JobNotCompleted()
-    if state in (JobState.failed.value, JobState.cancelled.value):
-        err = st.get("error") or {}
-        code = err.get("code") or ("CANCELLED" if state == JobState.cancelled.value else "INTERNAL_ERROR")
-        raise JobFailed(code, err.get("message") or f"The job {state}", err.get("details"))
-    out = st.get("outputFile")
-    if not out or is_expired(st):
+    state = st.status
+    if state in (JobState.failed, JobState.cancelled):
+        err = st.error
+        if err is None:
+            code = "CANCELLED" if state == JobState.cancelled else "INTERNAL_ERROR"
+            raise JobFailed(code, f"The job {state.value}", None)
+        raise JobFailed(err.code.value, err.message or f"The job {state.value}", err.details)
+    out = st.outputFile
+    if out is None or is_expired(st):
         raise FileExpired()
     return out
 
@@ -84,22 +86,22 @@ async def _chunks(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
             yield data
 
 
-def _media_type(out: dict[str, Any]) -> str:
-    fmt = out.get("format")
+def _media_type(out: OutputFile) -> str:
+    fmt = out.format
     return FORMATS[Format(fmt)].media_type if fmt in Format.__members__ else "application/octet-stream"
 
 
-def output_path(job_id: str, out: dict[str, Any]) -> str:
+def output_path(job_id: str, out: OutputFile) -> str:
     """The output's key in the store: where the worker reported it, else where it used to write it."""
-    return out.get("path") or output_key(job_id, out.get("filename", ""))
+    return out.path or output_key(job_id, out.filename)
 
 
 def _plan(
-    out: dict[str, Any], name: str, size: int, range_header: str | None
+    out: OutputFile, name: str, size: int, range_header: str | None
 ) -> tuple[int, dict[str, str], int, int]:
     """``(status, headers, first byte, length)``: the whole output (200) or the range asked (206)."""
     headers = {
-        "Content-Disposition": content_disposition(out.get("filename") or name),
+        "Content-Disposition": content_disposition(out.filename or name),
         "Accept-Ranges": "bytes",
     }
     rng = parse_range(range_header, size)
@@ -112,13 +114,13 @@ def _plan(
     return 206, headers, first, last - first + 1
 
 
-def file_response(path: Path, out: dict[str, Any], range_header: str | None) -> StreamingResponse:
+def file_response(path: Path, out: OutputFile, range_header: str | None) -> StreamingResponse:
     status, headers, first, length = _plan(out, path.name, path.stat().st_size, range_header)
     return StreamingResponse(_chunks(path, first, length), status, headers, _media_type(out))
 
 
 async def download_response(
-    store: Storage, job_id: str, out: dict[str, Any], range_header: str | None
+    store: Storage, job_id: str, out: OutputFile, range_header: str | None
 ) -> StreamingResponse:
     """The output's bytes from the store (FILE_EXPIRED when they are gone)."""
     key = output_path(job_id, out)
@@ -159,17 +161,15 @@ async def _then(head: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]
         yield chunk
 
 
-async def presign_output(store: Storage, job_id: str, out: dict[str, Any], seconds: int) -> str | None:
+async def presign_output(store: Storage, job_id: str, out: OutputFile, seconds: int) -> str | None:
     """A URL that GETs the output from the store itself for ``seconds``, naming its file; None when
     the store cannot presign (a volume)."""
     return await store.presign_get(
-        output_path(job_id, out), seconds, filename=out.get("filename"), content_type=_media_type(out)
+        output_path(job_id, out), seconds, filename=out.filename, content_type=_media_type(out)
     )
 
 
-async def redirect_response(
-    store: Storage, job_id: str, out: dict[str, Any], seconds: int
-) -> Response | None:
+async def redirect_response(store: Storage, job_id: str, out: OutputFile, seconds: int) -> Response | None:
     """307 to a presigned GET of the output, FILE_EXPIRED when it is gone; None when the store
     cannot presign."""
     url = await presign_output(store, job_id, out, seconds)
@@ -192,12 +192,12 @@ class OutputLinks:
     async def of(self, obj: dict[str, Any], indexes: Iterable[int] | None = None) -> dict[int, str]:
         """The links of the jobs at ``indexes`` (None: every job of the batch)."""
         links: dict[int, str] = {}
+        status = batch_status(obj)
         for index in range(job_count(obj)) if indexes is None else indexes:
-            st = job_status(obj, index)
-            out = st.get("outputFile")
-            if st.get("status") != JobState.completed.value or not out or is_expired(st):
+            st = job_status(obj, index, status)
+            if st is None or st.status != JobState.completed or st.outputFile is None or is_expired(st):
                 continue  # no output to link to: the download path answers why
-            url = await presign_output(self.store, job_id_of(obj, index), out, self.seconds)
+            url = await presign_output(self.store, job_id_of(obj, index, status), st.outputFile, self.seconds)
             if url is None:
                 break  # the store does not presign: no other job's will either
             links[index] = url

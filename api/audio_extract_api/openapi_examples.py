@@ -151,7 +151,13 @@ def sample_batch(*states: str, request: dict[str, Any] = FIRST_BATCH) -> dict[st
     spec = copy.deepcopy(request)
     spec["jobs"] = [spec["jobs"][i % len(spec["jobs"])] for i in range(len(states))]
     jobs = [
-        {"index": i, "jobId": (JOB_ID, JOB_ID_2)[i], "createdAt": ACCEPTED_AT, **copy.deepcopy(_STATES[s])}
+        {
+            "index": i,
+            "jobId": (JOB_ID, JOB_ID_2)[i],
+            "jobName": f"batch-0a1b2c3d4e5f6a00-{i}",
+            "createdAt": ACCEPTED_AT,
+            **copy.deepcopy(_STATES[s]),
+        }
         for i, s in enumerate(states)
     ]
     finished = all(j["status"] not in ("queued", "processing") for j in jobs)

@@ -27,6 +27,7 @@ from audio_extract_api.queue_capacity import QueueView, queued_jobs
 from audio_extract_api.routes.extract import estimated_time
 from audio_extract_api.submit import check_idempotency_key, idempotent_batch_key
 from audio_extract_common import ids
+from audio_extract_common.batch_status import JobStatus
 
 
 @pytest.mark.parametrize(
@@ -112,30 +113,32 @@ def test_unsatisfiable_range(header):
     assert e.value.status == 416 and e.value.headers["Content-Range"] == "bytes */100"
 
 
+def _entry(**fields):
+    return JobStatus.model_validate({"index": 0, "jobId": "job_x", "jobName": "batch-x-0", **fields})
+
+
 def test_download_decision_by_state():
     out = {"filename": "a.mp3", "path": "job_x/a.mp3", "size": 1, "format": "mp3"}
-    for state in ("queued", "processing", None):
+    for st in (_entry(status="queued"), _entry(status="processing"), _entry(), None):
         with pytest.raises(JobNotCompleted) as e:
-            downloads.completed_output({"status": state})
+            downloads.completed_output(st)
         assert e.value.status == 202
     with pytest.raises(JobFailed) as e:
-        downloads.completed_output({"status": "failed", "error": {"code": "TIMEOUT", "message": "slow"}})
+        downloads.completed_output(_entry(status="failed", error={"code": "TIMEOUT", "message": "slow"}))
     assert (e.value.status, e.value.code, e.value.message) == (409, "TIMEOUT", "slow")
     with pytest.raises(JobFailed) as e:
-        downloads.completed_output({"status": "cancelled"})
+        downloads.completed_output(_entry(status="cancelled"))
     assert e.value.code == "CANCELLED"
     with pytest.raises(FileExpired):
-        downloads.completed_output({"status": "completed", "outputFile": out, "expired": True})
+        downloads.completed_output(_entry(status="completed", outputFile=out, expired=True))
     with pytest.raises(FileExpired):
         downloads.completed_output(
-            {"status": "completed", "outputFile": out, "expiresAt": "2000-01-01T00:00:00Z"}
+            _entry(status="completed", outputFile=out, expiresAt="2000-01-01T00:00:00Z")
         )
-    assert (
-        downloads.completed_output(
-            {"status": "completed", "outputFile": out, "expiresAt": "2999-01-01T00:00:00Z"}
-        )
-        == out
+    done = downloads.completed_output(
+        _entry(status="completed", outputFile=out, expiresAt="2999-01-01T00:00:00Z")
     )
+    assert done.model_dump(exclude_unset=True) == out
 
 
 def _batch(key="0123456789abcd", status=None, jobs=2, name=None, labels=None):
@@ -183,6 +186,18 @@ def test_job_view_before_the_operator_wrote_status():
     assert v["createdAt"] == "2026-01-21T12:00:00Z"
 
 
+DELIVERED = {
+    "event": "job.completed",
+    "url": "https://hooks.example/h",
+    "id": "msg_0123456789abcd01",
+    "timestamp": "2026-01-21T12:30:00Z",
+    "state": "delivered",
+    "attempts": 1,
+    "lastStatusCode": 200,
+    "deliveredAt": "2026-01-21T12:30:01Z",
+}
+
+
 def test_job_view_completed_and_cancelled():
     now = datetime(2026, 1, 21, 13, 0, tzinfo=UTC)
     status = {
@@ -190,10 +205,11 @@ def test_job_view_completed_and_cancelled():
             {
                 "index": 0,
                 "jobId": "job_0123456789abcd01",
+                "jobName": "batch-0123456789abcd00-0",
                 "status": "completed",
                 "progress": 100,
                 "expiresAt": "2026-01-22T12:00:00Z",
-                "webhook": {"state": "delivered"},
+                "webhook": DELIVERED,
                 "outputFile": {
                     "filename": "a.mp3",
                     "path": "p",
@@ -202,19 +218,65 @@ def test_job_view_completed_and_cancelled():
                     "bitrate": "192k",
                 },
             },
-            {"index": 1, "jobId": "job_0123456789abcd02", "status": "cancelled"},
+            {
+                "index": 1,
+                "jobId": "job_0123456789abcd02",
+                "jobName": "batch-0123456789abcd00-1",
+                "status": "cancelled",
+            },
         ]
     }
     done = views.job_view(_batch(status=status), 0, "/p", now)
     assert done["downloadUrl"] == "/p/download/job_0123456789abcd01" == done["outputFile"]["url"]
     assert done["outputFile"]["bitrate"] == "192k" and done["expired"] is False
-    assert done["webhook"] == {"state": "delivered"}
+    assert done["webhook"] == DELIVERED
     later = datetime(2026, 1, 23, tzinfo=UTC)
     assert views.job_view(_batch(status=status), 0, "/p", later)["expired"] is True
     cancelled = views.job_view(_batch(status=status), 1, "/p", now)
     assert cancelled["error"]["code"] == "CANCELLED" and cancelled["downloadUrl"] is None
     batch = views.batch_view(_batch(status=status), "/p", now)
     assert (batch["completed"], batch["cancelled"], batch["queued"], batch["totalJobs"]) == (1, 1, 0, 2)
+
+
+def test_views_read_a_status_with_fields_they_do_not_know():
+    """A newer operator's status (fields added at every level) gives the views it always gave."""
+    now = datetime(2026, 1, 21, 13, 0, tzinfo=UTC)
+    job = {
+        "index": 0,
+        "jobId": "job_0123456789abcd01",
+        "jobName": "batch-0123456789abcd00-0",
+        "status": "failed",
+        "currentStep": "analyzing_video",
+        "progress": 12,
+        "inputFile": {"name": "v.mp4", "size": 9, "duration": 1.5, "format": "mp4"},
+        "error": {"code": "NO_AUDIO_STREAM", "message": "no audio", "details": "video only"},
+        "webhook": {**DELIVERED, "event": "job.failed"},
+    }
+    status = {"batchId": "batch_0123456789abcd00", "phase": "Failed", "jobs": [job], "webhook": DELIVERED}
+    newer = {
+        **status,
+        "shards": 3,
+        "jobs": [
+            {
+                **job,
+                "attempt": 2,
+                "inputFile": {**job["inputFile"], "codec": "h264"},
+                "error": {**job["error"], "retryable": False},
+                "webhook": {**job["webhook"], "signatureVersion": "v2"},
+            }
+        ],
+        "webhook": {**DELIVERED, "signatureVersion": "v2"},
+    }
+    for view in (views.batch_view, lambda obj, *a: views.job_view(obj, 0, *a)):
+        assert view(_batch(status=newer, jobs=1), "/p", now) == view(_batch(status=status, jobs=1), "/p", now)
+    failed = views.job_view(_batch(status=newer, jobs=1), 0, "/p", now)
+    assert (failed["status"], failed["currentStep"], failed["error"]) == (
+        "failed",
+        "analyzing_video",
+        {"code": "NO_AUDIO_STREAM", "message": "no audio", "details": "video only"},
+    )
+    assert failed["inputFile"] == {"name": "v.mp4", "size": 9, "duration": 1.5, "format": "mp4"}
+    assert views.batch_view(_batch(status=newer, jobs=1), "/p", now)["webhookDelivery"] == DELIVERED
 
 
 def test_kubectl_applied_batch_takes_ids_from_its_label():
