@@ -182,6 +182,9 @@ def test_kueue_admits_within_its_quota_and_high_priority_first(
         for w in workloads(k8s_api, namespace)
     }
     assert sorted(by_priority.values()) == sorted(CLASSES[p] for p in priorities)
+    time.sleep(2)  # several admission intervals: the operator must leave every Job to Kueue
+    held = kubernetes.client.BatchV1Api(k8s_api).list_namespaced_job(namespace).items
+    assert len(held) == 10 and all(j.spec.suspend for j in held)
 
     with Sampler(k8s_api, [namespace]) as sampler:
         release(cluster, cq)
@@ -194,8 +197,12 @@ def test_kueue_admits_within_its_quota_and_high_priority_first(
         p: [started[j["jobName"]] for j, q in zip(status["jobs"], priorities, strict=True) if q == p]
         for p in CLASSES
     }
-    assert max(by["high"]) <= min(by["normal"]), by
-    assert max(by["normal"]) <= min(by["low"]), by
+    # Whenever a slot freed, Kueue admitted the highest priority waiting. Two slots freeing at
+    # once admit two jobs in one scheduling cycle (e.g. the last high and the first normal),
+    # which the 0.2 s sampling may see in either order; an inversion would be a whole job
+    # (4-6 s here) apart.
+    assert max(by["high"]) <= min(by["normal"]) + 1.0, by
+    assert max(by["normal"]) <= min(by["low"]) + 1.0, by
 
 
 def test_a_preempted_job_runs_again_and_is_reported_once(

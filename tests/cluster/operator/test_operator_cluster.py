@@ -577,20 +577,3 @@ def test_foreign_job_holding_a_name_is_a_permanent_condition(
     assert "JobNameTaken" in events
     job = kubernetes.client.BatchV1Api(k8s_api).read_namespaced_job("job-0123456789abcd01", namespace)
     assert job.spec.suspend and not job.metadata.owner_references  # left alone
-
-
-def test_kueue_mode_leaves_admission_to_the_queue(
-    namespace: str, media: MediaServer, k8s_api: Any, start_operator: Callable[..., OperatorProcess]
-) -> None:
-    start_operator(admission__kueue_queue="media-queue", admission__max_running=1)
-    create_batch(k8s_api, namespace, "queued", [url_job(f"{media.url}/tone.wav")] * 2)
-    batch_api = kubernetes.client.BatchV1Api(k8s_api)
-    jobs = wait_for(lambda: len(j := jobs_in(k8s_api, namespace)) == 2 and j, 30, "two Jobs")
-    assert all(j.metadata.labels["kueue.x-k8s.io/queue-name"] == "media-queue" for j in jobs)
-    time.sleep(3)  # several admission passes: the operator must not unsuspend anything itself
-    assert all(j.spec.suspend for j in jobs_in(k8s_api, namespace))
-    for job in jobs:  # what Kueue does once it admits the workloads (both, ignoring MAX_RUNNING)
-        batch_api.patch_namespaced_job(job.metadata.name, namespace, {"spec": {"suspend": False}})
-    status = wait_finished(k8s_api, namespace, "queued")["status"]
-    assert [j["status"] for j in status["jobs"]] == ["completed", "completed"]
-    assert all(j["startedAt"] for j in status["jobs"])
