@@ -7,7 +7,6 @@ exercise is decided before the API would talk to Kubernetes.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,17 +17,9 @@ import pytest
 
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
+from support.api_envelope import assert_error
+from support.api_keys import ADMIN_KEY, KEY, OTHER_KEY, READ_ONLY_KEY, SIBLING_KEY, sha
 from support.kubeconfigs import UNREACHABLE_KUBECONFIG
-
-KEY = "axk_component-test-key"
-READ_ONLY_KEY = "axk_read-only-key"
-OTHER_KEY = "axk_second-key"
-SIBLING_KEY = "axk_main-tenant-ci-key"
-ADMIN_KEY = "axk_admin-key"
-
-
-def sha(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @pytest.fixture
@@ -80,18 +71,7 @@ async def client(make_client: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def _assert_error(r: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert body["success"] is False, body
-    assert body["error"]["code"] == code, body
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert "Traceback" not in r.text
-    return body["error"]
-
-
 @pytest.fixture
 def expect_error() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
     """Assert an error envelope with this status and code; returns its ``error`` object."""
-    return _assert_error
+    return assert_error

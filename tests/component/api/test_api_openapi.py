@@ -15,12 +15,12 @@ import httpx
 import jsonschema_rs
 import pytest
 from api_fakekube import FakeKube
-from conftest import KEY
 
 from audio_extract_api import bodies
 from audio_extract_api.errors import API_ERRORS, ROUTING_ERRORS, ApiError, JobFailed
 from audio_extract_common.batch_status import BatchStatus, ErrorCode, JobStatus
 from audio_extract_operator.webhooks import events
+from support.api_keys import KEY
 from support.client_codegen import GeneratedClient, generate
 
 CONTRACT_API_CODES = {  # docs/contract.md §4 and §7

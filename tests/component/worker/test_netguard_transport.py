@@ -13,11 +13,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import Server, fake_dns
 
 from audio_extract_common.address_policy import AllowList, BlockedAddress, UnsupportedURL
 from audio_extract_common.aiohttp_guard import guarded_session
 from audio_extract_common.httpx_guard import guarded_async_client, guarded_client
+from support.loopback_servers import Server, fake_dns
 
 
 def answer(h: BaseHTTPRequestHandler, text: str) -> None:

@@ -9,10 +9,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import InProcess, Media, Run, Server, job_spec
 
 from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_PERMANENT
+from support.loopback_servers import Server
+from support.media_files import Media
+from support.worker_runs import InProcess, Run, job_spec
 
 LOOPBACK = "127.0.0.0/8"
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import (
-    SOURCE_SECONDS,
-    InProcess,
-    Media,
-    Run,
-    audio_payload_kbps,
-    decoded_seconds,
-    ffprobe_json,
-    job_spec,
-)
 
 from audio_extract_common.formats import Format, Quality
 from audio_extract_worker.quality import QUALITY
+from support.media_files import SOURCE_SECONDS, Media, audio_payload_kbps, decoded_seconds, ffprobe_json
+from support.worker_runs import InProcess, Run, job_spec
 
 CODEC = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "pcm_s16le", "ogg": "vorbis", "opus": "opus"}
 CONTAINER = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "wav", "ogg": "ogg", "opus": "ogg"}

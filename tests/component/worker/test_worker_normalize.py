@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from conftest import InProcess, Media, job_spec
 
 from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
+from support.media_files import Media
+from support.worker_runs import InProcess, job_spec
 
 NOISE = "{a}*(random(0)*2-1){extra}|{a}*(random(1)*2-1){extra}"
 # Noise low-passed at 6 kHz, closer to programme material than full-band white noise, whose

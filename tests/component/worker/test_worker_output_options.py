@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import InProcess, Run, decoded_seconds, ffmpeg, ffprobe_json, job_spec
 
 from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.formats import OPUS_SAMPLE_RATES, SAMPLE_RATES, Format
+from support.media_files import decoded_seconds, ffmpeg, ffprobe_json
+from support.worker_runs import InProcess, Run, job_spec
 
 SECONDS = 3.0
 TRIM_TOLERANCE = 0.05

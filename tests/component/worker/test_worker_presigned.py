@@ -23,7 +23,6 @@ import botocore.session
 import httpx
 import pytest
 from botocore.config import Config
-from conftest import JOB_ID, SOURCE_SECONDS, Media, Server, ffprobe_json, job_spec
 
 from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, WorkerResult
@@ -32,6 +31,9 @@ from audio_extract_worker.presigned import PresignedStore, Retry
 from audio_extract_worker.progress import ProgressReporter
 from audio_extract_worker.settings import WorkerSettings
 from audio_extract_worker.spec import WorkerJob
+from support.loopback_servers import Server
+from support.media_files import SOURCE_SECONDS, Media, ffprobe_json
+from support.worker_runs import JOB_ID, job_spec
 
 LOOPBACK = "127.0.0.0/8"
 UPLOAD_ID = "upl_00000000000000aa"

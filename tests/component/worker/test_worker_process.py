@@ -15,10 +15,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import JOB_ID, Media, Server, job_spec
 
 from audio_extract_common.batch_status import ErrorCode, Step
 from audio_extract_common.results import EXIT_OK, EXIT_PERMANENT, EXIT_TRANSIENT, ProgressReport
+from support.loopback_servers import Server
+from support.media_files import Media
+from support.worker_runs import JOB_ID, job_spec
 
 LOOPBACK = "127.0.0.0/8"
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from conftest import InProcess, Media, TestCA, fake_dns, job_spec
 
 from audio_extract_common.batch_status import ErrorCode
+from support.loopback_servers import TestCA, fake_dns
+from support.media_files import Media
+from support.worker_runs import InProcess, job_spec
 
 ONLY_FIRST = "127.0.0.1/32"
 

@@ -16,10 +16,11 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from conftest import JOB_ID, Media, Server, job_spec, upload
-
 from audio_extract_common.batch_status import Step
 from audio_extract_worker.progress import ProgressReporter
+from support.loopback_servers import Server
+from support.media_files import Media
+from support.worker_runs import JOB_ID, job_spec, upload
 
 NEVER_FROM_THE_STORE = (
     "httpx",

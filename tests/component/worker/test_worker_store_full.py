@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Media, Server, job_spec
 
 from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_TRANSIENT
+from support.loopback_servers import Server
+from support.media_files import Media
+from support.worker_runs import job_spec
 
 LOOPBACK = "127.0.0.0/8"
 STORE_BYTES = 64 * 1024
