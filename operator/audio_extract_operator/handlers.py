@@ -23,7 +23,7 @@ from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, 
 from audio_extract_common.storage import Storage, open_storage
 
 from . import deliveries, kueue, logs, loops, metrics
-from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
+from .jobs import MANAGED_BY, MANAGED_BY_LABEL
 from .kube import Kube
 from .readiness import Readiness, liveness_url
 from .reconcile import PermanentProblem
@@ -154,7 +154,7 @@ async def reconcile_batch(
     body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
     state: OperatorState = memo.state
-    key = batch_key_of(body)
+    key = ids.derived_batch_key(body)
     if (meta.get("labels") or {}).get(ids.KEY_LABEL) != key:
         patch.metadata.setdefault("labels", {})[ids.KEY_LABEL] = key  # how the API finds kubectl batches
     state.registry.observe_batch(body)

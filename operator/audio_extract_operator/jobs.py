@@ -59,11 +59,6 @@ class WorkerUrls:
         return f"WorkerUrls(output_key={self.output_key!r}, expires_at={self.expires_at!r})"
 
 
-def batch_key_of(batch: Mapping[str, Any]) -> str:
-    meta = batch["metadata"]
-    return ids.batch_key(meta["name"], meta["uid"])
-
-
 def job_labels(key: str, index: int) -> dict[str, str]:
     """Labels on a Job and its pods: which batch and job they run (label values may hold ``_``)."""
     return {
@@ -135,7 +130,7 @@ def build_job(
         raise ValueError(f"a {settings.store.type} store's Job takes {'its' if urls is None else 'no'} URLs")
     meta = batch["metadata"]
     spec = BatchSpec.model_validate(batch["spec"])
-    key = batch_key_of(batch)
+    key = ids.derived_batch_key(batch)
     job_id = ids.job_id(key, index)
     priority = str(spec.jobs[index].options.priority)
     labels = job_labels(key, index)

@@ -59,7 +59,7 @@ def batch_id_of(body: Mapping[str, Any]) -> str | None:
     meta = body.get("metadata") or {}
     if not meta.get("name") or not meta.get("uid"):
         return None
-    return ids.batch_id(ids.batch_key(meta["name"], meta["uid"]))
+    return ids.batch_id(ids.derived_batch_key(body))
 
 
 def job_id_of_job(name: str | None) -> str | None:

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from audio_extract_common import ids
 from audio_extract_common.kube import KubeError, NotFound
 from audio_extract_common.objectstore import StoreError
 from audio_extract_common.timefmt import iso, now
 
 from . import logs, metrics, upload_expiry, worker_urls
 from .admission import Candidate, to_admit
-from .jobs import MANAGED_BY, MANAGED_BY_LABEL, batch_key_of
+from .jobs import MANAGED_BY, MANAGED_BY_LABEL
 from .kube import Kube, batches_path, jobs_path
 from .reconcile import Reconciler
 from .registry import JobInfo, Ref, Registry
@@ -144,7 +145,7 @@ async def retention_pass(kube: Kube, settings: Settings, registry: Registry, rec
         try:
             async for page, _ in kube.pages(batches_path(ns), settings.list_page_size):
                 for body in page:
-                    live_keys.add(batch_key_of(body))
+                    live_keys.add(ids.derived_batch_key(body))
                     with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):
                         await _isolated(
                             _batch_pass(reconciler, body, listed, uploads), "retention of", body["metadata"]

@@ -35,8 +35,7 @@ REMOVE_CONCURRENCY = 8
 
 def job_ids(batch: Mapping[str, Any]) -> list[str]:
     """The job ids of a batch, hence its output prefixes."""
-    meta = batch["metadata"]
-    key = ids.batch_key(meta["name"], meta["uid"])
+    key = ids.derived_batch_key(batch)
     count = min(len((batch.get("spec") or {}).get("jobs") or []), ids.MAX_JOBS)
     return [ids.job_id(key, i) for i in range(count)]
 

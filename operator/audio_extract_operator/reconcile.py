@@ -29,7 +29,7 @@ from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents, metrics, outputs, worker_urls
-from .jobs import batch_key_of, build_job, owned_by
+from .jobs import build_job, owned_by
 from .kube import Kube
 from .mapping import (
     cancelled,
@@ -57,7 +57,7 @@ class PermanentProblem(Exception):
 
 def initial_entries(body: Mapping[str, Any], spec: BatchSpec, status: BatchStatus) -> BatchStatus | None:
     """One entry per spec job (kept if already there); None when status is already initialized."""
-    key = batch_key_of(body)
+    key = ids.derived_batch_key(body)
     if len(status.jobs) == len(spec.jobs) and status.batchId == ids.batch_id(key):
         return None
     created = body["metadata"].get("creationTimestamp") or iso(now())
@@ -112,7 +112,7 @@ class Reconciler:
         except ValidationError as e:
             await self._permanent(body, "InvalidSpec", f"spec failed validation: {e.errors()[0]['msg']}")
             raise PermanentProblem(str(e)) from None
-        key = batch_key_of(body)
+        key = ids.derived_batch_key(body)
         hint = BatchStatus.model_validate(body.get("status") or {})
         done = {j.index for j in hint.jobs if j.status in TERMINAL_STATES}
         cancel = cancel_indexes(spec) - done
@@ -156,7 +156,7 @@ class Reconciler:
 
     async def _refused(self, body: Mapping[str, Any], refused: list[tuple[int, str]]) -> None:
         """Fail the jobs whose Job could not be made ("foreign" name holder, or the server's reason)."""
-        key = batch_key_of(body)
+        key = ids.derived_batch_key(body)
         foreign = [i for i, o in refused if o == "foreign"]
         if foreign:
             names = ", ".join(ids.job_object_name(ids.job_id(key, i)) for i in foreign)
@@ -177,7 +177,7 @@ class Reconciler:
     async def _ensure_job(self, body: Mapping[str, Any], index: int) -> str:
         """Create the job's Job unless ours exists: "ok", "foreign" or why the server refused it."""
         ns, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
-        job_name = ids.job_object_name(ids.job_id(batch_key_of(body), index))
+        job_name = ids.job_object_name(ids.job_id(ids.derived_batch_key(body), index))
         known = self.registry.jobs.get((ns, job_name))
         if known is not None and known.batch_uid == uid:
             return "ok"
@@ -457,7 +457,7 @@ class Reconciler:
 
     async def batch_deleted(self, body: Mapping[str, Any]) -> None:
         """Remove the outputs of a batch deleted by hand (retention removed its own already)."""
-        if self.registry.keys.get(batch_key_of(body)) is not None:
+        if self.registry.keys.get(ids.derived_batch_key(body)) is not None:
             return  # the key lives on in a batch of the same name created since
         await self._remove_outputs(outputs.job_ids(body))
 

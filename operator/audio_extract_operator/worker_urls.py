@@ -25,7 +25,7 @@ from audio_extract_common.storage import Storage
 from audio_extract_common.store import output_key, upload_key
 from audio_extract_common.timefmt import parse
 
-from .jobs import WorkerUrls, batch_key_of
+from .jobs import WorkerUrls
 from .settings import Settings
 
 OUTPUT_NAME = "audio"
@@ -40,7 +40,7 @@ async def presign(storage: Storage, batch: Mapping[str, Any], index: int, settin
     """Sign the URLs of ``batch.spec.jobs[index]``'s Job (local computation, no request to the store)."""
     spec = BatchSpec.model_validate(batch["spec"])
     job = spec.jobs[index]
-    job_id = ids.job_id(batch_key_of(batch), index)
+    job_id = ids.job_id(ids.derived_batch_key(batch), index)
     seconds = settings.worker_url_seconds
     # counted from before signing: the URLs outlast what the Job records, never the reverse
     expires_at = datetime.now(UTC) + timedelta(seconds=seconds)

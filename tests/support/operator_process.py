@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 from audio_extract_localcluster.host import HOST_IP
 from audio_extract_localcluster.images import PROJECT_IMAGE
+from audio_extract_localcluster.localnet import free_port
 from audio_extract_operator.settings import ENV_PREFIX
 
 from . import operator_rbac as rbac
@@ -36,12 +36,6 @@ from .cluster_objects import DEFAULT_CLAIM, apply_objects, ensure_store_claim
 from .operator_settings import environment
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
-
-
-def free_port(address: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((address, 0))
-        return s.getsockname()[1]
 
 
 def grant_operator_rbac(cluster: Any, namespace: str, *, kueue: bool = False) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +18,7 @@ from client_realapi import KEY, TENANT, RealApi
 from client_realapi import serve as serve_real
 
 from audio_extract_client import AsyncClient, Client, errors
+from audio_extract_localcluster.localnet import free_port
 from support.s3_server import S3Server
 from support.terminal import run_in_terminal
 
@@ -31,9 +31,7 @@ STREAMED_BYTES = "audio_extract_api_upload_bytes_total"
 
 
 def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def _video(tmp_path: Path, name: str = "talk.mp4") -> Path:

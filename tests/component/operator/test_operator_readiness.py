@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from audio_extract_localcluster.localnet import free_port
 from audio_extract_operator.progress import Progress
 from audio_extract_operator.readiness import Readiness
 from audio_extract_operator.registry import Registry
@@ -31,10 +31,7 @@ async def liveness_server(status: int = 200, delay: float = 0.0) -> TestServer:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/healthz"
+    return f"http://127.0.0.1:{free_port()}/healthz"
 
 
 async def test_not_ready_until_kopf_has_started() -> None:
