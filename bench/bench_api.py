@@ -5,7 +5,7 @@ the floor of creating the same ExtractionBatch directly with a Kubernetes client
   on 127.0.0.1, with auth, validation, the address check (literal loopback sources,
   allowlisted), queue admission (watch-fed) and idempotency-free creates.
 - The floor is ``kubernetes_asyncio``'s ``create_namespaced_custom_object`` with the same body
-  the API sends (what ``resource.manifest`` builds), from this process.
+  the API sends (what ``batch_resource.manifest`` builds), from this process.
 - Closed loop: C clients each send their next request when the previous answered; for each C in
   ``--clients`` the floor and the API run back to back (alternating which goes first), each for
   ``--requests`` requests after ``--warmup``. Latency p50/p99 and throughput (requests/s).

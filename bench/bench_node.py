@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # support: the helpers the tests and be
 
 import kubernetes  # noqa: E402
 
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
 from audio_extract_common.formats import Format, Quality  # noqa: E402
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
 from audio_extract_worker.command import OutputSpec, Paths, ffmpeg_args  # noqa: E402
 from audio_extract_worker.probe import probe  # noqa: E402

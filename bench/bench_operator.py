@@ -38,17 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / p) for p in ("common", "operator", "localcluster", "dev", "tests")]
 
 from audio_extract_common import ids  # noqa: E402
-from audio_extract_common.resource import (  # noqa: E402
-    API_VERSION,
-    GROUP,
-    KIND,
-    PLURAL,
-    VERSION,
-    BatchStatus,
-    InputFile,
-    JobStatus,
-    OutputFile,
-)
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from audio_extract_common.batch_status import BatchStatus, InputFile, JobStatus, OutputFile  # noqa: E402
 from audio_extract_dev.media import make_media  # noqa: E402
 from audio_extract_localcluster.cluster import LocalCluster  # noqa: E402
 from audio_extract_operator.mapping import summarize  # noqa: E402

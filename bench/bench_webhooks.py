@@ -110,7 +110,7 @@ async def finish_when_told(writer: Any, trace_path: Path, jobs: int) -> None:
     the moment each write returned (before the writer's listeners run, the webhook pump among them)
     goes to ``<trace>.done``."""
     from audio_extract_common import ids
-    from audio_extract_common.resource import BatchStatus
+    from audio_extract_common.batch_status import BatchStatus
     from audio_extract_common.timefmt import iso, now
 
     go = trace_path.with_suffix(".go")
@@ -146,7 +146,7 @@ def serve_operator(kubeconfig: str, port: int, trace_path: str, jobs: int) -> No
     feeding the pump). It notes when each batch's finished status first came back through the
     watch (watch lag), written to ``trace_path`` at exit, and writes the terminal statuses when
     told (``finish_when_told``)."""
-    from audio_extract_common.resource import GROUP, PLURAL, VERSION
+    from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
     from audio_extract_operator import deliveries
     from audio_extract_operator.kube import Kube
     from audio_extract_operator.settings import Settings
@@ -250,7 +250,8 @@ def start_delivery_process(kubeconfig: Path, trace_path: Path, jobs: int) -> sub
 
 def run_simulated(batches: int, jobs: int) -> dict[str, Any]:
     from audio_extract_common import ids
-    from audio_extract_common.resource import GROUP, PLURAL, VERSION, BatchSpec, manifest
+    from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION, manifest
+    from audio_extract_common.batch_spec import BatchSpec
     from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster
 
@@ -369,7 +370,7 @@ class Watcher:
         self.stopped = threading.Event()
 
     def start(self) -> Watcher:
-        from audio_extract_common.resource import GROUP, PLURAL, VERSION
+        from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 
         batch = kubernetes.client.BatchV1Api(self.api)
         custom = kubernetes.client.CustomObjectsApi(self.api)
@@ -428,7 +429,7 @@ def peak_per_second(times: list[float]) -> int:
 
 def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
     from audio_extract_common import ids
-    from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+    from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
     from audio_extract_dev.media import make_media
     from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from audio_extract_common.ids import KEY_LABEL
 from audio_extract_common.kube import (
     AlreadyExists,
@@ -28,7 +29,6 @@ from audio_extract_common.kube import (
     connect,
     converted,
 )
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
 from .errors import ApiError, InternalError, InvalidRequest, ServiceUnavailable
 from .settings import Settings

@@ -1,7 +1,7 @@
 """Each route of the API as a request description and the model its answer is read into (pure).
 
 The sync and the async client send the same ``Call`` objects; only the sending differs. Request
-bodies are checked with the models the API validates with (``audio_extract_common.resource``), so
+bodies are checked with the models the API validates with (``audio_extract_common.batch_spec``), so
 a malformed job fails here with pydantic's message before anything is sent.
 """
 

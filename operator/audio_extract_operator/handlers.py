@@ -17,9 +17,10 @@ from typing import Any
 import kopf
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_status import TERMINAL_STATES
 from audio_extract_common.kube import KubeError, Transient
 from audio_extract_common.objectstore import StoreError
-from audio_extract_common.resource import GROUP, KIND, PLURAL, TERMINAL_STATES, VERSION
 from audio_extract_common.storage import Storage, open_storage
 
 from . import deliveries, kueue, logs, loops, metrics

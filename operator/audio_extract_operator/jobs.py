@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from audio_extract_common import ids
-from audio_extract_common.resource import API_VERSION, KIND, BatchSpec
+from audio_extract_common.batch_resource import API_VERSION, KIND
+from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.results import EXIT_PERMANENT
 from audio_extract_common.store import upload_key
 from audio_extract_common.timefmt import iso

@@ -13,8 +13,8 @@ from typing import Any
 
 from kubernetes_asyncio import client as k8s
 
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from audio_extract_common.kube import NotFound, connect, converted
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0

@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
-from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, Delivery, JobStatus
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, Delivery, JobStatus
 from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import parse
 

@@ -16,7 +16,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.resource import KIND, TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
+from audio_extract_common.batch_resource import KIND
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
 from . import logs, metrics

@@ -15,16 +15,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio_extract_common import ids
-from audio_extract_common.kube import AlreadyExists, Invalid, NotFound
-from audio_extract_common.resource import (
+from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_status import (
     TERMINAL_STATES,
-    BatchSpec,
     BatchStatus,
     ErrorCode,
     JobState,
     JobStatus,
     Step,
 )
+from audio_extract_common.kube import AlreadyExists, Invalid, NotFound
 from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import iso, now, parse
 

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, Phase
 from audio_extract_common.kube import Conflict, NotFound
-from audio_extract_common.resource import TERMINAL_STATES, BatchStatus, JobState, Phase
 from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents, metrics

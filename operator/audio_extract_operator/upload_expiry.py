@@ -33,9 +33,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from audio_extract_common.batch_status import TERMINAL_STATES
 from audio_extract_common.ids import UPLOAD_ID_RE
 from audio_extract_common.objectstore import ObjectInfo, ObjectNotFound
-from audio_extract_common.resource import TERMINAL_STATES
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import UPLOAD_OWNERS, UPLOADS, upload_key
 from audio_extract_common.timefmt import parse

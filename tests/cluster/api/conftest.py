@@ -17,7 +17,7 @@ import yaml
 
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from audio_extract_localcluster.host import HOST_IP
 
 REPO = Path(__file__).resolve().parents[3]

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from test_operator_cluster import create_batch, get_batch, url_job, wait_finished
 
-from audio_extract_common.resource import GROUP, PLURAL, VERSION
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_localcluster import kueue as kueue_objects
 from support.media_server import MediaServer

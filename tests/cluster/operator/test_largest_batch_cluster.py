@@ -15,7 +15,7 @@ import pytest
 from audio_extract_api.kube import Kube
 from audio_extract_api.settings import Settings
 from audio_extract_common import ids
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from support.largest_batch import largest_spec
 from support.media_server import MediaServer
 from support.operator_process import OperatorProcess

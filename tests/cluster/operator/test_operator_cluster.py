@@ -18,7 +18,7 @@ import kubernetes
 import pytest
 import yaml
 
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from support.media_server import MediaServer
 from support.operator_process import OperatorProcess

@@ -17,7 +17,7 @@ import pytest
 
 from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings as ApiSettings
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_localcluster.host import HOST_IP
 from support.media_server import MediaServer

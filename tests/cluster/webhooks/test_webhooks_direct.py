@@ -11,7 +11,8 @@ import kubernetes
 import pytest
 
 from audio_extract_common import ids
-from audio_extract_common.resource import API_VERSION, GROUP, KIND, PLURAL, VERSION, BatchStatus, JobStatus
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_status import BatchStatus, JobStatus
 from audio_extract_dev.webhook_receiver import Receiver
 from audio_extract_operator.kube import Kube
 from audio_extract_operator.registry import Registry

@@ -20,8 +20,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import API_VERSION, KIND
 from audio_extract_common.kube import AlreadyExists, Conflict
-from audio_extract_common.resource import API_VERSION, KIND
 
 JOB = {"source": {"type": "url", "url": "http://example.org/a.mp4"}, "output": {"format": "mp3"}}
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import API_VERSION, KIND
 from audio_extract_common.kube import AlreadyExists, Conflict, KubeError, NotFound
-from audio_extract_common.resource import API_VERSION, KIND
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator.jobs import CONTAINER
 from audio_extract_operator.kube import Kube

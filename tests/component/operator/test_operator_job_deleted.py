@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 from operator_fakeapi import NS, FakeApi, job_name
 
-from audio_extract_common.resource import JobError, OutputFile
+from audio_extract_common.batch_status import JobError, OutputFile
 from audio_extract_common.results import WorkerResult
 from audio_extract_operator import handlers, loops
 from audio_extract_operator.state import OperatorState

@@ -16,7 +16,7 @@ import kopf
 from operator_fakeapi import NS, FakeApi, terminal_status
 
 from audio_extract_common import ids
-from audio_extract_common.resource import BatchStatus, JobStatus
+from audio_extract_common.batch_status import BatchStatus, JobStatus
 from audio_extract_common.results import ProgressReport
 from audio_extract_operator import handlers, loops
 from audio_extract_operator.progress import Progress

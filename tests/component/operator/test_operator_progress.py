@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from audio_extract_common import ids
-from audio_extract_common.resource import BatchStatus, JobStatus, Step
+from audio_extract_common.batch_status import BatchStatus, JobStatus, Step
 from audio_extract_operator.progress import Progress, apply_reports, job_progress
 from audio_extract_operator.registry import Registry
 from audio_extract_operator.tokens import progress_token
