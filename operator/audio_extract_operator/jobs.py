@@ -20,6 +20,7 @@ from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.results import EXIT_PERMANENT
 from audio_extract_common.store import upload_key
 from audio_extract_common.timefmt import iso
+from audio_extract_common.worker_env import WorkerEnv
 
 from .settings import Settings
 from .tokens import progress_token
@@ -29,7 +30,6 @@ CONTAINER = "worker"
 # starting would ignore the SIGTERM of a cancel and linger for the whole grace period
 WORKER_COMMAND = ["tini", "--", "python", "-m", "audio_extract_worker"]
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
-WORKER_ENV_PREFIX = "AUDIO_EXTRACT_WORKER_"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "audio-extract-operator"
 PRIORITY_ANNOTATION = "audioextract.io/priority"
@@ -78,34 +78,32 @@ def worker_env(
     settings: Settings,
     tenant: str | None = None,
     urls: WorkerUrls | None = None,
-) -> list[dict[str, str]]:
+) -> WorkerEnv:
+    """What the worker of ``spec.jobs[index]`` is told; None: left to the worker's default."""
     job_id = ids.job_id(key, index)
     job = spec.jobs[index].model_dump(mode="json", exclude_none=True)
-    values: dict[str, str | None] = {
-        "JOB": json.dumps({"jobId": job_id, "batchId": ids.batch_id(key), **job}, separators=(",", ":")),
+    values: dict[str, Any] = {
+        "job": json.dumps({"jobId": job_id, "batchId": ids.batch_id(key), **job}, separators=(",", ":")),
         # a volume's mount, or the two objects this job may touch in an object store
-        "STORE_ROOT": settings.store.mount_path if urls is None else None,
-        "OUTPUT_URL": urls.output_url if urls else None,
-        "OUTPUT_KEY": urls.output_key if urls else None,
-        "SOURCE_URL": urls.source_url if urls else None,
-        "SCRATCH_DIR": settings.worker.scratch_mount_path,
-        "RESULT_PATH": TERMINATION_MESSAGE_PATH,
-        "ALLOW_CIDRS": settings.worker.allow_cidrs or None,
-        "CONNECT_TIMEOUT": _opt(settings.worker.connect_timeout),
-        "READ_TIMEOUT": _opt(settings.worker.read_timeout),
-        "MAX_SOURCE_BYTES": _opt(settings.worker.max_source_bytes),
+        "store_root": settings.store.mount_path if urls is None else None,
+        "output_url": urls.output_url if urls else None,
+        "output_key": urls.output_key if urls else None,
+        "source_url": urls.source_url if urls else None,
+        "scratch_dir": settings.worker.scratch_mount_path,
+        "result_path": TERMINATION_MESSAGE_PATH,
+        "allow_cidrs": settings.worker.allow_cidrs or None,
+        "connect_timeout": settings.worker.connect_timeout,
+        "read_timeout": settings.worker.read_timeout,
+        "max_source_bytes": settings.worker.max_source_bytes,
         # its log lines as the operator's, naming the batch's tenant
-        "LOG_FORMAT": settings.log_format,
-        "TENANT": tenant,
+        "log_format": settings.log_format,
+        "tenant": tenant,
     }
     secret = settings.progress.secret.get_secret_value()
     if settings.progress.url and secret:
-        values["PROGRESS_URL"] = settings.progress.url
-        values["PROGRESS_TOKEN"] = progress_token(secret, job_id)
-    env = [{"name": WORKER_ENV_PREFIX + k, "value": v} for k, v in values.items() if v is not None]
-    # Python and ffmpeg write temporary files; the root filesystem is read-only.
-    env.append({"name": "TMPDIR", "value": settings.worker.scratch_mount_path})
-    return env
+        values["progress_url"] = settings.progress.url
+        values["progress_token"] = progress_token(secret, job_id)
+    return WorkerEnv(**{k: v for k, v in values.items() if v is not None})
 
 
 def store_mounts(source: Any, job_id: str, root: str) -> list[dict[str, Any]]:
@@ -117,10 +115,6 @@ def store_mounts(source: Any, job_id: str, root: str) -> list[dict[str, Any]]:
         key = upload_key(source.file)
         mounts.append({"name": "store", "mountPath": f"{root}/{key}", "subPath": key, "readOnly": True})
     return mounts
-
-
-def _opt(value: float | int | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def build_job(
@@ -164,7 +158,7 @@ def build_job(
                 "command": list(WORKER_COMMAND),
                 "env": worker_env(
                     spec, key, index, settings, (meta.get("labels") or {}).get(ids.TENANT_LABEL), urls
-                ),
+                ).to_env(),
                 "resources": {
                     "requests": {
                         "cpu": settings.worker.cpu_request,

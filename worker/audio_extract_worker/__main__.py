@@ -118,7 +118,7 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-SECRET_VARIABLES = ("AUDIO_EXTRACT_WORKER_OUTPUT_URL", "AUDIO_EXTRACT_WORKER_SOURCE_URL")
+SECRET_VARIABLES = WorkerSettings.secret_variables()
 """Presigned URLs: read once into the settings, then gone from the environment ffmpeg inherits."""
 
 

@@ -41,9 +41,10 @@ from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.formats import FORMATS
 from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.store import UPLOADS
+from audio_extract_common.worker_env import is_http_url
 
 from .errors import OUT_OF_SPACE_ERRNOS, JobFailure, out_of_space
-from .settings import WorkerSettings, is_http_url
+from .settings import WorkerSettings
 
 CHUNK = 1 << 20
 USER_AGENT = "audio-extract-worker/0.1"
