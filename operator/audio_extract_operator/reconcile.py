@@ -98,6 +98,10 @@ class Reconciler:
         volume whose files the operator keeps (no ``store.root``)."""
         self.clock: Callable[[], datetime] = wall_clock
         """What the ages of the store's objects are judged against (tests move it on)."""
+        self.creation_slots = asyncio.Semaphore(settings.admission.create_concurrency)
+        """Batches whose Jobs are created at once. A burst is worked through in arrival order
+        (the semaphore wakes its waiters first come, first served): the first batches' Jobs exist
+        and start while later batches wait, rather than every batch finishing at the end."""
 
     async def batch(self, body: Mapping[str, Any]) -> None:
         """Cancellations applied, one Job per unfinished job, status initialized.
@@ -137,15 +141,16 @@ class Reconciler:
             return _mark(s, cancel, lambda e: cancelled(e, at))
 
         # This batch's Jobs wait for admission until all exist and their entries are in status.
-        self.registry.creating.add((ns, name))
-        try:
-            jobs = [self._ensure_job(body, i) for i in wanted]
-            outcomes = await asyncio.gather(*jobs, return_exceptions=True)
-            if await self.writer.update(ns, name, change) is None:
-                return  # deleted meanwhile
-        finally:
-            self.registry.creating.discard((ns, name))
-            self.registry.wake.set()
+        async with self.creation_slots:
+            self.registry.creating.add((ns, name))
+            try:
+                jobs = [self._ensure_job(body, i) for i in wanted]
+                outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+                if await self.writer.update(ns, name, change) is None:
+                    return  # deleted meanwhile
+            finally:
+                self.registry.creating.discard((ns, name))
+                self.registry.wake.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome

@@ -112,6 +112,12 @@ class AdmissionSettings(BaseModel):
     interval: float = Field(
         default=1.0, gt=0, description="Seconds between admission passes (changes also wake it at once)."
     )
+    create_concurrency: int = Field(
+        default=16,
+        ge=1,
+        description="Batches whose Jobs are created at once; a burst is worked through in arrival order, "
+        "so the first batches start while later ones are still being created.",
+    )
 
 
 class ProgressSettings(BaseModel):
