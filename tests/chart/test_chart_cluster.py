@@ -14,10 +14,10 @@ import kubernetes
 import pytest
 import yaml
 from kubernetes.client import ApiException
-from render import CHART, REPO, act_as, find, operator_settings, render, sample_batch, worker_job
 
 from audio_extract_localcluster.localnet import free_port
 from support import waiting
+from support.chart import CHART, REPO, act_as, find, operator_settings, render, sample_batch, worker_job
 
 pytestmark = [pytest.mark.chart, pytest.mark.cluster]
 
@@ -304,7 +304,8 @@ def test_api_and_operator_work_under_the_chart_rbac(
     import sys
 
     import httpx
-    from render import env_of
+
+    from support.chart import env_of
 
     # a volume release: its store moves to a directory here (test_chart_store.py renders the S3 one)
     objects = render({"allowCIDRs": ["127.0.0.0/8"], "store": {"type": "volume"}}, namespace=namespace)
@@ -424,7 +425,7 @@ def test_helm_install_upgrade_uninstall(cluster: Any, namespace: str, k8s_api: A
     an explicit one replaces them, and uninstall keeps the store's claim."""
     import base64
 
-    from render import helm
+    from support.chart import helm
 
     core, apps = kubernetes.client.CoreV1Api(k8s_api), kubernetes.client.AppsV1Api(k8s_api)
 

@@ -12,11 +12,11 @@ import tomllib
 import kubernetes
 import pytest
 import yaml
-from render import REPO, render
 
 from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_operator.jobs import NONROOT_UID, WORKER_COMMAND
 from audio_extract_worker.quality import CODECS
+from support.chart import REPO, render
 from support.cluster_objects import restricted_pod
 from support.waiting import wait_for
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from render import assert_settings_exist, env_of, find, render, template
+
+from support.chart import assert_settings_exist, env_of, find, render, template
 
 pytestmark = pytest.mark.chart
 
@@ -138,9 +139,8 @@ def test_worker_jobs_get_urls_and_no_store(s3: Objects, monkeypatch: pytest.Monk
     credential: only the presigned URLs of the job's own objects."""
     from datetime import UTC, datetime
 
-    from render import operator_settings, sample_batch
-
     from audio_extract_operator.jobs import WorkerUrls, build_job
+    from support.chart import operator_settings, sample_batch
 
     settings = operator_settings(s3, monkeypatch)
     assert settings.store.type == "s3"

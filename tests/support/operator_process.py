@@ -6,8 +6,9 @@ and the benchmarks.
     op.stop()
 
 ``cluster`` is the session's ``LocalCluster`` (``tests/conftest.py``). With ``rbac=True`` the
-operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly
-``operator_rbac.RULES`` (authenticated with a real token of that ServiceAccount). Its workers run
+operator runs as ServiceAccount ``audio-extract-operator`` bound to exactly the Role the chart
+renders for it (Kueue mode's too when ``admission__kueue_queue`` is set), authenticated with a
+real token of that ServiceAccount (``support.chart.act_as``). Its workers run
 the project's image on the node; they reach the operator's progress endpoint and the media server
 on the node's address ``HOST_IP``. Settings are keyword arguments named as in
 ``support.operator_settings`` (``admission__max_running=2``). ``crash_after_send=<marker file>``
@@ -31,20 +32,19 @@ from audio_extract_localcluster.images import PROJECT_IMAGE
 from audio_extract_localcluster.localnet import free_port
 from audio_extract_operator.settings import ENV_PREFIX
 
-from . import operator_rbac as rbac
-from .cluster_objects import DEFAULT_CLAIM, apply_objects, ensure_store_claim
+from .chart import act_as
+from .cluster_objects import DEFAULT_CLAIM, ensure_store_claim
 from .operator_settings import environment
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 def grant_operator_rbac(cluster: Any, namespace: str, *, kueue: bool = False) -> Path:
-    """ServiceAccount + Role(rbac.RULES, and KUEUE_RULES in Kueue mode, as the chart grants) +
-    RoleBinding; returns a kubeconfig with a real token of that ServiceAccount (TokenRequest), so
-    the API server authorizes the operator exactly as in a pod."""
-    role = rbac.role(namespace, kueue=kueue)
-    apply_objects(cluster, [rbac.service_account(namespace), role, rbac.role_binding(namespace)])
-    return cluster.service_account_kubeconfig(namespace, rbac.SERVICE_ACCOUNT)
+    """The chart's operator ServiceAccount, Role and RoleBinding in ``namespace`` (Kueue mode's Role
+    with ``kueue``); returns a kubeconfig with a real token of that ServiceAccount, so the API
+    server authorizes the operator exactly as in a pod."""
+    values = {"worker": {"kueueQueueName": "any"}} if kueue else None
+    return act_as(cluster, namespace, "operator", values=values).kubeconfig
 
 
 class OperatorProcess:

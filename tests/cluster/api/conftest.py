@@ -19,6 +19,7 @@ from audio_extract_api.app import create_app
 from audio_extract_api.settings import Settings
 from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from audio_extract_localcluster.host import HOST_IP
+from support.chart import role_rules
 
 REPO = Path(__file__).resolve().parents[3]
 API_KEY = "axk_cluster-test-key"
@@ -27,22 +28,9 @@ ADMIN_KEY = "axk_cluster-admin-key"
 
 
 @pytest.fixture(scope="session")
-def api_role_rules(cluster) -> list[dict[str, Any]]:
+def api_role_rules() -> list[dict[str, Any]]:
     """The API's RBAC rules exactly as the Helm chart renders them (the one place they live)."""
-    helm = str(Path(cluster.bin_dir) / "helm")
-    chart = str(REPO / "charts" / "audio-extract")
-    argv = [
-        helm,
-        "template",
-        "t",
-        chart,
-        "--show-only",
-        "templates/api-role.yaml",
-        "--set",
-        "store.s3.bucket=b",
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True)
-    return yaml.safe_load(out.stdout)["rules"]
+    return role_rules("api")
 
 
 @pytest.fixture
@@ -146,7 +134,6 @@ def expect_error_cluster() -> Callable[[httpx.Response, int, str], dict[str, Any
 def api_media(cluster, tmp_path_factory: pytest.TempPathFactory):
     """The operator tests' generated media plus ``long.mp4`` (90 s of audio under a tiny video, so a
     job lasts long enough for its steps to be seen), served on the node's address (``/slow/...`` waits)."""
-    import subprocess
 
     from audio_extract_dev.media import make_media
     from support.media_server import MediaServer

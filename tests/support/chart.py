@@ -1,13 +1,11 @@
 """The Helm chart rendered by the real ``helm`` binary, and identities that act under its RBAC.
 
-Chart tests use ``render``/``find``. The operator and API cluster tests use ``act_as`` so they run
-under the chart's Roles (the single place those rules live) instead of as cluster admin::
+Chart tests use ``render``/``find``. The operator and API cluster tests run under the chart's
+Roles (the single place those rules live) instead of as cluster admin, with ``act_as``::
 
-    import sys, pathlib
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[N] / "chart"))  # tests/chart
-    from render import act_as
+    from support.chart import act_as
 
-    identity = act_as(cluster, namespace, "operator")   # or "api"
+    identity = act_as(cluster, namespace, "operator")   # or "api"; values= for a mode's extra rules
     identity.kubeconfig   # a kubeconfig file: a real ServiceAccount token, no admin rights
     identity.api_client() # a kubernetes.client.ApiClient using it
 
@@ -128,11 +126,14 @@ def component_name(component: str, release: str = RELEASE) -> str:
     return f"{release}-{component}"
 
 
-def rbac_objects(component: str, namespace: str, release: str = RELEASE) -> list[dict[str, Any]]:
-    """The ServiceAccount, Role and RoleBinding the chart renders for ``component`` in ``namespace``."""
+def rbac_objects(
+    component: str, namespace: str, release: str = RELEASE, values: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The ServiceAccount, Role and RoleBinding the chart renders for ``component`` in ``namespace``
+    (with ``values``: e.g. Kueue mode's extra rule)."""
     assert component in COMPONENTS, component
     name = component_name(component, release)
-    objects = render(namespace=namespace, release=release)
+    objects = render(values, namespace=namespace, release=release)
     wanted = [
         o
         for o in objects
@@ -253,20 +254,28 @@ class Identity:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
 
 
-def apply_rbac(cluster: Any, namespace: str, component: str, release: str = RELEASE) -> str:
+def apply_rbac(
+    cluster: Any, namespace: str, component: str, release: str = RELEASE, values: dict[str, Any] | None = None
+) -> str:
     """Create (server-side apply) the component's rendered ServiceAccount/Role/RoleBinding; returns
     the ServiceAccount name."""
-    objects = rbac_objects(component, namespace, release)
+    objects = rbac_objects(component, namespace, release, values)
     manifest = yaml.safe_dump_all(objects)
     cluster.kubectl("apply", "--server-side", "--field-manager=chart-tests", "-f", "-", input=manifest)
     return component_name(component, release)
 
 
 def act_as(
-    cluster: Any, namespace: str, component: str, *, release: str = RELEASE, token_hours: int = 3
+    cluster: Any,
+    namespace: str,
+    component: str,
+    *,
+    release: str = RELEASE,
+    token_hours: int = 3,
+    values: dict[str, Any] | None = None,
 ) -> Identity:
-    """Set up the component's chart RBAC in ``namespace`` and return an identity using a real
-    ServiceAccount token (kubectl create token = the TokenRequest API)."""
-    sa = apply_rbac(cluster, namespace, component, release)
+    """Set up the component's chart RBAC in ``namespace`` (rendered with ``values``) and return an
+    identity using a real ServiceAccount token (kubectl create token = the TokenRequest API)."""
+    sa = apply_rbac(cluster, namespace, component, release, values)
     path = cluster.service_account_kubeconfig(namespace, sa, hours=token_hours)
     return Identity(component, namespace, sa, path)
