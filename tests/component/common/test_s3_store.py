@@ -19,7 +19,6 @@ import httpx
 import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 
 from audio_extract_common.filenames import content_disposition
 from audio_extract_common.objectstore import (
@@ -27,7 +26,6 @@ from audio_extract_common.objectstore import (
     READ_CHUNK,
     AccessDenied,
     ObjectNotFound,
-    S3Settings,
     S3Store,
     StoreError,
 )
@@ -390,8 +388,3 @@ async def test_abort_stale_uploads_aborts_old_incomplete_uploads_under_the_prefi
 async def test_a_key_that_is_not_a_plain_path_is_refused(store, key):
     with pytest.raises(ValueError):
         await store.put_bytes(key, b"x")
-
-
-def test_keys_come_in_pairs():
-    with pytest.raises(ValidationError, match="both"):
-        S3Settings(bucket="b", access_key_id="id")

@@ -22,7 +22,6 @@ from test_operator_job_deleted import Operator
 
 from audio_extract_common import ids
 from audio_extract_operator import logs
-from audio_extract_operator.registry import Registry
 
 TENANT = "acme-media"
 
@@ -116,13 +115,3 @@ def test_the_tenant_a_call_site_names_wins_and_tasks_inherit_the_batch_they_were
     assert captured.matching(f"tenant={TENANT}: in a task")
     assert captured.matching("tenant=other: explicit")
     assert captured.matching("tenant=-: after")
-
-
-def test_the_registry_keeps_the_tenant_of_each_batch_not_its_body() -> None:
-    registry = Registry()
-    api = FakeApi()
-    registry.observe_batch(labelled(api, "b"))
-    registry.observe_batch(api.add_batch("plain"))
-    assert registry.tenant_of("ExtractionBatch", NS, "b") == TENANT
-    assert registry.tenant_of("ExtractionBatch", NS, "plain") is None
-    assert registry.tenant_of("Pod", NS, "b") is None

@@ -195,10 +195,3 @@ async def test_the_endpoint_serves_the_registry_with_the_store_measured(tmp_path
         assert families[f"audio_extract_operator_{name}"].samples[0].value > 0, name
     assert "audio_extract_operator_leader" in families
     assert "process_cpu_seconds" in families  # the replica's own CPU and memory
-
-
-def test_standby_and_stopped_operators_export_no_queue() -> None:
-    metrics.watch(None, None)
-    text = metrics.generate_latest(metrics.REGISTRY).decode()
-    assert "audio_extract_operator_leader " in text
-    assert "\naudio_extract_operator_jobs{" not in text

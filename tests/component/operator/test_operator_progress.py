@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from audio_extract_common import ids
 from audio_extract_common.batch_status import BatchStatus, JobStatus, Step
-from audio_extract_operator.progress import Progress, apply_reports, job_progress
+from audio_extract_operator.progress import Progress, job_progress
 from audio_extract_operator.registry import Registry
 from audio_extract_operator.tokens import progress_token
 from support.operator_settings import operator_settings
@@ -93,12 +93,3 @@ async def test_bursts_are_coalesced_to_about_one_write_per_interval() -> None:
     finally:
         await client.close()
         await progress.stop()
-
-
-def test_reports_never_touch_terminal_entries() -> None:
-    from audio_extract_common.results import ProgressReport
-
-    status = BatchStatus(
-        jobs=[JobStatus(index=0, jobId="job_x", jobName="x", status="completed", progress=100)]
-    )
-    assert apply_reports(status, {0: ProgressReport.model_validate(report(0, 10))}) is None

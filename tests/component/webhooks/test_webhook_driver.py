@@ -8,71 +8,14 @@ import copy
 import os
 from datetime import UTC, datetime, timedelta
 
-import jsonpatch
 import pytest
 
-from audio_extract_common.batch_spec import BatchSpec
-from audio_extract_common.batch_status import BatchStatus
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookSettings
-from audio_extract_operator.webhooks.driver import BatchRef, Driver, needs_work, patch_ops
+from audio_extract_operator.webhooks.driver import Driver, needs_work
+from support.webhook_batches import Store, job_id, make_store
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-KEY = "00112233445566"
-UID = "11111111-2222-4333-8444-555555555555"
-
-
-def job_id(i: int) -> str:
-    return f"job_{KEY}{i + 1:02x}"
-
-
-class Store:
-    """A batch object whose status changes only through JSON patches, like the API server's."""
-
-    def __init__(self, spec: dict, status: dict) -> None:
-        self.obj = {"metadata": {"uid": UID, "name": "b", "namespace": "ns"}, "spec": spec, "status": status}
-        self.patches: list[list[dict]] = []
-        self.fail_next = 0
-
-    async def patch(self, namespace: str, name: str, ops: list[dict]) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("API server unavailable")
-        self.patches.append(ops)
-        self.obj = jsonpatch.apply_patch(self.obj, ops)
-
-    def view(self) -> tuple[BatchRef, BatchSpec, BatchStatus]:
-        return (
-            BatchRef("ns", "b", UID),
-            BatchSpec.model_validate(self.obj["spec"]),
-            BatchStatus.model_validate(copy.deepcopy(self.obj["status"])),
-        )
-
-
-def make_store(n: int, url: str, states: list[str] | None = None, own: dict[int, str] | None = None) -> Store:
-    states = states or ["completed"] * n
-    jobs_spec, jobs_status = [], []
-    for i, st in enumerate(states):
-        job = {"source": {"type": "url", "url": "https://m.example.com/v.mp4"}, "output": {"format": "mp3"}}
-        if own and i in own:
-            job["options"] = {"webhook": own[i]}
-        jobs_spec.append(job)
-        entry = {"index": i, "jobId": job_id(i), "jobName": job_id(i).replace("_", "-"), "status": st}
-        if st == "completed":
-            entry["completedAt"] = "2026-01-21T12:00:00Z"
-            entry["outputFile"] = {
-                "filename": "v.mp3",
-                "path": f"{job_id(i)}/v.mp3",
-                "size": 10,
-                "format": "mp3",
-            }
-        elif st in ("failed", "cancelled"):
-            entry["error"] = {"code": "CANCELLED" if st == "cancelled" else "INVALID_VIDEO", "message": "m"}
-        jobs_status.append(entry)
-    return Store(
-        {"jobs": jobs_spec, "webhook": url},
-        {"batchId": f"batch_{KEY}00", "jobs": jobs_status, "completedAt": "2026-01-21T12:00:01Z"},
-    )
 
 
 def config(**kw) -> WebhookSettings:
@@ -235,39 +178,6 @@ async def test_no_secret_means_disabled(driver_for):
         store = make_store(1, rx.url)
         await driver_for(store, secret="").tick(*store.view())
     assert rx.received == [] and store.patches == []
-
-
-def test_patch_ops_are_guarded_and_targeted():
-    store = make_store(2, "https://h.example.com/")
-    _, _, status = store.view()
-    from audio_extract_common.batch_status import Delivery
-
-    d = Delivery(event="job.completed", url="u", id="msg_1", timestamp="t")
-    ops = patch_ops(UID, status, {1: d, None: d})
-    assert ops[0] == {"op": "test", "path": "/metadata/uid", "value": UID}
-    assert {"op": "test", "path": "/status/jobs/1/jobId", "value": job_id(1)} in ops
-    assert [o["path"] for o in ops if o["op"] == "add"] == ["/status/webhook", "/status/jobs/1/webhook"]
-
-
-def test_needs_work_filter():
-    store = make_store(2, "https://h.example.com/", ["completed", "queued"])
-    spec, status = store.obj["spec"], store.obj["status"]
-    assert needs_work(spec, status)
-    spec["webhook"] = None
-    assert not needs_work(spec, status)
-    status["jobs"][0]["webhook"] = {"state": "pending"}
-    assert needs_work(spec, status)
-
-
-def test_needs_work_with_now_counts_only_due_pending():
-    store = make_store(1, "https://h.example.com/")
-    spec, status = store.obj["spec"], store.obj["status"]
-    spec["webhook"] = None
-    spec["jobs"][0]["options"] = {"webhook": "https://j.example.com/"}
-    status["jobs"][0]["webhook"] = {"state": "pending", "nextAttemptAt": "2026-01-21T12:00:10Z"}
-    assert needs_work(spec, status)
-    assert not needs_work(spec, status, "2026-01-21T12:00:09Z")
-    assert needs_work(spec, status, "2026-01-21T12:00:10Z")
 
 
 async def test_the_after_attempts_hook_runs_after_sending_and_before_recording(driver_for):

@@ -95,20 +95,3 @@ async def test_attempts_latency_and_backlog_of_the_pump() -> None:
         == latencies + 2
     )
     assert logs.tenant.get() == logs.NONE  # the tenant was the tick task's, not this one's
-
-
-def test_backlog_counts_owed_and_pending_deliveries_only() -> None:
-    spec = {"jobs": [{"options": {"webhook": "https://h.example.com/"}}, {}], "webhook": None}
-    status = {
-        "jobs": [
-            {"index": 0, "status": "completed", "webhook": {"state": "pending"}},
-            {"index": 1, "status": "failed"},  # no target: owes nothing
-        ]
-    }
-    assert metrics.backlog({"spec": spec, "status": status}) == 1
-    spec["webhook"] = "https://batch.example.com/"
-    assert metrics.backlog({"spec": spec, "status": status}) == 3  # job 1 and batch.completed owed
-    status["jobs"][0]["webhook"] = {"state": "delivered"}
-    status["jobs"][1]["webhook"] = {"state": "failed"}
-    status["webhook"] = {"state": "delivered"}
-    assert metrics.backlog({"spec": spec, "status": status}) == 0

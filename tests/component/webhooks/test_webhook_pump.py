@@ -9,10 +9,11 @@ import time
 
 import jsonpatch
 import pytest
-from test_webhook_driver import SECRET, Store, config, make_store
+from test_webhook_driver import SECRET, config
 
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.pump import Pump
+from support.webhook_batches import Store, make_store
 
 
 class VersionedStore(Store):

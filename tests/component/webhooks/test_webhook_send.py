@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from audio_extract_common.batch_status import Delivery
-from audio_extract_common.retry_after import retry_after_seconds
 from audio_extract_common.timefmt import iso, parse
 from audio_extract_dev.webhook_receiver import Receiver, Reply
 from audio_extract_operator.webhooks.config import WebhookSettings
@@ -87,12 +86,6 @@ async def test_429_retry_after_sets_the_next_attempt(sender):
     now = datetime(2026, 1, 1, tzinfo=UTC)
     d = next_state(delivery(rx.url), outcome, now, Schedule(jitter=0))
     assert parse(d.nextAttemptAt) == now + timedelta(seconds=120)
-
-
-def test_retry_after_http_date():
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds("Thu, 01 Jan 2026 12:01:30 GMT", now) == 90
-    assert retry_after_seconds("soon", now) is None and retry_after_seconds(None) is None
 
 
 @pytest.mark.parametrize("code", [301, 302, 307, 308])

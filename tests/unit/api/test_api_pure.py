@@ -12,6 +12,8 @@ import pytest
 from audio_extract_api import bodies, downloads, views
 from audio_extract_api.auth import KeyStore, RateLimiter, parse_keys
 from audio_extract_api.errors import (
+    API_ERRORS,
+    ApiError,
     FileExpired,
     InvalidOutput,
     InvalidRequest,
@@ -385,3 +387,10 @@ def test_key_file_formats(tmp_path):
             store.authenticate(bad)
     with pytest.raises(Unauthorized):  # no key file: nothing authenticates
         KeyStore(None, 60).authenticate("one")
+
+
+def test_every_api_error_is_in_the_one_list():
+    def subclasses(cls: type) -> list[type]:
+        return [c for s in cls.__subclasses__() for c in (s, *subclasses(s))]
+
+    assert {c for c in subclasses(ApiError) if c is not JobFailed} <= set(API_ERRORS)

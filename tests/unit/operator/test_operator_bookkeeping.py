@@ -3,6 +3,7 @@ expiry stamping and which transitions post Events."""
 
 from __future__ import annotations
 
+from audio_extract_common import ids
 from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.batch_status import BatchStatus, JobStatus
 from audio_extract_operator.jobs import build_job
@@ -134,3 +135,14 @@ def test_which_job_events_read_and_write_status() -> None:
     assert needs(job_obj(0, rv=4, suspend=False))  # admitted: processing
     assert needs(job_obj(0, rv=5, suspend=False, finished="Failed"))
     assert not needs(job_obj(1, rv=6, suspend=False, finished="Complete"))  # already terminal
+
+
+def test_the_registry_keeps_the_tenant_of_each_batch_not_its_body() -> None:
+    registry = Registry()
+    labelled = batch(["normal"], "b")
+    labelled["metadata"]["labels"] = {ids.TENANT_LABEL: "acme-media"}
+    registry.observe_batch(labelled)
+    registry.observe_batch(batch(["normal"], "plain"))
+    assert registry.tenant_of("ExtractionBatch", "ns", "b") == "acme-media"
+    assert registry.tenant_of("ExtractionBatch", "ns", "plain") is None
+    assert registry.tenant_of("Pod", "ns", "b") is None

@@ -79,3 +79,10 @@ def test_a_queued_entry_starts_processing_with_its_first_report() -> None:
     status = BatchStatus(jobs=[JobStatus(index=0, jobId=JOB_ID, jobName="x")])
     j = apply(status, rep(Step.downloading_video, 50)).jobs[0]
     assert (j.status, j.currentStep, j.progress) == (JobState.processing, Step.downloading_video, 12)
+
+
+def test_reports_never_touch_terminal_entries() -> None:
+    status = BatchStatus(
+        jobs=[JobStatus(index=0, jobId=JOB_ID, jobName="x", status="completed", progress=100)]
+    )
+    assert apply_reports(status, {0: rep(Step.extracting_audio, 10)}) is None
