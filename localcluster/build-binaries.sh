@@ -212,11 +212,11 @@ wanted kube-router && steps+=(kube_router)
 wanted weed && steps+=(seaweedfs)
 wanted kueue && steps+=(kueue)
 
-say "building ${need[*]} into $BIN (about 21 minutes on 2 cores the first time; logs in $CACHE/logs)"
+say "building ${need[*]} into $BIN (about 22 minutes on 2 cores the first time; logs in $CACHE/logs)"
 # Two lanes: one go build already uses every core, but linking is single-threaded and module
 # downloads wait on the network, so a second lane fills those gaps. The lanes hold about the same
 # work (measured cold, two lanes at once): Kubernetes ~750 s, CoreDNS and SeaweedFS (~300 s alone),
-# against the rest.
+# against the rest with Kueue (~260 s alone).
 lane() { local s; for s in "$@"; do ( timed "$s" ); done; }
 first=() second=()
 for s in "${steps[@]}"; do
