@@ -235,7 +235,7 @@ def finished_status(key: str, jobs: int, at: str) -> dict[str, Any]:
     return stamp_expiry(summarize(status, at, 1), 86400).model_dump(mode="json", exclude_none=True)
 
 
-def retained_phase(cluster: LocalCluster, api: Any, retained: int) -> dict[str, Any]:
+def retained_phase(cluster: LocalCluster, api: Any, retained: int, writers: int) -> dict[str, Any]:
     ns = "bench-retained"
     cluster.kubectl("create", "namespace", ns)
     custom = kubernetes.client.CustomObjectsApi(api)
@@ -251,16 +251,21 @@ def retained_phase(cluster: LocalCluster, api: Any, retained: int) -> dict[str, 
         )
 
     t0 = time.monotonic()
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(writers) as pool:
         list(pool.map(make, range(retained)))
     created = time.monotonic() - t0
 
     def handled() -> bool:
         token, seen = None, 0
         while True:
-            page = custom.list_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, limit=500, _continue=token
-            )
+            try:
+                page = custom.list_namespaced_custom_object(
+                    GROUP, VERSION, ns, PLURAL, limit=500, _continue=token
+                )
+            except kubernetes.client.ApiException as e:
+                if e.status not in (429, 504):  # a busy API server's watch cache lags: look again later
+                    raise
+                return False
             for item in page["items"]:
                 if HANDLED not in item["metadata"].get("annotations", {}):
                     return False
@@ -307,6 +312,12 @@ def main() -> int:
     parser.add_argument("--running", type=int, default=4, help="operator's max_running")
     parser.add_argument("--tracked", type=int, default=2000)
     parser.add_argument("--retained", type=int, default=0, help="finished batches, e.g. 20000")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=1,
+        help="threads writing the retained batches (many stall the API server)",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {}
     with (
@@ -324,7 +335,7 @@ def main() -> int:
                 results["rss"] = rss_phase(cluster, api, media, args.tracked)
                 print(json.dumps(results["rss"]), flush=True)
             if args.retained:
-                results["retained"] = retained_phase(cluster, api, args.retained)
+                results["retained"] = retained_phase(cluster, api, args.retained, args.writers)
                 print(json.dumps(results["retained"]), flush=True)
         finally:
             media.stop()
