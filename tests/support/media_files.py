@@ -9,7 +9,10 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from audio_extract_worker.loudness import Loudness
 
 SOURCE_SECONDS = 3.0
 
@@ -205,7 +208,8 @@ def audio_payload_kbps(path: Path) -> float:
     return total * 8 / decoded_seconds(path) / 1000
 
 
-def integrated_loudness(path: Path) -> float:
+def loudness(path: Path) -> Loudness:
+    """ffmpeg's EBU R128 measurement of a file (integrated, range, true peak)."""
     proc = subprocess.run(
         [
             "ffmpeg",
@@ -226,4 +230,4 @@ def integrated_loudness(path: Path) -> float:
     )
     from audio_extract_worker.loudness import parse_ebur128
 
-    return parse_ebur128(proc.stderr.decode()).integrated
+    return parse_ebur128(proc.stderr.decode())

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
-from support.media_files import Media
+from audio_extract_worker.loudness import normalize_filter
+from support.media_files import Media, loudness
 from support.worker_runs import InProcess, job_spec
 
 NOISE = "{a}*(random(0)*2-1){extra}|{a}*(random(1)*2-1){extra}"
@@ -26,38 +24,16 @@ SOURCES = {
 }
 
 
-def measure(path) -> Loudness:  # type: ignore[no-untyped-def]
-    proc = subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-nostats",
-            "-i",
-            str(path),
-            "-af",
-            "ebur128=peak=true:framelog=verbose",
-            "-f",
-            "null",
-            "-",
-        ],
-        capture_output=True,
-        check=True,
-        timeout=60,
-    )
-    return parse_ebur128(proc.stderr.decode())
-
-
 @pytest.mark.parametrize("name", list(SOURCES))
 def test_normalize_reaches_target(name: str, media: Media, worker: InProcess) -> None:
     expr, post, fmt, kind = SOURCES[name]
     source = media.loudness_source(name, expr, post)
-    before = measure(source)
+    before = loudness(source)
     assert abs(before.integrated + 23) > 5, before  # the source really is off target
     assert normalize_filter(before).startswith(kind)  # type: ignore[union-attr]
     run = worker.run(job_spec(worker.upload(source), {"format": fmt, "normalize": True}))
     assert run.result.output is not None, run.result.error
     assert run.result.output.transcoded is True
-    after = measure(run.output_path)
+    after = loudness(run.output_path)
     assert abs(after.integrated - -23.0) <= 1.0, (name, before, after)
     assert after.true_peak <= -0.5, (name, before, after)  # -1 dBTP target; lossy coding adds a little
