@@ -57,6 +57,9 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+JOB_STATES = ("queued", "admitted", "running")
+
+
 def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum over every series of ``name`` whose labels include ``labels``."""
     return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls))
@@ -79,20 +82,22 @@ def test_metrics_follow_a_batch(system: System, media: MediaServer) -> None:
 
     seen: list[tuple[float, float, float]] = []  # (queued, admitted, running) over time
 
-    def sample() -> bool:
+    def gauges() -> tuple[float, float, float]:
         now = scrape(leader)
-        seen.append(
-            (
-                total(now, "audio_extract_operator_jobs", state="queued"),
-                total(now, "audio_extract_operator_jobs", state="admitted"),
-                total(now, "audio_extract_operator_jobs", state="running"),
-            )
-        )
+        queued, admitted, running = (total(now, "audio_extract_operator_jobs", state=s) for s in JOB_STATES)
+        seen.append((queued, admitted, running))
+        return seen[-1]
+
+    def sample() -> bool:
+        gauges()
         statuses = [system.api.get(f"/v1/status/{j}").json()["data"]["status"] for j in job_ids]
         return all(s in ("completed", "failed", "cancelled") for s in statuses)
 
     started = time.monotonic()
     wait_for(sample, 300, "the batch to end", interval=0.5)
+    # the gauges follow the operator's book of Jobs, which sees a Job end when the Job controller
+    # marks it, a moment after a failed pod's outcome reached the status: drained soon, not at once
+    wait_for(lambda: sum(gauges()) == 0, 15, "the job gauges to drain", interval=0.5)
     after = scrape(leader)
 
     queued = [q for q, _, _ in seen]
@@ -100,7 +105,6 @@ def test_metrics_follow_a_batch(system: System, media: MediaServer) -> None:
     assert max(queued) >= 3, seen  # 6 jobs, 2 slots: the rest waited
     assert max(a + r for _, a, r in seen) <= 2, seen  # never more than maxRunning
     assert max(running) >= 1, seen  # a worker's pod ran (each download waits 20 s)
-    assert queued[-1] == 0 and seen[-1][1] + seen[-1][2] == 0, seen  # drained
     assert any(q2 < q1 for q1, q2 in itertools.pairwise(queued)), seen  # it moved
 
     def delta(name: str, **labels: str) -> float:
