@@ -7,6 +7,8 @@
 # outside the repository. Idempotent: binaries already present are kept.
 # Prints the binary directory as the last line of its output.
 #
+#   build-binaries.sh [OPTIONAL...]   also build the optional binaries named: kwok (simulated
+#                                     nodes, for bench/bench_kwok.py)
 #   AUDIO_EXTRACT_CACHE  cache root (default ~/.cache/audio-extract)
 set -euo pipefail
 
@@ -22,6 +24,7 @@ COREDNS_VERSION=v1.15.0
 KUBE_ROUTER_VERSION=v2.1.0 # the only version served; its old pins are raised below
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # served as a pseudo-version only
 KUEUE_VERSION=v0.17.0
+KWOK_VERSION=v0.8.0
 GO_MIN=1.26.0
 
 # kube-router v2.1.0 pins dependencies with published flaws; raised as distributions that ship it do.
@@ -33,8 +36,12 @@ CONTAINERD_BINS=(containerd containerd-shim-runc-v2 ctr)
 CNI_BINS=(bridge host-local loopback portmap)
 ALL_BINS=(etcd "${K8S_BINS[@]}" helm "${CONTAINERD_BINS[@]}" runc "${CNI_BINS[@]}" crictl
   buildkitd buildctl coredns kube-router weed kueue)
+OPTIONAL_BINS=(kwok)  # only a benchmark needs them: built when named
 
 say() { echo "[binaries] $*" >&2; }
+for b in "$@"; do
+  [[ " ${OPTIONAL_BINS[*]} " == *" $b "* ]] || { say "unknown optional binary: $b (known: ${OPTIONAL_BINS[*]})"; exit 2; }
+done
 
 CACHE="${AUDIO_EXTRACT_CACHE:-$HOME/.cache/audio-extract}"
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
@@ -44,7 +51,7 @@ exec {lock}>"$CACHE/build.lock"
 flock "$lock"
 
 need=()
-for b in "${ALL_BINS[@]}"; do [[ -x "$BIN/$b" ]] || need+=("$b"); done
+for b in "${ALL_BINS[@]}" "$@"; do [[ -x "$BIN/$b" ]] || need+=("$b"); done
 if (( ${#need[@]} == 0 )); then
   echo "$BIN"
   exit 0
@@ -198,6 +205,22 @@ kueue() {
   mv "$BIN/kueue.tmp" "$BIN/kueue"
 }
 
+kwok() {
+  mod "kwok-$KWOK_VERSION"
+  quiet go-get-kwok go get -tool "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  quiet build-kwok go build -trimpath -ldflags "-s -w" -o "$BIN/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok
+  # the stages it plays on nodes and on starting and deleted pods, and its controller's ClusterRole, as
+  # its module ships them (the stage that ends a worker's pod is the project's: kwok.py)
+  local src
+  src=$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize
+  rm -rf "$BIN/kwok-config" && mkdir -p "$BIN/kwok-config/stages"
+  cp "$src"/stage/node/fast/node-initialize.yaml "$src"/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+    "$src"/stage/pod/fast/{pod-ready,pod-delete}.yaml "$BIN/kwok-config/stages/"
+  cp "$src"/rbac/role.yaml "$BIN/kwok-config/"
+  chmod -R u+w "$BIN/kwok-config"
+  mv "$BIN/kwok.tmp" "$BIN/kwok"
+}
+
 steps=()
 wanted "${K8S_BINS[@]}" && steps+=(kubernetes)
 wanted etcd && steps+=(etcd)
@@ -211,6 +234,7 @@ wanted coredns && steps+=(coredns)
 wanted kube-router && steps+=(kube_router)
 wanted weed && steps+=(seaweedfs)
 wanted kueue && steps+=(kueue)
+wanted kwok && steps+=(kwok)
 
 say "building ${need[*]} into $BIN (about 22 minutes on 2 cores the first time; logs in $CACHE/logs)"
 # Two lanes: one go build already uses every core, but linking is single-threaded and module

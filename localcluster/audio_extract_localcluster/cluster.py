@@ -27,10 +27,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from . import addons, certs, host, images, kueue, node, objectstore, registry
+from . import addons, certs, host, images, kueue, kwok, node, objectstore, registry
 from .localnet import free_port, http_ok
 from .processes import Component, ComponentFailed, Supervisor
 
@@ -49,14 +50,15 @@ START_ATTEMPTS = 3
 SA_ISSUER = "https://kubernetes.default.svc"
 
 
-def ensure_binaries(report: Callable[[str], None] | None = None) -> Path:
+def ensure_binaries(report: Callable[[str], None] | None = None, optional: Sequence[str] = ()) -> Path:
     """The directory holding the cluster's binaries, building them there first (about 15 minutes
-    the first time) if they are missing. Never skips."""
+    the first time) if they are missing, with the `optional` ones named (e.g. "kwok"). Never skips."""
     if report:
         report(f"locating/building binaries with {BUILD_SCRIPT.name}")
     # The script is the single source of truth for versions and the cache path; when the binaries
     # are cached it only checks and prints the directory. Its progress goes to our stderr.
-    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True).stdout
+    argv = ["bash", str(BUILD_SCRIPT), *optional]
+    out = subprocess.run(argv, check=True, stdout=subprocess.PIPE, text=True).stdout
     return Path(out.strip().splitlines()[-1])
 
 
@@ -75,7 +77,10 @@ class LocalCluster:
 
     `project_image`: build the project's image (`images.project_image`, cached) and load it into
     the node; `images`: further OCI archives to load besides the pause, busybox and CoreDNS ones;
-    `kueue`: start Kueue too (`start_kueue`), with its CRDs and no queue."""
+    `kueue`: start Kueue too (`start_kueue`), with its CRDs and no queue; `throttle_controllers`:
+    False lifts the client rate limits of the controller manager and the scheduler (20 and 50
+    requests per second by default), as a large cluster's control plane is tuned, so that
+    simulated nodes (`start_kwok`) are not held back by them."""
 
     def __init__(
         self,
@@ -90,6 +95,7 @@ class LocalCluster:
         volumes_root: Path | None = None,
         objectstore_root: Path | None = None,
         kueue: bool = False,
+        throttle_controllers: bool = True,
     ) -> None:
         self._own_workdir = workdir is None
         # short and absolute: containerd's socket path must fit in a unix socket address
@@ -109,6 +115,7 @@ class LocalCluster:
         self.server = f"https://{host.HOST_IP}:{APISERVER_PORT}"
         self.ready_seconds: float | None = None
         self.kueue = kueue
+        self.throttle_controllers = throttle_controllers
         self._claim: host.HostClaim | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -210,6 +217,28 @@ class LocalCluster:
         config.write_text(yaml.safe_dump(kueue.config(health, webhook, work)))
         self.supervisor.start(kueue.component(b, config, kubeconfig, health))
         self.report(f"{'kueue':<24} ready in {time.monotonic() - started:5.1f} s")
+
+    def start_kwok(self, stages: Sequence[dict[str, Any]]) -> None:
+        """Start KWOK (idempotent), building it first if needed: it plays its module's node and pod
+        start/delete stages and `stages` (e.g. `kwok.job_pod_done`) on the nodes `kwok.nodes` makes."""
+        if self.supervisor.find("kwok") is not None:
+            return
+        started = time.monotonic()
+        b = Path(self.bin_dir)
+        if not (b / "kwok").exists():
+            ensure_binaries(self.report, optional=("kwok",))
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kwok.rbac(b)))
+        work = self.workdir / "kwok"
+        work.mkdir(mode=0o700, exist_ok=True)
+        kubeconfig = work / "kwok.kubeconfig"
+        _write_private(
+            kubeconfig, certs.kubeconfig(self.server, self._ca.cert_pem, self._ca.issue(kwok.USER), "kwok")
+        )
+        port = free_port()
+        config = work / "config.yaml"
+        config.write_text(yaml.safe_dump_all([kwok.config(port), *kwok.module_stages(b), *stages]))
+        self.supervisor.start(kwok.component(b, config, kubeconfig, port))
+        self.report(f"{'kwok':<24} ready in {time.monotonic() - started:5.1f} s")
 
     def run(self, spec: Component) -> None:
         """Start one more managed process (the operator, the API, ...): it is waited for with
@@ -567,6 +596,7 @@ class LocalCluster:
 
     def _controllers(self) -> list[Component]:
         b, pki = Path(self.bin_dir), self.pki
+        unthrottled = [] if self.throttle_controllers else ["--kube-api-qps=5000", "--kube-api-burst=10000"]
         return [
             Component(
                 "kube-controller-manager",
@@ -584,6 +614,7 @@ class LocalCluster:
                     str(self.ca_file),
                     "--controllers",
                     CONTROLLERS,
+                    *unthrottled,
                 ],
                 ready=self._default_sa_exists,
             ),
@@ -596,6 +627,7 @@ class LocalCluster:
                     "--leader-elect=false",
                     "--secure-port",
                     "0",
+                    *unthrottled,
                 ],
             ),
         ]
