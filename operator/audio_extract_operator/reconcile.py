@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -312,18 +312,21 @@ class Reconciler:
 
         await self.writer.update(info.namespace, info.batch, change)
 
-    async def admitted(self, info: JobInfo, started: str) -> None:
-        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
-            if b["metadata"]["uid"] != info.batch_uid:
-                return None
-            for j in s.jobs:
-                if j.index == info.index and j.status == JobState.queued:
-                    j.status, j.startedAt = JobState.processing, started
-                    j.currentStep = Step.downloading_video
-                    return s
-            return None
+    async def admitted(self, infos: Sequence[JobInfo], started: str) -> None:
+        """Jobs of one batch were just unsuspended: their queued entries go ``processing``, in one write."""
+        batch = infos[0]
+        indexes = {info.index for info in infos}
 
-        await self.writer.update(info.namespace, info.batch, change)
+        def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
+            if b["metadata"]["uid"] != batch.batch_uid:
+                return None
+            starting = [j for j in s.jobs if j.index in indexes and j.status == JobState.queued]
+            for j in starting:
+                j.status, j.startedAt = JobState.processing, started
+                j.currentStep = Step.downloading_video
+            return s if starting else None
+
+        await self.writer.update(batch.namespace, batch.batch, change)
 
     async def job_gone(
         self,

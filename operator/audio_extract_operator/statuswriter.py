@@ -129,8 +129,9 @@ class StatusWriter:
                 for listen in self.listeners:
                     listen(written)
                 metrics.status_written(written, current, new)
-                for type_, reason, message in transitions(current, new):
-                    await k8sevents.post(self.kube, written, type_, reason, message)
+                # at once: a write that admits or ends ten jobs deserves ten Events
+                events = transitions(current, new)
+                await asyncio.gather(*(k8sevents.post(self.kube, written, *event) for event in events))
                 return new
             raise Conflict(409, "Conflict", f"status of {namespace}/{name} kept changing; will retry")
 

@@ -1,0 +1,38 @@
+"""An admission pass over a burst: every chosen Job is unsuspended, and each batch's admitted jobs
+are recorded in its status in one write, not one write per Job (which held a burst of thousands
+to a few admissions a second). The operator's reconciler, status writer and loops run unchanged
+against the in-memory API server (``operator_fakeapi``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operator_fakeapi import NS, FakeApi
+
+from audio_extract_operator import loops
+from audio_extract_operator.state import OperatorState
+from support.operator_settings import operator_settings
+
+
+async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=25, progress__port=0)
+    state = OperatorState(settings, api)
+    for name in ("a", "b", "c"):
+        body = api.add_batch(name, jobs=10)
+        state.registry.observe_batch(body)
+        await state.reconciler.batch(body)
+    api.calls.clear()
+    events_before = len(api.events)
+
+    admitted = await loops.admission_pass(api, settings, state.registry, state.reconciler)
+
+    assert admitted == 25
+    jobs: list[dict[str, Any]] = [api.get("jobs", NS, n) for n in api.names("jobs")]
+    assert sum(1 for j in jobs if not j["spec"]["suspend"]) == 25
+    states = {n: [e["status"] for e in api.get("extractionbatches", NS, n)["status"]["jobs"]] for n in "abc"}
+    assert sum(s.count("processing") for s in states.values()) == 25
+    assert sum(s.count("queued") for s in states.values()) == 5
+    status_writes = [p for m, p, _ in api.calls if m == "PATCH" and p.endswith("/status")]
+    assert len(status_writes) == 3, status_writes  # one per batch
+    assert len(api.events) - events_before == 25  # each job's JobStarted Event all the same
