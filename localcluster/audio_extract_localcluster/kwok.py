@@ -43,8 +43,11 @@ def config(health_port: int) -> dict[str, Any]:
             "cidr": POD_CIDR,
             "nodeIP": NODE_IP,
             "nodeLeaseDurationSeconds": 40,
+            # every parallelism explicit: a configuration file gets none of the flags' defaults
             "nodeLeaseParallelism": 8,
+            "nodePlayStageParallelism": 4,
             "podPlayStageParallelism": 16,
+            "podsOnNodeSyncParallelism": 4,
         },
     }
 
