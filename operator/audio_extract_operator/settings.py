@@ -115,8 +115,8 @@ class AdmissionSettings(BaseModel):
     create_concurrency: int = Field(
         default=16,
         ge=1,
-        description="Batches whose Jobs are created at once; a burst is worked through in arrival order, "
-        "so the first batches start while later ones are still being created.",
+        description="Batches whose Jobs are created at once, and admitted at once; a burst is worked "
+        "through in arrival order, so the first batches start while later ones are still being created.",
     )
 
 
