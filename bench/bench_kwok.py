@@ -49,11 +49,11 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / p) for p in ("common", "operator", "localcluster", "dev", "tests")]
 
-from bench_operator import rss_mib  # noqa: E402
+from bench_operator import batch_body, rss_mib  # noqa: E402
 from bench_webhooks import SECRET, Watcher, cpu_seconds, first_arrivals, pct  # noqa: E402
 
 from audio_extract_common import ids  # noqa: E402
-from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION  # noqa: E402
 from audio_extract_common.batch_status import OutputFile, StepTimings  # noqa: E402
 from audio_extract_common.results import WorkerResult  # noqa: E402
 from audio_extract_dev.webhook_receiver import Receiver  # noqa: E402
@@ -196,24 +196,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu_before = {name: cpu_seconds(pid) for name, pid in procs.items()}
             requests_before = dispatched(cluster)
             # never fetched (the pods are simulated): an address, so nothing is ever resolved
-            job = {
-                "source": {"type": "url", "url": f"http://{HOST_IP}:9/clip.mp4"},
-                "output": {"format": "wav"},
-            }
+            url, webhook = f"http://{HOST_IP}:9/clip.mp4", rx.url + "hooks"
 
-            def create(i: int) -> None:
-                key = ids.new_key()
+            def create(_: int) -> None:
+                name = ids.batch_object_name(ids.new_key())
                 custom.create_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    NS,
-                    PLURAL,
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": KIND,
-                        "metadata": {"name": ids.batch_object_name(key)},
-                        "spec": {"jobs": [job] * args.jobs, "webhook": rx.url + "hooks"},
-                    },
+                    GROUP, VERSION, NS, PLURAL, batch_body(name, url, args.jobs, webhook)
                 )
 
             t0, t0_wall = time.monotonic(), time.time()

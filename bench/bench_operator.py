@@ -71,13 +71,14 @@ def rss_mib(pid: int, field: str = "VmRSS") -> float:
     return 0.0
 
 
-def batch_body(name: str, url: str, jobs: int) -> dict[str, Any]:
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name},
-        "spec": {"jobs": [{"source": {"type": "url", "url": url}, "output": {"format": "wav"}}] * jobs},
+def batch_body(name: str, url: str, jobs: int, webhook: str | None = None) -> dict[str, Any]:
+    """A batch of ``jobs`` identical url → wav jobs, with a batch webhook if given."""
+    spec: dict[str, Any] = {
+        "jobs": [{"source": {"type": "url", "url": url}, "output": {"format": "wav"}}] * jobs
     }
+    if webhook:
+        spec["webhook"] = webhook
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": spec}
 
 
 class Watcher(threading.Thread):

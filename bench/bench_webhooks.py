@@ -428,8 +428,10 @@ def peak_per_second(times: list[float]) -> int:
 
 
 def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
+    from bench_operator import batch_body
+
     from audio_extract_common import ids
-    from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
+    from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
     from audio_extract_dev.media import make_media
     from audio_extract_dev.webhook_receiver import Receiver
     from audio_extract_localcluster.cluster import LocalCluster
@@ -471,21 +473,11 @@ def run_real(batches: int, jobs: int, max_running: int) -> dict[str, Any]:
             op.start()
             watcher = Watcher(api, NS).start()
             keys = [ids.new_key() for _ in range(batches)]
-            job = {"source": {"type": "url", "url": f"{media.url}/tone.wav"}, "output": {"format": "wav"}}
+            url, webhook = f"{media.url}/tone.wav", rx.url + "hooks"
 
             def create(key: str) -> None:
-                co.create_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    NS,
-                    PLURAL,
-                    {
-                        "apiVersion": API_VERSION,
-                        "kind": KIND,
-                        "metadata": {"name": ids.batch_object_name(key)},
-                        "spec": {"jobs": [job] * jobs, "webhook": rx.url + "hooks"},
-                    },
-                )
+                body = batch_body(ids.batch_object_name(key), url, jobs, webhook)
+                co.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, body)
 
             # where the CPU goes: every process of the system, and this one (watches, receiver)
             procs = {m.spec.name: m.pid for m in cluster.supervisor.running}
