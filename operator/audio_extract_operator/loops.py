@@ -56,8 +56,8 @@ async def sync_jobs(kube: Kube, settings: Settings, registry: Registry) -> set[R
 async def admission_pass(kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler) -> int:
     """Unsuspend queued Jobs up to the running limit; returns how many were chosen. A batch's
     chosen Jobs are unsuspended in turn and recorded in its status in one write, and
-    ``admission.create_concurrency`` batches are admitted at once: one Job at a time (four
-    requests in a row each) admitted a burst of thousands at a few a second."""
+    ``admission.create_concurrency`` batches are admitted at once, so a burst is not admitted at
+    the pace of four requests in a row per Job."""
     chosen = to_admit(registry.queued(), registry.running_count(), settings.admission.max_running)
     groups: dict[tuple[str, str, str], list[tuple[Candidate, JobInfo]]] = {}
     for c in chosen:
