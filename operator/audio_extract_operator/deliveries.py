@@ -35,7 +35,11 @@ def install(state: OperatorState) -> Pump:
     kube = state.kube
 
     async def patch_status(namespace: str, name: str, ops: list[dict[str, Any]]) -> Mapping[str, Any]:
-        return await kube.call("PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH)
+        written = await kube.call(
+            "PATCH", batch_path(namespace, name, "status"), ops, content_type=JSON_PATCH
+        )
+        state.writer.observe(written)  # the status writer's next write of it needs no read
+        return written
 
     pump = Pump(state.settings.webhook, patch_status)
     state.webhooks = pump

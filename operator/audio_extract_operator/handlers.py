@@ -177,6 +177,7 @@ async def reconcile_batch(
 async def batch_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     state: OperatorState = memo.state
     state.registry.observe_batch(body, deleted=(type == "DELETED"))
+    state.writer.observe(body, deleted=(type == "DELETED"))  # its next write needs no read first
     deliveries.observe(state, body, deleted=(type == "DELETED"))  # webhook deliveries owed or pending
     if type == "DELETED":
         with logs.about(logs.tenant_of(body), logs.batch_id_of(body)):

@@ -21,6 +21,15 @@ REQUEST_TIMEOUT = 30.0
 """Seconds for one API request; a hung connection must not hold a handler past its timeout."""
 
 
+def resource_version(body: Mapping[str, Any]) -> int:
+    """An object's resourceVersion as a number, 0 if it has none. Opaque by contract, but the
+    etcd revision in every API server this runs on: newer copies of an object have larger ones."""
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 def batch_path(namespace: str, name: str | None = None, sub: str = "") -> str:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
     return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")

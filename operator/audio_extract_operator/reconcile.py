@@ -382,7 +382,7 @@ class Reconciler:
             s.jobs = [new if j.index == index else j for j in s.jobs]
             return s
 
-        await self.writer.update(namespace, batch, change)
+        await self.writer.update(namespace, batch, change, fresh=True)  # ``restart`` must not be stale
         if restart:
             log.info(
                 "%s/%s: the Job of job %d is gone before it started: creating it again",

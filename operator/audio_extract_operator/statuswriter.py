@@ -1,12 +1,22 @@
 """The one way the operator writes a batch's status: read, change, write with a resourceVersion
 precondition, retry on conflict. Serialized per batch inside the process, so handlers, the
 admission loop and the progress endpoint never overwrite each other's changes; the precondition
-covers the other writers (kopf's annotations, the webhook driver's JSON patches).
+covers the other writers (kopf's annotations, the webhook driver's JSON patches, the API).
 
-Every write recomputes counts, phase and conditions, stamps expiry times, and posts an Event per
-job/batch transition. The written object goes to ``listeners`` (the registry, the webhook pump)
-at once: a job that just ended has its webhook sent without waiting for the watch to echo the
-write back, which under load takes seconds.
+Two things keep the requests per job low under load, where the API server is what runs out first:
+
+- *One write for what waits*: changes to a batch queue while its write is under way and the next
+  write applies them all (ten jobs of a batch ending together cost one write, not ten).
+- *No read before a write* when this process knows the batch's latest object: the one it wrote
+  last, or a newer one the watch or the webhook driver's writes showed. The precondition makes a
+  stale copy harmless: the write fails with Conflict, and is retried after a read. Copies are
+  kept for batches not finished only, so they are bounded by the work in flight.
+
+Every write recomputes counts, phase and conditions, stamps expiry times, and posts the Events of
+its transitions (one per kind of job transition, naming the jobs; one per failed job). The
+written object goes to ``listeners`` (the registry, the webhook pump) at once: a job that just
+ended has its webhook sent without waiting for the watch to echo the write back, which under load
+takes seconds.
 """
 
 from __future__ import annotations
@@ -15,17 +25,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, Phase
+from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Phase
 from audio_extract_common.kube import Conflict, NotFound
 from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents, metrics
-from .kube import Kube
+from .kube import Kube, resource_version
 from .mapping import summarize
-from .registry import Registry
+from .registry import Ref, Registry
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,25 +55,34 @@ def stamp_expiry(status: BatchStatus, retention_seconds: int) -> BatchStatus:
     return status
 
 
+def _named(jobs: list[JobStatus], verb: str) -> str:
+    if len(jobs) == 1:
+        return f"{jobs[0].jobId} {verb}"
+    return f"{len(jobs)} jobs {verb}: " + ", ".join(j.jobId for j in jobs)
+
+
 def transitions(old: BatchStatus, new: BatchStatus) -> list[tuple[str, str, str]]:
-    """(type, reason, message) of the Events a change deserves."""
+    """(type, reason, message) of the Events a change deserves: one per kind of job transition,
+    naming its jobs (a batch admitted at once is one Event, not ten), and one per failed job, which
+    says why."""
     out = []
     before = {j.index: j for j in old.jobs}
+    moved: dict[JobState, list[JobStatus]] = {}
     for j in new.jobs:
         prev = before.get(j.index)
-        if prev is None or prev.status == j.status:
-            continue
-        if j.status == JobState.processing:
-            out.append(("Normal", "JobStarted", f"{j.jobId} admitted ({j.jobName})"))
-        elif j.status == JobState.completed:
-            out.append(("Normal", "JobCompleted", f"{j.jobId} completed"))
-        elif j.status == JobState.failed:
-            code = j.error.code if j.error else "INTERNAL_ERROR"
-            out.append(
-                ("Warning", "JobFailed", f"{j.jobId} failed: {code}: {j.error.message if j.error else ''}")
-            )
-        elif j.status == JobState.cancelled:
-            out.append(("Normal", "JobCancelled", f"{j.jobId} cancelled"))
+        if prev is not None and prev.status != j.status:
+            moved.setdefault(j.status, []).append(j)
+    if started := moved.get(JobState.processing):
+        out.append(("Normal", "JobStarted", _named(started, "admitted")))
+    if completed := moved.get(JobState.completed):
+        out.append(("Normal", "JobCompleted", _named(completed, "completed")))
+    for j in moved.get(JobState.failed, []):
+        code = j.error.code if j.error else "INTERNAL_ERROR"
+        out.append(
+            ("Warning", "JobFailed", f"{j.jobId} failed: {code}: {j.error.message if j.error else ''}")
+        )
+    if cancelled := moved.get(JobState.cancelled):
+        out.append(("Normal", "JobCancelled", _named(cancelled, "cancelled")))
     if old.phase != new.phase and new.phase in (Phase.Succeeded, Phase.Failed):
         out.append(
             (
@@ -74,20 +94,47 @@ def transitions(old: BatchStatus, new: BatchStatus) -> list[tuple[str, str, str]
     return out
 
 
+@dataclass
+class _Waiting:
+    change: Change
+    fresh: bool
+    done: asyncio.Future[BatchStatus | None]
+
+
 class StatusWriter:
     def __init__(self, kube: Kube, settings: Settings, registry: Registry) -> None:
         self.kube = kube
         self.settings = settings
         self.registry = registry
         self.listeners: list[Callable[[Mapping[str, Any]], None]] = [registry.observe_batch]
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, list[int]]] = {}
+        self._locks: dict[Ref, tuple[asyncio.Lock, list[int]]] = {}
         """Per batch being written: its lock and how many writers hold or wait for it."""
+        self._waiting: dict[Ref, list[_Waiting]] = {}
+        """Per batch: the changes not written yet, in the order they came."""
+        self._latest: dict[Ref, dict[str, Any]] = {}
+        """Per unfinished batch: the newest object this process knows (see the module's text)."""
+
+    def observe(self, body: Mapping[str, Any], deleted: bool = False) -> None:
+        """A batch's object as the watch or another writer of ours saw it."""
+        meta = body.get("metadata") or {}
+        ref = (meta.get("namespace", ""), meta.get("name", ""))
+        if deleted:
+            self._latest.pop(ref, None)
+            return
+        known = self._latest.get(ref)
+        if known is None or resource_version(body) > resource_version(known):
+            self._remember(ref, body)
+
+    def _remember(self, ref: Ref, body: Mapping[str, Any]) -> None:
+        if (body.get("status") or {}).get("phase") in (Phase.Succeeded, Phase.Failed):
+            self._latest.pop(ref, None)
+        else:
+            self._latest[ref] = dict(body)
 
     @contextlib.asynccontextmanager
-    async def _locked(self, namespace: str, name: str) -> AsyncIterator[None]:
+    async def _locked(self, ref: Ref) -> AsyncIterator[None]:
         # A lock exists only while someone holds or waits for it: one per batch ever written
         # would grow with every retained batch.
-        ref = (namespace, name)
         lock, users = self._locks.setdefault(ref, (asyncio.Lock(), [0]))
         users[0] += 1
         try:
@@ -98,42 +145,78 @@ class StatusWriter:
             if users[0] == 0 and self._locks.get(ref, (None,))[0] is lock:
                 del self._locks[ref]
 
-    async def update(self, namespace: str, name: str, change: Change) -> BatchStatus | None:
-        """Apply ``change`` to the batch's current status; None when the batch is gone."""
-        async with self._locked(namespace, name):
-            for _ in range(CONFLICT_RETRIES):
+    async def update(
+        self, namespace: str, name: str, change: Change, fresh: bool = False
+    ) -> BatchStatus | None:
+        """Apply ``change`` to the batch's current status; None when the batch is gone. What it
+        returns is the status written (or found) with every change written together with it.
+
+        ``fresh``: read the object first even if a copy is known. For a change that decides
+        something beyond the write from the object (the precondition checks only what is written:
+        a change that writes nothing may have looked at a stale copy)."""
+        ref = (namespace, name)
+        mine = _Waiting(change, fresh, asyncio.get_running_loop().create_future())
+        self._waiting.setdefault(ref, []).append(mine)
+        async with self._locked(ref):
+            if not mine.done.done():  # else an earlier writer took it along
+                waiting = self._waiting.pop(ref)
+                try:
+                    written = await self._write(ref, waiting)
+                except Exception as e:
+                    for w in waiting:
+                        if w is not mine:
+                            w.done.set_exception(e)
+                    raise
+                except BaseException:  # cancelled: the others' changes wait for the next writer
+                    self._waiting[ref] = [w for w in waiting if w is not mine] + self._waiting.get(ref, [])
+                    raise
+                for w in waiting:
+                    w.done.set_result(written)
+        return mine.done.result()
+
+    async def _write(self, ref: Ref, waiting: list[_Waiting]) -> BatchStatus | None:
+        namespace, name = ref
+        body = None if any(w.fresh for w in waiting) else self._latest.get(ref)
+        for _ in range(CONFLICT_RETRIES):
+            if body is None:
                 try:
                     body = await self.kube.get_batch(namespace, name)
                 except NotFound:
+                    self._latest.pop(ref, None)
                     return None
-                current = BatchStatus.model_validate(body.get("status") or {})
-                changed = change(body, current.model_copy(deep=True))
-                if changed is None:
-                    return current
-                at = iso(now())
-                new = summarize(changed, at, body["metadata"].get("generation"))
-                new = stamp_expiry(new, self.settings.retention.output_seconds)
-                if new == current:
-                    return current
-                try:
-                    written = await self.kube.patch_batch_status(
-                        namespace,
-                        name,
-                        new.model_dump(mode="json", exclude_none=True),
-                        body["metadata"]["resourceVersion"],
-                    )
-                except Conflict:
-                    continue
-                except NotFound:
-                    return None
-                for listen in self.listeners:
-                    listen(written)
-                metrics.status_written(written, current, new)
-                # at once: a write that admits or ends ten jobs deserves ten Events
-                events = transitions(current, new)
-                await asyncio.gather(*(k8sevents.post(self.kube, written, *event) for event in events))
-                return new
-            raise Conflict(409, "Conflict", f"status of {namespace}/{name} kept changing; will retry")
+            current = BatchStatus.model_validate(body.get("status") or {})
+            changed = current
+            for w in waiting:
+                changed = w.change(body, changed.model_copy(deep=True)) or changed
+            if changed is current:
+                return current
+            at = iso(now())
+            new = summarize(changed, at, body["metadata"].get("generation"))
+            new = stamp_expiry(new, self.settings.retention.output_seconds)
+            if new == current:
+                return current
+            try:
+                written = await self.kube.patch_batch_status(
+                    namespace,
+                    name,
+                    new.model_dump(mode="json", exclude_none=True),
+                    body["metadata"]["resourceVersion"],
+                )
+            except Conflict:
+                body = None
+                continue
+            except NotFound:
+                self._latest.pop(ref, None)
+                return None
+            self._remember(ref, written)
+            for listen in self.listeners:
+                listen(written)
+            metrics.status_written(written, current, new)
+            # at once: a write that ends jobs of several kinds posts several Events
+            events = transitions(current, new)
+            await asyncio.gather(*(k8sevents.post(self.kube, written, *event) for event in events))
+            return new
+        raise Conflict(409, "Conflict", f"status of {namespace}/{name} kept changing; will retry")
 
 
 def terminal(status: BatchStatus, index: int) -> bool:

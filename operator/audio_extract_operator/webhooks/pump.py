@@ -26,6 +26,7 @@ from audio_extract_common.batch_status import BatchStatus
 from audio_extract_common.timefmt import iso
 
 from .. import logs, metrics
+from ..kube import resource_version
 from .config import WebhookSettings
 from .driver import BatchRef, Driver, needs_work
 
@@ -33,13 +34,6 @@ log = logging.getLogger(__name__)
 
 PatchReturning = Callable[[str, str, list[dict[str, Any]]], Awaitable[Mapping[str, Any] | None]]
 """``(namespace, name, json_patch_ops) -> the written object`` (None if unknown)."""
-
-
-def _rv(body: Mapping[str, Any]) -> int:
-    try:
-        return int(body["metadata"].get("resourceVersion") or 0)
-    except (TypeError, ValueError):
-        return 0
 
 
 class Pump:
@@ -74,7 +68,7 @@ class Pump:
             self.not_before.pop(uid, None)
             self.driver.forget(uid)
             return
-        rv = _rv(body)
+        rv = resource_version(body)
         if rv < self.versions.get(uid, 0):
             # A stale copy: the watch echoes writes (ours, the status writer's) late. Kept for
             # quiet batches too: a late copy from before the deliveries were recorded would

@@ -35,4 +35,9 @@ async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
     assert sum(s.count("queued") for s in states.values()) == 5
     status_writes = [p for m, p, _ in api.calls if m == "PATCH" and p.endswith("/status")]
     assert len(status_writes) == 3, status_writes  # one per batch
-    assert len(api.events) - events_before == 25  # each job's JobStarted Event all the same
+    batch_reads = [p for m, p, _ in api.calls if m == "GET" and "/extractionbatches/" in p]
+    assert batch_reads == []  # the writer knows each batch's object from its own last write
+    started = [e for e in api.events[events_before:] if e["reason"] == "JobStarted"]
+    assert len(started) == 3  # one per batch, naming its jobs
+    named = {e["involvedObject"]["name"]: e["message"].count("job_") for e in started}
+    assert sorted(named.values()) == [5, 10, 10], named

@@ -133,15 +133,30 @@ async def test_progress_forgets_a_batch_once_its_reports_are_written() -> None:
     assert not any(_maps(progress).values()), _maps(progress)
 
 
-async def test_the_status_writer_keeps_nothing_for_a_batch_it_is_not_writing() -> None:
+def _one_job(state: str) -> Any:
+    def change(_b: Any, s: BatchStatus) -> BatchStatus:
+        done = {"completedAt": "2026-01-01T00:00:00Z"} if state == "completed" else {}
+        return s.model_copy(
+            update={"jobs": [JobStatus(index=0, jobId="j", jobName="j", status=state, **done)]}
+        )
+
+    return change
+
+
+async def test_the_status_writer_keeps_nothing_for_a_batch_once_it_is_finished_or_gone() -> None:
+    """It keeps the last object of an unfinished batch (its next write needs no read), so what it
+    holds is bounded by the work in flight, not by the batches retained."""
     api = FakeApi()
     settings = operator_settings(progress__port=0)
     writer = StatusWriter(api, settings, Registry())
     for i in range(20):
         api.add_batch(f"b{i}")
-    await asyncio.gather(
-        *(writer.update(NS, f"b{i}", lambda _b, s: s.model_copy(update={"total": 1})) for i in range(20))
-    )
+    await asyncio.gather(*(writer.update(NS, f"b{i}", _one_job("processing")) for i in range(20)))
+    assert _maps(writer) == {"_locks": 0, "_waiting": 0, "_latest": 20}
+
+    await asyncio.gather(*(writer.update(NS, f"b{i}", _one_job("completed")) for i in range(10)))
+    for i in range(10, 20):
+        writer.observe(api.delete_by_hand("extractionbatches", NS, f"b{i}"), deleted=True)
     assert not any(_maps(writer).values()), _maps(writer)
 
 
