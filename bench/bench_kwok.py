@@ -5,8 +5,9 @@ Real: the API server and etcd, the scheduler placing every pod, the Job controll
 counting them, the garbage collector, and the operator of this tree (a subprocess under the
 chart's RBAC) admitting ``--max-running`` Jobs at a time, mapping each outcome into status and
 delivering signed webhooks to a verifying receiver on 127.0.0.1. The controller manager's and the
-scheduler's client rate limits are lifted (``LocalCluster(throttle_controllers=False)``), as a
-large cluster's are raised, so they do not bound the run. Simulated: the nodes, and the pods on
+scheduler's client rate limits are lifted and the Job controller syncs 50 Jobs at once
+(``LocalCluster(throttle_controllers=False)``), as a large cluster's are raised, so they do not
+bound the run. Simulated: the nodes, and the pods on
 them, which start at once and end ``--pod-seconds`` to ``--pod-seconds + --pod-jitter`` later
 the way a worker ends — exit code 0 and a worker result (the output file, step timings) in the
 container's termination message. The real node is cordoned: every worker lands on a simulated one.

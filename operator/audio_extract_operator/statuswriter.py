@@ -157,11 +157,12 @@ class StatusWriter:
         ref = (namespace, name)
         mine = _Waiting(change, fresh, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(ref, []).append(mine)
+        events: list[tuple[Mapping[str, Any], str, str, str]] = []
         async with self._locked(ref):
             if not mine.done.done():  # else an earlier writer took it along
                 waiting = self._waiting.pop(ref)
                 try:
-                    written = await self._write(ref, waiting)
+                    written = await self._write(ref, waiting, events)
                 except Exception as e:
                     for w in waiting:
                         if w is not mine:
@@ -172,9 +173,14 @@ class StatusWriter:
                     raise
                 for w in waiting:
                     w.done.set_result(written)
+        # After the lock: the next write of the batch need not wait for them.
+        await asyncio.gather(*(k8sevents.post(self.kube, *event) for event in events))
         return mine.done.result()
 
-    async def _write(self, ref: Ref, waiting: list[_Waiting]) -> BatchStatus | None:
+    async def _write(
+        self, ref: Ref, waiting: list[_Waiting], events: list[tuple[Mapping[str, Any], str, str, str]]
+    ) -> BatchStatus | None:
+        """One write of the waiting changes; the Events it deserves go to ``events``."""
         namespace, name = ref
         body = None if any(w.fresh for w in waiting) else self._latest.get(ref)
         for _ in range(CONFLICT_RETRIES):
@@ -212,9 +218,7 @@ class StatusWriter:
             for listen in self.listeners:
                 listen(written)
             metrics.status_written(written, current, new)
-            # at once: a write that ends jobs of several kinds posts several Events
-            events = transitions(current, new)
-            await asyncio.gather(*(k8sevents.post(self.kube, written, *event) for event in events))
+            events.extend((written, *event) for event in transitions(current, new))
             return new
         raise Conflict(409, "Conflict", f"status of {namespace}/{name} kept changing; will retry")
 
