@@ -47,6 +47,12 @@ from .statuswriter import StatusWriter
 log = logging.getLogger(__name__)
 
 
+JOB_CREATIONS = 40
+"""Job creations in flight at once, process-wide: under half of the client's connection pool
+(kubernetes_asyncio's 100). A burst's creations would otherwise take every connection, and the
+status writes and pod reads of running work would wait behind thousands of them."""
+
+
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -102,6 +108,7 @@ class Reconciler:
         """Batches whose Jobs are created at once. A burst is worked through in arrival order
         (the semaphore wakes its waiters first come, first served): the first batches' Jobs exist
         and start while later batches wait, rather than every batch finishing at the end."""
+        self.job_creations = asyncio.Semaphore(JOB_CREATIONS)
 
     async def batch(self, body: Mapping[str, Any]) -> None:
         """Cancellations applied, one Job per unfinished job, status initialized.
@@ -194,7 +201,9 @@ class Reconciler:
             # existing Job keeps the URLs it was made with
             urls = await worker_urls.presign(self.storage, body, index, self.settings)
         try:
-            self.registry.observe_job(await self.kube.create_job(build_job(body, index, self.settings, urls)))
+            async with self.job_creations:
+                created = await self.kube.create_job(build_job(body, index, self.settings, urls))
+            self.registry.observe_job(created)
         except AlreadyExists:
             existing = await self.kube.get_job(ns, job_name)  # NotFound: kopf retries the handler
             if not owned_by(existing, uid):

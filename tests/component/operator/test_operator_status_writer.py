@@ -5,12 +5,15 @@ change or overwrite someone else's: the resourceVersion precondition still guard
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from operator_fakeapi import NS, FakeApi
 
 from audio_extract_common.batch_status import BatchStatus, JobState, JobStatus
+from audio_extract_operator.reconcile import JOB_CREATIONS
 from audio_extract_operator.registry import Registry
+from audio_extract_operator.state import OperatorState
 from audio_extract_operator.statuswriter import StatusWriter
 from support.operator_settings import operator_settings
 
@@ -34,6 +37,14 @@ def entries(jobs: int) -> Any:
 def start(index: int) -> Any:
     def change(_b: Any, s: BatchStatus) -> BatchStatus:
         s.jobs[index].status = JobState.processing
+        return s
+
+    return change
+
+
+def waits(index: int) -> Any:
+    def change(_b: Any, s: BatchStatus) -> BatchStatus:
+        s.jobs[index].queueReason = "waiting for quota"
         return s
 
     return change
@@ -118,3 +129,46 @@ async def test_fresh_reads_the_object_even_when_a_copy_is_known() -> None:
     await writer.update(NS, "b", start(1), fresh=True)
 
     assert [m for m, p, _ in api.calls if "/extractionbatches/" in p] == ["GET", "PATCH"]
+
+
+class PooledApi(FakeApi):
+    """Requests share a pool of connections, as through the operator's client (100), and each
+    takes a while, as on a busy API server."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.pool = asyncio.Semaphore(100)
+        self.creating = self.most_creating = 0
+
+    async def call(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        creating = method == "POST" and path.endswith("/jobs")
+        async with self.pool:
+            self.creating += creating
+            self.most_creating = max(self.most_creating, self.creating)
+            try:
+                await asyncio.sleep(self.seconds)
+                return await super().call(method, path, body, **kw)
+            finally:
+                self.creating -= creating
+
+
+async def test_a_burst_of_creations_leaves_connections_for_the_status_of_running_work() -> None:
+    api = PooledApi(seconds=0.2)
+    state = OperatorState(operator_settings(progress__port=0, admission__create_concurrency=40), api)
+    running = api.add_batch("running", jobs=2)
+    await state.writer.update(NS, "running", entries(2))
+    burst = [api.add_batch(f"b{i}", jobs=10) for i in range(40)]
+    creating = asyncio.gather(*(state.reconciler.batch(b) for b in burst))
+    await asyncio.sleep(0.05)  # the burst has taken what it may of the pool
+
+    t0 = time.monotonic()
+    await state.writer.update(NS, "running", waits(0))  # a job of running work moves on
+    took = time.monotonic() - t0
+    await creating
+
+    assert len(api.names("jobs")) == 400
+    assert api.most_creating <= JOB_CREATIONS < 100
+    assert running["metadata"]["uid"] == api.get("extractionbatches", NS, "running")["metadata"]["uid"]
+    # one request's time (0.2 s): it did not queue behind the burst's creations
+    assert took < 0.35, took
