@@ -58,12 +58,18 @@ def batch_reads(api: FakeApi) -> list[str]:
     return [p for m, p, _ in api.calls if m == "GET" and "/extractionbatches/" in p]
 
 
+async def written(api: FakeApi, jobs: int) -> StatusWriter:
+    """A writer that has written batch "b" with ``jobs`` entries; the API's calls cleared."""
+    writer = StatusWriter(api, operator_settings(progress__port=0), Registry())
+    api.add_batch("b", jobs=jobs)
+    await writer.update(NS, "b", entries(jobs))
+    api.calls.clear()
+    return writer
+
+
 async def test_changes_waiting_for_a_write_go_together_in_the_next() -> None:
     api = SlowApi()
-    writer = StatusWriter(api, operator_settings(progress__port=0), Registry())
-    api.add_batch("b", jobs=10)
-    await writer.update(NS, "b", entries(10))
-    api.calls.clear()
+    writer = await written(api, 10)
 
     results = await asyncio.gather(*(writer.update(NS, "b", start(i)) for i in range(10)))
 
@@ -79,9 +85,7 @@ async def test_changes_waiting_for_a_write_go_together_in_the_next() -> None:
 
 async def test_a_stale_copy_costs_a_read_and_loses_nothing() -> None:
     api = FakeApi()
-    writer = StatusWriter(api, operator_settings(progress__port=0), Registry())
-    api.add_batch("b", jobs=2)
-    await writer.update(NS, "b", entries(2))
+    writer = await written(api, 2)
     # Others change the object after our last write: a status field (as the webhook driver does)
     # and the spec (as the API's cancel does).
     jobs = api.get("extractionbatches", NS, "b")["status"]["jobs"]
@@ -105,9 +109,7 @@ async def test_a_stale_copy_costs_a_read_and_loses_nothing() -> None:
 
 async def test_a_copy_the_watch_shows_spares_the_read_and_an_older_one_is_ignored() -> None:
     api = FakeApi()
-    writer = StatusWriter(api, operator_settings(progress__port=0), Registry())
-    api.add_batch("b", jobs=2)
-    await writer.update(NS, "b", entries(2))
+    writer = await written(api, 2)
     older = api.get("extractionbatches", NS, "b")
     newer = api.edit("extractionbatches", NS, "b", {"metadata": {"annotations": {"kopf": "x"}}})
     writer.observe(newer)
@@ -121,10 +123,7 @@ async def test_a_copy_the_watch_shows_spares_the_read_and_an_older_one_is_ignore
 
 async def test_fresh_reads_the_object_even_when_a_copy_is_known() -> None:
     api = FakeApi()
-    writer = StatusWriter(api, operator_settings(progress__port=0), Registry())
-    api.add_batch("b", jobs=2)
-    await writer.update(NS, "b", entries(2))
-    api.calls.clear()
+    writer = await written(api, 2)
 
     await writer.update(NS, "b", start(1), fresh=True)
 
