@@ -102,7 +102,7 @@ def main() -> int:
             helm = release.Helm(cluster.bin_dir, cluster.kubeconfig)
             values = release.dev_values(tag, keys)
             values["worker"]["maxRunning"] = args.jobs
-            installed = helm.install(values)
+            installed = helm.install(values) + release.wait_serving(release.api_url())
             server = MediaServer(media).start()
             try:
                 baseline = raw_ffmpeg(media / "five.mp4", work, args.jobs)
@@ -114,7 +114,7 @@ def main() -> int:
                 server.stop()
         finally:
             cluster.stop()
-    print(f"helm upgrade --install → rolled out: {installed:.1f} s")
+    print(f"helm upgrade --install → rolled out and serving: {installed:.1f} s")
     print(f"raw ffmpeg, {args.jobs} x {args.seconds} s source → mp3 medium, all at once: {baseline:.2f} s")
     print(f"through the installed system (POST /v1/batch → all completed): {wall:.2f} s")
     print(f"ratio system / raw ffmpeg: {wall / baseline:.2f}")

@@ -54,7 +54,7 @@ TIMEOUT = httpx.Timeout(120)  # a 200 MB body either way; the API answers an upl
 
 def install(cluster: LocalCluster, keys: release.DevSecrets, tag: str, store: str) -> tuple[str, float]:
     """The chart in namespace `bench-<store>` (as tests/e2e/conftest.py installs it); its API's URL
-    and the seconds `helm upgrade --install --wait` took."""
+    and the seconds until it served (`helm upgrade --install --wait`, then its NodePort)."""
     namespace = f"bench-{store}"
     s3 = cluster.s3 if store == "s3" else None
     if s3 is not None:  # the namespace and the store's key, before the chart names it
@@ -64,7 +64,8 @@ def install(cluster: LocalCluster, keys: release.DevSecrets, tag: str, store: st
     service = json.loads(
         cluster.kubectl("-n", namespace, "get", "service", "audio-extract-api", "-o", "json").stdout
     )
-    return release.api_url(service["spec"]["ports"][0]["nodePort"]), took
+    url = release.api_url(service["spec"]["ports"][0]["nodePort"])
+    return url, took + release.wait_serving(url)
 
 
 def extract(api: httpx.Client, url: str, output: dict[str, str]) -> tuple[str, float]:

@@ -162,9 +162,10 @@ def run(local: Path, kueue_on: bool = False) -> int:
         cluster.kubectl("apply", "-f", "-", input=release.store_secret(cluster.s3, release.NAMESPACE))
         queue = kueue.QUEUE_NAME if kueue_on else None
         took = helm.install(release.dev_values(tag, keys, s3=cluster.s3, kueue_queue=queue))
+        took += release.wait_serving(release.api_url())
         say(
             f"helm upgrade --install {release.RELEASE} ({release.IMAGE_REPOSITORY}:{tag}): "
-            f"rolled out in {took:.1f} s"
+            f"rolled out and serving in {took:.1f} s"
         )
         if kueue_on:
             queues = kueue.dev_queues(release.NAMESPACE, cpu=release.DEV_KUEUE_CPU)

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from . import host, images, node, objectstore
+from . import host, images, localnet, node, objectstore
 from .objectstore import S3_PORT, S3Access
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +86,18 @@ class DevSecrets:
 
 def api_url(node_port: int = API_NODE_PORT) -> str:
     return f"http://{host.HOST_IP}:{node_port}"
+
+
+def wait_serving(url: str, timeout: float = 60) -> float:
+    """Seconds until the API at `url` (its NodePort) answers /readyz. `helm --wait` ends when the
+    API's pods are ready; kube-proxy routes the NodePort to them only once it has seen their
+    endpoints, and until then a connection is refused."""
+    started = time.monotonic()
+    while not localnet.http_ok(f"{url}/readyz"):
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"the API at {url} did not answer /readyz within {timeout:.0f} s")
+        time.sleep(0.2)
+    return time.monotonic() - started
 
 
 def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +281,7 @@ def reload(local: Path) -> int:
     tag = tag_image(bin_dir, workdir, archive)
     helm = Helm(bin_dir, workdir / "admin.kubeconfig")
     helm.install(dev_values(tag, DevSecrets.of(local), s3=objectstore.access(local / "objectstore")))
+    wait_serving(api_url())
     print(
         f"[reload] {IMAGE_REPOSITORY}:{tag} serving in {time.monotonic() - started:.1f} s "
         f"(image {built - started:.1f} s, load and rollout {time.monotonic() - built:.1f} s)",

@@ -36,9 +36,9 @@ def system(
     service = json.loads(
         cluster.kubectl("-n", namespace, "get", "service", "audio-extract-api", "-o", "json").stdout
     )
-    system = System(
-        cluster, namespace, helm, keys, values, release.api_url(service["spec"]["ports"][0]["nodePort"])
-    )
+    api_url = release.api_url(service["spec"]["ports"][0]["nodePort"])
+    release.wait_serving(api_url)
+    system = System(cluster, namespace, helm, keys, values, api_url)
     try:
         yield system
     finally:

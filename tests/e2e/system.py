@@ -66,7 +66,7 @@ class System:
 
     def upgrade(self, values: dict[str, Any]) -> float:
         self.values = merged(self.values, values)
-        return self.helm.install(self.values)
+        return self.helm.install(self.values) + release.wait_serving(self.api_url)
 
     def follow(self, job_ids: list[str], timeout: float = 180) -> dict[str, dict]:
         """Each job's status once all are terminal."""
