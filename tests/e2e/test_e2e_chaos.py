@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from system import System
 
 from audio_extract_common import ids
@@ -231,6 +232,24 @@ def test_the_node_runtime_dying_mid_job_loses_nothing(system: System, media: Med
         assert [p["status"]["phase"] for p in pods_of(system, job_id)] == ["Succeeded"]
 
 
+def apiserver_creates(system: System) -> Counter[str]:
+    """How many ExtractionBatch creates the kube-apiserver has served so far, per latency bucket
+    (`le`, cumulative), by its own measure: the Kubernetes share of an admission."""
+    buckets: Counter[str] = Counter()
+    for family in text_string_to_metric_families(system.cluster.kubectl("get", "--raw", "/metrics").stdout):
+        if family.name == "apiserver_request_duration_seconds":
+            for s in family.samples:
+                if s.name.endswith("_bucket") and s.labels.get("resource") == "extractionbatches":
+                    if s.labels.get("verb") == "POST":
+                        buckets[s.labels["le"]] += int(s.value)
+    return buckets
+
+
+def slow_creates(before: Counter[str], after: Counter[str]) -> str:
+    total = after["+Inf"] - before["+Inf"]
+    return f"{total - (after['0.1'] - before['0.1'])} of {total}"
+
+
 def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
 
@@ -255,6 +274,7 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
 
     # the baseline: normal load, one job a second (about what the node drains) for 30 s, so
     # workers run as they will under overload, and the queue does not fill
+    creates = [apiserver_creates(system)]
     baseline: list[float] = []
     admitted: list[str] = []
     for _ in range(30):
@@ -265,7 +285,9 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
             admitted += jobs
         time.sleep(max(0.0, 1.0 - took))
     assert len(baseline) >= 20
+    creates.append(apiserver_creates(system))
     system.follow(admitted, timeout=300)
+    creates.append(apiserver_creates(system))
 
     codes: Counter[int] = Counter()
     latencies: list[float] = []
@@ -296,17 +318,20 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
         c.start()
     for c in clients:
         c.join(120)
+    creates.append(apiserver_creates(system))
     print(
         f"overload: {sum(codes.values())} requests in 60 s from {len(clients)} clients at 1/s, answers "
         f"{dict(codes)}; admitted p50 {statistics.median(latencies) * 1000:.0f} ms p99 "
         f"{p99(latencies) * 1000:.0f} ms, refused p50 {statistics.median(shed) * 1000:.0f} ms p99 "
         f"{p99(shed) * 1000:.0f} ms; baseline p50 {statistics.median(baseline) * 1000:.0f} ms p99 "
-        f"{p99(baseline) * 1000:.0f} ms"
+        f"{p99(baseline) * 1000:.0f} ms; the kube-apiserver's creates over 100 ms: baseline "
+        f"{slow_creates(*creates[:2])}, overload {slow_creates(*creates[2:])}"
     )
     assert set(codes) <= {202, 503, 429}, codes
     assert codes[503] > 0 and codes[202] > 0  # it was overloaded, and still admitted work
     # a refusal is decided before the source checks: cheaper than an admission without load
     assert statistics.median(shed) <= statistics.median(baseline)
-    # (goal: admitted p99 within 2x of the baseline's; measured about 4.5x, docs/reliability.md)
+    # (goal: admitted p99 within 2x of the baseline's; missed on this machine, where the Kubernetes
+    # API server's own creates slow down: docs/reliability.md)
     final = system.follow(flooded, timeout=600)
     assert {f["status"] for f in final.values()} == {"completed"}
