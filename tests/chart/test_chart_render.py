@@ -622,6 +622,22 @@ def test_notes_render_with_warnings_for_missing_keys() -> None:
     assert "kubeAPIServer.peers is empty" not in narrowed
 
 
+def test_notes_name_the_ingress_url_when_there_is_one() -> None:
+    ingress = ("--set", "api.ingress.enabled=true", "--set", "api.ingress.host=media.example.org")
+    bucket = ("--set", "store.s3.bucket=media")
+
+    def notes(*values: str) -> str:
+        out = helm("install", "audio-extract", str(CHART), "--dry-run=client", *bucket, *values).stdout
+        return out[out.index("NOTES:") :]
+
+    plain = notes(*ingress)
+    assert "curl -s http://media.example.org/healthz" in plain
+    assert "http://media.example.org/v1/batch" in plain and "port-forward" not in plain
+    tls = notes(*ingress, "--set", "api.ingress.tlsSecretName=media-tls")
+    assert "curl -s https://media.example.org/healthz" in tls
+    assert "https://media.example.org/v1/batch" in tls
+
+
 # --- the operator's Job, built from the chart's settings ------------------------------------------------
 
 
