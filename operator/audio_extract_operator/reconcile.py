@@ -450,7 +450,10 @@ class Reconciler:
         due = [
             j
             for j in status.jobs
-            if j.status == "completed" and not j.expired and j.expiresAt and parse(j.expiresAt) <= current
+            if j.status == JobState.completed
+            and not j.expired
+            and j.expiresAt
+            and parse(j.expiresAt) <= current
         ]
         if not due:
             return
