@@ -127,32 +127,35 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 # --- ExtractionBatch ---------------------------------------------------------------------------
 
 
-def kopf_error(e: KubeError, backoff: float) -> kopf.TemporaryError:
-    """What kopf does after a handler's call of the Kubernetes API failed, ``backoff`` being the
-    handlers' own. ``Transient`` is retried after it; the rest of the tree (Forbidden, Invalid,
-    Conflict, ...) after twice that, since a Role, an admission webhook or the object may change
-    meanwhile, until kopf's retry limit gives up. What can never succeed is the reconciler's
-    ``PermanentProblem``, not a Kubernetes error."""
-    if isinstance(e, Transient):
-        return kopf.TemporaryError(str(e), delay=backoff)
-    return kopf.TemporaryError(str(e), delay=backoff * 2)
+MAX_BACKOFF = 60.0
+"""Seconds at most between two attempts of a batch's handler."""
 
 
-@kopf.on.resume(
-    *BATCH, timeout=_S.kopf.handler_timeout, retries=_S.kopf.handler_retries, backoff=_S.kopf.handler_backoff
-)
-@kopf.on.create(
-    *BATCH, timeout=_S.kopf.handler_timeout, retries=_S.kopf.handler_retries, backoff=_S.kopf.handler_backoff
-)
-@kopf.on.update(
-    *BATCH,
-    field="spec",
-    timeout=_S.kopf.handler_timeout,
-    retries=_S.kopf.handler_retries,
-    backoff=_S.kopf.handler_backoff,
-)
+def retry_delay(backoff: float, retry: int) -> float:
+    """The handler's ``retry``-th delay: doubling from ``backoff``, at most ``MAX_BACKOFF``."""
+    return float(min(backoff * 2 ** min(retry, 16), MAX_BACKOFF))
+
+
+def kopf_error(e: KubeError, backoff: float, retry: int) -> kopf.TemporaryError:
+    """What kopf does after a handler's call of the Kubernetes API failed: try again, later each
+    time. ``Transient`` (429, 5xx, a timeout) starts from ``backoff``; the rest (Forbidden,
+    Invalid, Conflict, ...) from twice that, since a Role, an admission webhook or the object may
+    change meanwhile. What can never succeed is the reconciler's ``PermanentProblem``, not a
+    Kubernetes error."""
+    first = backoff if isinstance(e, Transient) else backoff * 2
+    return kopf.TemporaryError(str(e), delay=retry_delay(first, retry))
+
+
+# No timeout and no retry limit: kopf counts a handler's time from its first call, and a batch of
+# a burst waits for its turn to create Jobs (``Reconciler.creation_slots``) for minutes, so one 429
+# afterwards made kopf give up for good and the batch stayed without status, its Jobs running. The
+# handler is idempotent; it is tried again, ever later, until it succeeds or meets a
+# ``PermanentProblem``.
+@kopf.on.resume(*BATCH, timeout=None, retries=None, backoff=_S.kopf.handler_backoff)
+@kopf.on.create(*BATCH, timeout=None, retries=None, backoff=_S.kopf.handler_backoff)
+@kopf.on.update(*BATCH, field="spec", timeout=None, retries=None, backoff=_S.kopf.handler_backoff)
 async def reconcile_batch(
-    body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    body: kopf.Body, meta: kopf.Meta, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
 ) -> None:
     state: OperatorState = memo.state
     key = ids.derived_batch_key(body)
@@ -167,10 +170,12 @@ async def reconcile_batch(
         raise kopf.PermanentError(str(e)) from None
     except KubeError as e:
         metrics.reconcile_error("batch")
-        raise kopf_error(e, _S.kopf.handler_backoff) from None
+        raise kopf_error(e, _S.kopf.handler_backoff, retry) from None
     except StoreError as e:  # presigning a Job's URLs (credentials not there yet, ...)
         metrics.reconcile_error("batch")
-        raise kopf.TemporaryError(f"the store: {e}", delay=_S.kopf.handler_backoff * 2) from None
+        raise kopf.TemporaryError(
+            f"the store: {e}", delay=retry_delay(_S.kopf.handler_backoff * 2, retry)
+        ) from None
 
 
 @kopf.on.event(*BATCH)

@@ -239,11 +239,9 @@ class RetentionSettings(BaseModel):
 class KopfSettings(BaseModel):
     """How kopf runs the handlers and watches: ``AUDIO_EXTRACT_OPERATOR_KOPF__*``."""
 
-    handler_timeout: float = Field(default=60.0, gt=0, description="Seconds a kopf handler may take.")
-    handler_retries: int = Field(
-        default=8, ge=0, description="Retries of a failing handler before giving up."
+    handler_backoff: float = Field(
+        default=2.0, gt=0, description="Seconds before a failed handler's first retry (doubling, 60 at most)."
     )
-    handler_backoff: float = Field(default=2.0, gt=0, description="Seconds between handler retries.")
     watch_server_timeout: int = Field(
         default=300, description="Seconds the API server keeps a watch open (stale watches get restarted)."
     )
