@@ -152,8 +152,9 @@ class Kube:
         with contextlib.suppress(NotFound):
             await self.call("DELETE", job_path(namespace, name), options)
 
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        out = await self.call(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query={"labelSelector": selector}
-        )
+    async def list_pods(self, namespace: str, selector: str, cached: bool = False) -> list[dict[str, Any]]:
+        """``cached``: as the API server's watch cache has them, which may be a moment behind
+        (``resourceVersion=0``); else a consistent list."""
+        query = {"labelSelector": selector} | ({"resourceVersion": "0"} if cached else {})
+        out = await self.call("GET", f"/api/v1/namespaces/{namespace}/pods", query=query)
         return out["items"]

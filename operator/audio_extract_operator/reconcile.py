@@ -38,6 +38,7 @@ from .mapping import (
     job_entry,
     job_finished,
     job_finished_at,
+    pod_result,
     set_condition,
 )
 from .registry import JobInfo, Ref, Registry
@@ -276,6 +277,19 @@ class Reconciler:
             return state == JobState.processing
         return state == JobState.queued
 
+    async def finished_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        """The pods of a finished Job, to read the worker's result from: as the API server's cache
+        has them, and read again consistently only if none of them has a result yet."""
+        # The Job controller marks a Job finished only after it saw its pod end, so the cache
+        # nearly always has that end already; one consistent list per ending job was what kept
+        # outcomes out of status for tens of seconds under a burst (docs/benchmarks.md).
+        # Job names are job ids with "-" for "_" (ids.job_object_name).
+        selector = f"{ids.JOB_LABEL}=job_{job_name.removeprefix('job-')}"
+        pods = await self.kube.list_pods(namespace, selector, cached=True)
+        if any(pod_result(p) is not None for p in pods):
+            return pods
+        return await self.kube.list_pods(namespace, selector)
+
     async def job(self, job: Mapping[str, Any]) -> None:
         """Map one Job's state (and, once it finished, its pods' results) into its entry."""
         info = JobInfo.of(job)
@@ -283,9 +297,7 @@ class Reconciler:
             return
         pods: list[dict[str, Any]] = []
         if info.finished is not None:
-            # Job names are job ids with "-" for "_" (ids.job_object_name).
-            job_id = "job_" + info.name.removeprefix("job-")
-            pods = await self.kube.list_pods(info.namespace, f"{ids.JOB_LABEL}={job_id}")
+            pods = await self.finished_pods(info.namespace, info.name)
         at = iso(now())
         ended: list[bool] = [False]
         """Whether the last run of ``change`` (the one written) recorded the Job's outcome."""
@@ -367,8 +379,7 @@ class Reconciler:
         if job is not None and job_finished(job) is not None:
             # With background propagation the pods outlive their Job a little: the outcome may
             # still be readable.
-            job_id = "job_" + job_name.removeprefix("job-")
-            pods = await self.kube.list_pods(namespace, f"{ids.JOB_LABEL}={job_id}")
+            pods = await self.finished_pods(namespace, job_name)
         at = iso(now())
         restart: list[dict[str, Any]] = []
 

@@ -5,7 +5,8 @@ Only the transport is fake: the operator's own ``Kube`` methods (paths, merge pa
 preconditions, ``limit``/``continue`` paging) run unchanged on top of it. It keeps what the
 operator's calls rely on: resourceVersions (a Conflict on a stale precondition), uid
 preconditions, label selectors, paged lists whose pages share the first page's resourceVersion,
-and the garbage collector deleting a batch's Jobs (background propagation).
+the garbage collector deleting a batch's Jobs (background propagation), and the watch cache
+that lists with ``resourceVersion=0`` are served from, which can be made to lag (``cache_rv``).
 
     api = FakeApi()
     body = api.add_batch("b1", jobs=2)
@@ -77,6 +78,9 @@ class FakeApi(Kube):
         """Called before each request; an error it returns is raised instead of answering."""
         self._rv = itertools.count(100)
         self.rv = 100
+        self.cache_rv: int | None = None
+        """Where the API server's watch cache is, if behind: a list with ``resourceVersion=0``
+        (served from that cache) leaves out every object written after it."""
 
     # --- test helpers -------------------------------------------------------------------------
 
@@ -224,6 +228,11 @@ class FakeApi(Kube):
             and (ns is None or n == ns)
             and (n, name) > after
             and _selected(o, q.get("labelSelector", ""))
+            and not (
+                q.get("resourceVersion") == "0"
+                and self.cache_rv is not None
+                and int(o["metadata"]["resourceVersion"]) > self.cache_rv
+            )
         ]
         limit = int(q["limit"]) if q.get("limit") else len(items)
         page, more = items[:limit], len(items) > limit
