@@ -196,6 +196,8 @@ class Registry:
         return sum(1 for j in self.jobs.values() if j.running)
 
     def queued(self) -> list[Candidate]:
+        """The Jobs admission may start: suspended, unfinished, not blocked, and with their entry in
+        status (a job that ran without one would have nowhere to record its outcome)."""
         return [
             j.candidate()
             for ref, j in self.jobs.items()
@@ -203,6 +205,7 @@ class Registry:
             and j.finished is None
             and ref not in self.blocked
             and (j.namespace, j.batch) not in self.creating
+            and self.entry_status(j.namespace, j.batch, j.batch_uid, j.index) is not None
         ]
 
     def jobs_of(self, namespace: str, batch: str) -> list[JobInfo]:

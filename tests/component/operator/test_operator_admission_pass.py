@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from operator_fakeapi import NS, FakeApi
 
+from audio_extract_common.kube import Transient
 from audio_extract_operator import loops
 from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
@@ -41,3 +43,26 @@ async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
     assert len(started) == 3  # one per batch, naming its jobs
     named = {e["involvedObject"]["name"]: e["message"].count("job_") for e in started}
     assert sorted(named.values()) == [5, 10, 10], named
+
+
+async def test_a_batch_whose_first_status_write_failed_keeps_its_jobs_until_their_entries_exist() -> None:
+    # Admitted without an entry, a job would run and end with nothing in status to record it in
+    # (its outcome found only when a watch lists the Jobs again, minutes later).
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=5, progress__port=0)
+    state = OperatorState(settings, api)
+    body = api.add_batch("a", jobs=2)
+    state.registry.observe_batch(body)
+    api.fail = lambda m, p, q: Transient(503, "ServiceUnavailable", "") if p.endswith("/status") else None
+    with pytest.raises(Transient):
+        await state.reconciler.batch(body)  # its Jobs exist; its status does not
+    assert len(api.names("jobs")) == 2
+
+    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 0
+    assert all(api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs"))
+
+    api.fail = None
+    await state.reconciler.batch(body)  # kopf's next attempt
+    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 2
+    entries = api.get("extractionbatches", NS, "a")["status"]["jobs"]
+    assert [e["status"] for e in entries] == ["processing", "processing"]

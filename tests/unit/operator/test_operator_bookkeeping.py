@@ -28,6 +28,13 @@ def batch(priorities: list[str], name: str = "batch-0123456789abcd00") -> dict:
     }
 
 
+def with_entries(b: dict) -> dict:
+    """The batch once its queued entries are in status (admission waits for them)."""
+    s = initial_entries(b, BatchSpec.model_validate(b["spec"]), BatchStatus())
+    assert s is not None
+    return {**b, "status": s.model_dump(mode="json", exclude_none=True)}
+
+
 def job_obj(index: int, rv: int, suspend: bool = True, finished: str | None = None) -> dict:
     job = build_job(batch(["normal", "high"]), index, Settings())
     job["metadata"].update(uid=f"uid-{index}", resourceVersion=str(rv))
@@ -41,6 +48,8 @@ def test_registry_counts_running_and_ignores_stale_events() -> None:
     reg = Registry()
     reg.observe_job(job_obj(0, rv=10))
     reg.observe_job(job_obj(1, rv=11))
+    assert reg.queued() == []  # no entries in status yet
+    reg.observe_batch(with_entries(batch(["normal", "high"])))
     assert reg.running_count() == 0 and [c.priority for c in reg.queued()] == ["normal", "high"]
     reg.observe_job(job_obj(1, rv=20, suspend=False))
     assert reg.running_count() == 1
@@ -61,6 +70,8 @@ def test_a_batch_in_creation_holds_back_only_its_own_jobs() -> None:
     for i, job in enumerate((first, second)):
         job["metadata"].update(uid=f"uid-{i}", resourceVersion=str(10 + i))
         reg.observe_job(job)
+    reg.observe_batch(with_entries(batch(["normal"], name="batch-0123456789abcd00")))
+    reg.observe_batch(with_entries(batch(["high"], name="batch-0123456789abcd10")))
     reg.creating.add(("ns", "batch-0123456789abcd10"))  # its sibling Jobs are still being made
     assert [c.name for c in reg.queued()] == [first["metadata"]["name"]]
     reg.creating.discard(("ns", "batch-0123456789abcd10"))
