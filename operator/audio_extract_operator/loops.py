@@ -58,7 +58,8 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
     chosen Jobs are unsuspended in turn and recorded in its status in one write, and
     ``admission.create_concurrency`` batches are admitted at once, so a burst is not admitted at
     the pace of four requests in a row per Job."""
-    chosen = to_admit(registry.queued(), registry.running_count(), settings.admission.max_running)
+    running, limit = registry.running_count(), settings.admission.max_running
+    chosen = to_admit(registry.queued(max(0, limit - running)), running, limit)
     groups: dict[tuple[str, str, str], list[tuple[Candidate, JobInfo]]] = {}
     for c in chosen:
         info = registry.jobs.get((c.namespace, c.name))

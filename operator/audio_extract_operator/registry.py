@@ -13,6 +13,7 @@ of kilobytes as Python objects). Jobs are few: they go with their TTL.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -117,6 +118,11 @@ class JobInfo:
     def running(self) -> bool:
         return not self.suspended and self.finished is None
 
+    @property
+    def waiting(self) -> bool:
+        """Suspended and not finished: admission's to start, when nothing else holds it back."""
+        return self.suspended and self.finished is None
+
     def candidate(self) -> Candidate:
         return Candidate(self.namespace, self.name, self.priority, self.batch_created, self.index)
 
@@ -136,6 +142,12 @@ class Registry:
         batches does not hold back the first one's."""
         self.wake = asyncio.Event()
         self.jobs_synced = False
+        self._order: list[tuple[tuple[int, str, str, str, int], Ref]] = []
+        """Waiting Jobs in admission order (``Candidate.order``), kept sorted as they come, so a
+        pass reads the first few instead of sorting every queued Job: with 18,000 queued, sorting
+        them at each pass was a fifth of the operator's CPU. Entries that stopped waiting are
+        dropped when a pass meets them."""
+        self._ordered: set[Ref] = set()
 
     # --- Jobs ---------------------------------------------------------------------------------
 
@@ -153,10 +165,16 @@ class Registry:
             return None
         if known is not None and known.uid == info.uid and known.rv > info.rv:
             return known  # a stale event: keep the newer local fact
-        self.jobs[ref] = info
+        self._put(ref, info)
         if known is None or known.running != info.running or known.finished != info.finished:
             self.wake.set()
         return info
+
+    def _put(self, ref: Ref, info: JobInfo) -> None:
+        self.jobs[ref] = info
+        if info.waiting and ref not in self._ordered:
+            bisect.insort(self._order, (info.candidate().order(), ref))
+            self._ordered.add(ref)
 
     def forget_job(self, ref: Ref) -> None:
         """The server says this Job does not exist (any more)."""
@@ -187,7 +205,7 @@ class Registry:
     def set_suspended(self, ref: Ref, suspended: bool, rv: int) -> None:
         known = self.jobs.get(ref)
         if known is not None:
-            self.jobs[ref] = replace(known, suspended=suspended, rv=max(rv, known.rv))
+            self._put(ref, replace(known, suspended=suspended, rv=max(rv, known.rv)))
 
     def block(self, ref: Ref) -> None:
         self.blocked.add(ref)
@@ -195,18 +213,30 @@ class Registry:
     def running_count(self) -> int:
         return sum(1 for j in self.jobs.values() if j.running)
 
-    def queued(self) -> list[Candidate]:
-        """The Jobs admission may start: suspended, unfinished, not blocked, and with their entry in
-        status (a job that ran without one would have nowhere to record its outcome)."""
-        return [
-            j.candidate()
-            for ref, j in self.jobs.items()
-            if j.suspended
-            and j.finished is None
-            and ref not in self.blocked
-            and (j.namespace, j.batch) not in self.creating
-            and self.entry_status(j.namespace, j.batch, j.batch_uid, j.index) is not None
-        ]
+    def queued(self, limit: int | None = None) -> list[Candidate]:
+        """The first ``limit`` (None: all) Jobs admission may start, in admission order: waiting,
+        not blocked, not of a batch still being created, and with their entry in status (a job
+        that ran without one would have nowhere to record its outcome)."""
+        out: list[Candidate] = []
+        stale: set[Ref] = set()
+        end = len(self._order)
+        for i, (_, ref) in enumerate(self._order):
+            if limit is not None and len(out) >= limit:
+                end = i
+                break
+            j = self.jobs.get(ref)
+            if j is None or not j.waiting:
+                stale.add(ref)
+            elif (
+                ref not in self.blocked
+                and (j.namespace, j.batch) not in self.creating
+                and self.entry_status(j.namespace, j.batch, j.batch_uid, j.index) is not None
+            ):
+                out.append(j.candidate())
+        if stale:
+            self._order[:end] = [e for e in self._order[:end] if e[1] not in stale]
+            self._ordered -= stale
+        return out
 
     def jobs_of(self, namespace: str, batch: str) -> list[JobInfo]:
         return [j for j in self.jobs.values() if j.namespace == namespace and j.batch == batch]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from audio_extract_common import ids
 from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.batch_status import BatchStatus, JobStatus
+from audio_extract_operator.admission import to_admit
 from audio_extract_operator.jobs import build_job
 from audio_extract_operator.reconcile import Reconciler, cancel_indexes, initial_entries
 from audio_extract_operator.registry import JobInfo, Registry
@@ -50,7 +51,7 @@ def test_registry_counts_running_and_ignores_stale_events() -> None:
     reg.observe_job(job_obj(1, rv=11))
     assert reg.queued() == []  # no entries in status yet
     reg.observe_batch(with_entries(batch(["normal", "high"])))
-    assert reg.running_count() == 0 and [c.priority for c in reg.queued()] == ["normal", "high"]
+    assert reg.running_count() == 0 and [c.priority for c in reg.queued()] == ["high", "normal"]
     reg.observe_job(job_obj(1, rv=20, suspend=False))
     assert reg.running_count() == 1
     reg.observe_job(job_obj(1, rv=15, suspend=True))  # an older event arriving late
@@ -76,6 +77,47 @@ def test_a_batch_in_creation_holds_back_only_its_own_jobs() -> None:
     assert [c.name for c in reg.queued()] == [first["metadata"]["name"]]
     reg.creating.discard(("ns", "batch-0123456789abcd10"))
     assert len(reg.queued()) == 2
+
+
+def test_queued_jobs_come_in_admission_order_however_they_were_seen() -> None:
+    reg = Registry()
+    batches = []
+    for i in range(4):
+        b = batch(["low", "normal", "high"], name=f"batch-{i}")
+        b["metadata"].update(uid=f"{i}{UID[1:]}", creationTimestamp=f"2026-01-21T12:00:0{i}Z")
+        reg.observe_batch(with_entries(b))
+        batches.append(b)
+    seen = []
+    for i in (3, 1, 0, 2):  # batches seen out of order, each job by job
+        for index in range(3):
+            job = build_job(batches[i], index, Settings())
+            job["metadata"].update(uid=f"uid-{i}-{index}", resourceVersion="10")
+            seen.append(reg.observe_job(job))
+    everything = to_admit([j.candidate() for j in seen if j is not None], running=0, limit=12)
+    assert len(everything) == 12 and reg.queued() == everything  # the pure policy's order
+    assert reg.queued(5) == everything[:5]
+    assert [(c.priority, c.created[-3:]) for c in everything[:5]] == [
+        ("high", "00Z"),
+        ("high", "01Z"),
+        ("high", "02Z"),
+        ("high", "03Z"),
+        ("normal", "00Z"),
+    ]
+
+
+def test_admitted_and_deleted_jobs_leave_the_queue_and_a_suspended_one_comes_back_in_place() -> None:
+    reg = Registry()
+    reg.observe_batch(with_entries(batch(["normal", "high"])))
+    for index in (0, 1):
+        reg.observe_job(job_obj(index, rv=10))
+    high, normal = reg.queued()
+    reg.set_suspended(("ns", high.name), False, 11)  # admitted
+    assert reg.queued() == [normal]
+    reg.set_suspended(("ns", high.name), True, 12)  # preempted: waits again, first as before
+    assert reg.queued() == [high, normal]
+    reg.observe_job(job_obj(1, rv=13), deleted=True)
+    reg.forget_job(("ns", normal.name))
+    assert reg.queued() == []
 
 
 def test_registry_maps_batch_keys_for_progress() -> None:
