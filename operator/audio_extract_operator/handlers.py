@@ -17,13 +17,14 @@ from typing import Any
 import kopf
 
 from audio_extract_common import ids
-from audio_extract_common.batch_resource import GROUP, KIND, PLURAL, VERSION
+from audio_extract_common.batch_resource import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from audio_extract_common.batch_status import TERMINAL_STATES
 from audio_extract_common.kube import KubeError, Transient
 from audio_extract_common.objectstore import StoreError
 from audio_extract_common.storage import Storage, open_storage
 
 from . import deliveries, kueue, logs, loops, metrics
+from .diffbase import DiffBaseStorage
 from .jobs import MANAGED_BY, MANAGED_BY_LABEL
 from .kube import Kube
 from .readiness import Readiness, liveness_url
@@ -61,7 +62,9 @@ def configure(settings: kopf.OperatorSettings, s: Settings) -> None:
     settings.watching.label_selectors["batch/v1", "jobs"] = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     # kopf's own bookkeeping lives in annotations; status is ours and schema-checked.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="audioextract.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="audioextract.io")
+    settings.persistence.diffbase_storage = DiffBaseStorage(
+        prefix="audioextract.io", compared=[(API_VERSION, KIND)]
+    )
     settings.persistence.finalizer = "audioextract.io/operator"
     settings.posting.level = logging.WARNING  # our Events say what happened; don't mirror logs
     # No bound on kopf's per-object workers (its default): a worker stays for idle_timeout (5 s)
