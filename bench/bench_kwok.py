@@ -25,17 +25,25 @@ Measured, with every batch created at once (``--threads`` client threads):
 - **API requests the operator causes**: the API server's
   ``apiserver_flowcontrol_dispatched_requests_total`` of flow schema ``service-accounts``, which
   only the operator's ServiceAccount falls in here (the controllers' accounts are in kube-system,
-  the benchmark is admin), per second and per job; and the CPU of every process of the cluster.
+  the benchmark is admin), per second and per job, with how many it refused (429) and how long they
+  waited in its queues; the operator's own Job end → status histogram; and the CPU of every process
+  of the cluster and of the benchmark itself.
+
+``--previous REV`` runs the operator of that git revision instead (a temporary worktree), for a
+comparison run after run on the same machine; ``--operator-priority LEVEL`` puts the operator's
+requests in that priority level of the API server (a FlowSchema).
 
     .venv/bin/python bench/bench_kwok.py [--nodes 200] [--batches 2000] [--jobs 10]
-        [--max-running 2000] [--pod-seconds 20] [--pod-jitter 10]
+        [--max-running 2000] [--pod-seconds 20] [--pod-jitter 10] [--previous REV]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -219,6 +227,17 @@ def spread(values: list[float]) -> dict[str, float]:
     }
 
 
+def run_from(revision: str, tmp: Path) -> str:
+    """The import path of the operator of ``revision`` (a temporary worktree); empty: this tree's."""
+    if not revision:
+        return ""
+    worktree = tmp / "previous"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(worktree), revision], check=True
+    )
+    return os.pathsep.join(str(worktree / p) for p in ("common", "operator"))
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     total, batches = args.batches * args.jobs, args.batches
     with (
@@ -258,6 +277,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             webhook__secret=SECRET,
             webhook__allow_cidrs="127.0.0.1/32",
         )
+        if previous := run_from(args.previous, Path(tmp)):
+            op.env["PYTHONPATH"] = previous
         watcher = JobStages(api, NS)
         try:
             op.start()
@@ -314,6 +335,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             op.stop()
             watcher.stopped.set()
             api.close()
+            if args.previous:
+                worktree = Path(tmp) / "previous"
+                remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)]
+                with contextlib.suppress(subprocess.CalledProcessError):
+                    subprocess.run(remove, check=True)
 
     w = watcher
     done, entry, seen = w.job_done, w.entry_done, w.job_seen
@@ -328,6 +354,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     operator_flow = flow.get(schema, {})
     operator_requests = operator_flow.get("dispatched", 0.0)
     return {
+        "operator": args.previous or "this tree",
         "nodes": args.nodes,
         "batches": batches,
         "jobs": total,
@@ -382,6 +409,7 @@ def main() -> int:
     parser.add_argument("--pod-jitter", type=float, default=10, help="up to this much longer, at random")
     parser.add_argument("--threads", type=int, default=8, help="client threads creating the batches")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--previous", default="", help="run the operator of this git revision instead")
     parser.add_argument("--operator-priority", default="", help="priority level of its requests")
     args = parser.parse_args()
     print(json.dumps(run(args), indent=2), flush=True)
