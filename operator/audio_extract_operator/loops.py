@@ -95,7 +95,7 @@ async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Cand
         try:
             patched = await kube.set_job_suspended(c.namespace, c.name, False, info.uid)
         except NotFound:
-            registry.jobs.pop(ref, None)
+            registry.forget_job(ref)
             return False
         except KubeError as e:
             metrics.reconcile_error("admission")

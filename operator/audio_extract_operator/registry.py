@@ -159,7 +159,7 @@ class Registry:
         known = self.jobs.get(ref)
         if deleted:
             if known is None or known.uid == info.uid:
-                self.jobs.pop(ref, None)
+                self._pop(ref)
                 self.blocked.discard(ref)
                 self.wake.set()
             return None
@@ -176,9 +176,21 @@ class Registry:
             bisect.insort(self._order, (info.candidate().order(), ref))
             self._ordered.add(ref)
 
+    def _pop(self, ref: Ref) -> JobInfo | None:
+        """Forget a Job, and its place in the order: without admission passes (Kueue mode) nothing
+        else would ever drop it."""
+        info = self.jobs.pop(ref, None)
+        if info is not None and ref in self._ordered:
+            entry = (info.candidate().order(), ref)
+            i = bisect.bisect_left(self._order, entry)
+            if i < len(self._order) and self._order[i] == entry:
+                del self._order[i]
+                self._ordered.discard(ref)
+        return info
+
     def forget_job(self, ref: Ref) -> None:
         """The server says this Job does not exist (any more)."""
-        if self.jobs.pop(ref, None) is not None:
+        if self._pop(ref) is not None:
             self.blocked.discard(ref)
             self.wake.set()
 

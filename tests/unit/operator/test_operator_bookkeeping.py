@@ -120,6 +120,18 @@ def test_admitted_and_deleted_jobs_leave_the_queue_and_a_suspended_one_comes_bac
     assert reg.queued() == []
 
 
+def test_jobs_that_went_leave_nothing_in_the_order_without_any_admission_pass() -> None:
+    # Kueue mode runs no admission pass, so nothing but their deletion drops them.
+    reg = Registry()
+    for index in (0, 1):
+        reg.observe_job(job_obj(index, rv=10))
+    reg.observe_job(job_obj(0, rv=11, suspend=False))  # Kueue admitted it
+    reg.observe_job(job_obj(0, rv=12, suspend=False, finished="Complete"))
+    reg.observe_job(job_obj(0, rv=13), deleted=True)  # its TTL
+    reg.forget_job(("ns", job_obj(1, rv=14)["metadata"]["name"]))  # gone unseen
+    assert reg.jobs == {} and reg._order == [] and reg._ordered == set()
+
+
 def test_registry_maps_batch_keys_for_progress() -> None:
     reg = Registry()
     reg.observe_batch(batch(["normal"], name="my-batch"))
