@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,17 +149,19 @@ def flow_schema(name: str, level: str) -> dict[str, Any]:
     }
 
 
-def operator_status_latency(port: int) -> dict[str, float]:
+def operator_families(port: int) -> list[Metric]:
+    with urllib.request.urlopen(f"http://{HOST_IP}:{port}/metrics", timeout=5) as r:
+        return list(text_string_to_metric_families(r.read().decode()))
+
+
+def operator_status_latency(families: list[Metric]) -> dict[str, float]:
     """The operator's own Job end → status histogram: the bucket bounds its p50 and p95 fall in,
     and the share within 2 s. Measured from the Job's condition, whose time is cut to the second,
     so by up to a second more than it was; nothing in it waits for a watch of this process."""
     buckets: list[tuple[float, float]] = []
-    with urllib.request.urlopen(f"http://{HOST_IP}:{port}/metrics", timeout=5) as r:
-        for family in text_string_to_metric_families(r.read().decode()):
-            if family.name == "audio_extract_operator_status_latency_seconds":
-                buckets = [
-                    (float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")
-                ]
+    for family in families:
+        if family.name == "audio_extract_operator_status_latency_seconds":
+            buckets = [(float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket")]
     n = buckets[-1][1] if buckets else 0.0
     if not n:
         return {"n": 0}
@@ -174,15 +177,27 @@ def operator_status_latency(port: int) -> dict[str, float]:
     }
 
 
-def operator_jobs(port: int) -> dict[str, float]:
+def operator_jobs(families: list[Metric]) -> dict[str, float]:
     """The operator's own job gauges (queued, admitted, running), summed over priorities."""
     counts: dict[str, float] = {}
-    with urllib.request.urlopen(f"http://{HOST_IP}:{port}/metrics", timeout=5) as r:
-        for family in text_string_to_metric_families(r.read().decode()):
-            if family.name == "audio_extract_operator_jobs":
-                for s in family.samples:
-                    counts[s.labels["state"]] = counts.get(s.labels["state"], 0) + s.value
+    for family in families:
+        if family.name == "audio_extract_operator_jobs":
+            for s in family.samples:
+                counts[s.labels["state"]] = counts.get(s.labels["state"], 0) + s.value
     return counts
+
+
+def operator_calls(families: list[Metric], jobs: int) -> dict[str, float]:
+    """The requests of the operator's own client per job, by method and resource (all answers);
+    the rest of its requests (the flow schema's count) are kopf's: watches and handler patches."""
+    calls: dict[str, float] = {}
+    for family in families:
+        if family.name == "audio_extract_operator_kube_requests":
+            for s in family.samples:
+                if s.name.endswith("_total"):
+                    key = f"{s.labels['method']} {s.labels['resource']}"
+                    calls[key] = calls.get(key, 0.0) + s.value
+    return {k: round(v / max(1, jobs), 3) for k, v in sorted(calls.items(), key=lambda kv: -kv[1])}
 
 
 def flowcontrol(cluster: LocalCluster) -> dict[str, dict[str, float]]:
@@ -308,7 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             while True:
                 delivered = len({r.id for r in rx.received})
                 peak_rss = max(peak_rss, rss_mib(op.proc.pid, "VmHWM"))
-                gauges = operator_jobs(op.port)
+                gauges = operator_jobs(operator_families(op.port))
                 print(
                     f"{time.monotonic() - t0:6.0f} s: {len(watcher.job_seen)}/{total} Jobs, "
                     f"{len(watcher.admitted)} admitted, {len(watcher.pod_made)} with a pod, "
@@ -324,7 +339,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     break
                 time.sleep(10)
             wall_s = time.monotonic() - t0
-            operator_latency = operator_status_latency(op.port)
+            families = operator_families(op.port)
+            operator_latency = operator_status_latency(families)
+            operator_calls_per_job = operator_calls(families, total)
             cpu = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in procs.items()}
             flow = {
                 schema: {k: v - flow_before.get(schema, {}).get(k, 0.0) for k, v in row.items()}
@@ -384,6 +401,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "operator_requests": int(operator_requests),
         "operator_requests_per_s": round(operator_requests / wall_s, 1),
         "operator_requests_per_job": round(operator_requests / max(1, total), 2),
+        "operator_own_requests_per_job": operator_calls_per_job,
         "operator_requests_rejected": int(operator_flow.get("rejected", 0.0)),
         "operator_queue_wait_ms_per_request": round(
             operator_flow.get("wait_s", 0.0) / max(1.0, operator_requests) * 1000, 1

@@ -14,7 +14,9 @@ from typing import Any
 from kubernetes_asyncio import client as k8s
 
 from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
-from audio_extract_common.kube import NotFound, connect, converted
+from audio_extract_common.kube import KubeError, NotFound, connect, converted
+
+from . import metrics
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = 30.0
@@ -28,6 +30,18 @@ def resource_version(body: Mapping[str, Any]) -> int:
         return int((body.get("metadata") or {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
+
+
+def resource_of(path: str) -> str:
+    """The resource a request path names, with its subresource: ``/apis/batch/v1/namespaces/ns/jobs/j``
+    → ``jobs``, ``.../extractionbatches/b/status`` → ``extractionbatches/status``."""
+    parts = path.split("?", 1)[0].strip("/").split("/")
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # after /api/v1 or /apis/<group>/<version>
+    if len(rest) >= 2 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return "namespaces" if len(parts) > 2 else "-"
+    return rest[0] + (f"/{rest[2]}" if len(rest) > 2 else "")
 
 
 def batch_path(namespace: str, name: str | None = None, sub: str = "") -> str:
@@ -71,18 +85,27 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        with converted():
-            return await self.api.call_api(
-                path,
-                method,
-                query_params=list((query or {}).items()),
-                header_params={"Accept": "application/json", "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                response_types_map={200: "object", 201: "object", 202: "object"},
-                _return_http_data_only=True,
-                _request_timeout=REQUEST_TIMEOUT,
-            )
+        code = "0"  # no answer: the client failed, or the call was cancelled
+        try:
+            with converted():
+                answer = await self.api.call_api(
+                    path,
+                    method,
+                    query_params=list((query or {}).items()),
+                    header_params={"Accept": "application/json", "Content-Type": content_type},
+                    body=body,
+                    auth_settings=["BearerToken"],
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    _return_http_data_only=True,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            code = "2xx"
+            return answer
+        except KubeError as e:
+            code = str(e.status)
+            raise
+        finally:
+            metrics.kube_request(method, resource_of(path), code)
 
     async def pages(
         self, path: str, limit: int, query: Mapping[str, str] | None = None

@@ -108,6 +108,14 @@ RECONCILE_ERRORS = Counter(
     ["where"],
     registry=REGISTRY,
 )
+KUBE_REQUESTS = Counter(
+    PREFIX + "kube_requests_total",
+    "Requests this replica made of the Kubernetes API with its own client (kopf's watches and "
+    "its handlers' patches are not counted), by method, resource (with its subresource) and "
+    "answer: 2xx, the status code, or 0 when none came.",
+    ["method", "resource", "code"],
+    registry=REGISTRY,
+)
 STORE_SIZE = Gauge(PREFIX + "store_size_bytes", "Size of the store volume.", registry=REGISTRY)
 STORE_USED = Gauge(
     PREFIX + "store_used_bytes",
@@ -294,6 +302,10 @@ def delivery_attempted(before: Delivery, after: Delivery, tenant: str) -> None:
     seconds = _seconds_between(before.timestamp, after.deliveredAt) if after.state == "delivered" else None
     if seconds is not None:
         WEBHOOK_LATENCY.labels(before.event).observe(seconds)
+
+
+def kube_request(method: str, resource: str, code: str) -> None:
+    KUBE_REQUESTS.labels(method, resource, code).inc()
 
 
 def reconcile_error(where: str) -> None:

@@ -1,5 +1,12 @@
 """A kubeconfig whose API server never answers: for apps in process whose Kubernetes client is
-replaced by a stand-in, so nothing they build by accident reaches a real cluster."""
+replaced by a stand-in, so nothing they build by accident reaches a real cluster; and one naming
+a loopback stand-in of the API server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 
 UNREACHABLE_KUBECONFIG = """\
 apiVersion: v1
@@ -9,3 +16,27 @@ users: [{name: u, user: {token: not-a-real-token}}]
 contexts: [{name: c, context: {cluster: gone, user: u}}]
 current-context: c
 """
+
+
+def kubeconfig_for(server: str) -> str:
+    """A kubeconfig naming ``server`` (e.g. a plain-HTTP ``loopback_servers.Server``), token auth."""
+    return (
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: k, cluster: {{server: '{server}'}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
+    )
+
+
+def json_route(payload: object) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A ``loopback_servers.Server`` route answering 200 with ``payload`` as JSON."""
+    body = json.dumps(payload).encode()
+
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return send

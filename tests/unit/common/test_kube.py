@@ -3,11 +3,8 @@ and ``connect`` reads the kubeconfig it is given."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -27,6 +24,8 @@ from audio_extract_common.kube import (
     connect,
     converted,
 )
+from support.kubeconfigs import json_route, kubeconfig_for
+from support.loopback_servers import Server
 
 
 def api_exception(
@@ -152,34 +151,8 @@ async def test_connect_without_a_usable_kubeconfig_is_transient(tmp_path: Path) 
     assert caught.value.status == 0 and caught.value.reason == "ConfigException"
 
 
-@pytest.fixture
-def version_server() -> Iterator[str]:
-    """A plain-HTTP stand-in for the API server's ``/version``, on loopback."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps({"gitVersion": "v1.0.0"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_the_client_ignores_proxy_variables_and_netrc(
-    tmp_path: Path, version_server: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The environment's proxy points nowhere and ``.netrc`` is unreadable: the request still goes
     straight to the server the kubeconfig names (and no thread reads either per request)."""
@@ -192,13 +165,9 @@ async def test_the_client_ignores_proxy_variables_and_netrc(
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc-is-a-directory"))
     (tmp_path / "netrc-is-a-directory").mkdir()
+    server = Server(routes={"/version": json_route({"gitVersion": "v1.0.0"})}).start()
     path = tmp_path / "kubeconfig"
-    path.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        f"clusters: [{{name: k, cluster: {{server: '{version_server}'}}}}]\n"
-        "users: [{name: u, user: {token: t}}]\n"
-        "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
-    )
+    path.write_text(kubeconfig_for(server.url("")))
     api = await connect(path)
     try:
         with converted():
@@ -207,4 +176,5 @@ async def test_the_client_ignores_proxy_variables_and_netrc(
             )
     finally:
         await api.close()
+        server.stop()
     assert reply == {"gitVersion": "v1.0.0"}
