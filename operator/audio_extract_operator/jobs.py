@@ -3,7 +3,8 @@ and, with an object store, the URLs presigned for it (``WorkerUrls``, made by ``
 
 Names are deterministic (``ids.job_object_name``) so a repeated create hits "already exists"
 instead of duplicating work; the owner reference makes deleting a batch delete its Jobs. Jobs are
-created suspended: the operator (or Kueue) admits them by unsuspending.
+created suspended, and the operator (or Kueue) admits them by unsuspending; a Job the operator
+has a free slot for as it makes it, with nothing queued ahead, is made unsuspended instead.
 """
 
 from __future__ import annotations
@@ -118,9 +119,14 @@ def store_mounts(source: Any, job_id: str, root: str) -> list[dict[str, Any]]:
 
 
 def build_job(
-    batch: Mapping[str, Any], index: int, settings: Settings, urls: WorkerUrls | None = None
+    batch: Mapping[str, Any],
+    index: int,
+    settings: Settings,
+    urls: WorkerUrls | None = None,
+    suspended: bool = True,
 ) -> dict[str, Any]:
-    """The Job for ``batch.spec.jobs[index]``; with an object store (``urls``) it mounts no store."""
+    """The Job for ``batch.spec.jobs[index]``; with an object store (``urls``) it mounts no store.
+    Suspended unless admission has a slot for it as it is made (``suspended=False``)."""
     if (settings.store.type == "s3") != (urls is not None):
         raise ValueError(f"a {settings.store.type} store's Job takes {'its' if urls is None else 'no'} URLs")
     meta = batch["metadata"]
@@ -224,7 +230,7 @@ def build_job(
             ],
         },
         "spec": {
-            "suspend": True,
+            "suspend": suspended,
             "backoffLimit": settings.worker.backoff_limit,
             "activeDeadlineSeconds": settings.worker.active_deadline_seconds,
             "ttlSecondsAfterFinished": settings.worker.ttl_seconds_after_finished,

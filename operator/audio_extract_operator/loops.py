@@ -58,8 +58,20 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
     chosen Jobs are unsuspended in turn and recorded in its status in one write, and
     ``admission.create_concurrency`` batches are admitted at once, so a burst is not admitted at
     the pace of four requests in a row per Job."""
-    running, limit = registry.running_count(), settings.admission.max_running
+    limit = settings.admission.max_running
+    running = limit - registry.free_slots(limit)
     chosen = to_admit(registry.queued(max(0, limit - running)), running, limit)
+    registry.starting += len(chosen)  # held until the pass ends: a batch's creation may take slots meanwhile
+    try:
+        await _admit_chosen(kube, settings, registry, reconciler, chosen)
+    finally:
+        registry.give_back(len(chosen), wake=False)  # the Jobs it admitted wake the loop already
+    return len(chosen)
+
+
+async def _admit_chosen(
+    kube: Kube, settings: Settings, registry: Registry, reconciler: Reconciler, chosen: list[Candidate]
+) -> None:
     groups: dict[tuple[str, str, str], list[tuple[Candidate, JobInfo]]] = {}
     for c in chosen:
         info = registry.jobs.get((c.namespace, c.name))
@@ -82,7 +94,6 @@ async def admission_pass(kube: Kube, settings: Settings, registry: Registry, rec
         if isinstance(outcome, BaseException):
             metrics.reconcile_error("admission")
             log.warning("admitting a batch's Jobs failed: %s", outcome)
-    return len(chosen)
 
 
 async def _admit(kube: Kube, registry: Registry, reconciler: Reconciler, c: Candidate, info: JobInfo) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from audio_extract_common import ids
+from audio_extract_common.batch_resource import KIND
 from audio_extract_common.batch_spec import BatchSpec
 from audio_extract_common.batch_status import (
     TERMINAL_STATES,
@@ -24,11 +25,12 @@ from audio_extract_common.batch_status import (
     JobStatus,
     Step,
 )
-from audio_extract_common.kube import AlreadyExists, Invalid, NotFound
+from audio_extract_common.kube import AlreadyExists, Invalid, KubeError, NotFound
 from audio_extract_common.storage import Storage
 from audio_extract_common.timefmt import iso, now, parse
 
 from . import k8sevents, metrics, outputs, worker_urls
+from .admission import PRIORITY_RANK
 from .jobs import build_job, owned_by
 from .kube import Kube
 from .mapping import (
@@ -112,10 +114,12 @@ class Reconciler:
         self.job_creations = asyncio.Semaphore(JOB_CREATIONS)
 
     async def batch(self, body: Mapping[str, Any]) -> None:
-        """Cancellations applied, one Job per unfinished job, status initialized.
+        """Cancellations applied, status initialized, one Job per unfinished job.
 
-        Jobs come first (created concurrently) and status is written once afterwards: the
-        status kopf handed us is a safe hint, because terminal entries never change back.
+        The entries come first, so a Job can start as it is made: those admission has free slots
+        for (nothing admissible queued ahead, the operator admitting, not Kueue) are made
+        unsuspended, the rest suspended, and the started ones go ``processing`` in one more write.
+        The status kopf handed us is a safe hint, because terminal entries never change back.
         """
         meta = body["metadata"]
         ns, name = meta["namespace"], meta["name"]
@@ -148,24 +152,62 @@ class Reconciler:
             s = initial_entries(b, spec, s) or s
             return _mark(s, cancel, lambda e: cancelled(e, at))
 
-        # This batch's Jobs wait for admission until all exist and their entries are in status.
+        # This batch's suspended Jobs wait for admission until all exist.
         async with self.creation_slots:
             self.registry.creating.add((ns, name))
+            taken = 0
             try:
-                jobs = [self._ensure_job(body, i) for i in wanted]
-                outcomes = await asyncio.gather(*jobs, return_exceptions=True)
                 if await self.writer.update(ns, name, change) is None:
                     return  # deleted meanwhile
+                start = self._to_start(spec, wanted)
+                taken = len(start)
+                jobs = [self._ensure_job(body, i, started=i in start) for i in wanted]
+                outcomes = await asyncio.gather(*jobs, return_exceptions=True)
             finally:
                 self.registry.creating.discard((ns, name))
+                self.registry.give_back(taken)
                 self.registry.wake.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        refused = [(i, o) for i, o in zip(wanted, outcomes, strict=True) if isinstance(o, str) and o != "ok"]
+        await self._started(body, [i for i, o in zip(wanted, outcomes, strict=True) if o == "started"])
+        refused = [
+            (i, o)
+            for i, o in zip(wanted, outcomes, strict=True)
+            if isinstance(o, str) and o not in ("ok", "started")
+        ]
         await self._refused(body, refused)
         if refused:
             raise PermanentProblem("; ".join(f"job {i}: {o}" for i, o in refused))
+
+    def _to_start(self, spec: BatchSpec, wanted: list[int]) -> set[int]:
+        """The jobs to make started, in admission order (priority, then index), as many as there
+        are free slots (``Registry.take_slots``); none when Kueue admits."""
+        if self.settings.admission.kueue_queue or not wanted:
+            return set()
+        taken = self.registry.take_slots(len(wanted), self.settings.admission.max_running)
+        ranked = sorted(wanted, key=lambda i: (PRIORITY_RANK.get(str(spec.jobs[i].options.priority), 1), i))
+        return set(ranked[:taken])
+
+    async def _started(self, body: Mapping[str, Any], started: list[int]) -> None:
+        """Jobs made started count as admitted, and their entries go ``processing`` in one write
+        (if that write fails, the Jobs' own events map them later)."""
+        meta = body["metadata"]
+        ns, key = meta["namespace"], ids.derived_batch_key(body)
+        tenant = self.registry.tenant_of(KIND, ns, meta["name"])
+        infos = []
+        for i in started:
+            info = self.registry.jobs.get((ns, ids.job_object_name(ids.job_id(key, i))))
+            if info is None:
+                continue  # gone already: its deletion event maps it
+            infos.append(info)
+            metrics.admitted(info.priority, tenant, info.batch_created)
+            log.info("admitted %s/%s as it was made (%s priority)", ns, info.name, info.priority)
+        if infos:
+            try:
+                await self.admitted(infos, iso(now()))
+            except KubeError as e:
+                log.warning("recording admission in %s failed: %s", meta["name"], e)
 
     async def _refused(self, body: Mapping[str, Any], refused: list[tuple[int, str]]) -> None:
         """Fail the jobs whose Job could not be made ("foreign" name holder, or the server's reason)."""
@@ -187,8 +229,9 @@ class Reconciler:
                 body, {i for i, _ in invalid}, ErrorCode.INTERNAL_ERROR, invalid[0][1], "JobRefused"
             )
 
-    async def _ensure_job(self, body: Mapping[str, Any], index: int) -> str:
-        """Create the job's Job unless ours exists: "ok", "foreign" or why the server refused it."""
+    async def _ensure_job(self, body: Mapping[str, Any], index: int, started: bool = False) -> str:
+        """Create the job's Job unless ours exists: "ok" (made suspended, or it existed), "started"
+        (made unsuspended, as ``started`` asks), "foreign", or why the server refused it."""
         ns, uid = body["metadata"]["namespace"], body["metadata"]["uid"]
         job_name = ids.job_object_name(ids.job_id(ids.derived_batch_key(body), index))
         known = self.registry.jobs.get((ns, job_name))
@@ -203,8 +246,12 @@ class Reconciler:
             urls = await worker_urls.presign(self.storage, body, index, self.settings)
         try:
             async with self.job_creations:
-                created = await self.kube.create_job(build_job(body, index, self.settings, urls))
+                created = await self.kube.create_job(
+                    build_job(body, index, self.settings, urls, suspended=not started)
+                )
             self.registry.observe_job(created)
+            if started:
+                return "started"
         except AlreadyExists:
             existing = await self.kube.get_job(ns, job_name)  # NotFound: kopf retries the handler
             if not owned_by(existing, uid):
@@ -420,8 +467,8 @@ class Reconciler:
         confirmed missing with a read, then ``job_gone``. For a Job deleted while the operator
         was down, or whose DELETED event was lost: no event will ever come for it."""
         meta = body["metadata"]
-        if meta.get("deletionTimestamp"):
-            return
+        if meta.get("deletionTimestamp") or (meta["namespace"], meta["name"]) in self.registry.creating:
+            return  # a batch whose Jobs are being made has entries before it has all its Jobs
         status = BatchStatus.model_validate(body.get("status") or {})
         cancel = cancel_indexes(BatchSpec.model_validate(body["spec"]))
         for entry in status.jobs:

@@ -142,6 +142,9 @@ class Registry:
         batches does not hold back the first one's."""
         self.wake = asyncio.Event()
         self.jobs_synced = False
+        self.starting = 0
+        """Slots taken for Jobs being admitted or made started that ``running_count`` does not
+        count yet: an admission pass and a batch's creation take slots at the same time."""
         self._order: list[tuple[tuple[int, str, str, str, int], Ref]] = []
         """Waiting Jobs in admission order (``Candidate.order``), kept sorted as they come, so a
         pass reads the first few instead of sorting every queued Job: with 18,000 queued, sorting
@@ -224,6 +227,26 @@ class Registry:
 
     def running_count(self) -> int:
         return sum(1 for j in self.jobs.values() if j.running)
+
+    def free_slots(self, limit: int) -> int:
+        """Slots under the running limit that no running Job and no admission under way holds."""
+        return max(0, limit - self.running_count() - self.starting)
+
+    def take_slots(self, wanted: int, limit: int) -> int:
+        """Take up to ``wanted`` free slots for Jobs to start (give them back with ``give_back``
+        once those Jobs are observed or have failed to start); how many were taken. None while
+        admissible Jobs wait: they come first."""
+        if not self.jobs_synced or self.queued(1):
+            return 0
+        taken = min(wanted, self.free_slots(limit))
+        self.starting += taken
+        return taken
+
+    def give_back(self, slots: int, wake: bool = True) -> None:
+        """Return slots taken; ``wake`` the admission loop, which may now use any left unused."""
+        self.starting = max(0, self.starting - slots)
+        if wake and slots:
+            self.wake.set()
 
     def queued(self, limit: int | None = None) -> list[Candidate]:
         """The first ``limit`` (None: all) Jobs admission may start, in admission order: waiting,

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_fakeapi import NS, FakeApi
+from operator_fakeapi import JOB, NS, FakeApi
 
 from audio_extract_common.kube import Transient
-from audio_extract_operator import loops
+from audio_extract_operator import loops, metrics
 from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
@@ -45,24 +45,114 @@ async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
     assert sorted(named.values()) == [5, 10, 10], named
 
 
-async def test_a_batch_whose_first_status_write_failed_keeps_its_jobs_until_their_entries_exist() -> None:
-    # Admitted without an entry, a job would run and end with nothing in status to record it in
+async def test_a_batch_whose_first_status_write_failed_makes_no_job_until_its_entries_exist() -> None:
+    # Started without an entry, a job would run and end with nothing in status to record it in
     # (its outcome found only when a watch lists the Jobs again, minutes later).
     api = FakeApi()
     settings = operator_settings(admission__max_running=5, progress__port=0)
     state = OperatorState(settings, api)
+    state.registry.jobs_synced = True
     body = api.add_batch("a", jobs=2)
     state.registry.observe_batch(body)
     api.fail = lambda m, p, q: Transient(503, "ServiceUnavailable", "") if p.endswith("/status") else None
     with pytest.raises(Transient):
-        await state.reconciler.batch(body)  # its Jobs exist; its status does not
-    assert len(api.names("jobs")) == 2
-
-    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 0
-    assert all(api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs"))
+        await state.reconciler.batch(body)
+    assert api.names("jobs") == []
+    assert state.registry.starting == 0
 
     api.fail = None
     await state.reconciler.batch(body)  # kopf's next attempt
-    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 2
+    assert [api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs")] == [False, False]
     entries = api.get("extractionbatches", NS, "a")["status"]["jobs"]
     assert [e["status"] for e in entries] == ["processing", "processing"]
+
+
+def admitted_count() -> float:
+    return sum(
+        s.value
+        for family in metrics.REGISTRY.collect()
+        if family.name == "audio_extract_operator_jobs_admitted"
+        for s in family.samples
+        if s.name.endswith("_total")
+    )
+
+
+async def test_jobs_with_free_slots_are_made_started_after_their_entries() -> None:
+    # An unsuspend request per Job was a fifth of the operator's requests, and a pass's delay.
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=25, progress__port=0)
+    state = OperatorState(settings, api)
+    state.registry.jobs_synced = True
+    body = api.add_batch("a", jobs=10)
+    state.registry.observe_batch(body)
+    before = admitted_count()
+
+    await state.reconciler.batch(body)
+
+    assert [api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs")] == [False] * 10
+    entries = api.get("extractionbatches", NS, "a")["status"]["jobs"]
+    assert [e["status"] for e in entries] == ["processing"] * 10
+    assert all(e["startedAt"] for e in entries)
+    calls = [(m, p) for m, p, _ in api.calls]
+    first_create = calls.index(("POST", "/apis/batch/v1/namespaces/ns/jobs"))
+    assert any(m == "PATCH" and p.endswith("/status") for m, p in calls[:first_create])  # entries first
+    assert [p for m, p in calls if m == "PATCH" and "/jobs/" in p] == []  # no unsuspending
+    assert len([p for m, p in calls if m == "PATCH" and p.endswith("/status")]) == 2
+    assert admitted_count() - before == 10
+    assert state.registry.starting == 0
+    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 0
+
+
+async def test_only_the_free_slots_are_taken_in_priority_order() -> None:
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=3, progress__port=0)
+    state = OperatorState(settings, api)
+    state.registry.jobs_synced = True
+    body = api.add_batch("a", jobs=4)
+    priorities = ["low", "high", "normal", "high"]
+    api.objects[("extractionbatches", NS, "a")]["spec"]["jobs"] = [
+        {**JOB, "options": {"priority": p}} for p in priorities
+    ]
+    body = api.get("extractionbatches", NS, "a")
+    state.registry.observe_batch(body)
+
+    await state.reconciler.batch(body)
+
+    entries = api.get("extractionbatches", NS, "a")["status"]["jobs"]
+    assert [e["status"] for e in entries] == ["queued", "processing", "processing", "processing"]
+    assert {n: api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs")} == {
+        e["jobName"]: e["status"] == "queued" for e in entries
+    }
+    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 0  # full
+
+
+async def test_jobs_queued_ahead_keep_a_new_batchs_jobs_suspended() -> None:
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=5, progress__port=0)
+    state = OperatorState(settings, api)
+    first = api.add_batch("a", jobs=3)
+    state.registry.observe_batch(first)
+    await state.reconciler.batch(first)  # before the Jobs were listed: nothing starts
+    state.registry.observe_batch(api.get("extractionbatches", NS, "a"))
+    state.registry.jobs_synced = True
+    second = api.add_batch("b", jobs=1)
+    state.registry.observe_batch(second)
+
+    await state.reconciler.batch(second)
+
+    assert all(api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs"))
+    assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 4
+
+
+async def test_with_kueue_every_job_is_made_suspended() -> None:
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=25, admission__kueue_queue="q", progress__port=0)
+    state = OperatorState(settings, api)
+    state.registry.jobs_synced = True
+    body = api.add_batch("a", jobs=2)
+    state.registry.observe_batch(body)
+
+    await state.reconciler.batch(body)
+
+    assert [api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs")] == [True, True]
+    assert state.registry.starting == 0
