@@ -155,22 +155,27 @@ class Reconciler:
         # This batch's suspended Jobs wait for admission until all exist.
         async with self.creation_slots:
             self.registry.creating.add((ns, name))
-            taken = 0
+            taken, made_started = 0, set()
             try:
                 if await self.writer.update(ns, name, change) is None:
                     return  # deleted meanwhile
                 start = self._to_start(spec, wanted)
                 taken = len(start)
+                # their own events would each write "processing": ``_started`` writes them at once
+                made_started = {(ns, ids.job_object_name(ids.job_id(key, i))) for i in start}
+                self.registry.made_started |= made_started
                 jobs = [self._ensure_job(body, i, started=i in start) for i in wanted]
                 outcomes = await asyncio.gather(*jobs, return_exceptions=True)
+                started_now = [i for i, o in zip(wanted, outcomes, strict=True) if o == "started"]
+                await self._started(body, started_now)
             finally:
+                self.registry.made_started -= made_started
                 self.registry.creating.discard((ns, name))
                 self.registry.give_back(taken)
                 self.registry.wake.set()
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        await self._started(body, [i for i, o in zip(wanted, outcomes, strict=True) if o == "started"])
         refused = [
             (i, o)
             for i, o in zip(wanted, outcomes, strict=True)
@@ -203,11 +208,12 @@ class Reconciler:
             infos.append(info)
             metrics.admitted(info.priority, tenant, info.batch_created)
             log.info("admitted %s/%s as it was made (%s priority)", ns, info.name, info.priority)
-        if infos:
-            try:
-                await self.admitted(infos, iso(now()))
-            except KubeError as e:
-                log.warning("recording admission in %s failed: %s", meta["name"], e)
+        if not infos:
+            return
+        try:
+            await self.admitted(infos, iso(now()))
+        except KubeError as e:
+            log.warning("recording admission in %s failed: %s", meta["name"], e)
 
     async def _refused(self, body: Mapping[str, Any], refused: list[tuple[int, str]]) -> None:
         """Fail the jobs whose Job could not be made ("foreign" name holder, or the server's reason)."""
@@ -311,15 +317,17 @@ class Reconciler:
             return True
         state = known.entry(info.index)
         if state is None:
-            # A new Job before its batch's entries are written (they are written right after the
-            # batch's Jobs are created, and before any is admitted): nothing to map yet, and a read
-            # per new Job is thousands of reads when many batches arrive at once. A finished one is
-            # still looked at, in case its entry is there by then.
+            # A new Job before its batch's entries are seen (they are written before the batch's
+            # Jobs are made): nothing to map yet, and a read per new Job is thousands of reads when
+            # many batches arrive at once. A finished one is still looked at, in case its entry is
+            # there by then.
             return info.finished is not None
         if state in TERMINAL_STATES:
             return False
         if info.finished is not None:
             return True
+        if (info.namespace, info.name) in self.registry.made_started:
+            return False  # its handler writes it processing, with its batch's other Jobs
         if info.suspended:  # suspended again after it ran: preempted by Kueue
             return state == JobState.processing
         return state == JobState.queued

@@ -142,6 +142,9 @@ class Registry:
         batches does not hold back the first one's."""
         self.wake = asyncio.Event()
         self.jobs_synced = False
+        self.made_started: set[Ref] = set()
+        """Jobs made unsuspended whose entries the creating handler is about to record as
+        ``processing`` in one write: their own events need not each write it first."""
         self.starting = 0
         """Slots taken for Jobs being admitted or made started that ``running_count`` does not
         count yet: an admission pass and a batch's creation take slots at the same time."""

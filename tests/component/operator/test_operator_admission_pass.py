@@ -12,6 +12,7 @@ from operator_fakeapi import JOB, NS, FakeApi
 
 from audio_extract_common.kube import Transient
 from audio_extract_operator import loops, metrics
+from audio_extract_operator.registry import JobInfo
 from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
@@ -101,6 +102,36 @@ async def test_jobs_with_free_slots_are_made_started_after_their_entries() -> No
     assert admitted_count() - before == 10
     assert state.registry.starting == 0
     assert await loops.admission_pass(api, settings, state.registry, state.reconciler) == 0
+
+
+async def test_a_job_made_started_is_not_mapped_on_its_own_while_its_batch_is_made() -> None:
+    # Its own events would each write "processing" (and post an Event) before the handler's one
+    # write for the whole batch: twice the status writes of a burst.
+    api = FakeApi()
+    settings = operator_settings(admission__max_running=25, progress__port=0)
+    state = OperatorState(settings, api)
+    state.registry.jobs_synced = True
+    body = api.add_batch("a", jobs=3)
+    state.registry.observe_batch(body)
+    mapped_meanwhile: list[bool] = []
+
+    def a_job_event_arrives(method: str, path: str, _query: dict[str, str]) -> None:
+        if method == "POST" and path.endswith("/jobs"):
+            state.registry.observe_batch(api.get("extractionbatches", NS, "a"))  # entries seen
+            for name in api.names("jobs"):  # the Jobs made so far
+                info = JobInfo.of(api.get("jobs", NS, name))
+                assert info is not None and info.running
+                mapped_meanwhile.append(state.reconciler.needs_update(info))
+
+    api.fail = a_job_event_arrives
+    await state.reconciler.batch(body)
+
+    assert len(mapped_meanwhile) == 3 and not any(mapped_meanwhile)  # 0 + 1 + 2 Jobs seen
+    assert state.registry.made_started == set()
+    api.fail = None
+    state.registry.observe_batch(api.get("extractionbatches", NS, "a"))
+    running = JobInfo.of(api.get("jobs", NS, api.names("jobs")[0]))
+    assert running is not None and not state.reconciler.needs_update(running)  # it is processing
 
 
 async def test_only_the_free_slots_are_taken_in_priority_order() -> None:
