@@ -152,7 +152,7 @@ class Registry:
         """Waiting Jobs in admission order (``Candidate.order``), kept sorted as they come, so a
         pass reads the first few instead of sorting every queued Job: with 18,000 queued, sorting
         them at each pass was a fifth of the operator's CPU. Entries that stopped waiting are
-        dropped when a pass meets them."""
+        dropped when a pass meets them, and a Job that goes (deleted, forgotten) leaves at once."""
         self._ordered: set[Ref] = set()
 
     # --- Jobs ---------------------------------------------------------------------------------
