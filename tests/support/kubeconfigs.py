@@ -4,10 +4,6 @@ a loopback stand-in of the API server."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
-
 UNREACHABLE_KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -26,17 +22,3 @@ def kubeconfig_for(server: str) -> str:
         "users: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: c, context: {cluster: k, user: u}}]\n"
     )
-
-
-def json_route(payload: object) -> Callable[[BaseHTTPRequestHandler], None]:
-    """A ``loopback_servers.Server`` route answering 200 with ``payload`` as JSON."""
-    body = json.dumps(payload).encode()
-
-    def send(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-
-    return send

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import json
 import socket
 import ssl
 import threading
@@ -115,6 +116,20 @@ class TestCA:
 
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
+
+
+def json_route(payload: object) -> Handler:
+    """A ``Server`` route answering 200 with ``payload`` as JSON."""
+    body = json.dumps(payload).encode()
+
+    def send(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return send
 
 
 @dataclass

@@ -13,18 +13,33 @@ from operator_fakeapi import JOB, NS, FakeApi
 from audio_extract_common.kube import Transient
 from audio_extract_operator import loops, metrics
 from audio_extract_operator.registry import JobInfo
+from audio_extract_operator.settings import Settings
 from audio_extract_operator.state import OperatorState
 from support.operator_settings import operator_settings
 
 
-async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
+def operator(
+    max_running: int, synced: bool = True, **settings: Any
+) -> tuple[FakeApi, Settings, OperatorState]:
+    """The in-memory API server, settings and operator state; ``synced``: its Jobs were listed."""
     api = FakeApi()
-    settings = operator_settings(admission__max_running=25, progress__port=0)
-    state = OperatorState(settings, api)
+    config = operator_settings(admission__max_running=max_running, progress__port=0, **settings)
+    state = OperatorState(config, api)
+    state.registry.jobs_synced = synced
+    return api, config, state
+
+
+def new_batch(api: FakeApi, state: OperatorState, name: str, jobs: int) -> dict[str, Any]:
+    """A batch created, and seen by the operator's watch."""
+    body = api.add_batch(name, jobs=jobs)
+    state.registry.observe_batch(body)
+    return body
+
+
+async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
+    api, settings, state = operator(max_running=25, synced=False)
     for name in ("a", "b", "c"):
-        body = api.add_batch(name, jobs=10)
-        state.registry.observe_batch(body)
-        await state.reconciler.batch(body)
+        await state.reconciler.batch(new_batch(api, state, name, 10))
     api.calls.clear()
     events_before = len(api.events)
 
@@ -49,12 +64,8 @@ async def test_a_burst_is_admitted_with_one_status_write_per_batch() -> None:
 async def test_a_batch_whose_first_status_write_failed_makes_no_job_until_its_entries_exist() -> None:
     # Started without an entry, a job would run and end with nothing in status to record it in
     # (its outcome found only when a watch lists the Jobs again, minutes later).
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=5, progress__port=0)
-    state = OperatorState(settings, api)
-    state.registry.jobs_synced = True
-    body = api.add_batch("a", jobs=2)
-    state.registry.observe_batch(body)
+    api, _, state = operator(max_running=5)
+    body = new_batch(api, state, "a", 2)
     api.fail = lambda m, p, q: Transient(503, "ServiceUnavailable", "") if p.endswith("/status") else None
     with pytest.raises(Transient):
         await state.reconciler.batch(body)
@@ -80,12 +91,8 @@ def admitted_count() -> float:
 
 async def test_jobs_with_free_slots_are_made_started_after_their_entries() -> None:
     # An unsuspend request per Job was a fifth of the operator's requests, and a pass's delay.
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=25, progress__port=0)
-    state = OperatorState(settings, api)
-    state.registry.jobs_synced = True
-    body = api.add_batch("a", jobs=10)
-    state.registry.observe_batch(body)
+    api, settings, state = operator(max_running=25)
+    body = new_batch(api, state, "a", 10)
     before = admitted_count()
 
     await state.reconciler.batch(body)
@@ -107,12 +114,8 @@ async def test_jobs_with_free_slots_are_made_started_after_their_entries() -> No
 async def test_a_job_made_started_is_not_mapped_on_its_own_while_its_batch_is_made() -> None:
     # Its own events would each write "processing" (and post an Event) before the handler's one
     # write for the whole batch: twice the status writes of a burst.
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=25, progress__port=0)
-    state = OperatorState(settings, api)
-    state.registry.jobs_synced = True
-    body = api.add_batch("a", jobs=3)
-    state.registry.observe_batch(body)
+    api, _, state = operator(max_running=25)
+    body = new_batch(api, state, "a", 3)
     mapped_meanwhile: list[bool] = []
 
     def a_job_event_arrives(method: str, path: str, _query: dict[str, str]) -> None:
@@ -135,11 +138,8 @@ async def test_a_job_made_started_is_not_mapped_on_its_own_while_its_batch_is_ma
 
 
 async def test_only_the_free_slots_are_taken_in_priority_order() -> None:
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=3, progress__port=0)
-    state = OperatorState(settings, api)
-    state.registry.jobs_synced = True
-    body = api.add_batch("a", jobs=4)
+    api, settings, state = operator(max_running=3)
+    api.add_batch("a", jobs=4)
     priorities = ["low", "high", "normal", "high"]
     api.objects[("extractionbatches", NS, "a")]["spec"]["jobs"] = [
         {**JOB, "options": {"priority": p}} for p in priorities
@@ -158,16 +158,11 @@ async def test_only_the_free_slots_are_taken_in_priority_order() -> None:
 
 
 async def test_jobs_queued_ahead_keep_a_new_batchs_jobs_suspended() -> None:
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=5, progress__port=0)
-    state = OperatorState(settings, api)
-    first = api.add_batch("a", jobs=3)
-    state.registry.observe_batch(first)
-    await state.reconciler.batch(first)  # before the Jobs were listed: nothing starts
+    api, settings, state = operator(max_running=5, synced=False)
+    await state.reconciler.batch(new_batch(api, state, "a", 3))  # before the Jobs were listed: nothing starts
     state.registry.observe_batch(api.get("extractionbatches", NS, "a"))
     state.registry.jobs_synced = True
-    second = api.add_batch("b", jobs=1)
-    state.registry.observe_batch(second)
+    second = new_batch(api, state, "b", 1)
 
     await state.reconciler.batch(second)
 
@@ -176,12 +171,8 @@ async def test_jobs_queued_ahead_keep_a_new_batchs_jobs_suspended() -> None:
 
 
 async def test_with_kueue_every_job_is_made_suspended() -> None:
-    api = FakeApi()
-    settings = operator_settings(admission__max_running=25, admission__kueue_queue="q", progress__port=0)
-    state = OperatorState(settings, api)
-    state.registry.jobs_synced = True
-    body = api.add_batch("a", jobs=2)
-    state.registry.observe_batch(body)
+    api, _, state = operator(max_running=25, admission__kueue_queue="q")
+    body = new_batch(api, state, "a", 2)
 
     await state.reconciler.batch(body)
 

@@ -24,8 +24,8 @@ from audio_extract_common.kube import (
     connect,
     converted,
 )
-from support.kubeconfigs import json_route, kubeconfig_for
-from support.loopback_servers import Server
+from support.kubeconfigs import kubeconfig_for
+from support.loopback_servers import Server, json_route
 
 
 def api_exception(

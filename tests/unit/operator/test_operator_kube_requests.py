@@ -11,8 +11,8 @@ import pytest
 from audio_extract_common.kube import NotFound
 from audio_extract_operator import metrics
 from audio_extract_operator.kube import Kube, resource_of
-from support.kubeconfigs import json_route, kubeconfig_for
-from support.loopback_servers import Server
+from support.kubeconfigs import kubeconfig_for
+from support.loopback_servers import Server, json_route
 
 NAME = "audio_extract_operator_kube_requests_total"
 
