@@ -1,4 +1,5 @@
-"""The outer edge of every request: body-size cap, last-resort error envelope, metrics.
+"""The outer edge of every request: body-size cap, last-resort error envelope, metrics, and a
+``Server-Timing`` header with the time the app took to start the answer.
 
 A pure ASGI middleware so it sees the byte stream itself: ``Content-Length`` over the cap is
 refused before reading, and a body without one (chunked, or lying) is counted as it arrives and
@@ -36,6 +37,13 @@ def route_template(scope: Scope) -> str:
     return path
 
 
+def server_timing(started_at: float) -> tuple[bytes, bytes]:
+    """The app's share of a request's latency, as the client sees the answer start: what a
+    client's total minus this took was spent outside the app (the network, the proxies, waiting
+    for a CPU before the request was read, the client itself)."""
+    return b"server-timing", f"app;dur={(time.perf_counter() - started_at) * 1000:.1f}".encode()
+
+
 class Edge:
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
         self.app = app
@@ -59,6 +67,7 @@ class Edge:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
+                message = {**message, "headers": [*message.get("headers", ()), server_timing(started_at)]}
             await send(message)
 
         async def answer(err: ApiError) -> None:
