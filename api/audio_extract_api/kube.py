@@ -30,6 +30,7 @@ from audio_extract_common.kube import (
     converted,
 )
 
+from . import timing
 from .errors import ApiError, InternalError, InvalidRequest, ServiceUnavailable
 from .settings import Settings
 
@@ -81,7 +82,7 @@ class Kube:
     async def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         api = await self._client()
         try:
-            with converted():
+            with timing.waiting_on_kube(), converted():
                 return await getattr(api, fn)(GROUP, VERSION, *args, _request_timeout=self.timeout, **kwargs)
         except (NotFound, AlreadyExists, Conflict):
             raise

@@ -1,5 +1,5 @@
-"""The outer edge of every request: body-size cap, last-resort error envelope, metrics, and a
-``Server-Timing`` header with the time the app took to start the answer.
+"""The outer edge of every request: body-size cap, last-resort error envelope, metrics, and the
+``Server-Timing`` header (``timing.py``).
 
 A pure ASGI middleware so it sees the byte stream itself: ``Content-Length`` over the cap is
 refused before reading, and a body without one (chunked, or lying) is counted as it arrives and
@@ -13,6 +13,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from . import timing
 from .errors import ApiError, InternalError, InvalidRequest, PayloadTooLarge, render
 from .metrics import Metrics
 from .settings import Settings
@@ -37,13 +38,6 @@ def route_template(scope: Scope) -> str:
     return path
 
 
-def server_timing(started_at: float) -> tuple[bytes, bytes]:
-    """The app's share of a request's latency, as the client sees the answer start: what a
-    client's total minus this took was spent outside the app (the network, the proxies, waiting
-    for a CPU before the request was read, the client itself)."""
-    return b"server-timing", f"app;dur={(time.perf_counter() - started_at) * 1000:.1f}".encode()
-
-
 class Edge:
     def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics) -> None:
         self.app = app
@@ -59,7 +53,7 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started_at = time.perf_counter()
+        spans = timing.start()
         status = 500
         response_started = False
 
@@ -67,7 +61,7 @@ class Edge:
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status, response_started = message["status"], True
-                message = {**message, "headers": [*message.get("headers", ()), server_timing(started_at)]}
+                message = {**message, "headers": [*message.get("headers", ()), spans.header()]}
             await send(message)
 
         async def answer(err: ApiError) -> None:
@@ -105,4 +99,4 @@ class Edge:
             template = route_template(scope)
             method = scope.get("method", "")
             self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started_at)
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - spans.started_at)
