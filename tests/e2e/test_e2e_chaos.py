@@ -361,7 +361,7 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
     assert codes[503] > 0 and codes[202] > 0  # it was overloaded, and still admitted work
     # a refusal is decided before the source checks: cheaper than an admission without load
     assert statistics.median(shed) <= statistics.median(baseline)
-    # (goal: admitted p99 within 2x of the baseline's; missed on this machine, where the Kubernetes
-    # API server's own creates slow down: docs/reliability.md)
+    # (goal: admitted p99 within 2x of the baseline's; missed on this machine, where the load, the
+    # API, its Kubernetes API server and the node share two CPUs: docs/reliability.md)
     final = system.follow(flooded, timeout=600)
     assert {f["status"] for f in final.values()} == {"completed"}
