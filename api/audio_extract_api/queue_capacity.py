@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -102,7 +103,11 @@ class QueueView:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._follow(), name="queue-watch")
+            # Started by the first submission, but the process's, not that request's: a context
+            # of its own, so its log lines name no tenant or batch and its waits time no request.
+            self._task = asyncio.get_running_loop().create_task(
+                self._follow(), name="queue-watch", context=contextvars.Context()
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -5,6 +5,7 @@ one can compute from the key. The Kubernetes side is an in-memory stand-in (api_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -199,3 +200,39 @@ async def test_log_lines_carry_the_tenant(api):
     (created,) = [r for r in records if made["batchId"] in r.getMessage()]
     assert created.tenant == "other"  # type: ignore[attr-defined]
     assert "tenant other" in created.getMessage()
+
+
+async def test_the_queue_watch_started_by_a_request_logs_as_no_tenant(api):
+    """The first submission starts the queue's watch; its lines are the process's, not that
+    submitter's: no tenant, no batch."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.addFilter(TenantFilter())
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("audio_extract_api")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    broke = asyncio.Event()
+
+    async def watch_breaking_once(resource_version: str, timeout_seconds: int = 300):
+        if not broke.is_set():
+            broke.set()
+            raise RuntimeError("the watch broke")
+        await asyncio.Event().wait()
+        yield {}
+
+    api.kube.watch = watch_breaking_once  # type: ignore[attr-defined]
+    try:
+        await submit(api, key=OTHER_KEY)
+        await asyncio.wait_for(broke.wait(), 5)
+        for _ in range(100):
+            interrupted = [r for r in records if "queue watch interrupted" in r.getMessage()]
+            if interrupted:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (line,) = interrupted
+    assert (line.tenant, line.batch_id, line.job_id) == ("-", None, None)  # type: ignore[attr-defined]
