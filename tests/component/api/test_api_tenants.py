@@ -6,9 +6,10 @@ one can compute from the key. The Kubernetes side is an in-memory stand-in (api_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -183,7 +184,9 @@ async def test_metrics_carry_the_tenant(api):
     assert 'audio_extract_api_jobs_refused_total{code="TOO_MANY_JOBS",tenant="other"} 1.0' in text
 
 
-async def test_log_lines_carry_the_tenant(api):
+@contextlib.contextmanager
+def api_log_records() -> Iterator[list[logging.LogRecord]]:
+    """The API's log records while in the block, through the filter that names the tenant."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.INFO)
     handler.addFilter(TenantFilter())
@@ -193,10 +196,15 @@ async def test_log_lines_carry_the_tenant(api):
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        made = await submit(api, key=OTHER_KEY)
+        yield records
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+async def test_log_lines_carry_the_tenant(api):
+    with api_log_records() as records:
+        made = await submit(api, key=OTHER_KEY)
     (created,) = [r for r in records if made["batchId"] in r.getMessage()]
     assert created.tenant == "other"  # type: ignore[attr-defined]
     assert "tenant other" in created.getMessage()
@@ -205,14 +213,6 @@ async def test_log_lines_carry_the_tenant(api):
 async def test_the_queue_watch_started_by_a_request_logs_as_no_tenant(api):
     """The first submission starts the queue's watch; its lines are the process's, not that
     submitter's: no tenant, no batch."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.INFO)
-    handler.addFilter(TenantFilter())
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("audio_extract_api")
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.INFO)
     broke = asyncio.Event()
 
     async def watch_breaking_once(resource_version: str, timeout_seconds: int = 300):
@@ -223,7 +223,7 @@ async def test_the_queue_watch_started_by_a_request_logs_as_no_tenant(api):
         yield {}
 
     api.kube.watch = watch_breaking_once  # type: ignore[attr-defined]
-    try:
+    with api_log_records() as records:
         await submit(api, key=OTHER_KEY)
         await asyncio.wait_for(broke.wait(), 5)
         for _ in range(100):
@@ -231,8 +231,5 @@ async def test_the_queue_watch_started_by_a_request_logs_as_no_tenant(api):
             if interrupted:
                 break
             await asyncio.sleep(0.01)
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
     (line,) = interrupted
     assert (line.tenant, line.batch_id, line.job_id) == ("-", None, None)  # type: ignore[attr-defined]
