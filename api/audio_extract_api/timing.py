@@ -2,8 +2,8 @@
 part of it spent waiting on the Kubernetes API, so a slow answer says whether the API server or
 the app itself was slow.
 
-One ``Spans`` per request, in a context variable the edge sets; code that waits on something
-adds to it through ``spent``. Outside a request (the queue's watch, start-up) nothing is kept.
+One ``Spans`` per request, in a context variable the edge sets; the Kubernetes door adds its
+waits through ``waiting_on_kube``. Outside a request (the queue's watch, start-up) nothing is kept.
 """
 
 from __future__ import annotations

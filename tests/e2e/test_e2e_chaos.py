@@ -252,7 +252,7 @@ def slow_creates(before: Counter[str], after: Counter[str]) -> str:
     return f"{total - (after['0.1'] - before['0.1'])} of {total}"
 
 
-def app_seconds(reply: httpx.Response) -> tuple[float, float]:
+def server_timings(reply: httpx.Response) -> tuple[float, float]:
     """The API app's own share of the request, and the part of it it waited on the Kubernetes API
     (its `Server-Timing: app;dur=<ms>, kube;dur=<ms>`)."""
     spans = dict(span.strip().split(";dur=") for span in reply.headers["server-timing"].split(","))
@@ -289,7 +289,7 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
         reply = system.api.post("/v1/batch", json=body)
         took = time.monotonic() - started
         jobs = [j["jobId"] for j in reply.json()["data"]["jobs"]] if reply.status_code == 202 else []
-        return reply.status_code, took, app_seconds(reply), jobs
+        return reply.status_code, took, server_timings(reply), jobs
 
     # the baseline: normal load, one job a second (about what the node drains) for 60 s, so
     # workers run as they will under overload, and the queue does not fill
@@ -333,7 +333,7 @@ def test_a_minute_of_overload_is_shed_and_every_admitted_job_completes(
                         shed.append(took)
                     else:
                         latencies.append(took)
-                        latencies_app.append(app_seconds(reply))
+                        latencies_app.append(server_timings(reply))
                         flooded.extend(j["jobId"] for j in reply.json()["data"]["jobs"])
                 time.sleep(max(0.0, 1.0 - took))
 

@@ -11,6 +11,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,12 +119,13 @@ class TestCA:
 Handler = Callable[[BaseHTTPRequestHandler], None]
 
 
-def json_route(payload: object) -> Handler:
-    """A ``Server`` route answering 200 with ``payload`` as JSON."""
+def json_route(payload: object, status: int = 200, delay: float = 0.0) -> Handler:
+    """A ``Server`` route answering ``status`` with ``payload`` as JSON, ``delay`` seconds late."""
     body = json.dumps(payload).encode()
 
     def send(h: BaseHTTPRequestHandler) -> None:
-        h.send_response(200)
+        time.sleep(delay)
+        h.send_response(status)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()

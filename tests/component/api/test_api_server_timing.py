@@ -5,16 +5,14 @@ client can tell the app's share of a latency from the rest, and the API server's
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from audio_extract_common import ids
 from audio_extract_common.batch_resource import GROUP, PLURAL, VERSION
 from support.kubeconfigs import kubeconfig_for
-from support.loopback_servers import Server
+from support.loopback_servers import Server, json_route
 
 SERVER_TIMING = re.compile(r"^app;dur=(\d+\.\d), kube;dur=(\d+\.\d)$")
 KUBE_DELAY = 0.15
@@ -25,20 +23,6 @@ def timings(reply) -> tuple[float, float]:
     match = SERVER_TIMING.match(reply.headers["server-timing"])
     assert match, reply.headers["server-timing"]
     return float(match.group(1)), float(match.group(2))
-
-
-def slow(status: int, payload: object):
-    body = json.dumps(payload).encode()
-
-    def send(h: BaseHTTPRequestHandler) -> None:
-        time.sleep(KUBE_DELAY)
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        h.wfile.write(body)
-
-    return send
 
 
 async def test_the_app_time_covers_the_handler_and_no_more_than_the_client_saw(client):
@@ -59,14 +43,14 @@ async def test_the_app_time_covers_the_handler_and_no_more_than_the_client_saw(c
 async def test_the_time_waiting_on_the_kubernetes_api_is_counted(make_client, tmp_path: Path, expect_error):
     # A stand-in API server that takes KUBE_DELAY for each of the two lookups of a missing job:
     # its batch by name (404), then a batch applied by hand carrying its key (an empty list).
-    job = ids.job_id("0123456789abcd", 0)
     key = "0123456789abcd"
+    job = ids.job_id(key, 0)
     batches = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
     missing = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}
     api_server = Server(
         routes={
-            f"{batches}/{ids.batch_object_name(key)}": slow(404, missing),
-            batches: slow(200, {"items": [], "metadata": {"resourceVersion": "1"}}),
+            f"{batches}/{ids.batch_object_name(key)}": json_route(missing, 404, KUBE_DELAY),
+            batches: json_route({"items": [], "metadata": {"resourceVersion": "1"}}, delay=KUBE_DELAY),
         }
     ).start()
     kubeconfig = tmp_path / "slow-kubeconfig"
