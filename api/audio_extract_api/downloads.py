@@ -30,6 +30,9 @@ from .views import batch_status, is_expired, job_count, job_id_of, job_status
 
 CHUNK = 256 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_BEYOND_ANY_FILE = 10**19
+"""Byte positions of more digits than this has are read as this: Python refuses to parse a number
+of over 4,300 digits, and no file is that long anyway."""
 
 
 def completed_output(st: JobStatus | None) -> OutputFile:
@@ -63,15 +66,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not start and not end:
         return None
     if not start:  # suffix: the last N bytes
-        n = int(end)
+        n = _position(end)
         if n == 0 or size == 0:
             raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
         return max(0, size - n), size - 1
-    first = int(start)
-    last = min(int(end), size - 1) if end else size - 1
-    if first >= size or (end and int(end) < first):
+    first = _position(start)
+    last = min(_position(end), size - 1) if end else size - 1
+    if first >= size or (end and _position(end) < first):
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
     return first, last
+
+
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) < 19 else _BEYOND_ANY_FILE
 
 
 async def _chunks(path: Path, first: int, length: int) -> AsyncIterator[bytes]:

@@ -102,13 +102,18 @@ def test_canonical_hash_ignores_key_order_and_whitespace():
         ("bytes=0-1,5-6", None),
         ("items=0-1", None),
         ("bytes=-", None),
+        # More digits than Python parses (4,300): a position past any file, not a 500.
+        ("bytes=-" + "9" * 5000, (0, 99)),
+        ("bytes=0-" + "9" * 5000, (0, 99)),
     ],
 )
 def test_parse_range(header, expected):
     assert downloads.parse_range(header, 100) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=9-3", "bytes=-0"])
+@pytest.mark.parametrize(
+    "header", ["bytes=100-", "bytes=100-200", "bytes=9-3", "bytes=-0", "bytes=" + "9" * 5000 + "-"]
+)
 def test_unsatisfiable_range(header):
     with pytest.raises(RangeNotSatisfiable) as e:
         downloads.parse_range(header, 100)
