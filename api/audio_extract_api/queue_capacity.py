@@ -126,12 +126,12 @@ class QueueView:
 
     # --- admission --------------------------------------------------------------------------
 
-    def shed(self, jobs: int, replay_possible: bool) -> None:
+    def shed(self, jobs: int) -> None:
         """Refuse at once, before the checks that cost a lookup or a store call, a batch that
         cannot fit: under overload refusals then stay cheap and leave the CPU to admitted work.
-        Not when the request may replay an existing batch (an Idempotency-Key), whose answer
-        does not need room; ``admit`` checks again, exactly, and reserves."""
-        if not replay_possible and self._synced.is_set() and self.queued() + jobs > self.capacity:
+        (A replay of an existing batch is answered before this: it needs no room.) ``admit``
+        checks again, exactly, and reserves."""
+        if self._synced.is_set() and self.queued() + jobs > self.capacity:
             raise QueueFull(headers={"Retry-After": str(self.retry_after)})
 
     @contextlib.asynccontextmanager

@@ -71,6 +71,19 @@ def _replay(existing: dict[str, Any], who: Principal, body_hash: str) -> Submitt
     return Submitted(existing, replayed=True, ahead=0)
 
 
+async def replayed(
+    kube: Kube, who: Principal, body_hash: str, idempotency_key: str | None, secret: bytes
+) -> Submitted | None:
+    """The batch an earlier request with this Idempotency-Key created, or None. Asked before any
+    other check of the request: those may answer otherwise by now (a full store or queue, a name
+    that no longer resolves) while the batch exists and runs, and a retry must get that batch."""
+    if not idempotency_key:
+        return None
+    key = idempotent_batch_key(secret, who.tenant, idempotency_key)
+    existing = await kube.get(ids.batch_object_name(key))
+    return None if existing is None else _replay(existing, who, body_hash)
+
+
 async def submit(
     kube: Kube,
     queue: QueueView,
@@ -80,14 +93,9 @@ async def submit(
     idempotency_key: str | None,
     secret: bytes,
 ) -> Submitted:
-    """Create the batch for ``who``'s tenant; ``secret`` keys the Idempotency-Key's batch key."""
-    if idempotency_key:
-        key = idempotent_batch_key(secret, who.tenant, idempotency_key)
-        existing = await kube.get(ids.batch_object_name(key))
-        if existing is not None:
-            return _replay(existing, who, body_hash)
-    else:
-        key = ids.new_key()
+    """Create the batch for ``who``'s tenant, once ``replayed`` has found none; ``secret`` keys
+    the Idempotency-Key's batch key."""
+    key = idempotent_batch_key(secret, who.tenant, idempotency_key) if idempotency_key else ids.new_key()
     logs.batch_id.set(ids.batch_id(key))  # the rest of the request's lines are about this batch
     name = ids.batch_object_name(key)
     body = manifest(

@@ -15,7 +15,7 @@ from ..deps import BATCH_ID_PATTERN, Reader, Svc, Writer, find_batch, read_json_
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..submit import check_idempotency_key, submit
+from ..submit import check_idempotency_key, replayed, submit
 
 router = APIRouter(tags=["batches"])
 
@@ -54,18 +54,19 @@ async def post_batch(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         req = bodies.parse_batch(body)
-        svc.queue.shed(len(req.jobs), replay_possible=idem is not None)
-        await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
-        await svc.space.check("batch")
-        spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
-        done = await submit(
-            svc.kube, svc.queue, who, spec, bodies.canonical_hash(body), idem, svc.idempotency_secret
-        )
+        body_hash = bodies.canonical_hash(body)
+        done = await replayed(svc.kube, who, body_hash, idem, svc.idempotency_secret)
+        if done is None:
+            svc.queue.shed(len(req.jobs))
+            await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
+            await svc.space.check("batch")
+            spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
+            done = await submit(svc.kube, svc.queue, who, spec, body_hash, idem, svc.idempotency_secret)
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise
     if not done.replayed:
-        svc.metrics.jobs_accepted.labels(who.tenant).inc(len(spec.jobs))
+        svc.metrics.jobs_accepted.labels(who.tenant).inc(len(req.jobs))
     data = views.accepted_view(done.obj, svc.settings.public_prefix)
     return ok(data, 202, "Batch jobs queued successfully", replay_header(done.replayed))
 

@@ -13,7 +13,7 @@ from ..deps import Svc, Writer, read_json_body
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..submit import check_idempotency_key, submit
+from ..submit import check_idempotency_key, replayed, submit
 from .batch import IdempotencyKey, replay_header
 
 router = APIRouter(tags=["batches"])
@@ -44,19 +44,14 @@ async def post_extract(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         job = bodies.parse_job(body)
-        svc.queue.shed(1, replay_possible=idem is not None)
-        await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
-        await svc.space.check("extract")
-        spec = BatchSpec(jobs=[job])
-        done = await submit(
-            svc.kube,
-            svc.queue,
-            who,
-            spec,
-            bodies.canonical_hash({"extract": body}),
-            idem,
-            svc.idempotency_secret,
-        )
+        body_hash = bodies.canonical_hash({"extract": body})
+        done = await replayed(svc.kube, who, body_hash, idem, svc.idempotency_secret)
+        if done is None:
+            svc.queue.shed(1)
+            await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
+            await svc.space.check("extract")
+            spec = BatchSpec(jobs=[job])
+            done = await submit(svc.kube, svc.queue, who, spec, body_hash, idem, svc.idempotency_secret)
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise

@@ -13,6 +13,7 @@ import os
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from audio_extract_common import ids, timefmt
 
@@ -170,6 +171,32 @@ async def test_idempotency_same_body_same_batch_one_resource(api, batches, expec
     # keys are scoped per tenant: another tenant's "order-42" is its own batch
     mine = await api.post("/v1/batch", json=body, headers={**hdr, "X-API-Key": OTHER_KEY})
     assert mine.status_code == 202 and mine.json()["data"]["batchId"] != first.json()["data"]["batchId"]
+    assert len(batches()) == 2
+
+
+async def test_idempotency_replay_needs_none_of_the_checks_of_a_new_batch(make_api, batches):
+    """A retry after a lost answer gets its batch even when a new batch would now be refused: the
+    store has filled, the queue is full and the source's address is no longer allowed."""
+    body = {"jobs": [one_job(), one_job("wav")]}
+    hdr = {"Idempotency-Key": "order-lost-answer"}
+    secret = {"idempotency_secret": SecretStr("the same in every replica")}
+    async with make_api(**secret) as api:
+        first = await api.post("/v1/batch", json=body, headers=hdr)
+        assert first.status_code == 202, first.text
+        extract = await api.post("/v1/extract", json=one_job("ogg"), headers={"Idempotency-Key": "one"})
+        assert extract.status_code == 202, extract.text
+    closed = {"store_min_free_bytes": 10**18, "queue_capacity": 1, "allow_cidrs": "192.0.2.0/24"}
+    async with make_api(**secret, **closed) as later:
+        again = await later.post("/v1/batch", json=body, headers=hdr)
+        assert again.status_code == 202, again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.json()["data"] == first.json()["data"]
+        retried = await later.post("/v1/extract", json=one_job("ogg"), headers={"Idempotency-Key": "one"})
+        assert retried.status_code == 202, retried.text
+        assert retried.json()["data"]["jobId"] == extract.json()["data"]["jobId"]
+        # a new batch is refused, so the replays above did not pass for want of a check
+        new = await later.post("/v1/batch", json={"jobs": [one_job()]}, headers={"Idempotency-Key": "new"})
+        assert new.status_code in (400, 503), new.text
     assert len(batches()) == 2
 
 
