@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import timing
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 MULTIPART_SLACK = 1 << 20
 """Room for multipart boundaries and part headers on top of the upload cap."""
+
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client went away before its answer (no answer is
+sent): not a 500, which alerts count as the service's own failures."""
 
 
 PREFIXES = ("/audio-extract/v1", "/v1")
@@ -91,6 +96,10 @@ class Edge:
         except ApiError as e:
             if not response_started:
                 await answer(e)
+        except ClientDisconnect:
+            log.info("client went away during %s %s", scope.get("method"), scope.get("path"))
+            if not response_started:
+                status = CLIENT_CLOSED
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not response_started:

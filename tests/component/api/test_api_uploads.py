@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
 
 import pytest
+
+from support.api_keys import KEY
 
 
 def stored(store_root) -> dict[str, bytes]:
@@ -106,3 +109,42 @@ async def test_the_final_fsync_does_not_stall_the_event_loop(client, settings, m
     assert stored(settings.store_root) == {r.json()["data"]["fileId"]: data}
     print(f"longest event-loop stall during the upload: {max(gaps):.3f}s")
     assert max(gaps) < 0.5
+
+
+async def test_a_client_gone_mid_upload_is_no_server_error(client, settings, caplog):
+    """An aborted upload leaves nothing behind and counts as the client's doing (499), not as an
+    unhandled error (500, with a stack trace) that the 5xx alerts would count."""
+    messages = [{"type": "http.request", "body": b"x" * 100, "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/uploads",
+        "raw_path": b"/v1/uploads",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"api.test"), (b"x-api-key", KEY.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("api.test", 80),
+        "state": {},
+    }
+    with caplog.at_level(logging.INFO, logger="audio_extract_api"):
+        await client.app(scope, receive, send)
+    assert [m for m in sent if m["type"] == "http.response.start"] == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    metrics = (await client.get("/metrics")).text
+    assert 'method="POST",route="/v1/uploads",status="499"' in metrics
+    assert 'route="/v1/uploads",status="500"' not in metrics
+    assert stored(settings.store_root) == {}
+    uploads = settings.store_root / "uploads"
+    assert not uploads.exists() or list(uploads.glob("*")) == []
