@@ -10,15 +10,16 @@ counts while its upload exists (its stored size), or, for a direct upload whose 
 arrived, its declared size until its URL expires. An upload the operator expired stops counting at
 once, and the operator removes the marker too.
 
-The quota is exact within one process: the usage is read from the store when the first of a
-tenant's uploads in this process begins, and from then on every byte received and every upload
-finished is counted in memory until the last one ends. Several replicas each count their own
+The quota is exact within one process: the usage is read from the store (one reading at a time
+per tenant) when the first of a tenant's uploads in this process begins, and from then on every
+byte received and every upload finished is counted in memory until the last one ends. Several replicas each count their own
 uploads in flight, so together they can go over by what the others are receiving at that moment
 (each upload is still capped at ``max_upload_bytes``); what is stored is always counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -138,6 +139,8 @@ class UploadQuota:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self._tenants: dict[str, _InFlight] = {}
+        self._readings: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        """Per tenant whose usage is being read: the lock its readers take, and how many hold or wait."""
 
     def _refuse(self, what: str) -> ApiError:
         return QuotaExceeded(
@@ -147,6 +150,19 @@ class UploadQuota:
         )
 
     @contextlib.asynccontextmanager
+    async def _reading(self, tenant: str) -> AsyncIterator[None]:
+        # The lock exists only while in use: one per tenant ever seen would grow for good.
+        lock, users = self._readings.setdefault(tenant, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._readings[tenant]
+
+    @contextlib.asynccontextmanager
     async def reserve(self, tenant: str, declared: int | None) -> AsyncIterator[Callable[[int], None]]:
         """Room for one more upload of ``tenant``, or QUOTA_EXCEEDED. An upload of ``declared``
         bytes (the request says how many) has them reserved at once, so that of two that cannot
@@ -154,8 +170,10 @@ class UploadQuota:
         bytes: it refuses bytes past the quota. The upload counts as stored when the block ends
         without error."""
         if tenant not in self._tenants:
-            stored = await stored_usage(self.store, tenant)
-            self._tenants.setdefault(tenant, _InFlight(stored))  # another request may have won
+            async with self._reading(tenant):
+                # A reading begun before another upload of the tenant ended would miss that one.
+                if tenant not in self._tenants:
+                    self._tenants[tenant] = _InFlight(await stored_usage(self.store, tenant))
         t = self._tenants[tenant]
         reserved = declared or 0
         refusal = None

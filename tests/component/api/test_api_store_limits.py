@@ -80,6 +80,38 @@ async def test_concurrent_uploads_cannot_overrun_the_quota(make_client, settings
     assert not [f for f in files_under(settings.store_root) if f.endswith(".part")]
 
 
+async def test_a_usage_reading_that_began_before_another_upload_ended_does_not_miss_it(
+    make_client, settings, expect_error
+):
+    """The first upload's reading of the tenant's usage is taken, then answered late (a slow
+    object store); a second upload begins and ends meanwhile. The second waits for that reading
+    and is counted on top of it, so a quota of one upload holds."""
+    async with make_client(upload_quota_count=1) as c:
+        store = c.app.state.services.quota.store
+        listing = store.list
+        readings = 0
+
+        async def slow_list(prefix: str = ""):  # type: ignore[no-untyped-def]
+            nonlocal readings
+            readings += 1
+            items = [item async for item in listing(prefix)]
+            if readings == 1:
+                await asyncio.sleep(0.5)
+            for item in items:
+                yield item
+
+        store.list = slow_list
+
+        async def upload(after: float, data: bytes) -> int:
+            await asyncio.sleep(after)
+            return (await c.post("/v1/uploads", content=data)).status_code
+
+        assert sorted(await asyncio.gather(upload(0, b"first"), upload(0.05, b"second"))) == [201, 413]
+        expect_error(await c.post("/v1/uploads", content=b"third"), 413, "QUOTA_EXCEEDED")
+    assert len(uploads_of(settings.store_root)) == 1
+    assert c.app.state.services.quota._readings == {}
+
+
 async def test_a_full_store_refuses_new_work_and_says_so_in_metrics(make_client, settings, expect_error):
     settings.store_root.mkdir(parents=True)
     free = shutil.disk_usage(settings.store_root).free
