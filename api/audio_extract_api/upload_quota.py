@@ -12,9 +12,10 @@ once, and the operator removes the marker too.
 
 The quota is exact within one process: the usage is read from the store (one reading at a time
 per tenant) when the first of a tenant's uploads in this process begins, and from then on every
-byte received and every upload finished is counted in memory until the last one ends. Several replicas each count their own
-uploads in flight, so together they can go over by what the others are receiving at that moment
-(each upload is still capped at ``max_upload_bytes``); what is stored is always counted.
+byte received and every upload finished is counted in memory until the last one ends. Several
+replicas each count their own uploads in flight, so together they can go over by what the others
+are receiving at that moment (each upload is still capped at ``max_upload_bytes``); what is
+stored is always counted.
 """
 
 from __future__ import annotations
