@@ -41,6 +41,8 @@ def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
 class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
+        self.asked: list[str] = []
+        """The lookups asked for, in order (``get``, ``find_by_key``)."""
         self._rv = itertools.count(100)
 
     def install(self, app: FastAPI) -> FakeKube:
@@ -75,10 +77,12 @@ class FakeKube:
         return self._store(copy.deepcopy(body))
 
     async def get(self, name: str) -> dict[str, Any] | None:
+        self.asked.append("get")
         obj = self.objects.get(name)
         return copy.deepcopy(obj) if obj else None
 
     async def find_by_key(self, key: str) -> dict[str, Any] | None:
+        self.asked.append("find_by_key")
         for obj in self.objects.values():
             if (obj["metadata"].get("labels") or {}).get(ids.KEY_LABEL) == key:
                 return copy.deepcopy(obj)
