@@ -95,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         redoc_url=None,
         generate_unique_id_function=openapi.operation_id,
+        # A path with a trailing slash is another path: 404 NOT_FOUND in the envelope, not a bare
+        # 307 to a Location built from the request's Host header.
+        redirect_slashes=False,
     )
     errors.install(app)
     app.include_router(health.router, responses=openapi.errors(500))

@@ -16,6 +16,16 @@ async def test_unknown_route_is_not_found(client, expect_error, prefix, path):
     assert err["message"]
 
 
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize(
+    "method,path", [("POST", "/batch/"), ("GET", "/status/job_0123456789abcdef/"), ("POST", "/uploads/")]
+)
+async def test_a_trailing_slash_is_another_route(client, expect_error, prefix, method, path):
+    reply = await client.request(method, prefix + path, headers={"Host": "elsewhere.test"})
+    expect_error(reply, 404, "NOT_FOUND")
+    assert "location" not in reply.headers
+
+
 @pytest.mark.parametrize("path", ["/v2/batch", "/", "/audio-extract/healthz", "/audio-extract/v2/status/x"])
 async def test_unknown_prefix_is_not_found(client, expect_error, path):
     expect_error(await client.post(path), 404, "NOT_FOUND")
