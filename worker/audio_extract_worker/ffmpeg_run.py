@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -30,7 +31,8 @@ def run_ffmpeg(
 
     ``out_time_us`` is parsed (``out_time_ms`` is microseconds too, trac #7345, and early
     blocks can be negative). Raises JobFailure(TIMEOUT) past ``timeout`` seconds and
-    JobFailure(EXTRACTION_FAILED) on a non-zero exit, with ffmpeg's last lines as details.
+    JobFailure(EXTRACTION_FAILED) on a non-zero exit, with ffmpeg's last lines as details
+    (:func:`killed` for a death by signal).
     """
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
     timed_out = threading.Event()
@@ -74,12 +76,32 @@ def run_ffmpeg(
         lines = [line for line in tail if line.strip()][-8:]
         if any(text in line for line in lines for text in OUT_OF_SPACE_TEXTS):
             raise out_of_space("store", "\n".join(lines))  # only the output is written to a disk
+        if proc.returncode < 0:
+            raise killed(-proc.returncode, "\n".join(lines) or None)
         raise JobFailure(
             ErrorCode.EXTRACTION_FAILED,
             f"ffmpeg failed (exit code {proc.returncode})",
             "\n".join(lines) or None,
         )
     return FfmpegRun(stderr, last)
+
+
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL})
+"""Signals ffmpeg raises itself: a decoder crashing on a crafted file fails the same way every time."""
+
+
+def killed(number: int, details: str | None) -> JobFailure:
+    """ffmpeg ended by signal ``number``. A crash is the input's doing (permanent, like a decoding
+    error); any other signal came from outside, most often SIGKILL from the kernel's OOM killer at
+    the container's memory limit, which says nothing about the file: an INTERNAL_ERROR, retried."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"signal {number}"
+    if number in CRASH_SIGNALS:
+        return JobFailure(ErrorCode.EXTRACTION_FAILED, f"ffmpeg crashed ({name})", details)
+    cause = " (most likely out of memory)" if number == signal.SIGKILL else ""
+    return JobFailure(ErrorCode.INTERNAL_ERROR, f"ffmpeg was killed by {name}{cause}", details)
 
 
 def _drain(stream, tail: collections.deque[str]) -> None:  # type: ignore[no-untyped-def]
