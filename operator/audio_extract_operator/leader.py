@@ -101,9 +101,12 @@ class LeaderElection:
         # exiting the process is the only stop that cannot be delayed by a busy task
         self.on_lost = on_lost or (lambda: os._exit(70))
         self.leading = False
+        self._renewed: float | None = None
+        """Loop time at which the last successful attempt started (its renewTime, or just before)."""
 
     async def _try(self) -> bool:
         """One attempt to take or renew the Lease; True when this replica holds it afterwards."""
+        started = asyncio.get_running_loop().time()
         now = _now()
         try:
             lease = await self.kube.call("GET", lease_path(self.namespace, self.name))
@@ -122,6 +125,7 @@ class LeaderElection:
                 await self.kube.call("PUT", lease_path(self.namespace, self.name), body)
         except (Conflict, AlreadyExists):
             return False
+        self._renewed = started
         return True
 
     async def acquire(self) -> None:
@@ -141,24 +145,31 @@ class LeaderElection:
             await asyncio.sleep(self.timing.retry_period)
 
     async def hold(self) -> None:
-        """Renews the Lease until cancelled; calls `on_lost` once it cannot have been renewed for
-        `renew_deadline` seconds, or another replica holds it."""
-        last = asyncio.get_running_loop().time()
+        """Renews the Lease until cancelled; calls `on_lost` once `renew_deadline` seconds have
+        passed since the start of its last successful renewal, or another replica holds it."""
+        loop = asyncio.get_running_loop()
+        # The Lease's renewTime is stamped when an attempt starts, so the deadline counts from
+        # there, and an attempt gets only what is left of it: a fresh timeout per attempt would
+        # keep this replica acting after a standby may have taken over.
+        if self._renewed is None:
+            self._renewed = loop.time()
         while True:
-            await asyncio.sleep(self.timing.retry_period)
-            try:
-                renewed = await asyncio.wait_for(self._try(), self.timing.renew_deadline)
-            except (KubeError, TimeoutError) as e:
-                log.warning("renewing lease %s/%s: %s", self.namespace, self.name, e)
-                renewed = None
-            now = asyncio.get_running_loop().time()
-            if renewed:
-                last = now
-            elif renewed is False or now - last > self.timing.renew_deadline:
-                self.leading = False
-                log.error("lost lease %s/%s: stopping so that one replica acts", self.namespace, self.name)
-                self.on_lost()
+            deadline = self._renewed + self.timing.renew_deadline
+            await asyncio.sleep(max(0.0, min(self.timing.retry_period, deadline - loop.time())))
+            renewed: bool | None = None
+            if deadline > loop.time():
+                try:
+                    renewed = await asyncio.wait_for(self._try(), deadline - loop.time())
+                except (KubeError, TimeoutError) as e:
+                    log.warning("renewing lease %s/%s: %r", self.namespace, self.name, e)
+            if renewed is False or (renewed is None and deadline <= loop.time()):
+                self._lose()
                 return
+
+    def _lose(self) -> None:
+        self.leading = False
+        log.error("lost lease %s/%s: stopping so that one replica acts", self.namespace, self.name)
+        self.on_lost()
 
     async def release(self) -> None:
         """On a clean stop: hand the Lease over at once instead of after it expires."""

@@ -1,11 +1,14 @@
-"""The Lease arithmetic of leader election (the loop itself runs against a real API server in
-tests/cluster/operator/test_leader_cluster.py)."""
+"""The Lease arithmetic of leader election, and the renewal loop against an API server that fails
+or hangs (the loop also runs against a real API server in tests/cluster/operator/test_leader_cluster.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from typing import Any
 
-from audio_extract_operator.leader import Timing, claimed, expired
+from audio_extract_common.kube import NotFound, Transient
+from audio_extract_operator.leader import LeaderElection, Timing, _parse, claimed, expired
 
 NOW = dt.datetime(2026, 12, 2, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -50,3 +53,63 @@ def test_the_leader_stops_before_a_standby_may_start() -> None:
     t = Timing()
     assert t.renew_deadline < t.lease_duration
     assert t.lease_duration + t.retry_period <= 10  # the takeover the chart promises
+
+
+# short enough for a unit test, with the production ratios' margins (a standby may take over at 1.5 s)
+FAST = Timing(lease_duration=1.5, renew_deadline=1.0, retry_period=0.1)
+
+
+class Api:
+    """One Lease's API: the first `ok_calls` calls are answered, then `trouble` is raised for
+    `trouble_for` seconds, then every call hangs."""
+
+    def __init__(self, ok_calls: int, trouble: Exception, trouble_for: float) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.ok_calls, self.trouble, self.trouble_for = ok_calls, trouble, trouble_for
+        self.calls = 0
+        self.troubled_at: float | None = None
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None, **_kw: Any) -> Any:
+        self.calls += 1
+        if self.calls > self.ok_calls:
+            now = asyncio.get_running_loop().time()
+            self.troubled_at = self.troubled_at or now
+            if now - self.troubled_at < self.trouble_for:
+                raise self.trouble
+            await asyncio.Event().wait()
+        if method == "GET":
+            if self.lease is None:
+                raise NotFound(404, "NotFound", "")
+            return dict(self.lease)
+        self.lease = body
+        return body
+
+
+def election(api: Api, lost: list[dt.datetime]) -> LeaderElection:
+    return LeaderElection(
+        api,  # type: ignore[arg-type]
+        "ns",
+        "op",
+        "me",
+        FAST,
+        on_lost=lambda: lost.append(dt.datetime.now(dt.UTC)),
+    )
+
+
+def lost_after_renewal(api: Api, lost: list[dt.datetime]) -> float:
+    assert api.lease is not None and lost
+    renewed = _parse(api.lease["spec"]["renewTime"])
+    assert renewed is not None
+    return (lost[0] - renewed).total_seconds()
+
+
+async def test_a_leader_stops_within_the_deadline_of_its_last_renewal_when_calls_fail_then_hang() -> None:
+    """503s for most of the deadline, then a connection that hangs: the hanging attempt gets what
+    is left of the deadline, not a fresh one, so the leader stops before a standby may start."""
+    api = Api(ok_calls=4, trouble=Transient(503, "ServiceUnavailable", "x"), trouble_for=0.7)
+    lost: list[dt.datetime] = []
+    leader = election(api, lost)
+    await leader.acquire()  # GET + POST; the first renewal is GET + PUT, then trouble
+    await asyncio.wait_for(leader.hold(), 5)
+    assert not leader.leading
+    assert lost_after_renewal(api, lost) < FAST.lease_duration
