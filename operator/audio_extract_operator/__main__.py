@@ -111,7 +111,7 @@ async def _run(identity: str) -> None:
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
             await standby.cleanup()  # kopf and the progress endpoint take these ports over
-        holding = asyncio.create_task(election.hold())
+        holding = election.holding()
         metrics.LEADER.set(1)
         await _label_pod(kube, namespace, settings.leader.pod_name, "leader")
         try:

@@ -103,6 +103,7 @@ class LeaderElection:
         self.leading = False
         self._renewed: float | None = None
         """Loop time at which the last successful attempt started (its renewTime, or just before)."""
+        self._lost = False
 
     async def _try(self) -> bool:
         """One attempt to take or renew the Lease; True when this replica holds it afterwards."""
@@ -144,6 +145,21 @@ class LeaderElection:
                 announced = True
             await asyncio.sleep(self.timing.retry_period)
 
+    def holding(self) -> asyncio.Task[None]:
+        """`hold` as a task whose end for any reason but cancellation counts as the Lease lost:
+        a renewal loop that died would otherwise leave this replica acting unrenewed."""
+        task = asyncio.create_task(self.hold(), name="lease renewal")
+
+        def ended(t: asyncio.Task[None]) -> None:
+            if t.cancelled():
+                return  # the operator is stopping: it releases the Lease itself
+            if t.exception() is not None:
+                log.error("renewing lease %s/%s stopped", self.namespace, self.name, exc_info=t.exception())
+            self._lose()
+
+        task.add_done_callback(ended)
+        return task
+
     async def hold(self) -> None:
         """Renews the Lease until cancelled; calls `on_lost` once `renew_deadline` seconds have
         passed since the start of its last successful renewal, or another replica holds it."""
@@ -160,7 +176,7 @@ class LeaderElection:
             if deadline > loop.time():
                 try:
                     renewed = await asyncio.wait_for(self._try(), deadline - loop.time())
-                except (KubeError, TimeoutError) as e:
+                except Exception as e:  # an odd answer is a failed renewal, not the end of renewing
                     log.warning("renewing lease %s/%s: %r", self.namespace, self.name, e)
             if renewed is False or (renewed is None and deadline <= loop.time()):
                 self._lose()
@@ -168,6 +184,9 @@ class LeaderElection:
 
     def _lose(self) -> None:
         self.leading = False
+        if self._lost:
+            return
+        self._lost = True
         log.error("lost lease %s/%s: stopping so that one replica acts", self.namespace, self.name)
         self.on_lost()
 

@@ -113,3 +113,39 @@ async def test_a_leader_stops_within_the_deadline_of_its_last_renewal_when_calls
     await asyncio.wait_for(leader.hold(), 5)
     assert not leader.leading
     assert lost_after_renewal(api, lost) < FAST.lease_duration
+
+
+async def test_an_unexpected_error_while_renewing_is_a_failed_renewal_not_the_end_of_renewing() -> None:
+    """A proxy's non-JSON answer, say: renewing goes on, and the leader stops at the deadline."""
+    api = Api(ok_calls=4, trouble=ValueError("not JSON"), trouble_for=60)
+    lost: list[dt.datetime] = []
+    leader = election(api, lost)
+    await leader.acquire()
+    await asyncio.wait_for(leader.hold(), 5)
+    assert api.calls > 6  # retried after the first odd answer
+    assert not leader.leading
+    assert lost_after_renewal(api, lost) < FAST.lease_duration
+
+
+async def test_the_renewal_task_ending_other_than_by_cancellation_stops_the_leader() -> None:
+    lost: list[dt.datetime] = []
+    leader = election(Api(ok_calls=2, trouble=ValueError(), trouble_for=0), lost)
+    await leader.acquire()
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    leader.hold = broken  # type: ignore[method-assign]
+    task = leader.holding()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
+    assert len(lost) == 1 and not leader.leading
+
+    calm = election(Api(ok_calls=100, trouble=ValueError(), trouble_for=0), [])
+    await calm.acquire()
+    task = calm.holding()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert calm.leading  # a stop asked for is no lost Lease (release hands it over)
