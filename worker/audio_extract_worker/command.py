@@ -246,7 +246,8 @@ def ffmpeg_args(
         args += ["-c:a", "copy"]
     else:
         args += _encode_args(spec, probe, loudness, correction)
-    return [*args, "-f", CODECS[spec.format].muxer, "-y", f"file:{_absolute(paths.output)}"]
+    codec = CODECS[spec.format]
+    return [*args, *codec.muxer_options, "-f", codec.muxer, "-y", f"file:{_absolute(paths.output)}"]
 
 
 def _encode_args(

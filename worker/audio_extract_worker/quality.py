@@ -43,6 +43,8 @@ class Codec:
     """ffmpeg muxer name for ``-f``."""
     source_codecs: frozenset[str]
     """ffprobe ``codec_name`` values that this container carries unchanged (the copy path)."""
+    muxer_options: tuple[str, ...] = ()
+    """Options of the muxer, on every command writing this format (the copy path too)."""
 
 
 CODECS: dict[Format, Codec] = {
@@ -51,7 +53,10 @@ CODECS: dict[Format, Codec] = {
     Format.ogg: Codec("libvorbis", "ogg", frozenset({"vorbis"})),
     Format.opus: Codec("libopus", "opus", frozenset({"opus"})),
     Format.flac: Codec("flac", "flac", frozenset({"flac"})),
-    Format.wav: Codec("pcm_s16le", "wav", frozenset({"pcm_s16le"})),
+    # RIFF sizes are 32-bit: past 4 GiB a plain WAV header holds 0xFFFFFFFF and readers stop
+    # early or refuse the file. "auto" reserves room and writes an RF64 header only when the
+    # output grows that large; smaller outputs stay plain RIFF (with a JUNK chunk).
+    Format.wav: Codec("pcm_s16le", "wav", frozenset({"pcm_s16le"}), ("-rf64", "auto")),
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import wave
+
 import pytest
 
 from audio_extract_common.formats import Format, Quality
@@ -115,3 +117,15 @@ def test_filename_option_and_rerun_leaves_one_file(media: Media, worker: InProce
     assert first.result.output and second.result.output
     assert second.result.output.path == "job_00c0ffee00c0ffee/episode-01.opus"
     assert second.store_files() == [second.output_path]
+
+
+@pytest.mark.parametrize("rate", [None, 22050])  # a copy and an encode
+def test_small_wav_stays_plain_riff(rate: int | None, media: Media, worker: InProcess) -> None:
+    """RF64 is only written past 4 GiB: a small output keeps a RIFF header any reader takes."""
+    run = worker.run(job_spec(worker.upload(media.pcm_mkv), {"format": "wav", "sampleRate": rate}))
+    assert run.result.output is not None, run.result.error
+    head = run.output_path.read_bytes()[:12]
+    assert head[:4] == b"RIFF" and head[8:] == b"WAVE"
+    assert int.from_bytes(head[4:8], "little") == run.output_path.stat().st_size - 8
+    with wave.open(str(run.output_path)) as w:
+        assert abs(w.getnframes() / w.getframerate() - SOURCE_SECONDS) <= 0.01

@@ -455,3 +455,11 @@ def test_parse_probe_keeps_every_audio_stream_with_its_language() -> None:
     f = parse_probe(data, 1234)
     assert [(s.index, s.position, s.language) for s in f.audio_streams] == [(1, 0, "eng"), (2, 1, "fre")]
     assert f.audio.index == 2  # the default-flagged one
+
+
+@pytest.mark.parametrize("source", [facts(codec="ac3"), facts("pcm_s16le", bit_rate=1_411_200, bits=16)])
+def test_wav_switches_to_rf64_past_4_gib(source: ProbeFacts) -> None:
+    """A RIFF header's sizes are 32-bit; the copy path writes a WAV header too."""
+    args = ffmpeg_args(OutputSpec(Format.wav), source, PATHS)
+    assert args[-6:-2] == ["-rf64", "auto", "-f", "wav"]
+    assert "-rf64" not in ffmpeg_args(OutputSpec(Format.flac), source, PATHS)
