@@ -14,6 +14,10 @@ from .formats import CHANNELS, SAMPLE_RATES
 
 MAX_URL_LENGTH = 2048
 _URL_RE = re.compile(r"^https?://[^\s/?#]+", re.IGNORECASE)
+_PORT_RANGE = "0*([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+# Written once for both the model (Python's re) and the CRD (CEL's RE2): the same text in both.
+_HAS_PORT = "(?i)^https?://[^/?#]*:[0-9]+([/?#].*)?$"
+_PORT_IN_RANGE = f"(?i)^https?://[^/?#]*:{_PORT_RANGE}([/?#].*)?$"
 
 
 def check_url_syntax(url: str) -> str:
@@ -26,6 +30,8 @@ def check_url_syntax(url: str) -> str:
     authority = re.split(r"[/?#]", url.split("://", 1)[1], maxsplit=1)[0]
     if "@" in authority:
         raise ValueError("URL must not contain credentials")
+    if re.match(_HAS_PORT, url) and not re.match(_PORT_IN_RANGE, url):
+        raise ValueError("URL port must be 1 to 65535")
     return url
 
 
@@ -34,6 +40,10 @@ HttpUrl = Annotated[str, AfterValidator(check_url_syntax), Field(max_length=MAX_
 URL_CEL: list[JsonValue] = [
     {"rule": "self.matches('^(?i)https?://[^\\\\s/?#]+')", "message": "must be an http:// or https:// URL"},
     {"rule": "!self.matches('^[^:]+://[^/?#]*@')", "message": "must not contain credentials"},
+    {
+        "rule": f"!self.matches('{_HAS_PORT}') || self.matches('{_PORT_IN_RANGE}')",
+        "message": "port must be 1 to 65535",
+    },
 ]
 
 

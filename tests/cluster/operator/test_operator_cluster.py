@@ -32,6 +32,7 @@ INVALID_FIELDS = {  # invalid sample -> the field kubectl's refusal must name
     "flac-with-bitrate.yaml": "spec.jobs[0].output.bitrate",
     "eleven-jobs.yaml": "spec.jobs",
     "ftp-url.yaml": "spec.jobs[0].source.url",
+    "port-out-of-range.yaml": "spec.jobs[0].source.url",
     "bitrate-out-of-range.yaml": "spec.jobs[0].output.bitrate",
     "trim-out-of-order.yaml": "spec.jobs[0].output.trim",
     "opus-sample-rate.yaml": "spec.jobs[0].output.sampleRate",

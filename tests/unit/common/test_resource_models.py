@@ -21,6 +21,8 @@ def test_defaults_follow_the_contract():
     [
         (job(source={"type": "url", "url": "ftp://media.example/v.mp4"}), "source"),
         (job(source={"type": "url", "url": "https://user:pw@media.example/v.mp4"}), "source"),
+        (job(source={"type": "url", "url": "https://media.example:65536/v.mp4"}), "source"),
+        (job(source={"type": "url", "url": "https://media.example:0/v.mp4"}), "source"),
         (job(source={"type": "url", "url": "https://media.example/" + "a" * 2048}), "source"),
         (job(source={"type": "upload"}), "source"),
         (job(output={"format": "flac", "bitrate": "192k"}), "output"),

@@ -18,6 +18,7 @@ INVALID = {
     "flac-with-bitrate.yaml": "bitrate",
     "eleven-jobs.yaml": "jobs",
     "ftp-url.yaml": "source.url",
+    "port-out-of-range.yaml": "source.url",
     "bitrate-out-of-range.yaml": "bitrate",
     "trim-out-of-order.yaml": "trim",
     "opus-sample-rate.yaml": "sampleRate",
