@@ -45,8 +45,12 @@ def _audio_track(value: Any, handler: ValidatorFunctionWrapHandler) -> int | Tra
         ) from None
 
 
+MAX_AUDIO_TRACK = 1023
+"""Far more audio streams than a container holds; bounded so that a number of hundreds of digits
+is refused here, naming the field, and never reaches the API server or ffmpeg."""
+
 AudioTrack = Annotated[
-    Annotated[StrictInt, Field(ge=0)] | TrackLanguage,
+    Annotated[StrictInt, Field(ge=0, le=MAX_AUDIO_TRACK)] | TrackLanguage,
     WrapValidator(_audio_track),
 ]
 
@@ -96,6 +100,7 @@ class Source(SpecModel):
         json_schema_extra={
             "x-kubernetes-preserve-unknown-fields": True,
             "minimum": 0,
+            "maximum": MAX_AUDIO_TRACK,
             "required": ["language"],
             "maxProperties": 1,
         },

@@ -65,6 +65,7 @@ _KEEP = {
 _UNTYPED_KEEP = {
     "description",
     "minimum",
+    "maximum",
     "required",
     "maxProperties",
     "x-kubernetes-preserve-unknown-fields",

@@ -38,6 +38,7 @@ INVALID_FIELDS = {  # invalid sample -> the field kubectl's refusal must name
     "opus-sample-rate.yaml": "spec.jobs[0].output.sampleRate",
     "bad-channels.yaml": "spec.jobs[0].output.channels",
     "negative-audio-track.yaml": "spec.jobs[0].source.audioTrack",
+    "huge-audio-track.yaml": "spec.jobs[0].source.audioTrack",
     "audio-track-without-language.yaml": "spec.jobs[0].source.audioTrack",
 }
 

@@ -71,6 +71,8 @@ async def test_bad_output_options_are_invalid_output(api, expect_error, body, fi
     "track",
     [
         -1,
+        1024,
+        10**400,
         1.5,
         True,
         "eng",

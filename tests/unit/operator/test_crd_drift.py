@@ -24,6 +24,7 @@ INVALID = {
     "opus-sample-rate.yaml": "sampleRate",
     "bad-channels.yaml": "channels",
     "negative-audio-track.yaml": "audioTrack",
+    "huge-audio-track.yaml": "audioTrack",
     "audio-track-without-language.yaml": "audioTrack",
 }
 
