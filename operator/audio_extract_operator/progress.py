@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from audio_extract_common import ids
 from audio_extract_common.batch_resource import KIND
-from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Step
+from audio_extract_common.batch_status import BatchStatus, JobState, JobStatus, Step
 from audio_extract_common.results import ProgressReport
 
 from . import logs, metrics
@@ -74,16 +74,17 @@ def merged(job: JobStatus, report: ProgressReport) -> dict[str, Any]:
 
 
 def apply_reports(status: BatchStatus, reports: dict[int, ProgressReport]) -> BatchStatus | None:
-    """Progress onto non-terminal entries (``merged``); None when nothing changes."""
+    """Progress onto ``processing`` entries (``merged``); None when nothing changes.
+
+    Reports never change an entry's state: the Job's own start (admission, or its events) moves
+    it out of ``queued`` with its ``startedAt``. A report on a ``queued`` entry came before that
+    write (the next one shows), or late from a pod Kueue preempted (the job waits again)."""
     changed = False
     for job in status.jobs:
         report = reports.get(job.index)
-        if report is None or job.status in TERMINAL_STATES:
+        if report is None or job.status != JobState.processing:
             continue
-        update = merged(job, report)
-        if job.status == JobState.queued:
-            update["status"] = JobState.processing
-        for k, v in update.items():
+        for k, v in merged(job, report).items():
             if getattr(job, k) != v:
                 setattr(job, k, v)
                 changed = True

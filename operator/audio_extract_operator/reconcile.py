@@ -389,18 +389,26 @@ class Reconciler:
         await self.writer.update(info.namespace, info.batch, change)
 
     async def admitted(self, infos: Sequence[JobInfo], started: str) -> None:
-        """Jobs of one batch were just unsuspended: their queued entries go ``processing``, in one write."""
+        """Jobs of one batch were just unsuspended: their queued entries go ``processing``, in one
+        write (and one already processing gets the ``startedAt`` it lacks)."""
         batch = infos[0]
         indexes = {info.index for info in infos}
 
         def change(b: dict[str, Any], s: BatchStatus) -> BatchStatus | None:
             if b["metadata"]["uid"] != batch.batch_uid:
                 return None
-            starting = [j for j in s.jobs if j.index in indexes and j.status == JobState.queued]
-            for j in starting:
-                j.status, j.startedAt = JobState.processing, started
-                j.currentStep = Step.downloading_video
-            return s if starting else None
+            changed = False
+            for j in s.jobs:
+                if j.index not in indexes:
+                    continue
+                if j.status == JobState.queued:
+                    j.status, j.startedAt = JobState.processing, started
+                    j.currentStep = Step.downloading_video
+                    changed = True
+                elif j.status == JobState.processing and not j.startedAt:
+                    j.startedAt = started
+                    changed = True
+            return s if changed else None
 
         await self.writer.update(batch.namespace, batch.batch, change)
 

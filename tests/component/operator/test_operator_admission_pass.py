@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from operator_fakeapi import JOB, NS, FakeApi
 
+from audio_extract_common.batch_status import BatchStatus, JobState
 from audio_extract_common.kube import Transient
+from audio_extract_common.results import ProgressReport
 from audio_extract_operator import loops, metrics
+from audio_extract_operator.progress import applying
 from audio_extract_operator.registry import JobInfo
 from audio_extract_operator.settings import Settings
 from audio_extract_operator.state import OperatorState
@@ -178,3 +181,49 @@ async def test_with_kueue_every_job_is_made_suspended() -> None:
 
     assert [api.get("jobs", NS, n)["spec"]["suspend"] for n in api.names("jobs")] == [True, True]
     assert state.registry.starting == 0
+
+
+STARTED = "2026-01-21T12:00:05Z"
+
+
+async def a_waiting_job(name: str) -> tuple[FakeApi, OperatorState, JobInfo]:
+    """A batch of two jobs with one slot: job 0 starts, job 1's Job waits suspended for admission."""
+    api, _, state = operator(max_running=1)
+    await state.reconciler.batch(new_batch(api, state, name, 2))
+    info = next(
+        i
+        for i in (JobInfo.of(api.get("jobs", NS, n) or {}) for n in api.names("jobs"))
+        if i is not None and i.index == 1
+    )
+    assert info.suspended
+    return api, state, info
+
+
+def entry(api: FakeApi, name: str, index: int) -> dict[str, Any]:
+    return api.get("extractionbatches", NS, name)["status"]["jobs"][index]  # type: ignore[index,no-any-return]
+
+
+async def test_a_workers_report_before_the_admission_write_leaves_the_start_to_it() -> None:
+    # The report moved the entry to processing first, and admission, finding nothing queued,
+    # wrote no startedAt: null until the job ended, and no job duration recorded.
+    api, state, info = await a_waiting_job("a")
+    report = ProgressReport(jobId=entry(api, "a", 1)["jobId"], step="downloading_video", progress=10)  # type: ignore[arg-type]
+    await state.writer.update(NS, "a", applying({1: report}))
+
+    await state.reconciler.admitted([info], STARTED)
+
+    assert (entry(api, "a", 1)["status"], entry(api, "a", 1)["startedAt"]) == ("processing", STARTED)
+
+
+async def test_admission_dates_an_entry_already_processing_without_a_start() -> None:
+    api, state, info = await a_waiting_job("a")
+
+    def undated(_b: dict[str, Any], s: BatchStatus) -> BatchStatus:
+        s.jobs[1].status = JobState.processing
+        return s
+
+    await state.writer.update(NS, "a", undated)
+
+    await state.reconciler.admitted([info], STARTED)
+
+    assert (entry(api, "a", 1)["status"], entry(api, "a", 1)["startedAt"]) == ("processing", STARTED)

@@ -75,10 +75,12 @@ def test_any_report_order_gives_forward_steps_and_rising_progress() -> None:
         assert [t[1] for t in trail] == sorted(t[1] for t in trail), order
 
 
-def test_a_queued_entry_starts_processing_with_its_first_report() -> None:
-    status = BatchStatus(jobs=[JobStatus(index=0, jobId=JOB_ID, jobName="x")])
-    j = apply(status, rep(Step.downloading_video, 50)).jobs[0]
-    assert (j.status, j.currentStep, j.progress) == (JobState.processing, Step.downloading_video, 12)
+def test_a_report_leaves_a_queued_entry_to_its_jobs_start() -> None:
+    """Early (before the admission write, which sets startedAt) or late (from a pod Kueue
+    preempted, the job waiting again): either way the entry stays as the Job's state has it."""
+    status = BatchStatus(jobs=[JobStatus(index=0, jobId=JOB_ID, jobName="x", queueReason="Preempted")])
+    assert apply_reports(status, {0: rep(Step.downloading_video, 50)}) is None
+    assert status.jobs[0].status == JobState.queued and status.jobs[0].progress == 0
 
 
 def test_reports_never_touch_terminal_entries() -> None:
