@@ -233,9 +233,11 @@ def ffmpeg_args(
     paths: Paths,
     loudness: Loudness | None = None,
     correction: float = 0.0,
+    max_bytes: int | None = None,
 ) -> list[str]:
     """The extraction command. ``loudness`` (pass 1's measurement) is required when normalising;
-    ``correction`` is the limiter route's measured gain correction (dB)."""
+    ``correction`` is the limiter route's measured gain correction (dB); ``max_bytes``: ffmpeg
+    stops writing there (``-fs``), and exits 0, so the caller must compare the output's size."""
     spec.validate()
     args = _base(spec, probe, paths.source)
     if spec.preserve_metadata:
@@ -246,6 +248,8 @@ def ffmpeg_args(
         args += ["-c:a", "copy"]
     else:
         args += _encode_args(spec, probe, loudness, correction)
+    if max_bytes is not None:
+        args += ["-fs", str(max_bytes)]
     codec = CODECS[spec.format]
     return [*args, *codec.muxer_options, "-f", codec.muxer, "-y", f"file:{_absolute(paths.output)}"]
 

@@ -80,6 +80,7 @@ def run_job(
         reporter.report(Step.analyzing_video, 100, input_file=input_file)
         facts = select_track(facts, job.source.audioTrack)
         _check_trim(spec, facts)
+        _check_length(spec, facts, settings.max_source_seconds)
         ext = extension(spec.format)
         filename = f"{default_filename(job, ext)}.{ext}"
         # an object store's output is the one object the operator presigned for this job
@@ -129,6 +130,27 @@ def _check_trim(spec: OutputSpec, facts: ProbeFacts) -> None:
             ErrorCode.EXTRACTION_FAILED,
             "trim start is past the end of the media",
             f"trim.start is {spec.trim_start:g} s; the source's audio lasts {length:.3f} s",
+        )
+
+
+def _check_length(spec: OutputSpec, facts: ProbeFacts, limit: float) -> None:
+    """Decoded audio is far larger than compressed audio (an hour of silence is 600 KB of FLAC and
+    690 MB of WAV): the length to extract is capped, not just the download."""
+    length = _expected_seconds(spec, facts)
+    if length is not None and length > limit:
+        raise JobFailure(
+            ErrorCode.SOURCE_TOO_LARGE,
+            f"the audio to extract is longer than the {limit:g}-second limit",
+            f"{length:.0f} s of audio" + (" after the trim" if spec.trimmed else ""),
+        )
+
+
+def _check_size(out: Path, limit: int) -> None:
+    """ffmpeg's ``-fs`` stops the output at ``limit`` bytes and exits 0: a cut file, not a result."""
+    if out.exists() and out.stat().st_size >= limit:
+        raise JobFailure(
+            ErrorCode.SOURCE_TOO_LARGE,
+            f"the extracted audio would be larger than the {limit:,}-byte output limit",
         )
 
 
@@ -220,10 +242,11 @@ def _extract(
             chosen = normalize_filter(loudness, correction)
         start = MEASURE_SHARE
     run = run_ffmpeg(
-        ffmpeg_args(spec, facts, paths, loudness, correction),
+        ffmpeg_args(spec, facts, paths, loudness, correction, settings.max_output_bytes),
         settings.ffmpeg_timeout,
         progress_in(start, 100),
     )
+    _check_size(paths.output, settings.max_output_bytes)
     _check_complete(_expected_seconds(spec, facts), run)
     reporter.report(Step.extracting_audio, 100)
     return transcoded, run.out_seconds

@@ -13,7 +13,7 @@ import pytest
 from audio_extract_common.batch_status import ErrorCode
 from audio_extract_common.results import EXIT_PERMANENT
 from support.loopback_servers import Server
-from support.media_files import Media
+from support.media_files import Media, ffmpeg
 from support.worker_runs import InProcess, Run, job_spec
 
 LOOPBACK = "127.0.0.0/8"
@@ -282,3 +282,34 @@ def test_missing_and_oversized_uploads(media: Media, worker: InProcess) -> None:
     source = worker.upload(media.aac_mp4)
     big = worker.run(job_spec(source, {"format": "mp3"}), max_source_bytes=1000)
     assert big.result.error is not None and big.result.error.code == ErrorCode.SOURCE_TOO_LARGE
+
+
+def test_audio_longer_than_the_limit(media: Media, worker: InProcess) -> None:
+    """Decoded audio dwarfs its source (an hour of silence: 600 KB of FLAC, 690 MB of WAV)."""
+    source = worker.upload(media.pcm_mkv)  # 3 s
+    long = worker.run(job_spec(source, {"format": "wav"}), max_source_seconds=2)
+    assert_failed(long, ErrorCode.SOURCE_TOO_LARGE, "2-second limit", "3 s of audio")
+    assert long.result.permanent
+    assert long.result.inputFile is not None  # probed, then refused before any ffmpeg run
+    trimmed = worker.run(job_spec(source, {"format": "wav", "trim": {"end": 1.5}}), max_source_seconds=2)
+    assert trimmed.result.output is not None, trimmed.result.error
+
+
+def lying_flac(tmp_path: Path, seconds: int, claimed: int) -> Path:
+    """Silence whose STREAMINFO claims ``claimed`` seconds: ffprobe believes it, the decoder does not."""
+    path = tmp_path / "lying.flac"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", str(seconds), "-c:a", "flac", str(path))
+    data = bytearray(path.read_bytes())
+    fields = slice(18, 26)  # sample rate, channels, bits and the 36-bit sample count of STREAMINFO
+    packed = int.from_bytes(data[fields], "big") & ~((1 << 36) - 1) | claimed * 48000
+    data[fields] = packed.to_bytes(8, "big")
+    path.write_bytes(data)
+    return path
+
+
+def test_output_over_the_size_cap_is_no_result(tmp_path: Path, worker: InProcess) -> None:
+    """The duration check trusts the probe; -fs bounds what a source that lies about it can write."""
+    source = worker.upload(lying_flac(tmp_path, seconds=60, claimed=1))  # 11.5 MB as WAV
+    run = worker.run(job_spec(source, {"format": "wav"}), max_source_seconds=10, max_output_bytes=2_000_000)
+    assert_failed(run, ErrorCode.SOURCE_TOO_LARGE, "2,000,000-byte output limit")
+    assert run.result.permanent

@@ -463,3 +463,8 @@ def test_wav_switches_to_rf64_past_4_gib(source: ProbeFacts) -> None:
     args = ffmpeg_args(OutputSpec(Format.wav), source, PATHS)
     assert args[-6:-2] == ["-rf64", "auto", "-f", "wav"]
     assert "-rf64" not in ffmpeg_args(OutputSpec(Format.flac), source, PATHS)
+
+
+def test_output_size_cap() -> None:
+    args = ffmpeg_args(OutputSpec(Format.wav), facts(codec="ac3"), PATHS, max_bytes=1000)
+    assert args[-8:-2] == ["-fs", "1000", "-rf64", "auto", "-f", "wav"]
