@@ -195,6 +195,9 @@ class Driver:
                 memory[slot] = d
         if writes:
             await self._write(ref, status, writes)
+        elif not memory:
+            # status shows all that was written: a write reported failed had been applied after all
+            self.unwritten.discard(ref.uid)
         if not memory:
             self._memory.pop(ref.uid, None)
 

@@ -148,6 +148,20 @@ class Pump:
                 self.not_before[uid] = asyncio.get_running_loop().time() + self.config.poll_interval
             else:
                 self.not_before.pop(uid, None)
+                self._drop_if_done(uid)
+
+    def _drop_if_done(self, uid: str) -> None:
+        """Usually the written object's ``observe`` ends an active batch; after a write that was
+        applied but reported failed, the watch showed it while the driver still remembered it,
+        and no other event may come before the batch's deletion."""
+        body = self.bodies[uid]
+        try:
+            done = not needs_work(body.get("spec") or {}, body.get("status") or {})
+        except Exception:  # an odd object: the pass logs it
+            return
+        if done:
+            del self.bodies[uid]
+            self.driver.forget(uid)
 
     async def aclose(self) -> None:
         for task in list(self.ticking.values()):

@@ -192,3 +192,30 @@ async def test_the_after_attempts_hook_runs_after_sending_and_before_recording(d
         await driver.tick(*store.view())  # nothing due: no attempts, no call
     assert seen == [(3, 0)]
     assert len(store.patches) == 1
+
+
+class AnswerLost(Store):
+    """The API server applies the next write, but its answer never arrives (a client timeout)."""
+
+    def __init__(self, base: Store) -> None:
+        super().__init__(base.obj["spec"], base.obj["status"])
+        self.lose_next = 1
+
+    async def patch(self, namespace: str, name: str, ops: list[dict]) -> None:
+        await super().patch(namespace, name, ops)
+        if self.lose_next:
+            self.lose_next -= 1
+            raise TimeoutError("answer lost")
+
+
+async def test_a_write_applied_but_reported_failed_is_forgotten_once_status_shows_it(driver_for):
+    with Receiver(SECRET) as rx:
+        store = AnswerLost(make_store(1, rx.url))
+        driver = driver_for(store)
+        ref = store.view()[0]
+        await driver.tick(*store.view())
+        assert driver.remembers(ref.uid)  # as far as this process knows, the write failed
+        await driver.tick(*store.view())  # the watch shows the write
+    assert len(rx.received) == 2 and len(store.patches) == 1
+    assert not driver.remembers(ref.uid)  # nothing left to write: no tick, nothing kept, until deletion
+    assert driver._memory == {}

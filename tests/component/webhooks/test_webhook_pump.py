@@ -152,3 +152,32 @@ async def test_a_late_event_after_the_batch_went_quiet_sends_nothing_again(pumps
         await asyncio.sleep(0.6)  # more than a poll interval
     assert len(rx.received) == 3 and len(store.patches) == 1
     assert pump.bodies == {}
+
+
+class AnswerLost(VersionedStore):
+    """Applies the first write, but its answer never arrives (a client timeout)."""
+
+    lost = False
+
+    async def patch(self, namespace: str, name: str, ops: list[dict]) -> dict:
+        written = await super().patch(namespace, name, ops)
+        if not self.lost:
+            self.lost = True
+            raise TimeoutError("answer lost")
+        return written
+
+
+async def test_a_write_applied_but_reported_failed_goes_quiet_once_the_watch_shows_it(pumps):
+    with Receiver(SECRET) as rx:
+        base = versioned(1, rx.url, "b", "uid-1")
+        store = AnswerLost(base.obj["spec"], base.obj["status"], name="b", uid="uid-1")
+        pump = pumps(Router(store).patch)
+        pump.observe(copy.deepcopy(store.obj))
+        await until(lambda: store.lost, 5)
+        pump.observe(copy.deepcopy(store.obj))  # the watch's event of the applied write
+        await until(lambda: pump.bodies == {}, 2)
+        ticks = pump.ticks
+        await asyncio.sleep(0.6)  # more than a poll interval
+    assert pump.ticks == ticks and pump.ticking == {}
+    assert not pump.driver.remembers("uid-1") and pump.driver._memory == {}
+    assert len(rx.received) == 2 and len(store.patches) == 1
