@@ -14,8 +14,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from audio_extract_common.kube import KubeError
-
 from . import metrics
 from .kube import Kube
 from .reconcile import Reconciler
@@ -100,7 +98,7 @@ async def kueue_loop(kube: Kube, settings: Settings, registry: Registry, reconci
                 await reasons.sync(settings.namespaces, settings.list_page_size)
         except asyncio.CancelledError:
             raise
-        except KubeError as e:
+        except Exception as e:  # the loop must outlive any one pass (an odd Workload, a bug)
             metrics.reconcile_error("kueue")
             log.warning("reading Kueue's workloads failed: %s", e)
         await asyncio.sleep(settings.admission.interval)

@@ -1,12 +1,16 @@
-"""Kueue mode's pure parts: a preempted job back in the queue, and why a Workload waits."""
+"""Kueue mode: a preempted job back in the queue, why a Workload waits, a loop that survives a failure."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from audio_extract_common.batch_status import JobState, JobStatus
-from audio_extract_operator.kueue import WAITING, owner_job, waiting_reason
+from audio_extract_operator.kueue import WAITING, kueue_loop, owner_job, waiting_reason
 from audio_extract_operator.mapping import PREEMPTED, job_entry
+from audio_extract_operator.registry import Registry
+from support.operator_settings import operator_settings
 
 NOW = "2026-01-21T12:00:10Z"
 QUOTA = (
@@ -89,3 +93,32 @@ def test_admitted_or_finished_workloads_do_not_wait() -> None:
         owner_job({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "p"}]}})
         is None
     )
+
+
+class Workloads:
+    """Lists no Workloads; the first list fails with an error no pass expects."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    async def pages(self, path: str, limit: int) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        self.lists += 1
+        if self.lists == 1:
+            raise ValueError("not a Workload list")
+        yield [], "1"
+
+
+async def test_the_loop_outlives_a_pass_that_fails_unexpectedly() -> None:
+    kube, registry = Workloads(), Registry()
+    registry.jobs_synced = True
+    settings = operator_settings(admission__interval=0.01, admission__kueue_queue="media")
+    loop = asyncio.create_task(kueue_loop(kube, settings, registry, None))  # type: ignore[arg-type]
+    try:
+        for _ in range(100):
+            if kube.lists >= 2 or loop.done():
+                break
+            await asyncio.sleep(0.01)
+        assert not loop.done() and kube.lists >= 2
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
