@@ -149,3 +149,14 @@ async def test_the_renewal_task_ending_other_than_by_cancellation_stops_the_lead
     await asyncio.gather(task, return_exceptions=True)
     await asyncio.sleep(0)
     assert calm.leading  # a stop asked for is no lost Lease (release hands it over)
+
+
+async def test_a_leader_that_finds_the_lease_taken_stops_at_once() -> None:
+    api = Api(ok_calls=100, trouble=ValueError(), trouble_for=0)
+    lost: list[dt.datetime] = []
+    leader = election(api, lost)
+    await leader.acquire()
+    api.lease = claimed(api.lease, "other", FAST, dt.datetime.now(dt.UTC))  # a takeover after a pause
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(leader.hold(), 5)
+    assert lost and asyncio.get_running_loop().time() - started < FAST.renew_deadline / 2
