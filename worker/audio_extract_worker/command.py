@@ -223,8 +223,25 @@ def measure_args(spec: OutputSpec, probe: ProbeFacts, source: Path, before: str 
 
     ``before``: a filter to measure the result of (the limiter route's correction rounds).
     """
-    chain = f"{before},{MEASURE_FILTER}" if before else MEASURE_FILTER
+    chain = _chain(_remix_filter(spec, probe), before, MEASURE_FILTER)
     return [*_base(spec, probe, source, loglevel="info"), "-af", chain, "-f", "null", "-"]
+
+
+LAYOUTS = {1: "mono", 2: "stereo"}
+
+
+def _remix_filter(spec: OutputSpec, probe: ProbeFacts) -> str | None:
+    """The channel conversion as a filter, for normalising: a downmix or upmix changes the loudness
+    (5.1 → stereo by several LU), so it must come before what is measured and before the gain.
+    ``aformat`` makes the graph's resampler remix with the same matrix ``-ac`` uses."""
+    channels = output_channels(spec, probe)
+    if channels is None or channels == probe.audio.channels:
+        return None
+    return f"aformat=channel_layouts={LAYOUTS[channels]}"
+
+
+def _chain(*filters: str | None) -> str:
+    return ",".join(f for f in filters if f)
 
 
 def ffmpeg_args(
@@ -262,7 +279,7 @@ def _encode_args(
     if spec.normalize:
         if loudness is None:
             raise ValueError("normalize needs the pass-1 loudness measurement")
-        filt = normalize_filter(loudness, correction)
+        filt = _chain(_remix_filter(spec, probe), normalize_filter(loudness, correction))
         if filt:
             args += ["-af", filt]
     args += ["-c:a", encoder(spec, probe)]
@@ -275,7 +292,7 @@ def _encode_args(
     # Always explicit: loudnorm (if it ever went dynamic) would otherwise output 192 kHz.
     args += ["-ar", str(rate)]
     channels = output_channels(spec, probe)
-    if channels is not None and channels != probe.audio.channels:
+    if channels is not None and channels != probe.audio.channels and not spec.normalize:
         args += ["-ac", str(channels)]  # swresample's standard downmix (or mono → both sides)
     return args
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from audio_extract_worker.loudness import normalize_filter
-from support.media_files import Media, loudness
+from support.media_files import Media, ffmpeg, loudness
 from support.worker_runs import InProcess, job_spec
 
 NOISE = "{a}*(random(0)*2-1){extra}|{a}*(random(1)*2-1){extra}"
@@ -37,3 +39,36 @@ def test_normalize_reaches_target(name: str, media: Media, worker: InProcess) ->
     after = loudness(run.output_path)
     assert abs(after.integrated - -23.0) <= 1.0, (name, before, after)
     assert after.true_peak <= -0.5, (name, before, after)  # -1 dBTP target; lossy coding adds a little
+
+
+REMIX = {
+    # name: (channel layout, channels asked for); each channel its own noise
+    "surround_to_stereo": ("5.1", None),
+    "stereo_to_mono": ("stereo", 1),
+    "mono_to_stereo": ("mono", 2),
+}
+
+
+@pytest.mark.parametrize("name", list(REMIX))
+def test_normalize_measures_the_remixed_channels(name: str, tmp_path: Path, worker: InProcess) -> None:
+    """A downmix or upmix changes the loudness: what is measured and gained is the output's layout."""
+    layout, channels = REMIX[name]
+    count = {"mono": 1, "stereo": 2, "5.1": 6}[layout]
+    expr = "|".join(f"0.03*(random({i})*2-1)" for i in range(count))
+    source = tmp_path / f"{name}.mka"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"aevalsrc='{expr}':s=48000:d=4:c={layout}{MUSICLIKE}",
+        "-c:a",
+        "flac",
+        str(source),
+    )
+    output = {"format": "flac", "normalize": True, **({"channels": channels} if channels else {})}
+    run = worker.run(job_spec(worker.upload(source), output))
+    assert run.result.output is not None, run.result.error
+    assert run.result.output.channels == (channels or 2)
+    after = loudness(run.output_path)
+    assert abs(after.integrated - -23.0) <= 1.0, (name, loudness(source), after)
+    assert after.true_peak <= -0.5, (name, after)

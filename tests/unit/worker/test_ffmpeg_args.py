@@ -468,3 +468,20 @@ def test_wav_switches_to_rf64_past_4_gib(source: ProbeFacts) -> None:
 def test_output_size_cap() -> None:
     args = ffmpeg_args(OutputSpec(Format.wav), facts(codec="ac3"), PATHS, max_bytes=1000)
     assert args[-8:-2] == ["-fs", "1000", "-rf64", "auto", "-f", "wav"]
+
+
+def test_normalize_remixes_before_measuring_and_gain() -> None:
+    surround, spec = facts(channels=6), OutputSpec(Format.mp3, normalize=True)
+    measure = measure_args(spec, surround, PATHS.source)
+    assert (
+        measure[measure.index("-af") + 1]
+        == "aformat=channel_layouts=stereo,ebur128=peak=true:framelog=verbose"
+    )
+    quiet = Loudness(-30.0, -40.0, 5.0, -12.0)
+    args = ffmpeg_args(spec, surround, PATHS, quiet)
+    assert args[args.index("-af") + 1].startswith("aformat=channel_layouts=stereo,loudnorm=")
+    assert "-ac" not in args
+    mono = ffmpeg_args(OutputSpec(Format.mp3, normalize=True, channels=1), facts(), PATHS, quiet)
+    assert mono[mono.index("-af") + 1].startswith("aformat=channel_layouts=mono,loudnorm=")
+    same = measure_args(spec, facts(), PATHS.source)
+    assert same[same.index("-af") + 1] == "ebur128=peak=true:framelog=verbose"
