@@ -27,7 +27,7 @@ from .command import (
 )
 from .errors import JobFailure
 from .ffmpeg_run import FfmpegRun, run_ffmpeg
-from .loudness import MAX_CORRECTIONS, Loudness, gain_correction, is_linear, normalize_filter, parse_ebur128
+from .loudness import Loudness, is_linear, limiter_correction, normalize_filter, parse_ebur128
 from .probe import ProbeFacts, probe
 from .progress import ProgressReporter
 from .settings import WorkerSettings
@@ -230,16 +230,7 @@ def _extract(
     transcoded = not can_copy(spec, facts)
     start = 0.0
     if spec.normalize:
-        loudness = _measure(spec, facts, paths.source, None, settings, progress_in(0, MEASURE_SHARE))
-        chosen = normalize_filter(loudness)
-        rounds = 0
-        while chosen and not is_linear(chosen) and rounds < MAX_CORRECTIONS:
-            result = _measure(spec, facts, paths.source, chosen, settings, lambda seconds: None)
-            next_correction = gain_correction(correction, result)
-            if next_correction is None:
-                break
-            correction, rounds = next_correction, rounds + 1
-            chosen = normalize_filter(loudness, correction)
+        loudness, correction = _loudness(spec, facts, paths.source, settings, progress_in(0, MEASURE_SHARE))
         start = MEASURE_SHARE
     run = run_ffmpeg(
         ffmpeg_args(spec, facts, paths, loudness, correction, settings.max_output_bytes),
@@ -272,6 +263,26 @@ def _check_complete(expected: float | None, run: FfmpegRun) -> None:
             f"of {expected:.1f} s of audio could be decoded",
             "\n".join(last) or None,
         )
+
+
+def _loudness(
+    spec: OutputSpec,
+    facts: ProbeFacts,
+    source: Path,
+    settings: WorkerSettings,
+    on_time: Callable[[float], None],
+) -> tuple[Loudness, float]:
+    """Pass 1's measurement, and the limiter route's gain correction (0 on the loudnorm route)."""
+    loudness = _measure(spec, facts, source, None, settings, on_time)
+    chosen = normalize_filter(loudness)
+    if not chosen or is_linear(chosen):
+        return loudness, 0.0
+
+    def route(correction: float) -> float:
+        before = normalize_filter(loudness, correction)
+        return _measure(spec, facts, source, before, settings, lambda seconds: None).integrated
+
+    return loudness, limiter_correction(route)
 
 
 def _measure(

@@ -18,8 +18,8 @@ before ffmpeg runs, so the fallback never happens unnoticed:
   (with margin, since alimiter limits sample peaks). Limiting lowers the loudness by an amount
   that depends on how much of it sat in the peaks, so the result of this route is measured
   again (``ebur128`` after the filter, a cheap pass) and the gain corrected until it is within
-  0.3 LU (:func:`gain_correction`; at most 3 rounds). Only sources whose peaks stand far above
-  their loudness take this route.
+  0.3 LU (:func:`limiter_correction`; at most 3 corrections). Only sources whose peaks stand far
+  above their loudness take this route.
 - measured values outside loudnorm's option ranges (a source louder than 0 LUFS) take the
   same gain + limiter route, since loudnorm would refuse to start;
 - a silent source (integrated loudness at the -70 LUFS gate) is left as it is.
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TARGET_I = -23.0
@@ -83,7 +84,7 @@ def normalize_filter(m: Loudness, correction: float = 0.0) -> str | None:
     """The pass-2 filter that brings ``m`` to -23 LUFS / -1 dBTP, or None for a silent source.
 
     ``correction`` (dB) is added to the gain of the limiter route, found by measuring its result
-    (:func:`gain_correction`): limiting the peaks lowers the loudness a little, by an amount that
+    (:func:`limiter_correction`): limiting the peaks lowers the loudness a little, by an amount that
     depends on the material.
     """
     if m.integrated <= SILENT_LUFS:
@@ -111,14 +112,36 @@ def normalize_filter(m: Loudness, correction: float = 0.0) -> str | None:
 CORRECTION_TOLERANCE = 0.3
 """LU: the limiter route's result is re-measured until it is this close to the target."""
 MAX_CORRECTIONS = 3
+MAX_STEP_RATIO = 2.0
+"""A correction step is at most this many times the error it corrects."""
 
 
-def gain_correction(current: float, result: Loudness) -> float | None:
-    """The next correction (dB) for the limiter route, or None when ``result`` is on target."""
-    error = TARGET_I - result.integrated
-    if abs(error) <= CORRECTION_TOLERANCE:
-        return None
-    return current + error
+def limiter_correction(measure: Callable[[float], float]) -> float:
+    """The limiter route's gain correction (dB): ``measure(correction)`` runs the route with that
+    correction and returns the integrated loudness of its result.
+
+    Limiting makes loudness rise by less than the gain (down to nothing, or even fall, when sparse
+    loud bursts carry the loudness), so each step divides the error by the loudness gained per dB
+    over the last two rounds (a secant step: up to ``MAX_STEP_RATIO`` times the error where the
+    limiter holds the loudness back, less than the error after an overshoot). A round that lands
+    no closer than the best so far ends the search, and the correction returned is always a
+    measured one: the closest to the target.
+    """
+    rounds: list[tuple[float, float]] = []  # (correction, error) of the rounds that came closer
+    correction = 0.0
+    for _ in range(1 + MAX_CORRECTIONS):
+        error = TARGET_I - measure(correction)
+        if rounds and abs(error) >= abs(rounds[-1][1]):
+            break
+        rounds.append((correction, error))
+        if abs(error) <= CORRECTION_TOLERANCE:
+            break
+        slope = 1.0
+        if len(rounds) > 1:
+            (c0, e0), (c1, e1) = rounds[-2:]
+            slope = (e0 - e1) / (c1 - c0)  # > 0: each kept round came closer
+        correction += error / max(slope, 1 / MAX_STEP_RATIO)
+    return rounds[-1][0]
 
 
 def is_linear(filter_text: str | None) -> bool:

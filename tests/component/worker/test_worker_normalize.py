@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from audio_extract_worker import job
 from audio_extract_worker.loudness import normalize_filter
 from support.media_files import Media, ffmpeg, loudness
 from support.worker_runs import InProcess, job_spec
@@ -72,3 +73,33 @@ def test_normalize_measures_the_remixed_channels(name: str, tmp_path: Path, work
     after = loudness(run.output_path)
     assert abs(after.integrated - -23.0) <= 1.0, (name, loudness(source), after)
     assert after.true_peak <= -0.5, (name, after)
+
+
+# a quiet 100 Hz tone with a 5 ms near-full-scale bump every 3 s: the bumps carry the loudness,
+# and how much limiting them takes away does not follow the gain smoothly
+BUMPS = "0.0097*sin(2*PI*100*t)+0.95*lt(mod(t\\,3)\\,0.005)*cos(2*PI*5*t)"
+
+
+def test_limiter_route_outputs_a_measured_round(
+    tmp_path: Path, worker: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limiter route's output is the round measured closest to the target, never a correction
+    no pass measured."""
+    measured: list[float] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = measure(*args, **kwargs)
+        if args[3] is not None:  # a round of the limiter route (not pass 1)
+            measured.append(result.integrated)
+        return result
+
+    measure = job._measure
+    monkeypatch.setattr(job, "_measure", spy)
+    source = tmp_path / "bumps.flac"
+    ffmpeg("-f", "lavfi", "-i", f"aevalsrc='{BUMPS}':s=48000:d=9", "-c:a", "flac", str(source))
+    assert normalize_filter(loudness(source)).startswith("volume")  # type: ignore[union-attr]
+    run = worker.run(job_spec(worker.upload(source), {"format": "flac", "normalize": True}))
+    assert run.result.output is not None, run.result.error
+    best = min(measured, key=lambda lufs: abs(lufs + 23))
+    after = loudness(run.output_path).integrated
+    assert abs(after - best) <= 0.2, (measured, after)

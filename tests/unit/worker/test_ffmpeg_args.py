@@ -16,7 +16,13 @@ from audio_extract_worker.command import (
     measure_args,
     output_sample_rate,
 )
-from audio_extract_worker.loudness import Loudness, normalize_filter, parse_ebur128
+from audio_extract_worker.loudness import (
+    MAX_CORRECTIONS,
+    Loudness,
+    limiter_correction,
+    normalize_filter,
+    parse_ebur128,
+)
 from audio_extract_worker.probe import INPUT_WHITELIST, AudioStream, ProbeFacts, parse_probe
 from audio_extract_worker.quality import QUALITY
 
@@ -354,19 +360,50 @@ def test_normalize_out_of_loudnorm_range_uses_gain_and_limiter() -> None:
     assert normalize_filter(hot).startswith("volume=-23.40dB,alimiter=")  # type: ignore[union-attr]
 
 
-def test_limiter_route_gain_correction() -> None:
+def test_limiter_route_filter_and_measuring() -> None:
     from audio_extract_worker.command import measure_args
-    from audio_extract_worker.loudness import gain_correction
 
     peaky = Loudness(integrated=-34.3, threshold=-44.3, lra=20.0, true_peak=0.2)
     first = normalize_filter(peaky)
     assert first.startswith("volume=11.30dB,")  # type: ignore[union-attr]
-    correction = gain_correction(0.0, Loudness(-28.8, -38.8, 20.0, -0.8))
-    assert correction == pytest.approx(5.8)
-    assert normalize_filter(peaky, correction).startswith("volume=17.10dB,")  # type: ignore[arg-type,union-attr]
-    assert gain_correction(5.8, Loudness(-23.2, -33.2, 20.0, -2.0)) is None
+    assert normalize_filter(peaky, 5.8).startswith("volume=17.10dB,")  # type: ignore[union-attr]
     args = measure_args(OutputSpec(Format.mp3), facts(), PATHS.source, before=first)
     assert args[args.index("-af") + 1] == f"{first},ebur128=peak=true:framelog=verbose"
+
+
+def _route(response):  # type: ignore[no-untyped-def]
+    """A fake limiter route: ``response(correction)`` is its result's loudness; calls are recorded."""
+    calls: dict[float, float] = {}
+
+    def measure(correction: float) -> float:
+        calls[correction] = response(correction)
+        return calls[correction]
+
+    return measure, calls
+
+
+def test_limiter_correction_converges_on_a_compressive_response() -> None:
+    measure, calls = _route(lambda c: -30.0 + 0.4 * c)  # limiting: 0.4 LU per dB of gain
+    correction = limiter_correction(measure)
+    assert correction in calls and abs(calls[correction] - -23.0) <= 0.3
+    assert len(calls) <= 1 + MAX_CORRECTIONS
+
+
+def test_limiter_correction_stops_when_gain_makes_it_quieter() -> None:
+    """Sparse loud bursts: more gain, more limiting, less loudness; the first round stays the best."""
+    measure, calls = _route(lambda c: -34.0 - 0.4 * c)
+    assert limiter_correction(measure) == 0.0
+    assert len(calls) == 2
+
+
+def test_limiter_correction_returns_the_best_measured_round() -> None:
+    """Whatever the response does, the correction used is a measured one, the closest to the target."""
+    for response in (lambda c: -25.5 - (c > 1) * 9.0, lambda c: -30.0 + 2.5 * c, lambda c: -26.0 + 0.01 * c):
+        measure, calls = _route(response)
+        correction = limiter_correction(measure)
+        assert correction in calls
+        assert abs(calls[correction] + 23) == min(abs(v + 23) for v in calls.values())
+        assert len(calls) <= 1 + MAX_CORRECTIONS
 
 
 def test_golden_trim_rate_and_channels() -> None:
