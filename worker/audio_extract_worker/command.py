@@ -29,7 +29,7 @@ from audio_extract_common.formats import (
 
 from .loudness import MEASURE_FILTER, Loudness, normalize_filter
 from .probe import INPUT_FORMATS, INPUT_WHITELIST, PROTOCOLS, ProbeFacts
-from .quality import CODECS, QUALITY, Tier, bitrate_args
+from .quality import CODECS, QUALITY, Tier, bitrate_args, encoder_kbps
 
 COPY_BITRATE_SLACK = 0.9
 """A source stream at ≥ 90% of the tier's nominal bitrate meets the tier (encoders over/undershoot)."""
@@ -284,7 +284,8 @@ def _encode_args(
             args += ["-af", filt]
     args += ["-c:a", encoder(spec, probe)]
     if spec.bitrate is not None:
-        args += bitrate_args(spec.format, bitrate_kbps(spec.bitrate))
+        kbps = encoder_kbps(spec.format, bitrate_kbps(spec.bitrate), rate, output_channels(spec, probe))
+        args += bitrate_args(spec.format, kbps)
     else:
         args += spec.tier.args
     if spec.format == Format.flac:

@@ -118,8 +118,53 @@ AAC_FAST_MIN_KBPS = 96
 """Below this an explicit AAC bitrate keeps the default ``twoloop`` coder (``fast`` is worse there)."""
 
 
+VORBIS_ABR_KBPS: dict[int, dict[int, tuple[int, int]]] = {
+    1: {
+        8000: (8, 42),
+        11025: (12, 50),
+        12000: (12, 50),
+        16000: (16, 100),
+        22050: (16, 90),
+        24000: (16, 90),
+        32000: (30, 190),
+        44100: (32, 240),
+        48000: (32, 240),
+    },
+    2: {
+        8000: (12, 84),
+        11025: (16, 100),
+        12000: (16, 100),
+        16000: (24, 200),
+        22050: (30, 180),
+        24000: (30, 180),
+        32000: (36, 380),
+        44100: (45, 500),
+        48000: (45, 500),
+    },
+}
+"""kbit/s libvorbis's ABR mode sets up at, by channels and sample rate (measured with libvorbis
+1.3.7: its setup tables, unchanged since 1.3.0); outside them it fails "encoder setup failed".
+The API's 45-500k range is the one of 44.1/48 kHz stereo."""
+OPUS_MAX_KBPS_PER_CHANNEL = 256
+"""libopus refuses more ("The bit rate … is unsupported"): 256k mono, 512k stereo."""
+
+
+def encoder_kbps(fmt: Format, kbps: int, rate: int, channels: int | None) -> int:
+    """``kbps`` brought into what the encoder takes at this rate and channel count: the API checks
+    a request before the source is probed, so only the format's widest range. ``channels`` None
+    (unknown, ffmpeg keeps the source's): the range every count takes."""
+    counts = (1, 2) if channels is None else (channels,)
+    if fmt == Format.ogg:
+        low = max(VORBIS_ABR_KBPS[n][rate][0] for n in counts)
+        high = min(VORBIS_ABR_KBPS[n][rate][1] for n in counts)
+        return min(max(kbps, low), high)
+    if fmt == Format.opus:
+        return min(kbps, OPUS_MAX_KBPS_PER_CHANNEL * min(counts))
+    return kbps
+
+
 def bitrate_args(fmt: Format, kbps: int) -> tuple[str, ...]:
-    """Encoder options for an explicit bitrate override (already range-checked)."""
+    """Encoder options for an explicit bitrate override (range-checked, :func:`encoder_kbps`)."""
     if fmt == Format.aac:
         coder = ("-aac_coder", "fast") if kbps >= AAC_FAST_MIN_KBPS else ()
         return (*coder, "-b:a", f"{kbps}k")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import subprocess
 import wave
+from pathlib import Path
 
 import pytest
 
 from audio_extract_common.formats import Format, Quality
-from audio_extract_worker.quality import QUALITY
-from support.media_files import SOURCE_SECONDS, Media, audio_payload_kbps, decoded_seconds, ffprobe_json
+from audio_extract_worker.quality import QUALITY, VORBIS_ABR_KBPS
+from support.media_files import (
+    SOURCE_SECONDS,
+    Media,
+    audio_payload_kbps,
+    decoded_seconds,
+    ffmpeg,
+    ffprobe_json,
+)
 from support.worker_runs import InProcess, Run, job_spec
 
 CODEC = {"mp3": "mp3", "aac": "aac", "flac": "flac", "wav": "pcm_s16le", "ogg": "vorbis", "opus": "opus"}
@@ -129,3 +138,39 @@ def test_small_wav_stays_plain_riff(rate: int | None, media: Media, worker: InPr
     assert int.from_bytes(head[4:8], "little") == run.output_path.stat().st_size - 8
     with wave.open(str(run.output_path)) as w:
         assert abs(w.getnframes() / w.getframerate() - SOURCE_SECONDS) <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "output"),
+    [
+        (8000, 1, {"format": "ogg", "bitrate": "45k"}),  # libvorbis: 8-42k at 8 kHz mono
+        (8000, 1, {"format": "ogg", "bitrate": "500k"}),
+        (22050, 2, {"format": "ogg", "bitrate": "192k"}),  # 30-180k at 22.05 kHz stereo
+        (48000, 2, {"format": "ogg", "bitrate": "320k", "channels": 1}),  # 32-240k at 48 kHz mono
+        (48000, 2, {"format": "ogg", "bitrate": "128k", "sampleRate": 8000}),  # 12-84k at 8 kHz stereo
+        (8000, 1, {"format": "opus", "bitrate": "510k"}),  # libopus: at most 256k a channel
+    ],
+)
+def test_bitrate_override_the_encoder_cannot_take_is_clamped(
+    rate: int, channels: int, output: dict, tmp_path: Path, worker: InProcess
+) -> None:
+    """The API checks a bitrate before the source is probed: the encoder's range at the output's
+    rate and channel count is narrower."""
+    source = tmp_path / "noise.wav"
+    ffmpeg("-f", "lavfi", "-i", f"anoisesrc=r={rate}:d=2:a=0.3", "-ac", str(channels), str(source))
+    run = worker.run(job_spec(worker.upload(source), output))
+    assert run.result.output is not None, run.result.error
+    assert run.result.output.bitrate is not None
+
+
+def test_vorbis_abr_table_is_what_libvorbis_takes() -> None:
+    def takes(channels: int, rate: int, kbps: int) -> bool:
+        args = ["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", f"anoisesrc=r={rate}:d=0.1"]
+        args += ["-ac", str(channels), "-c:a", "libvorbis", "-b:a", f"{kbps}k", "-f", "null", "-"]
+        return subprocess.run(args, capture_output=True, timeout=30).returncode == 0
+
+    for channels, rates in VORBIS_ABR_KBPS.items():
+        for rate, (low, high) in rates.items():
+            assert takes(channels, rate, low) and takes(channels, rate, high), (channels, rate)
+            assert not takes(channels, rate, low - 1), (channels, rate)
+            assert not takes(channels, rate, high + 1), (channels, rate)

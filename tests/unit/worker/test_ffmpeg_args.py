@@ -522,3 +522,17 @@ def test_normalize_remixes_before_measuring_and_gain() -> None:
     assert mono[mono.index("-af") + 1].startswith("aformat=channel_layouts=mono,loudnorm=")
     same = measure_args(spec, facts(), PATHS.source)
     assert same[same.index("-af") + 1] == "ebur128=peak=true:framelog=verbose"
+
+
+def test_bitrate_override_within_what_the_encoder_takes() -> None:
+    from audio_extract_worker.quality import encoder_kbps
+
+    assert encoder_kbps(Format.ogg, 500, 8000, 1) == 42
+    assert encoder_kbps(Format.ogg, 45, 8000, 1) == 42
+    assert encoder_kbps(Format.ogg, 192, 22050, 2) == 180
+    assert encoder_kbps(Format.ogg, 45, 44100, 2) == 45 and encoder_kbps(Format.ogg, 500, 48000, 2) == 500
+    assert encoder_kbps(Format.ogg, 500, 48000, None) == 240  # unknown channels: what both take
+    assert encoder_kbps(Format.opus, 510, 48000, 1) == 256 and encoder_kbps(Format.opus, 510, 48000, 2) == 510
+    assert encoder_kbps(Format.mp3, 320, 8000, 1) == 320  # LAME clamps by itself
+    args = ffmpeg_args(OutputSpec(Format.ogg, bitrate="500k"), facts(rate=8000, channels=1), PATHS)
+    assert args[args.index("-b:a") + 1] == "42k"
