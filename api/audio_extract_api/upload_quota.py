@@ -20,7 +20,6 @@ stored is always counted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import anyio
 
 from audio_extract_common import timefmt
+from audio_extract_common.keyed_locks import KeyedLocks
 from audio_extract_common.objectstore import ObjectInfo, ObjectNotFound
 from audio_extract_common.storage import Storage
 from audio_extract_common.store import UPLOAD_OWNERS, upload_key, upload_owner_key
@@ -140,8 +140,8 @@ class UploadQuota:
         self.max_bytes = max_bytes
         self.max_count = max_count
         self._tenants: dict[str, _InFlight] = {}
-        self._readings: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-        """Per tenant whose usage is being read: the lock its readers take, and how many hold or wait."""
+        self._readings: KeyedLocks[str] = KeyedLocks()
+        """Per tenant whose usage is being read: its readers take turns."""
 
     def _refuse(self, what: str) -> ApiError:
         return QuotaExceeded(
@@ -151,19 +151,6 @@ class UploadQuota:
         )
 
     @contextlib.asynccontextmanager
-    async def _reading(self, tenant: str) -> AsyncIterator[None]:
-        # The lock exists only while in use: one per tenant ever seen would grow for good.
-        lock, users = self._readings.setdefault(tenant, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._readings[tenant]
-
-    @contextlib.asynccontextmanager
     async def reserve(self, tenant: str, declared: int | None) -> AsyncIterator[Callable[[int], None]]:
         """Room for one more upload of ``tenant``, or QUOTA_EXCEEDED. An upload of ``declared``
         bytes (the request says how many) has them reserved at once, so that of two that cannot
@@ -171,7 +158,7 @@ class UploadQuota:
         bytes: it refuses bytes past the quota. The upload counts as stored when the block ends
         without error."""
         if tenant not in self._tenants:
-            async with self._reading(tenant):
+            async with self._readings.hold(tenant):
                 # A reading begun before another upload of the tenant ended would miss that one.
                 if tenant not in self._tenants:
                     self._tenants[tenant] = _InFlight(await stored_usage(self.store, tenant))

@@ -22,14 +22,14 @@ takes seconds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from audio_extract_common.batch_status import TERMINAL_STATES, BatchStatus, JobState, JobStatus, Phase
+from audio_extract_common.keyed_locks import KeyedLocks
 from audio_extract_common.kube import Conflict, NotFound
 from audio_extract_common.timefmt import iso, now, parse
 
@@ -107,8 +107,8 @@ class StatusWriter:
         self.settings = settings
         self.registry = registry
         self.listeners: list[Callable[[Mapping[str, Any]], None]] = [registry.observe_batch]
-        self._locks: dict[Ref, tuple[asyncio.Lock, list[int]]] = {}
-        """Per batch being written: its lock and how many writers hold or wait for it."""
+        self._locks: KeyedLocks[Ref] = KeyedLocks()
+        """Per batch being written: its writers take turns."""
         self._waiting: dict[Ref, list[_Waiting]] = {}
         """Per batch: the changes not written yet, in the order they came."""
         self._latest: dict[Ref, dict[str, Any]] = {}
@@ -131,20 +131,6 @@ class StatusWriter:
         else:
             self._latest[ref] = dict(body)
 
-    @contextlib.asynccontextmanager
-    async def _locked(self, ref: Ref) -> AsyncIterator[None]:
-        # A lock exists only while someone holds or waits for it: one per batch ever written
-        # would grow with every retained batch.
-        lock, users = self._locks.setdefault(ref, (asyncio.Lock(), [0]))
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0 and self._locks.get(ref, (None,))[0] is lock:
-                del self._locks[ref]
-
     async def update(
         self, namespace: str, name: str, change: Change, fresh: bool = False
     ) -> BatchStatus | None:
@@ -158,7 +144,7 @@ class StatusWriter:
         mine = _Waiting(change, fresh, asyncio.get_running_loop().create_future())
         self._waiting.setdefault(ref, []).append(mine)
         events: list[tuple[Mapping[str, Any], str, str, str]] = []
-        async with self._locked(ref):
+        async with self._locks.hold(ref):
             if not mine.done.done():  # else an earlier writer took it along
                 waiting = self._waiting.pop(ref)
                 try:
