@@ -71,6 +71,16 @@ class WorkerEnv(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to connect to the source host.")
     read_timeout: float = Field(default=30.0, gt=0, description="Seconds without a byte from the source.")
     max_source_bytes: int = Field(default=5_000_000_000, gt=0, description="Download cap (SOURCE_TOO_LARGE).")
+    # A few MB of compressed silence decode to gigabytes of WAV in a store every tenant shares.
+    max_source_seconds: float = Field(
+        default=43200.0, gt=0, description="Longest audio a job extracts, as probed (SOURCE_TOO_LARGE)."
+    )
+    max_output_bytes: int = Field(
+        default=13_000_000_000,
+        gt=0,
+        description="Output size cap (ffmpeg -fs; SOURCE_TOO_LARGE), for a duration the probe got wrong; "
+        "above the 12.4 GB of 12 h of 24-bit 48 kHz stereo WAV, the largest output 12 h can make.",
+    )
     log_format: LogFormat = Field(
         default="text", description="`json`: one JSON object per line with jobId, batchId, tenant; `text`."
     )

@@ -96,6 +96,8 @@ def worker_env(
         "connect_timeout": settings.worker.connect_timeout,
         "read_timeout": settings.worker.read_timeout,
         "max_source_bytes": settings.worker.max_source_bytes,
+        "max_source_seconds": settings.worker.max_source_seconds,
+        "max_output_bytes": settings.worker.max_output_bytes,
         # its log lines as the operator's, naming the batch's tenant
         "log_format": settings.log_format,
         "tenant": tenant,

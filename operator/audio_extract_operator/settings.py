@@ -86,6 +86,8 @@ class WorkerJobSettings(BaseModel):
     connect_timeout: float | None = Field(default=None, description="Worker CONNECT_TIMEOUT, seconds.")
     read_timeout: float | None = Field(default=None, description="Worker READ_TIMEOUT, seconds.")
     max_source_bytes: int | None = Field(default=None, description="Worker MAX_SOURCE_BYTES.")
+    max_source_seconds: float | None = Field(default=None, description="Worker MAX_SOURCE_SECONDS.")
+    max_output_bytes: int | None = Field(default=None, description="Worker MAX_OUTPUT_BYTES.")
     priority_classes: dict[str, str] = Field(
         default_factory=dict,
         description='PriorityClass name per job priority (JSON, e.g. {"high": "audio-extract-high"}); '

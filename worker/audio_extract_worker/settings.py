@@ -1,8 +1,7 @@
 """The worker's settings: what the operator passes it (``audio_extract_common.worker_env``, the
 ``AUDIO_EXTRACT_WORKER_`` variables the Job sets), and what only the worker has, read the same way:
 ``JOB_FILE`` (a path to a file holding the job's JSON, instead of ``JOB``), ``PROGRESS_INTERVAL``,
-``PROGRESS_TIMEOUT``, ``MAX_REDIRECTS``, ``FFMPEG_TIMEOUT``, ``MAX_SOURCE_SECONDS`` and
-``MAX_OUTPUT_BYTES``.
+``PROGRESS_TIMEOUT``, ``MAX_REDIRECTS`` and ``FFMPEG_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -28,16 +27,6 @@ class WorkerSettings(WorkerEnv):
     progress_timeout: float = Field(default=2.0, gt=0, description="Seconds one progress POST may take.")
     max_redirects: int = Field(default=3, ge=0, description="Redirects followed, each hop re-checked.")
     ffmpeg_timeout: float = Field(default=3600.0, gt=0, description="Seconds per ffmpeg run (TIMEOUT).")
-    # A few MB of compressed silence decode to gigabytes of WAV in a store every tenant shares.
-    max_source_seconds: float = Field(
-        default=43200.0, gt=0, description="Longest audio a job extracts, as probed (SOURCE_TOO_LARGE)."
-    )
-    max_output_bytes: int = Field(
-        default=13_000_000_000,
-        gt=0,
-        description="Output size cap (ffmpeg -fs; SOURCE_TOO_LARGE), for a duration the probe got wrong; "
-        "above the 12.4 GB of 12 h of 24-bit 48 kHz stereo WAV, the largest output 12 h can make.",
-    )
 
     @property
     def allow(self) -> AllowList:

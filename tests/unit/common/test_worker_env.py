@@ -27,6 +27,8 @@ def every_field() -> WorkerEnv:
         connect_timeout=1.5,
         read_timeout=4.0,
         max_source_bytes=1000,
+        max_source_seconds=60.5,
+        max_output_bytes=2000,
         log_format="json",
         tenant="acme-media",
         progress_url="http://operator:8081/progress",

@@ -27,6 +27,8 @@ CASES = {
             worker__connect_timeout=2.5,
             worker__read_timeout=7,
             worker__max_source_bytes=123_456,
+            worker__max_source_seconds=90.5,
+            worker__max_output_bytes=654_321,
             worker__scratch_mount_path="/work/scratch",
             store__mount_path="/media",
         ),
