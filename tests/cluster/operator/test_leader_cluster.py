@@ -42,8 +42,13 @@ async def test_one_leader_a_standby_takes_over_a_deposed_leader_stops(cluster: A
         assert lease["spec"]["holderIdentity"] == "b"
         assert lease["spec"]["leaseTransitions"] == 1
 
-        await a.hold()  # a comes back believing it leads: it finds b's Lease and stops
+        await a.hold()  # a comes back believing it leads: its renewal deadline is long past, it stops
         assert lost == ["a"]
+        # one that has just renewed as far as it knows asks, finds b's Lease and stops at once
+        again = LeaderElection(kube, namespace, "operator", "a", FAST, on_lost=lambda: lost.append("a again"))
+        started = time.monotonic()
+        await asyncio.wait_for(again.hold(), FAST.renew_deadline)
+        assert lost == ["a", "a again"] and time.monotonic() - started < FAST.renew_deadline
 
         b_holding = asyncio.create_task(b.hold())
         b_holding.cancel()
