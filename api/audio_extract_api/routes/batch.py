@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import BatchAccepted, BatchView, Envelope
-from audio_extract_common.batch_spec import BatchSpec
+from audio_extract_common.batch_spec import BatchSpec, ExtractionJob
 
 from .. import bodies, guard, views
-from ..deps import BATCH_ID_PATTERN, Reader, Svc, Writer, find_batch, read_json_body
+from ..auth import Principal
+from ..deps import BATCH_ID_PATTERN, Reader, Services, Svc, Writer, find_batch, read_json_body
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..submit import check_idempotency_key, replayed, submit
+from ..submit import Submitted, check_idempotency_key, replayed, submit
 
 router = APIRouter(tags=["batches"])
 
@@ -26,6 +27,29 @@ BatchIdParam = Annotated[
 
 def replay_header(replayed: bool) -> dict[str, str] | None:
     return {"Idempotent-Replayed": "true"} if replayed else None
+
+
+async def accept(
+    svc: Services,
+    who: Principal,
+    jobs: list[ExtractionJob],
+    webhook: str | None,
+    body_hash: str,
+    idem: str | None,
+    operation: Literal["batch", "extract"],
+) -> Submitted:
+    """The batch an earlier request with the Idempotency-Key ``idem`` created, else a new one once
+    the checks pass. The replay comes first: those checks may refuse by now what was accepted
+    then (``submit.replayed``)."""
+    done = await replayed(svc.kube, who, body_hash, idem, svc.idempotency_secret)
+    if done is not None:
+        return done
+    svc.queue.shed(len(jobs))
+    prefix = "jobs" if operation == "batch" else ""  # /extract's body is the job itself
+    await guard.check_jobs(jobs, webhook, svc.hosts, svc.store, who, prefix)
+    await svc.space.check(operation)
+    spec = BatchSpec(jobs=jobs, webhook=webhook)
+    return await submit(svc.kube, svc.queue, who, spec, body_hash, idem, svc.idempotency_secret)
 
 
 IdempotencyKey = Annotated[
@@ -54,14 +78,7 @@ async def post_batch(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         req = bodies.parse_batch(body)
-        body_hash = bodies.canonical_hash(body)
-        done = await replayed(svc.kube, who, body_hash, idem, svc.idempotency_secret)
-        if done is None:
-            svc.queue.shed(len(req.jobs))
-            await guard.check_jobs(req.jobs, req.webhook, svc.hosts, svc.store, who)
-            await svc.space.check("batch")
-            spec = BatchSpec(jobs=req.jobs, webhook=req.webhook)
-            done = await submit(svc.kube, svc.queue, who, spec, body_hash, idem, svc.idempotency_secret)
+        done = await accept(svc, who, req.jobs, req.webhook, bodies.canonical_hash(body), idem, "batch")
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise

@@ -6,15 +6,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from audio_extract_common.api_models import Envelope, ExtractAccepted
-from audio_extract_common.batch_spec import BatchSpec, ExtractionJob
+from audio_extract_common.batch_spec import ExtractionJob
 
-from .. import bodies, guard, views
+from .. import bodies, views
 from ..deps import Svc, Writer, read_json_body
 from ..envelope import ok
 from ..errors import ApiError
 from ..openapi import errors, json_body
-from ..submit import check_idempotency_key, replayed, submit
-from .batch import IdempotencyKey, replay_header
+from ..submit import check_idempotency_key
+from .batch import IdempotencyKey, accept, replay_header
 
 router = APIRouter(tags=["batches"])
 
@@ -44,14 +44,7 @@ async def post_extract(
     try:
         body = bodies.parse_json(await read_json_body(request), svc.settings.max_json_depth)
         job = bodies.parse_job(body)
-        body_hash = bodies.canonical_hash({"extract": body})
-        done = await replayed(svc.kube, who, body_hash, idem, svc.idempotency_secret)
-        if done is None:
-            svc.queue.shed(1)
-            await guard.check_jobs([job], None, svc.hosts, svc.store, who, prefix="")
-            await svc.space.check("extract")
-            spec = BatchSpec(jobs=[job])
-            done = await submit(svc.kube, svc.queue, who, spec, body_hash, idem, svc.idempotency_secret)
+        done = await accept(svc, who, [job], None, bodies.canonical_hash({"extract": body}), idem, "extract")
     except ApiError as e:
         svc.metrics.jobs_refused.labels(e.code, who.tenant).inc()
         raise
