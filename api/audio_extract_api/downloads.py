@@ -30,9 +30,9 @@ from .views import batch_status, is_expired, job_count, job_id_of, job_status
 
 CHUNK = 256 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_BEYOND_ANY_FILE = 10**19
-"""Byte positions of more digits than this has are read as this: Python refuses to parse a number
-of over 4,300 digits, and no file is that long anyway."""
+_POSITION_DIGITS = 18
+"""A byte position of more digits is read as 10**18, past any file: Python refuses to parse a
+number of over 4,300 digits."""
 
 
 def completed_output(st: JobStatus | None) -> OutputFile:
@@ -71,14 +71,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
         return max(0, size - n), size - 1
     first = _position(start)
-    last = min(_position(end), size - 1) if end else size - 1
-    if first >= size or (end and _position(end) < first):
+    asked_last = _position(end) if end else size - 1
+    if first >= size or asked_last < first:
         raise RangeNotSatisfiable(headers={"Content-Range": f"bytes */{size}"})
-    return first, last
+    return first, min(asked_last, size - 1)
 
 
 def _position(digits: str) -> int:
-    return int(digits) if len(digits) < 19 else _BEYOND_ANY_FILE
+    return int(digits) if len(digits) <= _POSITION_DIGITS else 10**_POSITION_DIGITS
 
 
 async def _chunks(path: Path, first: int, length: int) -> AsyncIterator[bytes]:
