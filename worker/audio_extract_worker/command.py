@@ -230,14 +230,18 @@ def measure_args(spec: OutputSpec, probe: ProbeFacts, source: Path, before: str 
 LAYOUTS = {1: "mono", 2: "stereo"}
 
 
+def _remixed_channels(spec: OutputSpec, probe: ProbeFacts) -> int | None:
+    """The output's channel count when it is not the source's (a downmix or upmix), else None."""
+    channels = output_channels(spec, probe)
+    return channels if channels is not None and channels != probe.audio.channels else None
+
+
 def _remix_filter(spec: OutputSpec, probe: ProbeFacts) -> str | None:
     """The channel conversion as a filter, for normalising: a downmix or upmix changes the loudness
     (5.1 → stereo by several LU), so it must come before what is measured and before the gain.
     ``aformat`` makes the graph's resampler remix with the same matrix ``-ac`` uses."""
-    channels = output_channels(spec, probe)
-    if channels is None or channels == probe.audio.channels:
-        return None
-    return f"aformat=channel_layouts={LAYOUTS[channels]}"
+    channels = _remixed_channels(spec, probe)
+    return f"aformat=channel_layouts={LAYOUTS[channels]}" if channels else None
 
 
 def _chain(*filters: str | None) -> str:
@@ -292,9 +296,9 @@ def _encode_args(
         args += ["-sample_fmt", "s32" if _high_depth(spec, probe) else "s16"]
     # Always explicit: loudnorm (if it ever went dynamic) would otherwise output 192 kHz.
     args += ["-ar", str(rate)]
-    channels = output_channels(spec, probe)
-    if channels is not None and channels != probe.audio.channels and not spec.normalize:
-        args += ["-ac", str(channels)]  # swresample's standard downmix (or mono → both sides)
+    remix = _remixed_channels(spec, probe)
+    if remix and not spec.normalize:  # normalising remixes in its filter chain
+        args += ["-ac", str(remix)]  # swresample's standard downmix (or mono → both sides)
     return args
 
 
